@@ -1,0 +1,191 @@
+//! Slice kernels shared by every solver.
+//!
+//! All reductions run left to right in one fixed order, so results are the same
+//! bits on every platform and at every call (no SIMD reassociation, no FMA
+//! contraction: Rust never fuses `a * b + c` on its own).
+
+use crate::Real;
+
+/// `y ← y + a·x`.
+#[inline]
+pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    debug_assert_eq!(x.len(), y.len());
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// `out ← a·x + b·y`.
+#[inline]
+pub fn lincomb<T: Real>(a: T, x: &[T], b: T, y: &[T], out: &mut [T]) {
+    debug_assert_eq!(x.len(), out.len());
+    debug_assert_eq!(y.len(), out.len());
+    for ((o, &xi), &yi) in out.iter_mut().zip(x).zip(y) {
+        *o = a * xi + b * yi;
+    }
+}
+
+/// `x ← a·x`.
+#[inline]
+pub fn scale<T: Real>(a: T, x: &mut [T]) {
+    for xi in x {
+        *xi *= a;
+    }
+}
+
+/// Sets every entry to `v`.
+#[inline]
+pub fn fill<T: Real>(x: &mut [T], v: T) {
+    for xi in x {
+        *xi = v;
+    }
+}
+
+/// `dst ← src`.
+#[inline]
+pub fn copy<T: Real>(src: &[T], dst: &mut [T]) {
+    dst.copy_from_slice(src);
+}
+
+/// Inner product `⟨x, y⟩`.
+#[inline]
+pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    debug_assert_eq!(x.len(), y.len());
+    let mut s = T::ZERO;
+    for (&a, &b) in x.iter().zip(y) {
+        s += a * b;
+    }
+    s
+}
+
+/// Squared Euclidean norm.
+#[inline]
+pub fn norm2sq<T: Real>(x: &[T]) -> T {
+    dot(x, x)
+}
+
+/// Euclidean norm.
+#[inline]
+pub fn norm<T: Real>(x: &[T]) -> T {
+    norm2sq(x).sqrt()
+}
+
+/// Euclidean distance `‖x − y‖`.
+#[inline]
+pub fn dist<T: Real>(x: &[T], y: &[T]) -> T {
+    debug_assert_eq!(x.len(), y.len());
+    let mut s = T::ZERO;
+    for (&a, &b) in x.iter().zip(y) {
+        let d = a - b;
+        s += d * d;
+    }
+    s.sqrt()
+}
+
+/// `true` when every entry is finite.
+#[inline]
+pub fn all_finite<T: Real>(x: &[T]) -> bool {
+    x.iter().all(|v| v.is_finite())
+}
+
+/// Projects `u` onto the Euclidean ball of radius `r` around `c`:
+/// `u ← c + (u − c)·min(1, r/‖u − c‖)`. An infinite radius leaves `u` unchanged.
+#[inline]
+pub fn project_ball<T: Real>(u: &mut [T], c: &[T], r: T) {
+    if !r.is_finite() {
+        return;
+    }
+    let d = dist(u, c);
+    if d > r {
+        let s = r / d;
+        for (ui, &ci) in u.iter_mut().zip(c) {
+            *ui = ci + (*ui - ci) * s;
+        }
+    }
+}
+
+/// Dense row-major matrix–vector product `out ← M·v` with `M` of shape
+/// `out.len() × v.len()`.
+#[inline]
+pub fn matvec<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    let cols = v.len();
+    debug_assert_eq!(m.len(), out.len() * cols);
+    for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
+        *o = dot(row, v);
+    }
+}
+
+/// Dense row-major transposed product `out ← Mᵀ·v` with `M` of shape
+/// `v.len() × out.len()`.
+#[inline]
+pub fn matvec_t<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    let cols = out.len();
+    debug_assert_eq!(m.len(), v.len() * cols);
+    fill(out, T::ZERO);
+    for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
+        axpy(vi, row, out);
+    }
+}
+
+/// `out ← out + M·v`, with `M` row-major of shape `out.len() × v.len()`.
+#[inline]
+pub fn matvec_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    let cols = v.len();
+    debug_assert_eq!(m.len(), out.len() * cols);
+    for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
+        *o += dot(row, v);
+    }
+}
+
+/// `out ← out + Mᵀ·v`, with `M` row-major of shape `v.len() × out.len()`.
+#[inline]
+pub fn matvec_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    let cols = out.len();
+    debug_assert_eq!(m.len(), v.len() * cols);
+    for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
+        axpy(vi, row, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    #[test]
+    fn projection_lands_on_the_sphere() {
+        let mut u = [3.0_f64, 4.0];
+        project_ball(&mut u, &[0.0, 0.0], 1.0);
+        assert_relative_eq!(u[0], 0.6, epsilon = 1e-15);
+        assert_relative_eq!(u[1], 0.8, epsilon = 1e-15);
+        let mut inside = [0.1_f64, 0.1];
+        project_ball(&mut inside, &[0.0, 0.0], 1.0);
+        assert_relative_eq!(inside[0], 0.1);
+        project_ball(&mut u, &[0.0, 0.0], f64::INFINITY);
+        assert_relative_eq!(u[1], 0.8);
+    }
+
+    #[test]
+    fn matvec_and_transpose_agree_with_hand_values() {
+        let m = [1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 × 3
+        let mut out = [0.0; 2];
+        matvec(&m, &[1.0, 0.0, -1.0], &mut out);
+        assert_eq!(out, [-2.0, -2.0]);
+        let mut out_t = [0.0; 3];
+        matvec_t(&m, &[1.0, -1.0], &mut out_t);
+        assert_eq!(out_t, [-3.0, -3.0, -3.0]);
+    }
+
+    #[test]
+    fn norms_and_combinations() {
+        assert_relative_eq!(norm(&[3.0_f32, 4.0]), 5.0);
+        assert_relative_eq!(dist(&[1.0_f64, 1.0], &[4.0, 5.0]), 5.0);
+        let mut y = [1.0_f64, 1.0];
+        axpy(2.0, &[1.0, -1.0], &mut y);
+        assert_eq!(y, [3.0, -1.0]);
+        let mut o = [0.0_f64; 2];
+        lincomb(2.0, &[1.0, 2.0], -1.0, &[1.0, 1.0], &mut o);
+        assert_eq!(o, [1.0, 3.0]);
+        assert!(!all_finite(&[1.0, f64::NAN]));
+    }
+}

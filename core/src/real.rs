@@ -1,0 +1,141 @@
+//! The scalar type of every algorithm, and the only place that calls `libm`.
+//!
+//! `no_std` has no `f64::sqrt`, so all floating-point functions go through this
+//! shim. `libm` is a pure-software implementation (correctly rounded for `sqrt`),
+//! which is what makes the core give the same bits on x86_64 and on a Cortex-M4F.
+
+use core::fmt::{Debug, Display};
+use core::iter::Sum;
+use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A floating-point scalar: implemented for `f32` (microcontrollers) and `f64`
+/// (desktop, golden and accuracy tests).
+pub trait Real:
+    Copy
+    + Default
+    + Debug
+    + Display
+    + PartialOrd
+    + Send
+    + Sync
+    + Sum
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + 'static
+{
+    /// Additive identity.
+    const ZERO: Self;
+    /// Multiplicative identity.
+    const ONE: Self;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// Largest finite value.
+    const MAX: Self;
+    /// Short type name, for reports.
+    const NAME: &'static str;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64(v: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// Natural exponential.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// `self` raised to the power `p`.
+    fn powf(self, p: Self) -> Self;
+    /// Cosine.
+    fn cos(self) -> Self;
+    /// `true` when neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+
+    /// Converts a count, as `T::from_f64(n as f64)`.
+    fn from_usize(n: usize) -> Self {
+        Self::from_f64(n as f64)
+    }
+    /// Larger of two values (NaN-propagating in `self`).
+    fn max(self, other: Self) -> Self {
+        if self < other {
+            other
+        } else {
+            self
+        }
+    }
+    /// Smaller of two values (NaN-propagating in `self`).
+    fn min(self, other: Self) -> Self {
+        if self > other {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty, $name:literal, $sqrt:ident, $fabs:ident, $exp:ident, $log:ident, $tanh:ident, $pow:ident, $cos:ident) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const EPSILON: Self = <$t>::EPSILON;
+            const MAX: Self = <$t>::MAX;
+            const NAME: &'static str = $name;
+
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                libm::$sqrt(self)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                libm::$fabs(self)
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                libm::$exp(self)
+            }
+            #[inline]
+            fn ln(self) -> Self {
+                libm::$log(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                libm::$tanh(self)
+            }
+            #[inline]
+            fn powf(self, p: Self) -> Self {
+                libm::$pow(self, p)
+            }
+            #[inline]
+            fn cos(self) -> Self {
+                libm::$cos(self)
+            }
+            #[inline]
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+        }
+    };
+}
+
+impl_real!(f32, "f32", sqrtf, fabsf, expf, logf, tanhf, powf, cosf);
+impl_real!(f64, "f64", sqrt, fabs, exp, log, tanh, pow, cos);

@@ -1,0 +1,69 @@
+//! The `Solver` trait and one module per algorithm.
+//!
+//! Every solver keeps its vectors in buffers of a type `B: Buffer<T>`, so the
+//! same code runs on `[T; N]` (fixed size, stack or `static`, for
+//! microcontrollers) and on `Vec<T>` (feature `alloc`, for 10^5+ parameters).
+//! Buffers are cloned once when a solver is built; the step loop never
+//! allocates.
+
+use rand_core::Rng;
+
+use crate::{Error, Oracle, Real};
+
+pub mod borep;
+pub mod slip;
+mod zbased;
+
+pub use borep::{BoRep, BoRepConfig, LowerOutput, WarmStart};
+pub use slip::{Slip, SlipConfig, SlipWarmStart};
+pub use zbased::{hypergradient, HypergradZ, ZInit};
+
+/// Storage for one vector: `[T; N]`, `Vec<T>`, or anything sliceable and
+/// cloneable.
+pub trait Buffer<T>: AsRef<[T]> + AsMut<[T]> + Clone {}
+impl<T, B: AsRef<[T]> + AsMut<[T]> + Clone> Buffer<T> for B {}
+
+/// The iterate of a solver, readable without naming the oracle type.
+pub trait SolverState<T> {
+    /// The current upper variable.
+    fn x(&self) -> &[T];
+
+    /// The current lower variable.
+    fn y(&self) -> &[T];
+
+    /// Outer iterations taken so far.
+    fn iter(&self) -> u64;
+}
+
+/// A stochastic bilevel solver: built from a validated config and starting
+/// points, initialised once (warm starts happen here), then stepped.
+pub trait Solver<T: Real, O: Oracle<T>>: SolverState<T> {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+
+    /// Checks dimensions against the oracle and runs the solver's warm start.
+    fn init<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error>;
+
+    /// One outer iteration. Errors only when called before [`Solver::init`].
+    fn step<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error>;
+}
+
+/// Checks that a buffer has the oracle's dimension.
+pub(crate) fn check_len(what: &'static str, found: usize, expected: usize) -> Result<(), Error> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::DimensionMismatch {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+/// A zero-filled copy of `b`, made once at build time.
+pub(crate) fn zeros_like<T: Real, B: Buffer<T>>(b: &B) -> B {
+    let mut z = b.clone();
+    crate::kernels::fill(z.as_mut(), T::ZERO);
+    z
+}

@@ -1,0 +1,9 @@
+//! Integration tests of `bilevel-core`: one test binary, one module per area.
+
+mod core {
+    pub mod config;
+    pub mod convergence;
+    pub mod determinism;
+    pub mod golden;
+    pub mod unbounded;
+}
