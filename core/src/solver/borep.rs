@@ -98,6 +98,10 @@ const INF: f64 = f64::INFINITY;
 pub struct BoRepConfig {
     /// η: normalised step size on x.
     pub eta: f64,
+    /// p in the step-size schedule η_t = η·(1 + t/τ)^(−p) (0: constant).
+    pub eta_decay: f64,
+    /// τ in the step-size schedule.
+    pub eta_decay_steps: f64,
     /// β: momentum (moving-average) parameter, in [0, 1).
     pub beta: f64,
     /// ν: SGD step on z.
@@ -140,6 +144,8 @@ impl Default for BoRepConfig {
     fn default() -> Self {
         BoRepConfig {
             eta: 1e-2,
+            eta_decay: 0.0,
+            eta_decay_steps: 1.0,
             beta: 0.9,
             nu: 1e-2,
             gamma: 1e-3,
@@ -194,6 +200,8 @@ pub static INFO: SolverInfo = SolverInfo {
     reference: "Hao, Gong, Liu. Bilevel Optimization under Unbounded Smoothness: A New Algorithm and Convergence Analysis. ICLR 2024",
     params: &[
         ParamSpec::real("eta", 1e-2, POS, FINITE, "> 0", "normalized step size on x"),
+        ParamSpec::real("eta_decay", 0.0, NONNEG, (2.0, false), "in [0, 2]", "p in the schedule η_t = η (1 + t/τ)^(−p); 0 keeps η constant"),
+        ParamSpec::real("eta_decay_steps", 1.0, POS, FINITE, "> 0", "τ in the schedule η_t = η (1 + t/τ)^(−p)"),
         ParamSpec::real("beta", 0.9, NONNEG, (1.0, true), "in [0, 1)", "momentum (moving average) parameter"),
         ParamSpec::real("nu", 1e-2, POS, FINITE, "> 0", "SGD step on z"),
         ParamSpec::real("gamma", 1e-3, POS, FINITE, "> 0", "SGD step of the periodic lower-level updates"),
@@ -229,6 +237,8 @@ impl Configure for BoRepConfig {
         let spec = INFO.param(name).ok_or(Error::UnknownParam)?;
         match (spec.name, spec.check(value)?) {
             ("eta", Checked::Real(v)) => self.eta = v,
+            ("eta_decay", Checked::Real(v)) => self.eta_decay = v,
+            ("eta_decay_steps", Checked::Real(v)) => self.eta_decay_steps = v,
             ("beta", Checked::Real(v)) => self.beta = v,
             ("nu", Checked::Real(v)) => self.nu = v,
             ("gamma", Checked::Real(v)) => self.gamma = v,
@@ -268,6 +278,8 @@ impl Configure for BoRepConfig {
         use ParamValue::{Bool, Int, Real, Str};
         Some(match name {
             "eta" => Real(self.eta),
+            "eta_decay" => Real(self.eta_decay),
+            "eta_decay_steps" => Real(self.eta_decay_steps),
             "beta" => Real(self.beta),
             "nu" => Real(self.nu),
             "gamma" => Real(self.gamma),
@@ -314,6 +326,8 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
         cfg.validate()?;
         let settings = UpperSettings {
             eta: T::from_f64(cfg.eta),
+            eta_decay: T::from_f64(cfg.eta_decay),
+            eta_decay_steps: T::from_f64(cfg.eta_decay_steps),
             beta: T::from_f64(cfg.beta),
             nu: T::from_f64(cfg.nu),
             norm_eps: T::from_f64(cfg.norm_eps),
@@ -354,8 +368,15 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
 
     /// `steps` projected SGD steps on G(x, ·) from `self.y` with step `lr` on
     /// the ball B(y, radius); writes the average (or last) iterate to `self.y`.
-    fn lower_sgd<O, R>(&mut self, oracle: &mut O, rng: &mut R, steps: u64, lr: T, radius: T, average: bool)
-    where
+    fn lower_sgd<O, R>(
+        &mut self,
+        oracle: &mut O,
+        rng: &mut R,
+        steps: u64,
+        lr: T,
+        radius: T,
+        average: bool,
+    ) where
         O: LowerGradY<T>,
         R: Rng + ?Sized,
     {
@@ -463,9 +484,8 @@ where
             self.lower_sgd(oracle, rng, self.cfg.inner_steps, gamma, radius, average);
         }
         let y = self.y.as_ref();
-        self.upper.step(oracle, rng, y, y);
+        self.upper.step(oracle, rng, self.iter, y, y);
         self.iter += 1;
         Ok(())
     }
-
 }

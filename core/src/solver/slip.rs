@@ -72,6 +72,10 @@ const OR_INF: (f64, bool) = (INF, false);
 pub struct SlipConfig {
     /// η: normalised step size on x.
     pub eta: f64,
+    /// p in the step-size schedule η_t = η·(1 + t/τ)^(−p) (0: constant).
+    pub eta_decay: f64,
+    /// τ in the step-size schedule.
+    pub eta_decay_steps: f64,
     /// β: momentum (moving-average) parameter, in [0, 1).
     pub beta: f64,
     /// ν: SGD step on z.
@@ -100,6 +104,8 @@ impl Default for SlipConfig {
     fn default() -> Self {
         SlipConfig {
             eta: 0.08,
+            eta_decay: 0.0,
+            eta_decay_steps: 1.0,
             beta: 0.9,
             nu: 1e-2,
             gamma: 5e-2,
@@ -139,6 +145,8 @@ pub static INFO: SolverInfo = SolverInfo {
     reference: "Gong, Hao, Liu. A Nearly Optimal Single Loop Algorithm for Stochastic Bilevel Optimization under Unbounded Smoothness. ICML 2024",
     params: &[
         ParamSpec::real("eta", 0.08, POS, FINITE, "> 0", "normalized step size on x"),
+        ParamSpec::real("eta_decay", 0.0, NONNEG, (2.0, false), "in [0, 2]", "p in the schedule η_t = η (1 + t/τ)^(−p); 0 keeps η constant"),
+        ParamSpec::real("eta_decay_steps", 1.0, POS, FINITE, "> 0", "τ in the schedule η_t = η (1 + t/τ)^(−p)"),
         ParamSpec::real("beta", 0.9, NONNEG, (1.0, true), "in [0, 1)", "momentum (moving average) parameter"),
         ParamSpec::real("nu", 1e-2, POS, FINITE, "> 0", "SGD step on z"),
         ParamSpec::real("gamma", 5e-2, POS, FINITE, "> 0", "SGD step on y"),
@@ -167,6 +175,8 @@ impl Configure for SlipConfig {
         let spec = INFO.param(name).ok_or(Error::UnknownParam)?;
         match (spec.name, spec.check(value)?) {
             ("eta", Checked::Real(v)) => self.eta = v,
+            ("eta_decay", Checked::Real(v)) => self.eta_decay = v,
+            ("eta_decay_steps", Checked::Real(v)) => self.eta_decay_steps = v,
             ("beta", Checked::Real(v)) => self.beta = v,
             ("nu", Checked::Real(v)) => self.nu = v,
             ("gamma", Checked::Real(v)) => self.gamma = v,
@@ -193,6 +203,8 @@ impl Configure for SlipConfig {
         use ParamValue::{Bool, Int, Real, Str};
         Some(match name {
             "eta" => Real(self.eta),
+            "eta_decay" => Real(self.eta_decay),
+            "eta_decay_steps" => Real(self.eta_decay_steps),
             "beta" => Real(self.beta),
             "nu" => Real(self.nu),
             "gamma" => Real(self.gamma),
@@ -229,6 +241,8 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Slip<T, BX, BY> {
         cfg.validate()?;
         let settings = UpperSettings {
             eta: T::from_f64(cfg.eta),
+            eta_decay: T::from_f64(cfg.eta_decay),
+            eta_decay_steps: T::from_f64(cfg.eta_decay_steps),
             beta: T::from_f64(cfg.beta),
             nu: T::from_f64(cfg.nu),
             norm_eps: T::from_f64(cfg.norm_eps),
@@ -321,7 +335,12 @@ where
         let gamma = T::from_f64(self.cfg.gamma);
         // y_{t+1} from (x_t, y_t), kept apart until the upper half has used y_t.
         let pi = oracle.sample(Level::Lower, rng);
-        oracle.grad_y_g(self.upper.x.as_ref(), self.y.as_ref(), &pi, self.grad.as_mut());
+        oracle.grad_y_g(
+            self.upper.x.as_ref(),
+            self.y.as_ref(),
+            &pi,
+            self.grad.as_mut(),
+        );
         copy(self.y.as_ref(), self.y_next.as_mut());
         axpy(-gamma, self.grad.as_ref(), self.y_next.as_mut());
         let y_upper = if self.cfg.upper_at_new_y {
@@ -329,10 +348,10 @@ where
         } else {
             self.y.as_ref()
         };
-        self.upper.step(oracle, rng, self.y.as_ref(), y_upper);
+        self.upper
+            .step(oracle, rng, self.iter, self.y.as_ref(), y_upper);
         core::mem::swap(&mut self.y, &mut self.y_next);
         self.iter += 1;
         Ok(())
     }
-
 }

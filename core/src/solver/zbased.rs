@@ -72,6 +72,8 @@ impl ZInit {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UpperSettings<T> {
     pub eta: T,
+    pub eta_decay: T,
+    pub eta_decay_steps: T,
     pub beta: T,
     pub nu: T,
     pub norm_eps: T,
@@ -133,7 +135,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> UpperHalf<T, BX, BY> {
     /// One z step, momentum update and normalised x step. The HVP is taken at
     /// `y_lower` and the upper gradients and the cross term at `y_upper` (the
     /// same slice in the papers' form).
-    pub fn step<O, R>(&mut self, oracle: &mut O, rng: &mut R, y_lower: &[T], y_upper: &[T])
+    pub fn step<O, R>(&mut self, oracle: &mut O, rng: &mut R, t: u64, y_lower: &[T], y_upper: &[T])
     where
         O: UpperGradX<T> + UpperGradY<T> + LowerHvp<T> + CrossJvp<T>,
         R: Rng + ?Sized,
@@ -186,7 +188,8 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> UpperHalf<T, BX, BY> {
         for (mi, &g) in self.m.as_mut().iter_mut().zip(self.gx.as_ref()) {
             *mi = s.beta * *mi + one_minus_beta * g;
         }
-        normalized_step(self.x.as_mut(), self.m.as_ref(), s.eta, s.norm_eps);
+        let eta = step_size(s.eta, s.eta_decay, s.eta_decay_steps, t);
+        normalized_step(self.x.as_mut(), self.m.as_ref(), eta, s.norm_eps);
         core::mem::swap(&mut self.z, &mut self.znew);
     }
 }
@@ -210,6 +213,16 @@ pub fn hypergradient<T, O>(
     oracle.grad_x_f(x, y, samples.0, out);
     oracle.jvp_xy(x, y, z, samples.1, cross);
     axpy(-T::ONE, cross, out);
+}
+
+/// The step-size schedule η_t = η·(1 + t/τ)^(−p): constant for p = 0 (the
+/// papers' experiments), 1/t-like for p = 1.
+pub(crate) fn step_size<T: Real>(eta: T, power: T, tau: T, t: u64) -> T {
+    if power > T::ZERO {
+        eta * (T::ONE + T::from_f64(t as f64) / tau).powf(-power)
+    } else {
+        eta
+    }
 }
 
 /// `x ← x − η·m/(ε + ‖m‖)`; with ε = 0 a zero `m` gives no step.

@@ -11,7 +11,7 @@ use crate::oracle::{
     UpperValue,
 };
 use crate::solver::Buffer;
-use crate::{Error, Real};
+use crate::{Error, OracleKind, Real};
 
 /// Entries needed to store a quadratic instance with dimensions `dx`, `dy`.
 pub const fn quadratic_len(dx: usize, dy: usize) -> usize {
@@ -68,8 +68,14 @@ pub struct Quadratic<T, S> {
     dy: usize,
     data: S,
     sigma: T,
+    noisy: u8,
     f_const: T,
     _t: PhantomData<T>,
+}
+
+/// Bit of an oracle kind in [`Quadratic::with_noisy_oracles`]'s mask.
+const fn bit(kind: OracleKind) -> u8 {
+    1 << (kind as u8)
 }
 
 // Offsets of each block inside the packed storage.
@@ -166,6 +172,7 @@ impl<T: Real, S: Buffer<T>> Quadratic<T, S> {
             dy,
             data: storage,
             sigma: T::from_f64(sigma),
+            noisy: u8::MAX,
             f_const: T::from_f64(parts.f_const),
             _t: PhantomData,
         })
@@ -181,6 +188,20 @@ impl<T: Real, S: Buffer<T>> Quadratic<T, S> {
     /// The noise level σ.
     pub fn sigma(&self) -> T {
         self.sigma
+    }
+
+    /// The same instance with noise only on the listed oracle kinds (all
+    /// kinds by default).
+    #[must_use]
+    pub fn with_noisy_oracles(mut self, kinds: &[OracleKind]) -> Self {
+        self.noisy = kinds.iter().fold(0, |m, &k| m | bit(k));
+        self
+    }
+
+    fn noise(&self, out: &mut [T], seed: u64, kind: OracleKind) {
+        if self.noisy & bit(kind) != 0 {
+            add_noise(out, self.sigma, seed, kind as u64 + 1);
+        }
     }
 
     /// The same instance with another noise level.
@@ -246,14 +267,6 @@ fn bilinear<T: Real>(m: &[T], u: &[T], v: &[T]) -> T {
     s
 }
 
-// Noise salts, one per oracle kind.
-const SALT_GXF: u64 = 1;
-const SALT_GYF: u64 = 2;
-const SALT_GYG: u64 = 3;
-const SALT_GXG: u64 = 4;
-const SALT_HVP: u64 = 5;
-const SALT_JVP: u64 = 6;
-
 impl<T: Real, S: Buffer<T>> Oracle<T> for Quadratic<T, S> {
     /// A noise seed.
     type Sample = u64;
@@ -274,7 +287,7 @@ impl<T: Real, S: Buffer<T>> LowerGradY<T> for Quadratic<T, S> {
         out.copy_from_slice(self.block(l.a_lin, dy));
         matvec_add(self.block(l.a, dy * dy), y, out);
         matvec_t_add(self.block(l.c, dx * dy), x, out);
-        add_noise(out, self.sigma, *s, SALT_GYG);
+        self.noise(out, *s, OracleKind::GradYG);
     }
 }
 
@@ -284,7 +297,7 @@ impl<T: Real, S: Buffer<T>> LowerGradX<T> for Quadratic<T, S> {
         out.copy_from_slice(self.block(l.b_lin, dx));
         matvec_add(self.block(l.b, dx * dx), x, out);
         matvec_add(self.block(l.c, dx * dy), y, out);
-        add_noise(out, self.sigma, *s, SALT_GXG);
+        self.noise(out, *s, OracleKind::GradXG);
     }
 }
 
@@ -293,7 +306,7 @@ impl<T: Real, S: Buffer<T>> LowerHvp<T> for Quadratic<T, S> {
         let (dy, l) = (self.dy, self.l());
         fill(out, T::ZERO);
         matvec_add(self.block(l.a, dy * dy), v, out);
-        add_noise(out, self.sigma, *s, SALT_HVP);
+        self.noise(out, *s, OracleKind::HvpYY);
     }
 }
 
@@ -302,7 +315,7 @@ impl<T: Real, S: Buffer<T>> CrossJvp<T> for Quadratic<T, S> {
         let (dx, dy, l) = (self.dx, self.dy, self.l());
         fill(out, T::ZERO);
         matvec_add(self.block(l.c, dx * dy), v, out);
-        add_noise(out, self.sigma, *s, SALT_JVP);
+        self.noise(out, *s, OracleKind::JvpXY);
     }
 }
 
@@ -312,7 +325,7 @@ impl<T: Real, S: Buffer<T>> UpperGradY<T> for Quadratic<T, S> {
         out.copy_from_slice(self.block(l.f_lin, dy));
         matvec_add(self.block(l.f, dy * dy), y, out);
         matvec_t_add(self.block(l.k, dx * dy), x, out);
-        add_noise(out, self.sigma, *s, SALT_GYF);
+        self.noise(out, *s, OracleKind::GradYF);
     }
 }
 
@@ -322,7 +335,7 @@ impl<T: Real, S: Buffer<T>> UpperGradX<T> for Quadratic<T, S> {
         out.copy_from_slice(self.block(l.h_lin, dx));
         matvec_add(self.block(l.h, dx * dx), x, out);
         matvec_add(self.block(l.k, dx * dy), y, out);
-        add_noise(out, self.sigma, *s, SALT_GXF);
+        self.noise(out, *s, OracleKind::GradXF);
     }
 }
 
@@ -418,9 +431,11 @@ pub fn q3<T: Real>(sigma: f64) -> Quadratic<T, [T; Q_LEN_2X2]> {
 /// f(x,y) = ½‖y − c‖² + ½ρ‖x‖²      c = (1, −1), ρ = 0.1
 /// ```
 /// x* = (2120, −3900)/2729, y* = H⁻¹Bx*, μ = λ_min(H) = 1.5 − √0.5.
-/// `sigma` is the standard deviation of the oracle noise.
+/// As in the spec, noise enters only through the linear terms: `sigma` is
+/// the standard deviation of the noise on ∇ᵧG (ξ) and on ∇ᵧF (ζ); the spec's
+/// per-sample std 0.1 with batch 8 is `sigma = 0.1/√8`.
 pub fn toy<T: Real>(sigma: f64) -> Quadratic<T, [T; Q_LEN_2X2]> {
-    fixed(
+    let q = fixed(
         &QuadraticParts {
             a: &[2.0, 0.5, 0.5, 1.0],
             b: &[0.0; 4],
@@ -436,7 +451,8 @@ pub fn toy<T: Real>(sigma: f64) -> Quadratic<T, [T; Q_LEN_2X2]> {
             f_const: 1.0,
         },
         sigma,
-    )
+    );
+    q.with_noisy_oracles(&[OracleKind::GradYG, OracleKind::GradYF])
 }
 
 #[cfg(feature = "alloc")]
@@ -519,7 +535,11 @@ mod dense {
 
         /// ‖x − x*‖ / ‖x*‖.
         pub fn rel_error(&self, x: &[f64]) -> f64 {
-            let num: f64 = x.iter().zip(&self.x_star).map(|(a, b)| (a - b) * (a - b)).sum();
+            let num: f64 = x
+                .iter()
+                .zip(&self.x_star)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
             let den: f64 = self.x_star.iter().map(|b| b * b).sum();
             libm::sqrt(num / den)
         }
@@ -536,7 +556,10 @@ mod dense {
         pub fn closed_form(&self) -> Result<ClosedForm, Error> {
             let (dx, dy) = (self.dx, self.dy);
             let l = layout(dx, dy);
-            let d: Vec<f64> = self.data.as_ref()[..l.end].iter().map(|v| v.to_f64()).collect();
+            let d: Vec<f64> = self.data.as_ref()[..l.end]
+                .iter()
+                .map(|v| v.to_f64())
+                .collect();
             let a = mat(dy, dy, &d[l.a..l.b]);
             let c = mat(dx, dy, &d[l.c..l.f]);
             let f = mat(dy, dy, &d[l.f..l.h]);
@@ -608,26 +631,33 @@ mod dense {
                 });
             }
             let mut rng = DefaultRng::seed_from_u64(seed);
-            let mut gauss = |r: usize, c: usize, s: f64| {
-                DMatrix::from_fn(r, c, |_, _| s * normal(&mut rng))
-            };
+            let mut gauss =
+                |r: usize, c: usize, s: f64| DMatrix::from_fn(r, c, |_, _| s * normal(&mut rng));
             let q = gauss(d, d, 1.0).qr().q();
             let scale = 1.0 / libm::sqrt(d as f64);
             let c = gauss(d, d, 0.1 * scale);
             let k = gauss(d, d, 0.05 * scale);
             let lin = gauss(4, d, 1.0);
             let lam = DVector::from_fn(d, |i, _| {
-                let t = if d == 1 { 0.0 } else { i as f64 / (d - 1) as f64 };
+                let t = if d == 1 {
+                    0.0
+                } else {
+                    i as f64 / (d - 1) as f64
+                };
                 libm::pow(kappa, t - 1.0)
             });
             let a = &q * DMatrix::from_diagonal(&lam) * q.transpose();
             let a = (&a + a.transpose()) * 0.5;
             let eye = DMatrix::<f64>::identity(d, d);
             // Shift H so that ∇²Φ = JᵀFJ + H + KJ + (KJ)ᵀ ⪰ I.
-            let a_inv = a.clone().cholesky().map(|ch| ch.inverse()).ok_or(Error::InvalidParam {
-                name: "A",
-                expected: "a symmetric positive definite matrix",
-            })?;
+            let a_inv = a
+                .clone()
+                .cholesky()
+                .map(|ch| ch.inverse())
+                .ok_or(Error::InvalidParam {
+                    name: "A",
+                    expected: "a symmetric positive definite matrix",
+                })?;
             let j = -(&a_inv * c.transpose());
             let kj = &k * &j;
             let rest = j.transpose() * &j + &kj + kj.transpose();
@@ -635,7 +665,9 @@ mod dense {
             let h = &eye * (1.0 + (-lo).max(0.0));
             let row = |m: &DMatrix<f64>| m.transpose().as_slice().to_vec();
             let parts_owned = [row(&a), row(&eye), row(&c), row(&eye), row(&h), row(&k)];
-            let lin_rows: Vec<Vec<f64>> = (0..4).map(|i| lin.row(i).iter().copied().collect()).collect();
+            let lin_rows: Vec<Vec<f64>> = (0..4)
+                .map(|i| lin.row(i).iter().copied().collect())
+                .collect();
             let parts = QuadraticParts {
                 a: &parts_owned[0],
                 b: &parts_owned[1],
@@ -649,7 +681,13 @@ mod dense {
                 h_lin: &lin_rows[3],
                 f_const: 0.0,
             };
-            Quadratic::from_parts(d, d, &parts, sigma, vec![T::ZERO; super::quadratic_len(d, d)])
+            Quadratic::from_parts(
+                d,
+                d,
+                &parts,
+                sigma,
+                vec![T::ZERO; super::quadratic_len(d, d)],
+            )
         }
     }
 }

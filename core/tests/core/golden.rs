@@ -41,9 +41,20 @@ fn borep_reference_trace() {
         ..BoRepConfig::default()
     };
     // Epoch-SGD alone: one epoch gives (−0.27, 0.29), two give the value below.
-    for (epochs, expected) in [(1, [-0.27, 0.29]), (2, [-0.403_128_859_375, 0.487_886_015_625])] {
+    for (epochs, expected) in [
+        (1, [-0.27, 0.29]),
+        (2, [-0.403_128_859_375, 0.487_886_015_625]),
+    ] {
         let mut o = q3::<f64>(0.0);
-        let mut s = BoRep::new(BoRepConfig { warm_epochs: epochs, ..cfg }, [0.0; 2], [0.0; 2]).unwrap();
+        let mut s = BoRep::new(
+            BoRepConfig {
+                warm_epochs: epochs,
+                ..cfg
+            },
+            [0.0; 2],
+            [0.0; 2],
+        )
+        .unwrap();
         s.init(&mut o, &mut DefaultRng::seed_from_u64(0)).unwrap();
         close(s.y(), &expected, "epoch-sgd");
     }
@@ -87,7 +98,11 @@ fn borep_reference_trace() {
         close(s.z(), z, "z");
         close(s.momentum(), m, "m");
         // Each normalised step moves x by exactly η.
-        assert_relative_eq!(bilevel_core::kernels::dist(s.x(), &prev), 0.05, epsilon = 1e-15);
+        assert_relative_eq!(
+            bilevel_core::kernels::dist(s.x(), &prev),
+            0.05,
+            epsilon = 1e-15
+        );
         prev.copy_from_slice(s.x());
         assert_eq!(s.iter(), t as u64 + 1);
     }
@@ -166,7 +181,11 @@ fn hypergradient_at_exact_solution_is_exact() {
     let mut o = q3::<f64>(0.0);
     let cf = o.closed_form().unwrap();
     let x0 = [0.3, -0.7];
-    close(&cf.grad_phi(&x0), &[579.0 / 490.0, 267.0 / 98.0], "closed form");
+    close(
+        &cf.grad_phi(&x0),
+        &[579.0 / 490.0, 267.0 / 98.0],
+        "closed form",
+    );
     close(&cf.y_star(&x0), &[-22.0 / 35.0, 43.0 / 70.0], "y*");
     close(&cf.z_star(&x0), &[-293.0 / 245.0, 179.0 / 98.0], "z*");
     assert_relative_eq!(cf.phi(&x0), 1713.0 / 2450.0, epsilon = TOL);
@@ -202,8 +221,16 @@ fn closed_forms_of_the_instances() {
     assert_relative_eq!(c2.phi(&c2.x_star), 0.65, epsilon = TOL);
     let c3 = q3::<f64>(0.0).closed_form().unwrap();
     close(&c3.x_star, &[-111.0 / 179.0, -203.0 / 179.0], "Q3 x*");
-    close(&c3.y_star(&c3.x_star), &[26.0 / 179.0, -37.0 / 179.0], "Q3 y*");
-    close(&c3.z_star(&c3.x_star), &[-98.0 / 179.0, -25.0 / 179.0], "Q3 z*");
+    close(
+        &c3.y_star(&c3.x_star),
+        &[26.0 / 179.0, -37.0 / 179.0],
+        "Q3 y*",
+    );
+    close(
+        &c3.z_star(&c3.x_star),
+        &[-98.0 / 179.0, -25.0 / 179.0],
+        "Q3 z*",
+    );
     assert_relative_eq!(c3.phi(&c3.x_star), -78.0 / 179.0, epsilon = TOL);
     let ct = toy::<f64>(0.0).closed_form().unwrap();
     close(&ct.x_star, &[2120.0 / 2729.0, -3900.0 / 2729.0], "toy x*");

@@ -1,0 +1,79 @@
+//! The model-backend trait: how a model (such as the RNN text classifier of
+//! `bilevel-runner`) plugs into a spec without the dsl knowing the model.
+//!
+//! A backend is a differentiable map from a flat parameter vector θ (length
+//! [`ModelBackend::num_params`]) and a batch of examples to logits
+//! (`batch_len × num_outputs`, row-major). The dsl composes losses on top
+//! of the logits and splits θ between the upper and lower variables, so a
+//! backend provides only products with the model's Jacobian J = ∂h/∂θ and
+//! with its second derivative:
+//!
+//! ```text
+//! HVP of L(h(θ)) = Jᵀ ∇²L (J v) + Σᵢ (∂L/∂hᵢ) ∇²hᵢ v
+//!                = vjp(θ, ∇²L · jvp(θ, v)) + curvature(θ, ∇L, v)
+//! ```
+//! and any block of that Hessian (∇²ᵧᵧ, ∇²ₓᵧ) is the same product restricted to
+//! coordinates. All products are exact (no finite differences).
+
+use bilevel_core::Real;
+
+/// A batch of token sequences: sequence `i` is
+/// `tokens[offsets[i]..offsets[i + 1]]` (variable lengths; a backend must
+/// give the same result as if each sequence were alone).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBatch<'a> {
+    /// Token ids of all sequences, concatenated.
+    pub tokens: &'a [u32],
+    /// `len + 1` offsets into `tokens`, non-decreasing, starting at 0.
+    pub offsets: &'a [usize],
+}
+
+impl TokenBatch<'_> {
+    /// Number of sequences.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+    /// `true` when the batch holds no sequence.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The tokens of sequence `i`.
+    pub fn sequence(&self, i: usize) -> &[u32] {
+        &self.tokens[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+/// A differentiable model with exact first- and second-order products.
+///
+/// Every method writes into caller-provided slices; implementations may use
+/// internal scratch and threads but must be deterministic for a given input
+/// regardless of thread count.
+pub trait ModelBackend<T: Real>: Send + Sync {
+    /// A short name for diagnostics (e.g. `"rnn"`).
+    fn name(&self) -> &str;
+    /// Length of θ.
+    fn num_params(&self) -> usize;
+    /// Logits per example (number of classes).
+    fn num_outputs(&self) -> usize;
+    /// Vocabulary size: the largest valid token id plus one.
+    fn vocab_size(&self) -> usize;
+    /// Writes an initial θ drawn from `seed` (same seed, same bits).
+    fn init_params(&self, seed: u64, theta: &mut [T]);
+    /// Logits h(θ; batch), `batch.len() × num_outputs`, row-major.
+    fn forward(&self, theta: &[T], batch: &TokenBatch<'_>, logits: &mut [T]);
+    /// Jᵀu: `cotangent` has the logits' shape; `grad` has length `num_params`.
+    fn vjp(&self, theta: &[T], batch: &TokenBatch<'_>, cotangent: &[T], grad: &mut [T]);
+    /// Jv: `tangent` has length `num_params`; `out` has the logits' shape.
+    fn jvp(&self, theta: &[T], batch: &TokenBatch<'_>, tangent: &[T], out: &mut [T]);
+    /// Σᵢ uᵢ ∇²hᵢ(θ) v, the curvature term of the Hessian of u·h at θ in
+    /// direction v: `cotangent` (u) has the logits' shape, `tangent` (v) and
+    /// `out` have length `num_params`.
+    fn curvature(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        cotangent: &[T],
+        tangent: &[T],
+        out: &mut [T],
+    );
+}

@@ -1,0 +1,66 @@
+//! `bilevel-dsl`: the `.bilevel` language.
+//!
+//! This crate turns a `.bilevel` file into oracles that every solver of
+//! `bilevel-core` can run. Source positions are reported as 1-based line and
+//! column, computed by [`SourceMap`].
+#![forbid(unsafe_code)]
+
+pub mod backend;
+
+/// Maps byte offsets of one source file to 1-based line and column numbers
+/// (columns count Unicode scalar values, as editors do).
+#[derive(Debug, Clone)]
+pub struct SourceMap<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> SourceMap<'a> {
+    /// Indexes the line starts of `text`.
+    pub fn new(text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        SourceMap { text, line_starts }
+    }
+
+    /// The 1-based (line, column) of byte `offset`; offsets past the end map to
+    /// the end of the text, and offsets inside a multi-byte character to that
+    /// character.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.line_starts[line];
+        let col = self.text[start..]
+            .char_indices()
+            .take_while(|&(i, _)| start + i < offset)
+            .count();
+        (line + 1, col + 1)
+    }
+
+    /// The text of 1-based line `line`, without its line break.
+    pub fn line(&self, line: usize) -> Option<&'a str> {
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        let rest = &self.text[start..];
+        Some(rest.split('\n').next().unwrap_or("").trim_end_matches('\r'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SourceMap;
+
+    #[test]
+    fn positions_are_one_based_and_unicode_aware() {
+        let m = SourceMap::new("ab\nμx = 1\r\n\nend");
+        assert_eq!(m.line_col(0), (1, 1));
+        assert_eq!(m.line_col(2), (1, 3));
+        assert_eq!(m.line_col(3), (2, 1));
+        // 'μ' is two bytes; 'x' is the second character of line 2.
+        assert_eq!(m.line_col(5), (2, 2));
+        assert_eq!(m.line_col(1000), (4, 4));
+        assert_eq!(m.line(2), Some("μx = 1"));
+        assert_eq!(m.line(3), Some(""));
+        assert_eq!(m.line(9), None);
+        assert_eq!(m.line(0), None);
+    }
+}

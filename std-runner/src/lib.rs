@@ -1,0 +1,60 @@
+//! `bilevel-runner`: the library behind the `bilevel` command.
+//!
+//! Library first: every command is a function that tests call directly;
+//! `main.rs` only parses arguments and prints.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+
+use bilevel_core::registry::{ParamKind, SolverInfo, SOLVERS};
+
+/// Renders the solver registry as text: each solver's name, reference,
+/// required oracles and hyperparameters with types, ranges and defaults.
+pub fn algorithms_text(solvers: &[&SolverInfo]) -> String {
+    let mut out = String::new();
+    for (i, s) in solvers.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{} ({}): {}", s.name, s.title, s.summary);
+        let _ = writeln!(out, "  reference: {}", s.reference);
+        let oracles: Vec<&str> = s.oracles.iter().map(|o| o.name()).collect();
+        let _ = writeln!(out, "  oracles:   {}", oracles.join(", "));
+        let width = s.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in s.params {
+            let kind = match p.kind {
+                ParamKind::Choice(c) => c.join("|"),
+                k => k.name().to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "    {:<width$}  {:<8} default {:<10} {} ({})",
+                p.name,
+                kind,
+                p.default.to_string(),
+                p.doc,
+                p.range
+            );
+        }
+    }
+    out
+}
+
+/// The whole registry, rendered.
+pub fn algorithms() -> String {
+    algorithms_text(SOLVERS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_solver_and_parameter_is_listed() {
+        let text = super::algorithms();
+        for s in bilevel_core::registry::SOLVERS {
+            assert!(text.contains(s.name), "{}", s.name);
+            for p in s.params {
+                assert!(text.contains(p.name), "{}.{}", s.name, p.name);
+            }
+        }
+    }
+}
