@@ -152,6 +152,13 @@ mod tests {
     use super::*;
     use approx::assert_relative_eq;
 
+    fn same(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_relative_eq!(*x, *y, epsilon = 1e-15);
+        }
+    }
+
     #[test]
     fn projection_lands_on_the_sphere() {
         let mut u = [3.0_f64, 4.0];
@@ -170,10 +177,10 @@ mod tests {
         let m = [1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 × 3
         let mut out = [0.0; 2];
         matvec(&m, &[1.0, 0.0, -1.0], &mut out);
-        assert_eq!(out, [-2.0, -2.0]);
+        same(&out, &[-2.0, -2.0]);
         let mut out_t = [0.0; 3];
         matvec_t(&m, &[1.0, -1.0], &mut out_t);
-        assert_eq!(out_t, [-3.0, -3.0, -3.0]);
+        same(&out_t, &[-3.0, -3.0, -3.0]);
     }
 
     #[test]
@@ -182,10 +189,10 @@ mod tests {
         assert_relative_eq!(dist(&[1.0_f64, 1.0], &[4.0, 5.0]), 5.0);
         let mut y = [1.0_f64, 1.0];
         axpy(2.0, &[1.0, -1.0], &mut y);
-        assert_eq!(y, [3.0, -1.0]);
+        same(&y, &[3.0, -1.0]);
         let mut o = [0.0_f64; 2];
         lincomb(2.0, &[1.0, 2.0], -1.0, &[1.0, 1.0], &mut o);
-        assert_eq!(o, [1.0, 3.0]);
+        same(&o, &[1.0, 3.0]);
         assert!(!all_finite(&[1.0, f64::NAN]));
     }
 }

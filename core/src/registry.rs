@@ -45,6 +45,13 @@ pub enum ParamValue<'a> {
     Str(&'a str),
 }
 
+impl ParamValue<'static> {
+    /// An integer value from a count (saturating at `i64::MAX`).
+    pub fn count(v: u64) -> Self {
+        ParamValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
 impl fmt::Display for ParamValue<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

@@ -178,7 +178,7 @@ impl<T, O: Observe<T>> Observe<T> for Every<O> {
         self.inner.observe_init(p)
     }
     fn observe_iter(&mut self, p: &Progress<'_, T>) -> Control {
-        if self.n <= 1 || p.iter % self.n == 0 {
+        if self.n <= 1 || p.iter.is_multiple_of(self.n) {
             self.inner.observe_iter(p)
         } else {
             Control::Continue
@@ -251,9 +251,9 @@ fn breakdown<T: Real>(x: &[T], y: &[T], divergence: f64) -> Option<Termination> 
 /// ```
 /// # use bilevel_core::{run, Budget, Counted, Termination, DefaultRng};
 /// # use bilevel_core::solver::{BoRep, BoRepConfig};
-/// # use bilevel_core::testing::Toy;
+/// # use bilevel_core::testing::toy;
 /// # use rand_core::SeedableRng;
-/// let mut oracle = Counted::new(Toy::new(0.1));
+/// let mut oracle = Counted::new(toy::<f64>(0.1));
 /// let mut solver = BoRep::new(BoRepConfig::default(), [0.0_f64; 2], [0.0_f64; 2])?;
 /// let mut rng = DefaultRng::seed_from_u64(42);
 /// let report = run(&mut solver, &mut oracle, &mut rng, &Budget::iters(100), &mut ())?;

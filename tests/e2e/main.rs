@@ -1,3 +1,4 @@
 //! End-to-end tests across the crates: one test binary, one module per area.
 
+mod examples;
 mod registry;

@@ -138,6 +138,9 @@ pub struct BoRepConfig {
     pub accumulate_grads: bool,
     /// Use one upper sample for ∇ᵧF and ∇ₓF (ξ̄_t = ξ_t).
     pub shared_upper_sample: bool,
+    /// Normalised step x ← x − η m/‖m‖ (the method); `false` takes the plain
+    /// step x ← x − η m, an ablation that shows why normalisation matters.
+    pub normalize: bool,
 }
 
 impl Default for BoRepConfig {
@@ -164,6 +167,7 @@ impl Default for BoRepConfig {
             norm_eps: 0.0,
             accumulate_grads: false,
             shared_upper_sample: false,
+            normalize: true,
         }
     }
 }
@@ -220,6 +224,7 @@ pub static INFO: SolverInfo = SolverInfo {
         ParamSpec::real("norm_eps", 0.0, NONNEG, FINITE, ">= 0", "ε in the normalized step η m/(ε + ‖m‖)"),
         ParamSpec::boolean("accumulate_grads", false, "official-code gradient accumulation in the lower-level loops"),
         ParamSpec::boolean("shared_upper_sample", false, "one upper sample for ∇ᵧF and ∇ₓF"),
+        ParamSpec::boolean("normalize", true, "normalized step on x (false: plain step η m, an ablation)"),
     ],
     oracles: &[
         OracleKind::GradXF,
@@ -269,13 +274,14 @@ impl Configure for BoRepConfig {
             ("norm_eps", Checked::Real(v)) => self.norm_eps = v,
             ("accumulate_grads", Checked::Bool(v)) => self.accumulate_grads = v,
             ("shared_upper_sample", Checked::Bool(v)) => self.shared_upper_sample = v,
+            ("normalize", Checked::Bool(v)) => self.normalize = v,
             _ => return Err(spec.wrong_type()),
         }
         Ok(())
     }
 
     fn get(&self, name: &str) -> Option<ParamValue<'static>> {
-        use ParamValue::{Bool, Int, Real, Str};
+        use ParamValue::{Bool, Real, Str};
         Some(match name {
             "eta" => Real(self.eta),
             "eta_decay" => Real(self.eta_decay),
@@ -283,13 +289,13 @@ impl Configure for BoRepConfig {
             "beta" => Real(self.beta),
             "nu" => Real(self.nu),
             "gamma" => Real(self.gamma),
-            "period" => Int(self.period as i64),
-            "inner_steps" => Int(self.inner_steps as i64),
+            "period" => ParamValue::count(self.period),
+            "inner_steps" => ParamValue::count(self.inner_steps),
             "radius" => Real(self.radius),
             "lower_output" => Str(LOWER_OUTPUT_CHOICES[self.lower_output as usize]),
             "warm_start" => Str(WARM_START_CHOICES[self.warm_start as usize]),
-            "warm_epochs" => Int(self.warm_epochs as i64),
-            "warm_len" => Int(self.warm_len as i64),
+            "warm_epochs" => ParamValue::count(self.warm_epochs),
+            "warm_len" => ParamValue::count(self.warm_len),
             "warm_lr" => Real(self.warm_lr),
             "warm_radius" => Real(self.warm_radius),
             "hypergrad_z" => Str(self.hypergrad_z.name()),
@@ -298,6 +304,7 @@ impl Configure for BoRepConfig {
             "norm_eps" => Real(self.norm_eps),
             "accumulate_grads" => Bool(self.accumulate_grads),
             "shared_upper_sample" => Bool(self.shared_upper_sample),
+            "normalize" => Bool(self.normalize),
             _ => return None,
         })
     }
@@ -335,6 +342,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
             hypergrad_z: cfg.hypergrad_z,
             z_init: cfg.z_init,
             shared_upper_sample: cfg.shared_upper_sample,
+            normalize: cfg.normalize,
         };
         Ok(BoRep {
             cfg,
@@ -477,7 +485,7 @@ where
         if !self.initialized {
             return Err(Error::NotInitialized);
         }
-        if self.iter % self.cfg.period == 0 {
+        if self.iter.is_multiple_of(self.cfg.period) {
             let gamma = T::from_f64(self.cfg.gamma);
             let radius = T::from_f64(self.cfg.radius);
             let average = self.cfg.lower_output == LowerOutput::Average;

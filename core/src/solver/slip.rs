@@ -98,6 +98,9 @@ pub struct SlipConfig {
     pub norm_eps: f64,
     /// Use one upper sample for ∇ᵧF and ∇ₓF (ξ̄_t = ξ_t).
     pub shared_upper_sample: bool,
+    /// Normalised step x ← x − η m/‖m‖ (the method); `false` takes the plain
+    /// step x ← x − η m, an ablation that shows why normalisation matters.
+    pub normalize: bool,
 }
 
 impl Default for SlipConfig {
@@ -117,6 +120,7 @@ impl Default for SlipConfig {
             z_radius: INF,
             norm_eps: 0.0,
             shared_upper_sample: false,
+            normalize: true,
         }
     }
 }
@@ -158,6 +162,7 @@ pub static INFO: SolverInfo = SolverInfo {
         ParamSpec::real("z_radius", INF, POS, OR_INF, "> 0 (inf: no projection)", "optional projection of z onto B(0, ρ)"),
         ParamSpec::real("norm_eps", 0.0, NONNEG, FINITE, ">= 0", "ε in the normalized step η m/(ε + ‖m‖)"),
         ParamSpec::boolean("shared_upper_sample", false, "one upper sample for ∇ᵧF and ∇ₓF"),
+        ParamSpec::boolean("normalize", true, "normalized step on x (false: plain step η m, an ablation)"),
     ],
     oracles: &[
         OracleKind::GradXF,
@@ -194,13 +199,14 @@ impl Configure for SlipConfig {
             ("z_radius", Checked::Real(v)) => self.z_radius = v,
             ("norm_eps", Checked::Real(v)) => self.norm_eps = v,
             ("shared_upper_sample", Checked::Bool(v)) => self.shared_upper_sample = v,
+            ("normalize", Checked::Bool(v)) => self.normalize = v,
             _ => return Err(spec.wrong_type()),
         }
         Ok(())
     }
 
     fn get(&self, name: &str) -> Option<ParamValue<'static>> {
-        use ParamValue::{Bool, Int, Real, Str};
+        use ParamValue::{Bool, Real, Str};
         Some(match name {
             "eta" => Real(self.eta),
             "eta_decay" => Real(self.eta_decay),
@@ -208,7 +214,7 @@ impl Configure for SlipConfig {
             "beta" => Real(self.beta),
             "nu" => Real(self.nu),
             "gamma" => Real(self.gamma),
-            "warm_steps" => Int(self.warm_steps as i64),
+            "warm_steps" => ParamValue::count(self.warm_steps),
             "warm_start" => Str(WARM_CHOICES[self.warm_start as usize]),
             "hypergrad_z" => Str(self.hypergrad_z.name()),
             "upper_at_new_y" => Bool(self.upper_at_new_y),
@@ -216,6 +222,7 @@ impl Configure for SlipConfig {
             "z_radius" => Real(self.z_radius),
             "norm_eps" => Real(self.norm_eps),
             "shared_upper_sample" => Bool(self.shared_upper_sample),
+            "normalize" => Bool(self.normalize),
             _ => return None,
         })
     }
@@ -250,6 +257,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Slip<T, BX, BY> {
             hypergrad_z: cfg.hypergrad_z,
             z_init: cfg.z_init,
             shared_upper_sample: cfg.shared_upper_sample,
+            normalize: cfg.normalize,
         };
         Ok(Slip {
             cfg,

@@ -81,6 +81,7 @@ pub(crate) struct UpperSettings<T> {
     pub hypergrad_z: HypergradZ,
     pub z_init: ZInit,
     pub shared_upper_sample: bool,
+    pub normalize: bool,
 }
 
 /// x, m, z and their scratch vectors.
@@ -189,7 +190,11 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> UpperHalf<T, BX, BY> {
             *mi = s.beta * *mi + one_minus_beta * g;
         }
         let eta = step_size(s.eta, s.eta_decay, s.eta_decay_steps, t);
-        normalized_step(self.x.as_mut(), self.m.as_ref(), eta, s.norm_eps);
+        if s.normalize {
+            normalized_step(self.x.as_mut(), self.m.as_ref(), eta, s.norm_eps);
+        } else {
+            axpy(-eta, self.m.as_ref(), self.x.as_mut());
+        }
         core::mem::swap(&mut self.z, &mut self.znew);
     }
 }

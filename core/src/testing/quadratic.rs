@@ -161,7 +161,7 @@ impl<T: Real, S: Buffer<T>> Quadratic<T, S> {
                 *d = T::from_f64(s);
             }
         }
-        if !(sigma >= 0.0 && sigma.is_finite()) {
+        if sigma.is_nan() || sigma < 0.0 || sigma.is_infinite() {
             return Err(Error::InvalidParam {
                 name: "sigma",
                 expected: ">= 0 and finite",
@@ -573,7 +573,7 @@ mod dense {
                 expected: "a symmetric positive definite matrix",
             };
             let mu = a.clone().symmetric_eigen().eigenvalues.min();
-            if !(mu > 0.0) {
+            if mu.is_nan() || mu <= 0.0 {
                 return Err(not_pd);
             }
             let a_inv = a.cholesky().ok_or(not_pd)?.inverse();
@@ -624,7 +624,7 @@ mod dense {
                     expected: ">= 1",
                 });
             }
-            if !(kappa >= 1.0 && kappa.is_finite()) {
+            if kappa.is_nan() || kappa < 1.0 || kappa.is_infinite() {
                 return Err(Error::InvalidParam {
                     name: "kappa",
                     expected: ">= 1 and finite",
