@@ -4,6 +4,9 @@
 //! `main.rs` only parses arguments and prints.
 #![forbid(unsafe_code)]
 
+pub mod output;
+pub mod plot;
+
 use std::fmt::Write as _;
 
 use bilevel_core::registry::{ParamKind, SolverInfo, SOLVERS};

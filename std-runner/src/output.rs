@@ -1,0 +1,231 @@
+//! Result files: atomic writes, the JSONL trace and the run summary.
+//!
+//! Every file a reader may open is written atomically: whole files go to a
+//! temporary sibling and are renamed into place; the trace is appended line by
+//! line (each line written and flushed whole) to `trace.jsonl.part`, which is
+//! renamed to `trace.jsonl` when the run ends for any reason. A run killed
+//! outright leaves the `.part` file with every complete line, which
+//! [`read_trace`] accepts.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bilevel_core::Counts;
+use serde::{Deserialize, Serialize};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write()
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Oracle calls by kind, as stored in traces and summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallsRecord {
+    /// ∇ₓF calls.
+    pub grad_x_f: u64,
+    /// ∇ᵧF calls.
+    pub grad_y_f: u64,
+    /// ∇ᵧG calls.
+    pub grad_y_g: u64,
+    /// ∇ₓG calls.
+    pub grad_x_g: u64,
+    /// ∇²ᵧᵧG·v calls.
+    pub hvp_yy: u64,
+    /// ∇²ₓᵧG·v calls.
+    pub jvp_xy: u64,
+}
+
+impl From<&Counts> for CallsRecord {
+    fn from(c: &Counts) -> Self {
+        CallsRecord {
+            grad_x_f: c.grad_x_f,
+            grad_y_f: c.grad_y_f,
+            grad_y_g: c.grad_y_g,
+            grad_x_g: c.grad_x_g,
+            hvp_yy: c.hvp_yy,
+            jvp_xy: c.jvp_xy,
+        }
+    }
+}
+
+impl CallsRecord {
+    /// All gradient and product calls.
+    pub fn total(&self) -> u64 {
+        self.grad_x_f + self.grad_y_f + self.grad_y_g + self.grad_x_g + self.hvp_yy + self.jvp_xy
+    }
+}
+
+/// One line of `trace.jsonl`: the state of a run at one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRecord {
+    /// Outer iterations completed.
+    pub iter: u64,
+    /// Passes over the lower-level training data (0 when the problem has no
+    /// finite data set).
+    pub epoch: f64,
+    /// Gradient and product calls so far, all kinds.
+    pub oracle_calls: u64,
+    /// Calls by kind.
+    pub calls: CallsRecord,
+    /// Seconds since the start of the run (the only field that differs
+    /// between two runs with the same spec and seed).
+    pub wall_s: f64,
+    /// Metric values by name (losses, accuracies, distances to a known
+    /// solution).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Appends trace records to `<dir>/trace.jsonl.part` and renames the file to
+/// `trace.jsonl` on [`TraceWriter::finish`].
+#[derive(Debug)]
+pub struct TraceWriter {
+    file: File,
+    part: PathBuf,
+    done: PathBuf,
+}
+
+impl TraceWriter {
+    /// Creates (truncating) the trace file of a run folder.
+    pub fn create(dir: &Path) -> Result<Self> {
+        let part = dir.join("trace.jsonl.part");
+        let done = dir.join("trace.jsonl");
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&part)
+            .with_context(|| format!("cannot create {}", part.display()))?;
+        Ok(TraceWriter { file, part, done })
+    }
+
+    /// Writes one record as one line, flushed to the operating system.
+    pub fn append(&mut self, rec: &TraceRecord) -> Result<()> {
+        let mut line = serde_json::to_vec(rec).context("cannot encode a trace record")?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.flush())
+            .with_context(|| format!("cannot write {}", self.part.display()))
+    }
+
+    /// Syncs the file and renames it to `trace.jsonl`.
+    pub fn finish(self) -> Result<PathBuf> {
+        self.file
+            .sync_all()
+            .with_context(|| format!("cannot sync {}", self.part.display()))?;
+        fs::rename(&self.part, &self.done)
+            .with_context(|| format!("cannot rename {}", self.part.display()))?;
+        Ok(self.done)
+    }
+}
+
+/// Reads a trace (`trace.jsonl`, or the `.part` file of a run that was
+/// killed: a truncated last line is dropped). Errors name the file and line.
+pub fn read_trace(path: &Path) -> Result<Vec<TraceRecord>> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let lines: Vec<String> = BufReader::new(f)
+        .lines()
+        .collect::<io::Result<_>>()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let partial = path.extension().is_some_and(|e| e == "part");
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<TraceRecord>(line) {
+            Ok(r) => out.push(r),
+            Err(_) if partial && i + 1 == lines.len() => break,
+            Err(e) => anyhow::bail!("{}:{}: not a trace record: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(iter: u64) -> TraceRecord {
+        TraceRecord {
+            iter,
+            epoch: 0.5,
+            oracle_calls: 5 * iter,
+            calls: CallsRecord::default(),
+            wall_s: 0.0,
+            metrics: BTreeMap::from([("upper_loss".to_string(), 1.0 / (1.0 + iter as f64))]),
+        }
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("summary.json");
+        write_atomic(&p, b"first").unwrap();
+        write_atomic(&p, b"second").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"second");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_atomic(&dir.path().join("missing/x.json"), b"").unwrap_err();
+        assert!(format!("{err:#}").contains("missing/x.json"), "{err:#}");
+    }
+
+    #[test]
+    fn trace_round_trips_and_survives_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = TraceWriter::create(dir.path()).unwrap();
+        for i in 0..3 {
+            w.append(&rec(i)).unwrap();
+        }
+        // Killed here: the .part file holds every complete line, and a line
+        // cut in the middle of a write is dropped.
+        let part = dir.path().join("trace.jsonl.part");
+        let mut f = OpenOptions::new().append(true).open(&part).unwrap();
+        f.write_all(b"{\"iter\": 3, \"ep").unwrap();
+        assert_eq!(read_trace(&part).unwrap(), vec![rec(0), rec(1), rec(2)]);
+        drop(f);
+
+        let mut w = TraceWriter::create(dir.path()).unwrap();
+        w.append(&rec(7)).unwrap();
+        let done = w.finish().unwrap();
+        assert!(!part.exists());
+        assert_eq!(read_trace(&done).unwrap(), vec![rec(7)]);
+    }
+
+    #[test]
+    fn a_broken_finished_trace_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("trace.jsonl");
+        fs::write(
+            &p,
+            format!("{}\nnot json\n", serde_json::to_string(&rec(0)).unwrap()),
+        )
+        .unwrap();
+        let err = read_trace(&p).unwrap_err().to_string();
+        assert!(err.contains("trace.jsonl:2:"), "{err}");
+    }
+}
