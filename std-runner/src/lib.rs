@@ -6,6 +6,7 @@
 
 pub mod output;
 pub mod plot;
+pub mod session;
 
 use std::fmt::Write as _;
 

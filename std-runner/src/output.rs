@@ -41,6 +41,79 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// JSON has no NaN or infinity: non-finite numbers are written as the
+/// strings `"nan"`, `"inf"` and `"-inf"` and read back as the same values, so
+/// a run that broke down still has a valid, complete trace.
+pub mod nonfinite {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        F(f64),
+        S(String),
+    }
+
+    fn enc(v: f64) -> Num {
+        if v.is_finite() {
+            Num::F(v)
+        } else if v.is_nan() {
+            Num::S("nan".into())
+        } else if v > 0.0 {
+            Num::S("inf".into())
+        } else {
+            Num::S("-inf".into())
+        }
+    }
+
+    fn dec<E: serde::de::Error>(n: Num) -> Result<f64, E> {
+        match n {
+            Num::F(v) => Ok(v),
+            Num::S(s) => match s.as_str() {
+                "nan" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(E::custom(format!(
+                    "expected a number, \"nan\", \"inf\" or \"-inf\", found \"{s}\""
+                ))),
+            },
+        }
+    }
+
+    /// Serialises a map of numbers.
+    pub fn serialize_map<S: Serializer>(
+        m: &BTreeMap<String, f64>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let m: BTreeMap<&String, Num> = m.iter().map(|(k, &v)| (k, enc(v))).collect();
+        m.serialize(s)
+    }
+
+    /// Deserialises a map of numbers.
+    pub fn deserialize_map<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, f64>, D::Error> {
+        let m = BTreeMap::<String, Num>::deserialize(d)?;
+        m.into_iter().map(|(k, v)| dec(v).map(|v| (k, v))).collect()
+    }
+
+    /// Serialises a vector of numbers.
+    pub fn serialize_vec<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<Num> = v.iter().map(|&x| enc(x)).collect();
+        v.serialize(s)
+    }
+
+    /// Deserialises a vector of numbers.
+    pub fn deserialize_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Vec::<Num>::deserialize(d)?
+            .into_iter()
+            .map(dec::<D::Error>)
+            .collect()
+    }
+}
+
 /// Oracle calls by kind, as stored in traces and summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallsRecord {
@@ -94,7 +167,11 @@ pub struct TraceRecord {
     /// between two runs with the same spec and seed).
     pub wall_s: f64,
     /// Metric values by name (losses, accuracies, distances to a known
-    /// solution).
+    /// solution); non-finite values are stored as strings ([`nonfinite`]).
+    #[serde(
+        serialize_with = "nonfinite::serialize_map",
+        deserialize_with = "nonfinite::deserialize_map"
+    )]
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -213,6 +290,25 @@ mod tests {
         let done = w.finish().unwrap();
         assert!(!part.exists());
         assert_eq!(read_trace(&done).unwrap(), vec![rec(7)]);
+    }
+
+    #[test]
+    fn non_finite_metrics_round_trip_as_strings() {
+        let mut r = rec(1);
+        r.metrics.insert("a".into(), f64::NAN);
+        r.metrics.insert("b".into(), f64::NEG_INFINITY);
+        r.metrics.insert("c".into(), 0.1 + 0.2);
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(
+            line.contains("\"a\":\"nan\"") && line.contains("\"b\":\"-inf\""),
+            "{line}"
+        );
+        let back: TraceRecord = serde_json::from_str(&line).unwrap();
+        assert!(back.metrics["a"].is_nan());
+        assert!(back.metrics["b"].is_infinite() && back.metrics["b"] < 0.0);
+        // Exact round trip of every bit.
+        assert_eq!(back.metrics["c"].to_bits(), (0.1_f64 + 0.2).to_bits());
+        assert!(serde_json::from_str::<TraceRecord>(&line.replace("\"nan\"", "\"many\"")).is_err());
     }
 
     #[test]

@@ -1,0 +1,539 @@
+//! One run of one solver on one problem, observed: the run folder with the
+//! resolved config, the trace, the summary and the plots; progress on stderr;
+//! Ctrl-C and numerical breakdown end the run with a valid trace and summary.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bilevel_core::{
+    run, Budget, CallCounter, Control, Counts, Observe, Oracle, Progress, Solver, Termination,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand_core::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::output::{nonfinite, write_atomic, CallsRecord, TraceRecord, TraceWriter};
+use crate::plot::{render, Figure, Series};
+
+/// Computes the metrics of a run at an iterate (losses on evaluation data,
+/// accuracies, distance to a known solution).
+pub trait Evaluate {
+    /// Metric names, in the order [`Evaluate::evaluate`] returns them. The
+    /// first one is shown in the progress line.
+    fn metric_names(&self) -> Vec<String>;
+    /// Metric values at (x, y).
+    fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64>;
+    /// Passes over the lower-level training data so far (0 when there is no
+    /// finite data set).
+    fn epoch(&self, _counts: &Counts) -> f64 {
+        0.0
+    }
+}
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A progress bar (when stderr is a terminal).
+    Bar,
+    /// Plain log lines, about ten per run.
+    Log,
+    /// Nothing.
+    Quiet,
+}
+
+impl ProgressMode {
+    /// A bar on a terminal, log lines otherwise.
+    pub fn auto() -> Self {
+        if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Log
+        }
+    }
+}
+
+/// Settings of one observed run.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The run folder (created if missing).
+    pub out: PathBuf,
+    /// Evaluate and write a trace line every this many iterations (and at
+    /// the start and the end).
+    pub eval_every: u64,
+    /// Iterations, oracle calls, divergence threshold.
+    pub budget: Budget,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Set to `true` (e.g. by a Ctrl-C handler) to stop the run cleanly.
+    pub stop: Arc<AtomicBool>,
+    /// Render the plots at the end.
+    pub plots: bool,
+}
+
+/// `summary.json`: how a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Solver registry name.
+    pub solver: String,
+    /// RNG seed.
+    pub seed: u64,
+    /// Why the run stopped (`max_iters`, `oracle_budget`, `target_reached`,
+    /// `non_finite`, `diverged`, `stopped`).
+    pub termination: String,
+    /// Outer iterations taken.
+    pub iters: u64,
+    /// Gradient and product calls.
+    pub oracle_calls: u64,
+    /// Calls by kind.
+    pub calls: CallsRecord,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Metrics at the last evaluation.
+    #[serde(
+        serialize_with = "nonfinite::serialize_map",
+        deserialize_with = "nonfinite::deserialize_map"
+    )]
+    pub final_metrics: BTreeMap<String, f64>,
+    /// Final x.
+    #[serde(
+        serialize_with = "nonfinite::serialize_vec",
+        deserialize_with = "nonfinite::deserialize_vec"
+    )]
+    pub x: Vec<f64>,
+}
+
+struct RunObserver<'a, E> {
+    evaluator: E,
+    names: Vec<String>,
+    trace: TraceWriter,
+    every: u64,
+    start: Instant,
+    stop: &'a AtomicBool,
+    bar: Option<ProgressBar>,
+    log_every: u64,
+    max_iters: u64,
+    records: Vec<TraceRecord>,
+    error: Option<anyhow::Error>,
+    last_logged: u64,
+}
+
+impl<E: Evaluate> RunObserver<'_, E> {
+    fn record(&mut self, p: &Progress<'_, f64>) {
+        if self.records.last().is_some_and(|r| r.iter == p.iter) {
+            return;
+        }
+        let values = self.evaluator.evaluate(p.x, p.y);
+        let calls = CallsRecord::from(&p.counts);
+        let rec = TraceRecord {
+            iter: p.iter,
+            epoch: self.evaluator.epoch(&p.counts),
+            oracle_calls: calls.total(),
+            calls,
+            wall_s: self.start.elapsed().as_secs_f64(),
+            metrics: self.names.iter().cloned().zip(values).collect(),
+        };
+        if let Err(e) = self.trace.append(&rec) {
+            self.error.get_or_insert(e);
+        }
+        self.records.push(rec);
+        self.show(p);
+    }
+
+    fn headline(&self) -> String {
+        let Some(r) = self.records.last() else {
+            return String::new();
+        };
+        let metric = self
+            .names
+            .first()
+            .and_then(|n| r.metrics.get(n).map(|v| format!("{n} {v:.6e}")))
+            .unwrap_or_default();
+        format!("epoch {:.2}  {metric}  calls {}", r.epoch, r.oracle_calls)
+    }
+
+    fn show(&mut self, p: &Progress<'_, f64>) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.iter);
+            bar.set_message(self.headline());
+        } else if self.log_every > 0 && (p.iter >= self.last_logged + self.log_every || p.iter == 0)
+        {
+            self.last_logged = p.iter;
+            let secs = self.start.elapsed().as_secs_f64();
+            let rate = if secs > 0.0 {
+                p.iter as f64 / secs
+            } else {
+                0.0
+            };
+            eprintln!(
+                "iter {}/{}  {}  {:.0} it/s  {:.1}s",
+                p.iter,
+                self.max_iters,
+                self.headline(),
+                rate,
+                secs
+            );
+        }
+    }
+}
+
+impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
+    fn observe_init(&mut self, p: &Progress<'_, f64>) -> Control {
+        self.record(p);
+        self.control()
+    }
+    fn observe_iter(&mut self, p: &Progress<'_, f64>) -> Control {
+        if p.iter.is_multiple_of(self.every) {
+            self.record(p);
+        }
+        self.control()
+    }
+    fn observe_final(&mut self, p: &Progress<'_, f64>, _reason: Termination) {
+        self.record(p);
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl<E> RunObserver<'_, E> {
+    fn control(&self) -> Control {
+        if self.error.is_some() || self.stop.load(Ordering::Relaxed) {
+            Control::Stop(Termination::Stopped)
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+/// Runs `solver` on `oracle`, observed, and writes the run folder: the
+/// trace (`trace.jsonl`), `summary.json` and, with `opts.plots`, one plot per
+/// metric against iterations, oracle calls and (when known) epochs. The
+/// resolved configuration is the caller's to write (it knows the spec).
+///
+/// Any termination reason — budget, target, breakdown, Ctrl-C — ends with a
+/// complete trace and summary; I/O failures are errors that name the file.
+pub fn observe_run<S, O, E, R>(
+    solver: &mut S,
+    oracle: &mut O,
+    evaluator: E,
+    rng: &mut R,
+    seed: u64,
+    opts: &SessionOptions,
+) -> Result<RunSummary>
+where
+    O: Oracle<f64> + CallCounter,
+    S: Solver<f64, O>,
+    E: Evaluate,
+    R: Rng + ?Sized,
+{
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create the run folder {}", opts.out.display()))?;
+    let max_iters = opts.budget.max_iters;
+    let bar = (opts.progress == ProgressMode::Bar).then(|| {
+        let bar = ProgressBar::new(max_iters);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} iters  {per_sec}  eta {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let names = evaluator.metric_names();
+    let mut obs = RunObserver {
+        evaluator,
+        names,
+        trace: TraceWriter::create(&opts.out)?,
+        every: opts.eval_every.max(1),
+        start: Instant::now(),
+        stop: &opts.stop,
+        bar,
+        log_every: if opts.progress == ProgressMode::Log {
+            (max_iters / 10).max(1)
+        } else {
+            0
+        },
+        max_iters,
+        records: Vec::new(),
+        error: None,
+        last_logged: 0,
+    };
+    let report = run(solver, oracle, rng, &opts.budget, &mut obs);
+    let wall_s = obs.start.elapsed().as_secs_f64();
+    let RunObserver {
+        trace,
+        records,
+        error,
+        ..
+    } = obs;
+    trace.finish()?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let last = records.last();
+    let summary = RunSummary {
+        solver: solver.name().to_string(),
+        seed,
+        termination: report.termination.name().to_string(),
+        iters: report.iters,
+        oracle_calls: report.counts.oracle_calls(),
+        calls: CallsRecord::from(&report.counts),
+        wall_s,
+        final_metrics: last.map(|r| r.metrics.clone()).unwrap_or_default(),
+        x: solver.x().to_vec(),
+    };
+    let json = serde_json::to_vec_pretty(&summary).context("cannot encode the summary")?;
+    write_atomic(&opts.out.join("summary.json"), &json)?;
+    if opts.plots {
+        plot_records(
+            &opts.out.join("plots"),
+            &[(summary.solver.clone(), records)],
+        )?;
+    }
+    Ok(summary)
+}
+
+/// An x axis of the plots: file tag, label, and how to read it from a record.
+type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
+
+/// Renders one figure per metric and axis (iterations, oracle calls, and
+/// epochs when they advance) from the records of one or more runs (one
+/// colour each) into `dir`.
+pub fn plot_records(dir: &Path, runs: &[(String, Vec<TraceRecord>)]) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut metrics: Vec<&String> = runs
+        .iter()
+        .flat_map(|(_, r)| r.iter().flat_map(|t| t.metrics.keys()))
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    let has_epochs = runs.iter().any(|(_, r)| r.iter().any(|t| t.epoch > 0.0));
+    let mut axes: Vec<Axis> = vec![
+        ("iters", "iterations", |t| t.iter as f64),
+        ("calls", "oracle calls", |t| t.oracle_calls as f64),
+    ];
+    if has_epochs {
+        axes.push(("epochs", "epochs", |t| t.epoch));
+    }
+    let mut written = Vec::new();
+    for m in metrics {
+        let all_positive = runs
+            .iter()
+            .flat_map(|(_, r)| r.iter().filter_map(|t| t.metrics.get(m)))
+            .all(|&v| v > 0.0);
+        for (tag, label, axis) in &axes {
+            let series: Vec<Series> = runs
+                .iter()
+                .map(|(name, recs)| Series {
+                    label: name.clone(),
+                    points: recs
+                        .iter()
+                        .filter_map(|t| t.metrics.get(m).map(|&v| (axis(t), v)))
+                        .collect(),
+                    band: Vec::new(),
+                })
+                .collect();
+            let title = format!("{m} vs {label}");
+            let fig = Figure {
+                title: &title,
+                x_label: label,
+                y_label: m,
+                log_y: all_positive,
+                series: &series,
+            };
+            let stem = dir.join(format!("{m}_vs_{tag}"));
+            render(&fig, &stem)?;
+            written.push(stem);
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use bilevel_core::solver::{Slip, SlipConfig};
+    use bilevel_core::testing::{toy, CoshUpper};
+    use bilevel_core::{Counted, DefaultRng};
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::output::read_trace;
+
+    const X_STAR: [f64; 2] = [2120.0 / 2729.0, -3900.0 / 2729.0];
+
+    struct ToyEval;
+    impl Evaluate for ToyEval {
+        fn metric_names(&self) -> Vec<String> {
+            vec!["dist_to_x_star".into(), "x0".into()]
+        }
+        fn evaluate(&mut self, x: &[f64], _y: &[f64]) -> Vec<f64> {
+            vec![bilevel_core::kernels::dist(x, &X_STAR), x[0]]
+        }
+    }
+
+    fn opts(out: &Path, iters: u64, stop: bool) -> SessionOptions {
+        SessionOptions {
+            out: out.to_path_buf(),
+            eval_every: 100,
+            budget: Budget::iters(iters),
+            progress: ProgressMode::Quiet,
+            stop: Arc::new(AtomicBool::new(stop)),
+            plots: true,
+        }
+    }
+
+    fn slip() -> Slip<f64, [f64; 2], [f64; 2]> {
+        let cfg = SlipConfig {
+            eta: 0.01,
+            eta_decay: 1.0,
+            eta_decay_steps: 100.0,
+            gamma: 0.3,
+            nu: 0.3,
+            ..SlipConfig::default()
+        };
+        Slip::new(cfg, [0.0; 2], [0.0; 2]).unwrap()
+    }
+
+    #[test]
+    fn a_run_writes_trace_summary_and_plots() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Counted::new(toy::<f64>(0.035));
+        let mut rng = DefaultRng::seed_from_u64(1);
+        let s = observe_run(
+            &mut slip(),
+            &mut o,
+            ToyEval,
+            &mut rng,
+            1,
+            &opts(dir.path(), 1000, false),
+        )
+        .unwrap();
+        assert_eq!(s.termination, "max_iters");
+        assert_eq!(s.iters, 1000);
+        let trace = read_trace(&dir.path().join("trace.jsonl")).unwrap();
+        // Iterations 0, 100, …, 1000.
+        assert_eq!(trace.len(), 11);
+        assert_eq!(trace.last().unwrap().iter, 1000);
+        assert!(
+            trace.last().unwrap().metrics["dist_to_x_star"] < trace[0].metrics["dist_to_x_star"]
+        );
+        let summary: RunSummary =
+            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary, s);
+        assert_eq!(summary.oracle_calls, 3 + 5 * 1000);
+        for stem in [
+            "dist_to_x_star_vs_iters",
+            "dist_to_x_star_vs_calls",
+            "x0_vs_iters",
+        ] {
+            assert!(
+                dir.path()
+                    .join("plots")
+                    .join(format!("{stem}.svg"))
+                    .exists(),
+                "{stem}"
+            );
+            assert!(
+                dir.path()
+                    .join("plots")
+                    .join(format!("{stem}.png"))
+                    .exists(),
+                "{stem}"
+            );
+        }
+        assert!(!dir.path().join("trace.jsonl.part").exists());
+    }
+
+    #[test]
+    fn same_seed_gives_the_same_trace_apart_from_wall_time() {
+        let strip = |dir: &Path| {
+            read_trace(&dir.join("trace.jsonl"))
+                .unwrap()
+                .into_iter()
+                .map(|mut r| {
+                    r.wall_s = 0.0;
+                    serde_json::to_string(&r).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for d in [&a, &b] {
+            let mut o = Counted::new(toy::<f64>(0.035));
+            let mut rng = DefaultRng::seed_from_u64(9);
+            observe_run(
+                &mut slip(),
+                &mut o,
+                ToyEval,
+                &mut rng,
+                9,
+                &opts(d.path(), 500, false),
+            )
+            .unwrap();
+        }
+        assert_eq!(strip(a.path()), strip(b.path()));
+    }
+
+    struct Phi(CoshUpper<f64>);
+    impl Evaluate for Phi {
+        fn metric_names(&self) -> Vec<String> {
+            vec!["phi".into()]
+        }
+        fn evaluate(&mut self, x: &[f64], _y: &[f64]) -> Vec<f64> {
+            vec![self.0.phi(x)]
+        }
+    }
+
+    #[test]
+    fn stop_flag_and_breakdown_still_leave_valid_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = Counted::new(toy::<f64>(0.035));
+        let mut rng = DefaultRng::seed_from_u64(1);
+        let s = observe_run(
+            &mut slip(),
+            &mut o,
+            ToyEval,
+            &mut rng,
+            1,
+            &opts(dir.path(), 1000, true),
+        )
+        .unwrap();
+        assert_eq!(s.termination, "stopped");
+        assert_eq!(
+            read_trace(&dir.path().join("trace.jsonl")).unwrap().len(),
+            1
+        );
+
+        // A plain (unnormalised) step on the cosh problem breaks down.
+        let cfg = SlipConfig {
+            eta: 0.05,
+            gamma: 0.5,
+            nu: 0.5,
+            warm_steps: 30,
+            normalize: false,
+            ..SlipConfig::default()
+        };
+        let mut s = Slip::new(cfg, [8.0; 2], [0.0; 2]).unwrap();
+        let problem = CoshUpper::new(2, 1.0, 0.0);
+        let mut o = Counted::new(problem);
+        let dir = tempfile::tempdir().unwrap();
+        let mut o2 = opts(dir.path(), 1000, false);
+        o2.eval_every = 1;
+        let sum = observe_run(&mut s, &mut o, Phi(problem), &mut rng, 1, &o2).unwrap();
+        assert!(
+            sum.termination == "non_finite" || sum.termination == "diverged",
+            "{}",
+            sum.termination
+        );
+        let trace = read_trace(&dir.path().join("trace.jsonl")).unwrap();
+        assert_eq!(trace.last().unwrap().iter, sum.iters);
+        assert!(dir.path().join("summary.json").exists());
+    }
+}
