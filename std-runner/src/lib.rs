@@ -4,6 +4,7 @@
 //! `main.rs` only parses arguments and prints.
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod output;
 pub mod plot;
 pub mod session;
@@ -42,6 +43,25 @@ pub fn algorithms_text(solvers: &[&SolverInfo]) -> String {
         }
     }
     out
+}
+
+/// `bilevel plot`: reads run folders, writes overlay plots (one colour per
+/// solver, a band for the spread over seeds) and the comparison table
+/// (`table.md`, `table.csv`) into `out`. Returns the Markdown table.
+pub fn plot_command(runs: &[std::path::PathBuf], out: &std::path::Path) -> anyhow::Result<String> {
+    if runs.is_empty() {
+        anyhow::bail!("no run folder given");
+    }
+    let loaded = runs
+        .iter()
+        .map(|d| aggregate::load_run(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    aggregate::plot_runs(out, &loaded)?;
+    let rows = aggregate::table(&loaded);
+    aggregate::write_table(out, &rows)?;
+    Ok(aggregate::table_markdown(&rows))
 }
 
 /// The whole registry, rendered.

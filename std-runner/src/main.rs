@@ -1,12 +1,15 @@
-//! The `bilevel` command.
+//! The `bilevel` command. All logic lives in the library; this file parses
+//! arguments, prints results to stdout and errors to stderr.
 
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// Stochastic bilevel optimization: run and compare BO-REP, SLIP and baselines.
 #[derive(Debug, Parser)]
-#[command(name = "bilevel", version, about)]
+#[command(name = "bilevel", version, about, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,14 +19,47 @@ struct Cli {
 enum Command {
     /// List the solvers: names, hyperparameters with defaults and ranges, oracles.
     Algorithms,
+    /// Plot existing runs: one colour per solver, a band for the spread over seeds.
+    ///
+    /// Example: `bilevel plot runs/toy-bo-rep-s0 runs/toy-slip-s0 --out runs/plots`
+    Plot {
+        /// Run folders (each holding trace.jsonl, or trace.jsonl.part of a killed run).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where to write the plots and table.md/table.csv.
+        #[arg(long, default_value = "plots")]
+        out: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let text = match cli.command {
+        Command::Algorithms => bilevel_runner::algorithms(),
+        Command::Plot { runs, out } => {
+            let table = bilevel_runner::plot_command(&runs, &out)?;
+            format!("{table}\nplots and tables written to {}\n", out.display())
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        // A closed pipe (`bilevel algorithms | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Algorithms => print!("{}", bilevel_runner::algorithms()),
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

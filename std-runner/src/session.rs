@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::{plot_runs, RunTrace};
 use crate::output::{nonfinite, write_atomic, CallsRecord, TraceRecord, TraceWriter};
-use crate::plot::{render, Figure, Series};
 
 /// Computes the metrics of a run at an iterate (losses on evaluation data,
 /// accuracies, distance to a known solution).
@@ -292,68 +292,14 @@ where
     let json = serde_json::to_vec_pretty(&summary).context("cannot encode the summary")?;
     write_atomic(&opts.out.join("summary.json"), &json)?;
     if opts.plots {
-        plot_records(
-            &opts.out.join("plots"),
-            &[(summary.solver.clone(), records)],
-        )?;
+        let run = RunTrace {
+            solver: summary.solver.clone(),
+            summary: Some(summary.clone()),
+            records,
+        };
+        plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run))?;
     }
     Ok(summary)
-}
-
-/// An x axis of the plots: file tag, label, and how to read it from a record.
-type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
-
-/// Renders one figure per metric and axis (iterations, oracle calls, and
-/// epochs when they advance) from the records of one or more runs (one
-/// colour each) into `dir`.
-pub fn plot_records(dir: &Path, runs: &[(String, Vec<TraceRecord>)]) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut metrics: Vec<&String> = runs
-        .iter()
-        .flat_map(|(_, r)| r.iter().flat_map(|t| t.metrics.keys()))
-        .collect();
-    metrics.sort();
-    metrics.dedup();
-    let has_epochs = runs.iter().any(|(_, r)| r.iter().any(|t| t.epoch > 0.0));
-    let mut axes: Vec<Axis> = vec![
-        ("iters", "iterations", |t| t.iter as f64),
-        ("calls", "oracle calls", |t| t.oracle_calls as f64),
-    ];
-    if has_epochs {
-        axes.push(("epochs", "epochs", |t| t.epoch));
-    }
-    let mut written = Vec::new();
-    for m in metrics {
-        let all_positive = runs
-            .iter()
-            .flat_map(|(_, r)| r.iter().filter_map(|t| t.metrics.get(m)))
-            .all(|&v| v > 0.0);
-        for (tag, label, axis) in &axes {
-            let series: Vec<Series> = runs
-                .iter()
-                .map(|(name, recs)| Series {
-                    label: name.clone(),
-                    points: recs
-                        .iter()
-                        .filter_map(|t| t.metrics.get(m).map(|&v| (axis(t), v)))
-                        .collect(),
-                    band: Vec::new(),
-                })
-                .collect();
-            let title = format!("{m} vs {label}");
-            let fig = Figure {
-                title: &title,
-                x_label: label,
-                y_label: m,
-                log_y: all_positive,
-                series: &series,
-            };
-            let stem = dir.join(format!("{m}_vs_{tag}"));
-            render(&fig, &stem)?;
-            written.push(stem);
-        }
-    }
-    Ok(written)
 }
 
 #[cfg(test)]
@@ -362,6 +308,8 @@ mod tests {
     use bilevel_core::testing::{toy, CoshUpper};
     use bilevel_core::{Counted, DefaultRng};
     use rand_core::SeedableRng;
+
+    use std::path::Path;
 
     use super::*;
     use crate::output::read_trace;

@@ -1,0 +1,387 @@
+//! Several runs of one problem: loading run folders, averaging traces over
+//! seeds, the comparison table (CSV and Markdown) and overlay plots with one
+//! colour per solver and a band for the spread over seeds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::output::{read_trace, write_atomic, TraceRecord};
+use crate::plot::{render, Figure, Series};
+use crate::session::RunSummary;
+
+/// One run read back from its folder.
+#[derive(Debug, Clone)]
+pub struct RunTrace {
+    /// Solver name (from `summary.json`, else the folder name).
+    pub solver: String,
+    /// The run's summary, when the run finished writing it.
+    pub summary: Option<RunSummary>,
+    /// The trace records.
+    pub records: Vec<TraceRecord>,
+}
+
+/// Reads a run folder: `trace.jsonl` (or the `.part` file of a killed run)
+/// and, if present, `summary.json`.
+pub fn load_run(dir: &Path) -> Result<RunTrace> {
+    let done = dir.join("trace.jsonl");
+    let part = dir.join("trace.jsonl.part");
+    let trace = if done.exists() {
+        done
+    } else if part.exists() {
+        part
+    } else {
+        bail!("{} holds no trace.jsonl: not a run folder", dir.display());
+    };
+    let records = read_trace(&trace)?;
+    let summary_path = dir.join("summary.json");
+    let summary = if summary_path.exists() {
+        let bytes = std::fs::read(&summary_path)
+            .with_context(|| format!("cannot read {}", summary_path.display()))?;
+        Some(
+            serde_json::from_slice::<RunSummary>(&bytes)
+                .with_context(|| format!("{} is not a run summary", summary_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let solver = summary.as_ref().map_or_else(
+        || {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        },
+        |s| s.solver.clone(),
+    );
+    Ok(RunTrace {
+        solver,
+        summary,
+        records,
+    })
+}
+
+/// Mean and (population) standard deviation; `(NaN, NaN)` for no values.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// Groups runs by solver, keeping the order of first appearance.
+pub fn by_solver(runs: &[RunTrace]) -> Vec<(String, Vec<&RunTrace>)> {
+    let mut groups: Vec<(String, Vec<&RunTrace>)> = Vec::new();
+    for r in runs {
+        match groups.iter_mut().find(|(n, _)| *n == r.solver) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((r.solver.clone(), vec![r])),
+        }
+    }
+    groups
+}
+
+/// An x axis of the plots: file tag, label, and how to read it from a record.
+type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
+
+const AXES: [Axis; 3] = [
+    ("iters", "iterations", |t| t.iter as f64),
+    ("calls", "oracle calls", |t| t.oracle_calls as f64),
+    ("epochs", "epochs", |t| t.epoch),
+];
+
+/// Seed-averaged curve of `metric` against `axis` for one solver: records
+/// are aligned by iteration (the evaluation cadence is the same for every
+/// seed); the band is mean ± one standard deviation.
+fn averaged(group: &[&RunTrace], metric: &str, axis: fn(&TraceRecord) -> f64) -> Series {
+    let mut at: BTreeMap<u64, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for run in group {
+        for t in &run.records {
+            if let Some(&v) = t.metrics.get(metric) {
+                let e = at.entry(t.iter).or_default();
+                e.0.push(axis(t));
+                e.1.push(v);
+            }
+        }
+    }
+    let mut s = Series::default();
+    for (xs, ys) in at.values() {
+        let x = mean_std(xs).0;
+        let (m, sd) = mean_std(ys);
+        s.points.push((x, m));
+        if group.len() > 1 {
+            s.band.push((x, m - sd, m + sd));
+        }
+    }
+    s
+}
+
+/// Overlay plots into `dir`: for every metric and axis (epochs only when they
+/// advance), one curve per solver averaged over its seeds with a band for
+/// the spread. Returns the file stems written.
+pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut metrics: Vec<&String> = runs
+        .iter()
+        .flat_map(|r| r.records.iter().flat_map(|t| t.metrics.keys()))
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    let has_epochs = runs.iter().any(|r| r.records.iter().any(|t| t.epoch > 0.0));
+    let groups = by_solver(runs);
+    let mut written = Vec::new();
+    for m in metrics {
+        let all_positive = runs
+            .iter()
+            .flat_map(|r| r.records.iter().filter_map(|t| t.metrics.get(m)))
+            .all(|&v| v > 0.0);
+        for (tag, label, axis) in AXES {
+            if tag == "epochs" && !has_epochs {
+                continue;
+            }
+            let series: Vec<Series> = groups
+                .iter()
+                .map(|(name, g)| Series {
+                    label: if g.len() > 1 {
+                        format!("{name} ({} seeds)", g.len())
+                    } else {
+                        name.clone()
+                    },
+                    ..averaged(g, m, axis)
+                })
+                .collect();
+            let title = format!("{m} vs {label}");
+            let fig = Figure {
+                title: &title,
+                x_label: label,
+                y_label: m,
+                log_y: all_positive,
+                series: &series,
+            };
+            let stem = dir.join(format!("{m}_vs_{tag}"));
+            render(&fig, &stem)?;
+            written.push(stem);
+        }
+    }
+    Ok(written)
+}
+
+/// One row of the comparison table: a solver's final figures over its seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRow {
+    /// Solver name.
+    pub solver: String,
+    /// Number of runs (seeds).
+    pub runs: usize,
+    /// Mean and std of each final metric.
+    pub metrics: BTreeMap<String, (f64, f64)>,
+    /// Mean and std of the oracle calls.
+    pub oracle_calls: (f64, f64),
+    /// Mean and std of the wall time in seconds.
+    pub wall_s: (f64, f64),
+    /// Termination reasons and how many runs ended with each.
+    pub terminations: BTreeMap<String, usize>,
+}
+
+/// The comparison table, one row per solver in order of appearance.
+pub fn table(runs: &[RunTrace]) -> Vec<TableRow> {
+    by_solver(runs)
+        .into_iter()
+        .map(|(solver, g)| {
+            let mut finals: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            let mut calls = Vec::new();
+            let mut wall = Vec::new();
+            let mut terminations = BTreeMap::new();
+            for r in &g {
+                if let Some(last) = r.records.last() {
+                    for (k, &v) in &last.metrics {
+                        finals.entry(k.clone()).or_default().push(v);
+                    }
+                    calls.push(last.oracle_calls as f64);
+                    wall.push(last.wall_s);
+                }
+                let reason = r
+                    .summary
+                    .as_ref()
+                    .map_or_else(|| "unfinished".to_string(), |s| s.termination.clone());
+                *terminations.entry(reason).or_insert(0) += 1;
+            }
+            TableRow {
+                solver,
+                runs: g.len(),
+                metrics: finals.into_iter().map(|(k, v)| (k, mean_std(&v))).collect(),
+                oracle_calls: mean_std(&calls),
+                wall_s: mean_std(&wall),
+                terminations,
+            }
+        })
+        .collect()
+}
+
+fn metric_names(rows: &[TableRow]) -> Vec<String> {
+    let mut names: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.metrics.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn terminations(r: &TableRow) -> String {
+    r.terminations
+        .iter()
+        .map(|(k, n)| format!("{k}×{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The table as Markdown (mean ± std).
+pub fn table_markdown(rows: &[TableRow]) -> String {
+    let names = metric_names(rows);
+    let mut out = String::from("| solver | runs |");
+    for n in &names {
+        let _ = write!(out, " {n} |");
+    }
+    out.push_str(" oracle calls | time (s) | termination |\n|---|---|");
+    out.push_str(&"---|".repeat(names.len() + 3));
+    out.push('\n');
+    for r in rows {
+        let _ = write!(out, "| {} | {} |", r.solver, r.runs);
+        for n in &names {
+            match r.metrics.get(n) {
+                Some((m, s)) => {
+                    let _ = write!(out, " {m:.4e} ± {s:.1e} |");
+                }
+                None => out.push_str(" – |"),
+            }
+        }
+        let _ = writeln!(
+            out,
+            " {:.0} ± {:.0} | {:.3} ± {:.3} | {} |",
+            r.oracle_calls.0,
+            r.oracle_calls.1,
+            r.wall_s.0,
+            r.wall_s.1,
+            terminations(r)
+        );
+    }
+    out
+}
+
+/// The table as CSV: `solver,runs,<metric>_mean,<metric>_std,…`.
+pub fn table_csv(rows: &[TableRow]) -> String {
+    let names = metric_names(rows);
+    let mut out = String::from("solver,runs");
+    for n in &names {
+        let _ = write!(out, ",{n}_mean,{n}_std");
+    }
+    out.push_str(",oracle_calls_mean,oracle_calls_std,wall_s_mean,wall_s_std,terminations\n");
+    for r in rows {
+        let _ = write!(out, "{},{}", r.solver, r.runs);
+        for n in &names {
+            let (m, s) = r.metrics.get(n).copied().unwrap_or((f64::NAN, f64::NAN));
+            let _ = write!(out, ",{m},{s}");
+        }
+        let _ = writeln!(
+            out,
+            ",{},{},{},{},{}",
+            r.oracle_calls.0,
+            r.oracle_calls.1,
+            r.wall_s.0,
+            r.wall_s.1,
+            terminations(r)
+        );
+    }
+    out
+}
+
+/// Writes `table.md` and `table.csv` into `dir`, atomically.
+pub fn write_table(dir: &Path, rows: &[TableRow]) -> Result<()> {
+    write_atomic(&dir.join("table.md"), table_markdown(rows).as_bytes())?;
+    write_atomic(&dir.join("table.csv"), table_csv(rows).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{CallsRecord, TraceWriter};
+
+    fn write_run(dir: &Path, solver: &str, scale: f64) {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut w = TraceWriter::create(dir).unwrap();
+        for i in 0..5_u32 {
+            w.append(&TraceRecord {
+                iter: u64::from(i) * 10,
+                epoch: f64::from(i) * 0.5,
+                oracle_calls: u64::from(i) * 50,
+                calls: CallsRecord::default(),
+                wall_s: f64::from(i) * 0.01,
+                metrics: BTreeMap::from([("loss".to_string(), scale / (1.0 + f64::from(i)))]),
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let summary = RunSummary {
+            solver: solver.into(),
+            seed: 0,
+            termination: "max_iters".into(),
+            iters: 40,
+            oracle_calls: 200,
+            calls: CallsRecord::default(),
+            wall_s: 0.04,
+            final_metrics: BTreeMap::new(),
+            x: vec![0.0],
+        };
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_vec(&summary).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn table_and_plots_over_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(&dir.path().join("a0"), "bo-rep", 1.0);
+        write_run(&dir.path().join("a1"), "bo-rep", 3.0);
+        write_run(&dir.path().join("b0"), "slip", 2.0);
+        let runs: Vec<RunTrace> = ["a0", "a1", "b0"]
+            .iter()
+            .map(|n| load_run(&dir.path().join(n)).unwrap())
+            .collect();
+        let rows = table(&runs);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].runs, 2);
+        // Final losses 1/5 and 3/5: mean 0.4, std 0.2.
+        let (m, s) = rows[0].metrics["loss"];
+        assert!((m - 0.4).abs() < 1e-12 && (s - 0.2).abs() < 1e-12);
+        assert_eq!(rows[1].terminations["max_iters"], 1);
+        let md = table_markdown(&rows);
+        assert!(
+            md.starts_with("| solver | runs | loss | oracle calls |"),
+            "{md}"
+        );
+        assert!(md.contains("| bo-rep | 2 | 4.0000e-1 ± 2.0e-1 |"), "{md}");
+        let csv = table_csv(&rows);
+        assert!(
+            csv.lines().nth(1).unwrap().starts_with("bo-rep,2,0.4"),
+            "{csv}"
+        );
+        let stems = plot_runs(&dir.path().join("plots"), &runs).unwrap();
+        assert_eq!(stems.len(), 3); // iterations, calls, epochs
+        write_table(dir.path(), &rows).unwrap();
+        assert!(dir.path().join("table.md").exists());
+    }
+
+    #[test]
+    fn a_folder_without_a_trace_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_run(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a run folder"), "{err}");
+    }
+}
