@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Stochastic bilevel optimization: run and compare BO-REP, SLIP and baselines.
 #[derive(Debug, Parser)]
@@ -30,6 +30,14 @@ enum Command {
         #[arg(long, default_value = "plots")]
         out: PathBuf,
     },
+    /// Print a shell completion script.
+    ///
+    /// Example: `bilevel completions bash > ~/.local/share/bash-completion/completions/bilevel`
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -38,6 +46,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plot { runs, out } => {
             let table = bilevel_runner::plot_command(&runs, &out)?;
             format!("{table}\nplots and tables written to {}\n", out.display())
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bilevel", &mut buf);
+            String::from_utf8(buf)?
         }
     };
     let mut stdout = std::io::stdout().lock();
@@ -65,6 +78,21 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn completions_mention_every_command() {
+        let mut buf = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut super::Cli::command(),
+            "bilevel",
+            &mut buf,
+        );
+        let text = String::from_utf8(buf).unwrap();
+        for cmd in ["algorithms", "plot", "completions"] {
+            assert!(text.contains(cmd), "{cmd}");
+        }
+    }
 
     #[test]
     fn cli_definition_is_valid() {
