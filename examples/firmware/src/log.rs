@@ -58,6 +58,25 @@ pub fn initial(phi0: f32) {
     );
 }
 
+/// The best single penalty shared by all features, for comparison.
+pub fn uniform(best: Option<(f32, f32)>) {
+    #[cfg(not(feature = "defmt"))]
+    {
+        let mut l = Line::new();
+        l.s("best penalty shared by all features (grid): ");
+        match best {
+            Some((p, c)) => l.s("Phi = ").f(p).s(" at lambda = ").f(c),
+            None => l.s("none"),
+        };
+        l.emit();
+    }
+    #[cfg(feature = "defmt")]
+    defmt::info!(
+        "best penalty shared by all features (grid): (Phi, lambda) = {=?}",
+        best
+    );
+}
+
 /// Progress of a run.
 pub fn progress(solver: &str, iter: u64, val: f32) {
     #[cfg(not(feature = "defmt"))]

@@ -96,6 +96,7 @@ fn main() -> ! {
         exit(false)
     };
     log::initial(phi0);
+    log::uniform(ridge::best_uniform());
 
     let mut obs = Every {
         n: PROGRESS_EVERY,

@@ -358,6 +358,21 @@ pub fn phi(lambda: &[f32]) -> Option<f32> {
     ridge_solution(lambda).map(|w| val_loss(&w))
 }
 
+/// The best single penalty shared by all features, for comparison: the
+/// smallest Φ(c·1) over c ∈ {−12, −11.75, …, 3}, as (Φ, c).
+pub fn best_uniform() -> Option<(f32, f32)> {
+    let mut best: Option<(f32, f32)> = None;
+    for k in -48_i16..=12 {
+        let c = f32::from(k) * 0.25;
+        if let Some(p) = phi(&[c; D]) {
+            if best.is_none_or(|(b, _)| p < b) {
+                best = Some((p, c));
+            }
+        }
+    }
+    best
+}
+
 /// BO-REP's settings for the job.
 pub fn borep_config() -> BoRepConfig {
     BoRepConfig {
