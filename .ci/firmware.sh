@@ -15,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 fw=examples/firmware
-elf=$fw/target/thumbv7em-none-eabihf/release/bilevel-firmware
 start=$SECONDS
 step() { printf '\n== firmware: %s\n' "$*"; t0=$SECONDS; }
 took() { echo "   ($((SECONDS - t0)) s)"; }
@@ -34,6 +33,11 @@ if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   rustup target add thumbv7em-none-eabihf
 fi
 took
+
+# The firmware's target dir (honours CARGO_TARGET_DIR if CI sets one).
+tdir=$(cd "$fw" && cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+elf=$tdir/thumbv7em-none-eabihf/release/bilevel-firmware
 
 step "build (release)"
 (cd "$fw" && cargo build --release --locked)

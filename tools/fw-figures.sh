@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fw=examples/firmware
-elf=$fw/target/thumbv7em-none-eabihf/release/bilevel-firmware
+# The firmware's target dir (honours CARGO_TARGET_DIR if CI sets one).
+tdir=$(cd "$fw" && cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+elf=$tdir/thumbv7em-none-eabihf/release/bilevel-firmware
 size="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
 qemu=(qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic
   -semihosting-config enable=on,target=native)
@@ -31,9 +34,9 @@ echo "data tables (TRAIN_X, TRAIN_T, VAL_X, VAL_T): $data B"
 "${qemu[@]}" -kernel "$elf" | grep -E 'stack high-water|PASS|FAIL'
 api=1
 qemu-system-arm --version | grep -qE 'version (9|[1-9][0-9])\.' && api=2
-mkdir -p "$fw/target/insncount"
-gcc -shared -fPIC -O2 -DPLUGIN_API=$api -o "$fw/target/insncount/libinsncount.so" tools/insncount.c
-"${qemu[@]}" -icount shift=0 -plugin "$fw/target/insncount/libinsncount.so" -d plugin \
+mkdir -p "$tdir/insncount"
+gcc -shared -fPIC -O2 -DPLUGIN_API=$api -o "$tdir/insncount/libinsncount.so" tools/insncount.c
+"${qemu[@]}" -icount shift=0 -plugin "$tdir/insncount/libinsncount.so" -d plugin \
   -kernel "$elf" 2>&1 >/dev/null | sed -n 's/^insns: /whole run: guest instructions /p'
 
 echo "== defmt build (defmt-rtt)"

@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 a=${1:-200}
 b=${2:-400}
 fw=examples/firmware
-out=$fw/target/insncount
+# The firmware's target dir (honours CARGO_TARGET_DIR if CI sets one).
+tdir=$(cd "$fw" && cargo metadata --format-version 1 --no-deps --locked |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+out=$tdir/insncount
 mkdir -p "$out"
 # Plugin API: 1 for QEMU 7.2 (bookworm), 2 for QEMU >= 9.
 api=1
@@ -26,7 +29,7 @@ run() {
   log=$(timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
     -semihosting-config enable=on,target=native -icount shift=0 \
     -plugin "$out/libinsncount.so" -d plugin \
-    -kernel "$fw/target/thumbv7em-none-eabihf/release/examples/count" 2>&1)
+    -kernel "$tdir/thumbv7em-none-eabihf/release/examples/count" 2>&1)
   local insns ticks
   insns=$(awk '/^insns:/{print $2}' <<<"$log")
   ticks=$(sed -n 's/.*systick_ticks=\([0-9]*\).*/\1/p' <<<"$log")
