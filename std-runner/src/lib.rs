@@ -4,6 +4,8 @@
 //! `main.rs` only parses arguments and prints.
 #![forbid(unsafe_code)]
 
+pub mod rnn;
+
 use std::fmt::Write as _;
 
 use bilevel_core::registry::{ParamKind, SolverInfo, SOLVERS};

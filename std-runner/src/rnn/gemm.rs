@@ -1,0 +1,127 @@
+//! Dense matrix products on row-major slices, through `ndarray`'s
+//! `general_mat_mul` (which calls the tuned `matrixmultiply` kernels for
+//! `f32` and `f64`).
+//!
+//! Every matrix is a row-major slice with an explicit shape; a transposed
+//! operand is a transposed view, never a copy. Results are deterministic:
+//! one call runs on one thread, and for a given shape the summation order
+//! is fixed.
+
+use bilevel_core::Real;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
+
+/// The scalar type of the RNN backend: a core [`Real`] that `ndarray` can
+/// multiply (`f32` and `f64`).
+pub trait Scalar: Real + LinalgScalar {}
+
+impl<T: Real + LinalgScalar> Scalar for T {}
+
+/// A row-major matrix operand: `rows × cols` values of `data`, optionally
+/// used transposed.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    trans: bool,
+}
+
+impl<'a, T: Scalar> Mat<'a, T> {
+    /// The matrix stored row-major in `data` (`rows × cols`).
+    pub(crate) fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
+        debug_assert_eq!(data.len(), rows * cols);
+        Mat {
+            data,
+            rows,
+            cols,
+            trans: false,
+        }
+    }
+
+    /// The same storage, used transposed.
+    pub(crate) fn t(self) -> Self {
+        Mat {
+            trans: !self.trans,
+            ..self
+        }
+    }
+
+    fn view(&self) -> ArrayView2<'a, T> {
+        let v = ArrayView2::from_shape((self.rows, self.cols), self.data)
+            .expect("matrix shape matches its storage");
+        if self.trans {
+            v.reversed_axes()
+        } else {
+            v
+        }
+    }
+}
+
+/// `c ← beta·c + a·b` where `c` is row-major `m × n`; `beta` is 0 (overwrite)
+/// or 1 (accumulate).
+pub(crate) fn gemm<T: Scalar>(a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
+    let av = a.view();
+    let bv = b.view();
+    let (m, k) = av.dim();
+    let (k2, n) = bv.dim();
+    assert_eq!(k, k2, "inner dimensions of a product");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let mut cv = ArrayViewMut2::from_shape((m, n), &mut c[..m * n])
+        .expect("output shape matches its storage");
+    let beta = if accumulate { T::ONE } else { T::ZERO };
+    if k == 0 {
+        if !accumulate {
+            cv.fill(T::ZERO);
+        }
+        return;
+    }
+    general_mat_mul(T::ONE, &av, &bv, beta, &mut cv);
+}
+
+/// Adds the column sums of the row-major `rows × cols` matrix `a` to `out`
+/// (rows summed in order).
+pub(crate) fn add_col_sums<T: Scalar>(a: &[T], cols: usize, out: &mut [T]) {
+    for row in a.chunks_exact(cols) {
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o += x;
+        }
+    }
+}
+
+/// Adds `bias` to every row of the row-major matrix `a`.
+pub(crate) fn add_row_bias<T: Scalar>(a: &mut [T], bias: &[T]) {
+    for row in a.chunks_exact_mut(bias.len()) {
+        for (x, &b) in row.iter_mut().zip(bias) {
+            *x += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_match_the_naive_loop() {
+        // a: 2×3, b: 3×2 (given as its transpose, 2×3).
+        let a = [1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let bt = [1.0_f64, 0.0, -1.0, 2.0, 1.0, 0.5];
+        let mut c = [10.0_f64; 4];
+        gemm(Mat::new(&a, 2, 3), Mat::new(&bt, 2, 3).t(), &mut c, false);
+        let want = [-2.0, 5.5, -2.0, 16.0];
+        for (x, w) in c.iter().zip(want) {
+            assert!((x - w).abs() < 1e-12, "{c:?}");
+        }
+        gemm(Mat::new(&a, 2, 3), Mat::new(&bt, 2, 3).t(), &mut c, true);
+        for (x, w) in c.iter().zip(want) {
+            assert!((x - 2.0 * w).abs() < 1e-12, "{c:?}");
+        }
+        // aᵀ·a is 3×3.
+        let mut ata = [0.0_f64; 9];
+        gemm(Mat::new(&a, 2, 3).t(), Mat::new(&a, 2, 3), &mut ata, false);
+        assert!((ata[0] - 17.0).abs() < 1e-12 && (ata[8] - 45.0).abs() < 1e-12);
+    }
+}
