@@ -58,12 +58,7 @@ fn bench(c: &mut Criterion) {
             let mut grad = vec![0.0; n];
             g.bench_function("forward_backward", |bch| {
                 bch.iter(|| {
-                    pool.install(|| {
-                        let mut z = vec![0.0; BATCH * 2];
-                        model.forward(&theta, &b.view(), &mut z);
-                        let u: Vec<f32> = softmax_grad(&z, &labels);
-                        model.vjp(&theta, &b.view(), &u, &mut grad);
-                    });
+                    pool.install(|| model.softmax_xent_grad(&theta, &b.view(), &labels, &mut grad));
                     black_box(&grad);
                 });
             });
@@ -79,22 +74,6 @@ fn bench(c: &mut Criterion) {
             g.finish();
         }
     }
-}
-
-/// Gradient of the mean cross-entropy with respect to the logits.
-fn softmax_grad(z: &[f32], labels: &[u32]) -> Vec<f32> {
-    let mut u = Vec::with_capacity(z.len());
-    let scale = 1.0 / labels.len() as f32;
-    for (row, &y) in z.chunks_exact(2).zip(labels) {
-        let m = row[0].max(row[1]);
-        let e: Vec<f32> = row.iter().map(|x| (x - m).exp()).collect();
-        let s: f32 = e.iter().sum();
-        for (k, x) in e.iter().enumerate() {
-            let t = if k == y as usize { 1.0 } else { 0.0 };
-            u.push(scale * (x / s - t));
-        }
-    }
-    u
 }
 
 criterion_group!(benches, bench);

@@ -231,6 +231,10 @@ proptest! {
         let (l0, g0) = loss_grad(&s, &s.theta);
         prop_assert!((loss - l0).abs() < 1e-12);
         close(&grad, &g0, 1e-12)?;
+        let mut grad2 = vec![0.0; n];
+        let loss2 = s.model.softmax_xent_grad(&s.theta, &view, &s.labels, &mut grad2);
+        prop_assert!((loss2 - l0).abs() < 1e-12);
+        close(&grad2, &g0, 1e-12)?;
         // Symmetry: wᵀ(H v) = vᵀ(H w).
         let w = rand_vec(n, c.seed.wrapping_add(2));
         let mut hw = vec![0.0; n];

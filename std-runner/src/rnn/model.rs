@@ -156,6 +156,57 @@ impl<T: Scalar> RnnModel<T> {
         );
     }
 
+    /// The gradient of a loss on top of the logits, `Σₑ ℓₑ(h(θ; xₑ))`, in one
+    /// forward and one reverse sweep: writes the logits to `logits` and the
+    /// gradient to `grad`. The callback's `dz` is zero and its `du` is
+    /// ignored.
+    pub fn loss_grad<L: LossCurvature<T>>(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        loss: &L,
+        logits: &mut [T],
+        grad: &mut [T],
+    ) {
+        self.check_shapes(theta, batch);
+        assert_eq!(grad.len(), self.layout.total, "gradient length");
+        assert_eq!(
+            logits.len(),
+            batch.len() * self.cfg.outputs(),
+            "logits shape"
+        );
+        let cot = Cotangent::Loss(loss);
+        self.run(
+            theta,
+            batch,
+            None,
+            Some(&cot),
+            Some(logits),
+            None,
+            Some(grad),
+            None,
+        );
+    }
+
+    /// Mean softmax cross-entropy over the batch and its gradient (one
+    /// forward and one reverse sweep). Returns the loss.
+    pub fn softmax_xent_grad(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        labels: &[u32],
+        grad: &mut [T],
+    ) -> T {
+        assert_eq!(labels.len(), batch.len(), "one label per example");
+        let scale = T::ONE / T::from_usize(batch.len().max(1));
+        let f = |e: usize, z: &[T], dz: &[T], u: &mut [T], du: &mut [T]| {
+            softmax_xent_parts(z, dz, labels[e] as usize, scale, u, du);
+        };
+        let mut logits = vec![T::ZERO; batch.len() * self.cfg.outputs()];
+        self.loss_grad(theta, batch, &f, &mut logits, grad);
+        mean_softmax_xent(&logits, labels, self.cfg.outputs())
+    }
+
     /// Mean softmax cross-entropy over the batch, with its gradient and its
     /// Hessian times `tangent` (exact; one fused pass). Returns the loss.
     /// `labels` holds one class per example.
@@ -482,7 +533,7 @@ fn tanh_d<T: Scalar>(y: T) -> T {
 }
 
 fn sigmoid<T: Scalar>(x: T) -> T {
-    T::ONE / (T::ONE + (-x).exp())
+    x.act_sigmoid()
 }
 
 /// Primal state of one recurrent layer.
@@ -671,6 +722,8 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let gh = self.cfg().cell.gates() * h;
         let pk = &self.pk;
         let (w, u, b) = (self.param(&lay.w), self.param(&lay.u), self.param(&lay.b));
+        // Uᵀ stored row-major, so the per-step products read it contiguously.
+        let ut = transpose(u, gh, h);
         let x = self.layer_input(l);
         let mut a = vec![T::ZERO; pk.rows * gh];
         gemm(
@@ -688,10 +741,10 @@ impl<'a, T: Scalar> Pass<'a, T> {
                     let now = &mut now[..pk.n[t] * h];
                     if t > 0 {
                         let prev = &past[pk.off[t - 1] * h..][..pk.n[t] * h];
-                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(u, h, h).t(), now, true);
+                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(&ut, h, gh), now, true);
                     }
                     for y in now.iter_mut() {
-                        *y = y.tanh();
+                        *y = y.act_tanh();
                     }
                 }
                 st.h = a;
@@ -706,7 +759,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                     if t > 0 {
                         let prev = &hs[pk.off[t - 1] * h..][..nt * h];
                         let now = &mut a[r0 * gh..][..nt * gh];
-                        gemm(Mat::new(prev, nt, h), Mat::new(u, gh, h).t(), now, true);
+                        gemm(Mat::new(prev, nt, h), Mat::new(&ut, h, gh), now, true);
                     }
                     for i in 0..nt {
                         let r = r0 + i;
@@ -715,7 +768,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                         for j in 0..h {
                             let gi = sigmoid(gates[j]);
                             let gf = sigmoid(gates[h + j]);
-                            let gg = gates[2 * h + j].tanh();
+                            let gg = gates[2 * h + j].act_tanh();
                             let go = sigmoid(gates[3 * h + j]);
                             gates[j] = gi;
                             gates[h + j] = gf;
@@ -723,7 +776,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                             gates[3 * h + j] = go;
                             let cp = pr.map_or(T::ZERO, |p| cs[p * h + j]);
                             let cv = gf * cp + gi * gg;
-                            let kv = cv.tanh();
+                            let kv = cv.act_tanh();
                             cs[r * h + j] = cv;
                             ks[r * h + j] = kv;
                             hs[r * h + j] = go * kv;
@@ -790,7 +843,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         add_row_bias(&mut y, self.param(&d.b));
         if d.tanh {
             for v in &mut y {
-                *v = v.tanh();
+                *v = v.act_tanh();
             }
         }
         y
@@ -851,6 +904,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let pk = &self.pk;
         let st = &self.fwd[l];
         let (w, u) = (self.param(&lay.w), self.param(&lay.u));
+        let ut = transpose(u, gh, h);
         let (dw, du, db) = (&v[lay.w.clone()], &v[lay.u.clone()], &v[lay.b.clone()]);
         let x = self.layer_input(l);
         let mut da = vec![T::ZERO; pk.rows * gh];
@@ -884,7 +938,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                     let now = &mut now[..pk.n[t] * h];
                     if t > 0 {
                         let prev = &past[pk.off[t - 1] * h..][..pk.n[t] * h];
-                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(u, h, h).t(), now, true);
+                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(&ut, h, gh), now, true);
                     }
                     let hs = &st.h[pk.off[t] * h..][..pk.n[t] * h];
                     for (d, &y) in now.iter_mut().zip(hs) {
@@ -903,7 +957,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                     if t > 0 {
                         let prev = &dh[pk.off[t - 1] * h..][..nt * h];
                         let now = &mut da[r0 * gh..][..nt * gh];
-                        gemm(Mat::new(prev, nt, h), Mat::new(u, gh, h).t(), now, true);
+                        gemm(Mat::new(prev, nt, h), Mat::new(&ut, h, gh), now, true);
                     }
                     for i in 0..nt {
                         let r = r0 + i;
@@ -1375,6 +1429,17 @@ impl<'a, T: Scalar> Pass<'a, T> {
         }
         dgx
     }
+}
+
+/// The transpose of the row-major `rows × cols` matrix `a`, row-major.
+fn transpose<T: Scalar>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; a.len()];
+    for (i, row) in a.chunks_exact(cols).enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            out[j * rows + i] = x;
+        }
+    }
+    out
 }
 
 /// Gathers the word vectors of every packed row: from θ's embedding block
