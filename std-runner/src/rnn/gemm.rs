@@ -19,9 +19,11 @@ pub trait Scalar: Real + LinalgScalar {
     /// it is `libm`'s (the accuracy reference, used by the finite-difference
     /// tests); for `f32` a vectorisable rational approximation accurate to
     /// a few ulp (see [`fast_tanh_f32`]).
+    #[must_use]
     fn act_tanh(self) -> Self;
     /// The logistic function σ(x) = 1/(1 + e⁻ˣ) of the LSTM gates, written
     /// as (1 + tanh(x/2))/2 through [`Scalar::act_tanh`].
+    #[must_use]
     fn act_sigmoid(self) -> Self;
 }
 
@@ -61,7 +63,7 @@ pub fn fast_tanh_f32(x: f32) -> f32 {
     const A9: f32 = -8.604_672e-11;
     const A11: f32 = 2.000_188e-13;
     const A13: f32 = -2.760_768_5e-16;
-    const B0: f32 = 4.893_525_2e-3;
+    const B0: f32 = 4.893_525e-3;
     const B2: f32 = 2.268_434_6e-3;
     const B4: f32 = 1.185_347_1e-4;
     const B6: f32 = 1.198_258_4e-6;
