@@ -313,6 +313,13 @@ fn one_and_two_threads_give_identical_bits() {
             train_embeddings: true,
             ..RnnConfig::new(50, 3)
         },
+        // Wide enough for products cut into parallel column blocks.
+        RnnConfig {
+            hidden: 300,
+            embed: 5,
+            chunk: 8,
+            ..RnnConfig::new(50, 2)
+        },
     ];
     let seqs: Vec<Vec<u32>> = (0..23u32)
         .map(|i| {

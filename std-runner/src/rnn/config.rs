@@ -81,7 +81,8 @@ pub struct RnnConfig {
 
 impl RnnConfig {
     /// The official architecture at CPU scale: word vectors of dimension 50
-    /// (fixed), 2 Elman layers of 256 units, max-pooling, a linear head.
+    /// (fixed), 2 Elman layers of 256 units, max-pooling, a linear head,
+    /// chunks of 32 sequences.
     pub fn new(vocab: usize, classes: usize) -> Self {
         RnnConfig {
             vocab,
@@ -93,7 +94,7 @@ impl RnnConfig {
             head: Head::Linear,
             classes,
             train_embeddings: false,
-            chunk: 16,
+            chunk: 32,
         }
     }
 

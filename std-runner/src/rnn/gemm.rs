@@ -4,12 +4,19 @@
 //!
 //! Every matrix is a row-major slice with an explicit shape; a transposed
 //! operand is a transposed view, never a copy. Results are deterministic:
-//! one call runs on one thread, and for a given shape the summation order
-//! is fixed.
+//! a large product is cut into blocks of [`COL_BLOCK`] output columns that
+//! run in parallel, and the cut depends on the shape only, never on the
+//! number of threads, so each entry's summation order is fixed.
 
 use bilevel_core::Real;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, LinalgScalar};
+use rayon::prelude::*;
+
+/// Output columns per unit of parallel work inside one product.
+const COL_BLOCK: usize = 128;
+/// Products with fewer multiply-adds than this run on one thread.
+const PAR_WORK: usize = 1 << 18;
 
 /// The scalar type of the RNN backend: a core [`Real`] that `ndarray` can
 /// multiply (`f32` and `f64`), with the activation functions the model
@@ -143,7 +150,17 @@ pub(crate) fn gemm<T: Scalar>(a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumul
         }
         return;
     }
-    general_mat_mul(T::ONE, &av, &bv, beta, &mut cv);
+    if n >= 2 * COL_BLOCK && m * n * k >= PAR_WORK {
+        let blocks: Vec<_> = bv
+            .axis_chunks_iter(Axis(1), COL_BLOCK)
+            .zip(cv.axis_chunks_iter_mut(Axis(1), COL_BLOCK))
+            .collect();
+        blocks.into_par_iter().for_each(|(b, mut c)| {
+            general_mat_mul(T::ONE, &av, &b, beta, &mut c);
+        });
+    } else {
+        general_mat_mul(T::ONE, &av, &bv, beta, &mut cv);
+    }
 }
 
 /// Adds the column sums of the row-major `rows × cols` matrix `a` to `out`
