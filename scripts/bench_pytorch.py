@@ -63,7 +63,7 @@ def timeit(fn, seconds):
         fn()
     times = []
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
+    while time.perf_counter() - start < seconds or len(times) < 3:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -73,6 +73,8 @@ def timeit(fn, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0, help="measurement time per case")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 1024], help="hidden sizes")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts")
     args = ap.parse_args()
     seqs = batch()
     ntok = sum(len(s) for s in seqs)
@@ -84,12 +86,12 @@ def main():
     print(f"torch {torch.__version__}, python {platform.python_version()}, {ntok} tokens per batch")
     print("| hidden | threads | forward+backward ms | tokens/s | HVP ms | HVP / gradient |")
     print("|---|---|---|---|---|---|")
-    for hidden in (256, 1024):
+    for hidden in args.hidden:
         torch.manual_seed(1)
         model = Model(hidden)
         params = [p for p in model.parameters() if p.requires_grad]
         vs = [torch.randn_like(p) * 1e-2 for p in params]
-        for threads in (1, 2):
+        for threads in args.threads:
             torch.set_num_threads(threads)
 
             def fwd_bwd():
