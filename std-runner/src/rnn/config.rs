@@ -121,6 +121,101 @@ impl RnnConfig {
         Ok(())
     }
 
+    /// A configuration from a spec's `model NAME: rnn { key = value, … }`
+    /// options, given as `(key, value)` text pairs. Keys: `vocab`, `embed`,
+    /// `hidden`, `layers`, `classes`, `chunk`, `width` (the MLP's width) and
+    /// `cell` (`elman` | `lstm`), `pool` (`max` | `last`), `head`
+    /// (`linear` | `mlp` | `features`), `embeddings` (`fixed` |
+    /// `trainable`). Unset keys keep [`RnnConfig::new`]'s defaults; `vocab`
+    /// is required, and `classes` unless the head is `features`. The MLP
+    /// width defaults to `hidden`. Unknown keys and bad values are errors.
+    pub fn from_options(options: &[(&str, &str)]) -> Result<Self, RnnError> {
+        let mut cfg = RnnConfig::new(0, 0);
+        let mut width = None;
+        let mut head = "linear";
+        let mut seen_vocab = false;
+        let mut seen_classes = false;
+        for &(key, value) in options {
+            let num = || {
+                value.parse::<usize>().map_err(|_| {
+                    RnnError::Config(format!("{key} = {value}: expected a non-negative integer"))
+                })
+            };
+            let choice = |allowed: &[&str]| {
+                if allowed.contains(&value) {
+                    Ok(())
+                } else {
+                    Err(RnnError::Config(format!(
+                        "{key} = {value}: expected one of {}",
+                        allowed.join(", ")
+                    )))
+                }
+            };
+            match key {
+                "vocab" => {
+                    cfg.vocab = num()?;
+                    seen_vocab = true;
+                }
+                "embed" => cfg.embed = num()?,
+                "hidden" => cfg.hidden = num()?,
+                "layers" => cfg.layers = num()?,
+                "classes" => {
+                    cfg.classes = num()?;
+                    seen_classes = true;
+                }
+                "chunk" => cfg.chunk = num()?,
+                "width" => width = Some(num()?),
+                "cell" => {
+                    choice(&["elman", "lstm"])?;
+                    cfg.cell = if value == "lstm" {
+                        Cell::Lstm
+                    } else {
+                        Cell::Elman
+                    };
+                }
+                "pool" => {
+                    choice(&["max", "last"])?;
+                    cfg.pool = if value == "last" {
+                        Pool::Last
+                    } else {
+                        Pool::Max
+                    };
+                }
+                "head" => {
+                    choice(&["linear", "mlp", "features"])?;
+                    head = value;
+                }
+                "embeddings" => {
+                    choice(&["fixed", "trainable"])?;
+                    cfg.train_embeddings = value == "trainable";
+                }
+                _ => {
+                    return Err(RnnError::Config(format!(
+                        "unknown option `{key}` (known: vocab, embed, hidden, layers, classes, \
+                         chunk, width, cell, pool, head, embeddings)"
+                    )))
+                }
+            }
+        }
+        cfg.head = match head {
+            "mlp" => Head::Mlp {
+                width: width.unwrap_or(cfg.hidden),
+            },
+            "features" => Head::Features,
+            _ => Head::Linear,
+        };
+        if !seen_vocab {
+            return Err(RnnError::Config("option `vocab` is required".into()));
+        }
+        if !seen_classes && cfg.head != Head::Features {
+            return Err(RnnError::Config(
+                "option `classes` is required unless head = features".into(),
+            ));
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Number of outputs per example.
     pub fn outputs(&self) -> usize {
         match self.head {
@@ -267,6 +362,52 @@ mod tests {
         assert_eq!(l.head_range().len(), 256 * 8 + 8 + 8 * 8 + 8 + 8 * 3 + 3);
         assert_eq!(l.body_range().end, l.head_range().start);
         assert_eq!(l.layers[1].u.len(), 4 * 256 * 256);
+    }
+
+    #[test]
+    fn options_from_a_spec() {
+        let cfg = RnnConfig::from_options(&[
+            ("vocab", "20000"),
+            ("embed", "64"),
+            ("hidden", "128"),
+            ("cell", "lstm"),
+            ("pool", "last"),
+            ("head", "mlp"),
+            ("width", "32"),
+            ("classes", "3"),
+            ("embeddings", "trainable"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.cell, Cell::Lstm);
+        assert_eq!(cfg.pool, Pool::Last);
+        assert_eq!(cfg.head, Head::Mlp { width: 32 });
+        assert!(cfg.train_embeddings);
+        assert_eq!(
+            (cfg.vocab, cfg.embed, cfg.hidden, cfg.layers),
+            (20000, 64, 128, 2)
+        );
+        let f = RnnConfig::from_options(&[("vocab", "5"), ("head", "features")]).unwrap();
+        assert_eq!(f.outputs(), 256);
+        for (bad, msg) in [
+            (
+                &[("vocab", "5"), ("classes", "2"), ("cell", "gru")][..],
+                "cell = gru",
+            ),
+            (&[("vocab", "x"), ("classes", "2")][..], "vocab = x"),
+            (
+                &[("vocab", "5"), ("classes", "2"), ("depth", "2")][..],
+                "unknown option `depth`",
+            ),
+            (&[("classes", "2")][..], "`vocab` is required"),
+            (&[("vocab", "5")][..], "`classes` is required"),
+            (
+                &[("vocab", "5"), ("classes", "2"), ("hidden", "0")][..],
+                "hidden must be positive",
+            ),
+        ] {
+            let e = RnnConfig::from_options(bad).unwrap_err().to_string();
+            assert!(e.contains(msg), "{e}");
+        }
     }
 
     #[test]

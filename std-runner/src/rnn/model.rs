@@ -25,6 +25,14 @@ use super::RnnError;
 
 /// The recurrent classifier: configuration, parameter layout and the fixed
 /// word vectors (when they are not trained).
+///
+/// The [`ModelBackend`] methods take slices whose lengths the trait fixes
+/// (θ and tangents: [`ModelBackend::num_params`]; logits and cotangents:
+/// batch length × [`ModelBackend::num_outputs`]) and a batch whose token ids
+/// are below the vocabulary size. These are caller contracts: a wrong
+/// length or an out-of-range token id panics. Batches built from untrusted
+/// input should go through [`RnnModel::check_batch`] first, which returns
+/// an error instead.
 #[derive(Debug, Clone)]
 pub struct RnnModel<T> {
     cfg: RnnConfig,
