@@ -25,7 +25,7 @@ pub trait Scalar: Real + LinalgScalar {
     /// The hyperbolic tangent used by the model's cells and head. For `f64`
     /// it is `libm`'s (the accuracy reference, used by the finite-difference
     /// tests); for `f32` a vectorisable rational approximation accurate to
-    /// a few ulp (see [`fast_tanh_f32`]).
+    /// an absolute error below 1e-6 (Eigen's rational approximation).
     #[must_use]
     fn act_tanh(self) -> Self;
     /// The logistic function σ(x) = 1/(1 + e⁻ˣ) of the LSTM gates, written
