@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod compare;
 pub mod output;
 pub mod plot;
+pub mod rnn;
 pub mod session;
 
 use std::fmt::Write as _;

@@ -1,0 +1,1514 @@
+//! The recurrent text classifier and its exact first- and second-order
+//! products (hand-derived forward-over-reverse through time).
+//!
+//! One pass over a chunk of sequences runs up to four sweeps:
+//! 1. forward (hidden states, pooling, head, logits h);
+//! 2. tangent forward (ḣ = J v, the JVP);
+//! 3. reverse (Jᵀu, the VJP, for a cotangent u of the logits);
+//! 4. tangent reverse: the derivative of sweep 3 along v with the cotangent
+//!    moving as u̇, i.e. `Jᵀu̇ + Σᵢ uᵢ ∇²hᵢ v`.
+//!
+//! Sequences are packed as in PyTorch's packed sequences: inside a chunk
+//! they are sorted by decreasing length (stable), so at step t the live
+//! sequences are a prefix of the chunk and every product runs over exactly
+//! the live rows. Padding never enters a computation.
+
+use std::ops::Range;
+
+use bilevel_dsl::backend::{ModelBackend, TokenBatch};
+use rand_core::SeedableRng;
+use rayon::prelude::*;
+
+use super::config::{Cell, DenseLayout, LayerLayout, Layout, Pool, RnnConfig};
+use super::gemm::{add_col_sums, add_row_bias, gemm, Mat, Scalar};
+use super::RnnError;
+
+/// The recurrent classifier: configuration, parameter layout and the fixed
+/// word vectors (when they are not trained).
+///
+/// The [`ModelBackend`] methods take slices whose lengths the trait fixes
+/// (θ and tangents: [`ModelBackend::num_params`]; logits and cotangents:
+/// batch length × [`ModelBackend::num_outputs`]) and a batch whose token ids
+/// are below the vocabulary size. These are caller contracts: a wrong
+/// length or an out-of-range token id panics. Batches built from untrusted
+/// input should go through [`RnnModel::check_batch`] first, which returns
+/// an error instead.
+#[derive(Debug, Clone)]
+pub struct RnnModel<T> {
+    cfg: RnnConfig,
+    layout: Layout,
+    /// `vocab × embed` word vectors: the fixed table, or the initial value
+    /// of θ's embedding block when the vectors are trained.
+    vectors: Vec<T>,
+}
+
+/// Per-example loss callback of [`RnnModel::loss_hvp`]: given the example's
+/// index in the batch, its logits z and their tangent ż, write u = ∂ℓ/∂z and
+/// u̇ = ∇²ℓ(z) ż.
+pub trait LossCurvature<T>: Sync {
+    /// Writes `u` and `du` for example `example`.
+    fn apply(&self, example: usize, z: &[T], dz: &[T], u: &mut [T], du: &mut [T]);
+}
+
+impl<T, F> LossCurvature<T> for F
+where
+    F: Fn(usize, &[T], &[T], &mut [T], &mut [T]) + Sync,
+{
+    fn apply(&self, example: usize, z: &[T], dz: &[T], u: &mut [T], du: &mut [T]) {
+        self(example, z, dz, u, du);
+    }
+}
+
+impl<T: Scalar> RnnModel<T> {
+    /// Builds the model. `vectors` holds `vocab × embed` word vectors
+    /// (row i is token i; for example GloVe with random rows for words it
+    /// lacks); `None` draws them uniformly in ±0.1 from `seed`.
+    pub fn new(cfg: RnnConfig, vectors: Option<&[f32]>, seed: u64) -> Result<Self, RnnError> {
+        cfg.validate()?;
+        let n = cfg.vocab * cfg.embed;
+        let vectors = match vectors {
+            Some(v) if v.len() == n => v.iter().map(|&x| T::from_f64(f64::from(x))).collect(),
+            Some(v) => {
+                return Err(RnnError::Config(format!(
+                    "word vectors: {} values given, vocab × embed = {n}",
+                    v.len()
+                )))
+            }
+            None => {
+                let mut rng = bilevel_core::DefaultRng::seed_from_u64(seed);
+                (0..n)
+                    .map(|_| T::from_f64(0.2 * bilevel_core::random::uniform(&mut rng) - 0.1))
+                    .collect()
+            }
+        };
+        let layout = Layout::new(&cfg);
+        Ok(RnnModel {
+            cfg,
+            layout,
+            vectors,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RnnConfig {
+        &self.cfg
+    }
+
+    /// The layout of θ.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Checks a batch: offsets start at 0, never decrease and end at the
+    /// token count, and every token id is below the vocabulary size.
+    pub fn check_batch(&self, batch: &TokenBatch<'_>) -> Result<(), RnnError> {
+        let off = batch.offsets;
+        if off.first() != Some(&0) || off.last() != Some(&batch.tokens.len()) {
+            return Err(RnnError::Batch(
+                "offsets must start at 0 and end at the token count".into(),
+            ));
+        }
+        if off.windows(2).any(|w| w[0] > w[1]) {
+            return Err(RnnError::Batch("offsets must not decrease".into()));
+        }
+        if let Some(p) = batch
+            .tokens
+            .iter()
+            .position(|&t| t as usize >= self.cfg.vocab)
+        {
+            return Err(RnnError::Batch(format!(
+                "token {} at position {p} is outside the vocabulary of {}",
+                batch.tokens[p], self.cfg.vocab
+            )));
+        }
+        Ok(())
+    }
+
+    /// The fused Hessian-vector product of a loss on top of the logits,
+    /// `Σₑ ℓₑ(h(θ; xₑ))`, in one pass: writes the logits to `logits`, the
+    /// loss's gradient to `grad` and its
+    /// Hessian times `tangent` to `hvp`, i.e.
+    /// `vjp(θ, u) ` and `vjp(θ, ∇²ℓ·jvp(θ, v)) + curvature(θ, u, v)`.
+    /// Costs about one forward, one tangent forward, one reverse and one
+    /// tangent reverse sweep.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_hvp<L: LossCurvature<T>>(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        tangent: &[T],
+        loss: &L,
+        logits: &mut [T],
+        grad: &mut [T],
+        hvp: &mut [T],
+    ) {
+        self.check_shapes(theta, batch);
+        assert_eq!(tangent.len(), self.layout.total, "tangent length");
+        assert_eq!(grad.len(), self.layout.total, "gradient length");
+        assert_eq!(hvp.len(), self.layout.total, "hvp length");
+        assert_eq!(
+            logits.len(),
+            batch.len() * self.cfg.outputs(),
+            "logits shape"
+        );
+        let cot = Cotangent::Loss(loss);
+        self.run(
+            theta,
+            batch,
+            Some(tangent),
+            Some(&cot),
+            Some(logits),
+            None,
+            Some(grad),
+            Some(hvp),
+        );
+    }
+
+    /// The gradient of a loss on top of the logits, `Σₑ ℓₑ(h(θ; xₑ))`, in one
+    /// forward and one reverse sweep: writes the logits to `logits` and the
+    /// gradient to `grad`. The callback's `dz` is zero and its `du` is
+    /// ignored.
+    pub fn loss_grad<L: LossCurvature<T>>(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        loss: &L,
+        logits: &mut [T],
+        grad: &mut [T],
+    ) {
+        self.check_shapes(theta, batch);
+        assert_eq!(grad.len(), self.layout.total, "gradient length");
+        assert_eq!(
+            logits.len(),
+            batch.len() * self.cfg.outputs(),
+            "logits shape"
+        );
+        let cot = Cotangent::Loss(loss);
+        self.run(
+            theta,
+            batch,
+            None,
+            Some(&cot),
+            Some(logits),
+            None,
+            Some(grad),
+            None,
+        );
+    }
+
+    /// Mean softmax cross-entropy over the batch and its gradient (one
+    /// forward and one reverse sweep). Returns the loss.
+    pub fn softmax_xent_grad(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        labels: &[u32],
+        grad: &mut [T],
+    ) -> T {
+        assert_eq!(labels.len(), batch.len(), "one label per example");
+        let scale = T::ONE / T::from_usize(batch.len().max(1));
+        let f = |e: usize, z: &[T], dz: &[T], u: &mut [T], du: &mut [T]| {
+            softmax_xent_parts(z, dz, labels[e] as usize, scale, u, du);
+        };
+        let mut logits = vec![T::ZERO; batch.len() * self.cfg.outputs()];
+        self.loss_grad(theta, batch, &f, &mut logits, grad);
+        mean_softmax_xent(&logits, labels, self.cfg.outputs())
+    }
+
+    /// Mean softmax cross-entropy over the batch, with its gradient and its
+    /// Hessian times `tangent` (exact; one fused pass). Returns the loss.
+    /// `labels` holds one class per example.
+    pub fn softmax_xent_hvp(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        labels: &[u32],
+        tangent: &[T],
+        grad: &mut [T],
+        hvp: &mut [T],
+    ) -> T {
+        assert_eq!(labels.len(), batch.len(), "one label per example");
+        let scale = T::ONE / T::from_usize(batch.len().max(1));
+        let f = |e: usize, z: &[T], dz: &[T], u: &mut [T], du: &mut [T]| {
+            softmax_xent_parts(z, dz, labels[e] as usize, scale, u, du);
+        };
+        let mut logits = vec![T::ZERO; batch.len() * self.cfg.outputs()];
+        self.loss_hvp(theta, batch, tangent, &f, &mut logits, grad, hvp);
+        mean_softmax_xent(&logits, labels, self.cfg.outputs())
+    }
+
+    fn check_shapes(&self, theta: &[T], batch: &TokenBatch<'_>) {
+        assert_eq!(theta.len(), self.layout.total, "θ length");
+        debug_assert!(self.check_batch(batch).is_ok(), "invalid batch");
+    }
+
+    /// Runs the requested sweeps over every chunk in parallel and reduces
+    /// the chunks' results in chunk order.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        tangent: Option<&[T]>,
+        cot: Option<&Cotangent<'_, T>>,
+        logits: Option<&mut [T]>,
+        dlogits: Option<&mut [T]>,
+        grad: Option<&mut [T]>,
+        hvp: Option<&mut [T]>,
+    ) {
+        let b = batch.len();
+        let chunks: Vec<Range<usize>> = (0..b)
+            .step_by(self.cfg.chunk)
+            .map(|s| s..(s + self.cfg.chunk).min(b))
+            .collect();
+        let want_grad = grad.is_some();
+        let want_hvp = hvp.is_some();
+        let outs: Vec<ChunkOut<T>> = chunks
+            .into_par_iter()
+            .map(|r| Pass::new(self, theta, batch, r).run(tangent, cot, want_grad, want_hvp))
+            .collect();
+        let c = self.cfg.outputs();
+        if let Some(z) = logits {
+            for o in &outs {
+                for (i, &e) in o.examples.iter().enumerate() {
+                    z[e * c..(e + 1) * c].copy_from_slice(&o.z[i * c..(i + 1) * c]);
+                }
+            }
+        }
+        if let Some(dz) = dlogits {
+            for o in &outs {
+                for (i, &e) in o.examples.iter().enumerate() {
+                    dz[e * c..(e + 1) * c].copy_from_slice(&o.dz[i * c..(i + 1) * c]);
+                }
+            }
+        }
+        for (out, want) in [(grad, 0), (hvp, 1)] {
+            if let Some(out) = out {
+                out.fill(T::ZERO);
+                for o in &outs {
+                    let part = if want == 0 { &o.grad } else { &o.hvp };
+                    for (x, &p) in out.iter_mut().zip(part) {
+                        *x += p;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Draws θ from `seed`: PyTorch's default initialisation (uniform in
+    /// ±1/√fan-in for the recurrent layers and the head), the word vectors
+    /// copied from the model's table when they are trained.
+    fn init(&self, seed: u64, theta: &mut [T]) {
+        assert_eq!(theta.len(), self.layout.total, "θ length");
+        let mut rng = bilevel_core::DefaultRng::seed_from_u64(seed);
+        let mut fill = |r: &Range<usize>, bound: f64, theta: &mut [T]| {
+            for x in &mut theta[r.clone()] {
+                *x = T::from_f64(bound * (2.0 * bilevel_core::random::uniform(&mut rng) - 1.0));
+            }
+        };
+        theta[self.layout.embedding.clone()].copy_from_slice(if self.cfg.train_embeddings {
+            &self.vectors
+        } else {
+            &[]
+        });
+        let k = 1.0 / (self.cfg.hidden as f64).sqrt();
+        for l in &self.layout.layers {
+            fill(&l.w, k, theta);
+            fill(&l.u, k, theta);
+            fill(&l.b, k, theta);
+        }
+        for d in &self.layout.head {
+            let k = 1.0 / (d.input as f64).sqrt();
+            fill(&d.w, k, theta);
+            fill(&d.b, k, theta);
+        }
+    }
+}
+
+/// u = scale·(softmax(z) − e_y), u̇ = scale·(p ⊙ ż − p (pᵀż)).
+fn softmax_xent_parts<T: Scalar>(
+    z: &[T],
+    dz: &[T],
+    label: usize,
+    scale: T,
+    u: &mut [T],
+    du: &mut [T],
+) {
+    let m = z.iter().copied().fold(z[0], T::max);
+    let mut s = T::ZERO;
+    for (p, &x) in u.iter_mut().zip(z) {
+        *p = (x - m).exp();
+        s += *p;
+    }
+    let mut pdz = T::ZERO;
+    for (p, &d) in u.iter_mut().zip(dz) {
+        *p /= s;
+        pdz += *p * d;
+    }
+    for ((q, p), &d) in du.iter_mut().zip(u.iter()).zip(dz) {
+        *q = scale * *p * (d - pdz);
+    }
+    for (i, p) in u.iter_mut().enumerate() {
+        let y = if i == label { T::ONE } else { T::ZERO };
+        *p = scale * (*p - y);
+    }
+}
+
+/// Mean softmax cross-entropy of row-major logits (`labels.len() × c`).
+pub fn mean_softmax_xent<T: Scalar>(logits: &[T], labels: &[u32], c: usize) -> T {
+    let mut total = T::ZERO;
+    for (z, &y) in logits.chunks_exact(c).zip(labels) {
+        let m = z.iter().copied().fold(z[0], T::max);
+        let s: T = z.iter().map(|&x| (x - m).exp()).sum();
+        total += m + s.ln() - z[y as usize];
+    }
+    total / T::from_usize(labels.len().max(1))
+}
+
+impl<T: Scalar> ModelBackend<T> for RnnModel<T> {
+    fn name(&self) -> &'static str {
+        "rnn"
+    }
+    fn num_params(&self) -> usize {
+        self.layout.total
+    }
+    fn num_outputs(&self) -> usize {
+        self.cfg.outputs()
+    }
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab
+    }
+    fn init_params(&self, seed: u64, theta: &mut [T]) {
+        self.init(seed, theta);
+    }
+    fn forward(&self, theta: &[T], batch: &TokenBatch<'_>, logits: &mut [T]) {
+        self.check_shapes(theta, batch);
+        assert_eq!(
+            logits.len(),
+            batch.len() * self.cfg.outputs(),
+            "logits shape"
+        );
+        self.run(theta, batch, None, None, Some(logits), None, None, None);
+    }
+    fn vjp(&self, theta: &[T], batch: &TokenBatch<'_>, cotangent: &[T], grad: &mut [T]) {
+        self.check_shapes(theta, batch);
+        assert_eq!(
+            cotangent.len(),
+            batch.len() * self.cfg.outputs(),
+            "cotangent shape"
+        );
+        assert_eq!(grad.len(), self.layout.total, "gradient length");
+        let cot = Cotangent::Given {
+            u: cotangent,
+            du: None,
+        };
+        self.run(theta, batch, None, Some(&cot), None, None, Some(grad), None);
+    }
+    fn jvp(&self, theta: &[T], batch: &TokenBatch<'_>, tangent: &[T], out: &mut [T]) {
+        self.check_shapes(theta, batch);
+        assert_eq!(tangent.len(), self.layout.total, "tangent length");
+        assert_eq!(out.len(), batch.len() * self.cfg.outputs(), "output shape");
+        self.run(
+            theta,
+            batch,
+            Some(tangent),
+            None,
+            None,
+            Some(out),
+            None,
+            None,
+        );
+    }
+    fn curvature(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        cotangent: &[T],
+        tangent: &[T],
+        out: &mut [T],
+    ) {
+        self.check_shapes(theta, batch);
+        assert_eq!(
+            cotangent.len(),
+            batch.len() * self.cfg.outputs(),
+            "cotangent shape"
+        );
+        assert_eq!(tangent.len(), self.layout.total, "tangent length");
+        assert_eq!(out.len(), self.layout.total, "output length");
+        let cot = Cotangent::Given {
+            u: cotangent,
+            du: None,
+        };
+        self.run(
+            theta,
+            batch,
+            Some(tangent),
+            Some(&cot),
+            None,
+            None,
+            None,
+            Some(out),
+        );
+    }
+}
+
+/// Where the cotangent of the logits comes from.
+enum Cotangent<'a, T> {
+    /// Given for the whole batch (u̇ = 0 when `du` is `None`).
+    Given { u: &'a [T], du: Option<&'a [T]> },
+    /// Computed per example from the logits and their tangent.
+    Loss(&'a dyn LossCurvature<T>),
+}
+
+/// One chunk's results, in the chunk's (sorted) row order.
+struct ChunkOut<T> {
+    examples: Vec<usize>,
+    z: Vec<T>,
+    dz: Vec<T>,
+    grad: Vec<T>,
+    hvp: Vec<T>,
+}
+
+/// Packed layout of one chunk: row `off[t] + i` is step t of the i-th
+/// longest sequence; `n[t]` sequences are live at step t.
+struct Packing {
+    order: Vec<usize>,
+    lens: Vec<usize>,
+    off: Vec<usize>,
+    n: Vec<usize>,
+    rows: usize,
+}
+
+impl Packing {
+    fn new(batch: &TokenBatch<'_>, examples: Range<usize>) -> Self {
+        let mut order: Vec<usize> = examples.collect();
+        order.sort_by_key(|&e| std::cmp::Reverse(batch.sequence(e).len()));
+        let lens: Vec<usize> = order.iter().map(|&e| batch.sequence(e).len()).collect();
+        let steps = lens.first().copied().unwrap_or(0);
+        let n: Vec<usize> = (0..steps)
+            .map(|t| lens.iter().take_while(|&&l| l > t).count())
+            .collect();
+        let mut off = vec![0];
+        for &k in &n {
+            off.push(off.last().copied().unwrap_or(0) + k);
+        }
+        let rows = off.last().copied().unwrap_or(0);
+        Packing {
+            order,
+            lens,
+            off,
+            n,
+            rows,
+        }
+    }
+
+    fn steps(&self) -> usize {
+        self.n.len()
+    }
+
+    /// Rows with a predecessor: `off[1]..rows`.
+    fn first_prev(&self) -> usize {
+        self.off.get(1).copied().unwrap_or(self.rows)
+    }
+
+    /// For every row with a predecessor, its predecessor's row of `src`
+    /// (`width` columns): `(rows − off[1]) × width`.
+    fn gather_prev<T: Scalar>(&self, src: &[T], width: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity((self.rows - self.first_prev()) * width);
+        for t in 1..self.steps() {
+            let s = self.off[t - 1] * width;
+            out.extend_from_slice(&src[s..s + self.n[t] * width]);
+        }
+        out
+    }
+
+    /// `dst[pred(r)] += src[r − off[1]]` for every row r with a predecessor.
+    fn scatter_prev_add<T: Scalar>(&self, src: &[T], dst: &mut [T], width: usize) {
+        let base = self.first_prev();
+        for t in 1..self.steps() {
+            let s = (self.off[t] - base) * width;
+            let d = self.off[t - 1] * width;
+            let len = self.n[t] * width;
+            for (x, &y) in dst[d..d + len].iter_mut().zip(&src[s..s + len]) {
+                *x += y;
+            }
+        }
+    }
+}
+
+fn tanh_d<T: Scalar>(y: T) -> T {
+    T::ONE - y * y
+}
+
+fn sigmoid<T: Scalar>(x: T) -> T {
+    x.act_sigmoid()
+}
+
+/// Primal state of one recurrent layer.
+#[derive(Default)]
+struct LayerFwd<T> {
+    /// Hidden states, rows × hidden.
+    h: Vec<T>,
+    /// Predecessor hidden states of rows `off[1]..`.
+    hprev: Vec<T>,
+    /// LSTM: gate activations (i, f, g, o), rows × 4·hidden.
+    gates: Vec<T>,
+    /// LSTM: cell states, rows × hidden.
+    c: Vec<T>,
+    /// LSTM: tanh of the cell states.
+    k: Vec<T>,
+}
+
+/// Tangent state of one recurrent layer.
+#[derive(Default)]
+struct LayerTan<T> {
+    dh: Vec<T>,
+    dhprev: Vec<T>,
+    dgates: Vec<T>,
+    dc: Vec<T>,
+    dk: Vec<T>,
+}
+
+/// Reverse state of one recurrent layer.
+#[derive(Default)]
+struct LayerRev<T> {
+    /// Total adjoint of the hidden states (after the recurrent terms).
+    g: Vec<T>,
+    /// LSTM: total adjoint of the cell states.
+    gc: Vec<T>,
+    /// Adjoint of the pre-activations, rows × gates·hidden.
+    delta: Vec<T>,
+}
+
+/// One chunk's pass: parameters, packing and every stored intermediate.
+struct Pass<'a, T> {
+    model: &'a RnnModel<T>,
+    theta: &'a [T],
+    batch: &'a TokenBatch<'a>,
+    pk: Packing,
+    /// Input rows of the first layer (word vectors).
+    x0: Vec<T>,
+    fwd: Vec<LayerFwd<T>>,
+    /// Pooled encoding (n × hidden) and for each entry the row it came from
+    /// (`usize::MAX` for an empty sequence).
+    pooled: Vec<T>,
+    pool_row: Vec<usize>,
+    /// Head activations: `acts[0]` is the pooled encoding, `acts[k]` the
+    /// output of dense layer k; the last one is the logits.
+    acts: Vec<Vec<T>>,
+}
+
+impl<'a, T: Scalar> Pass<'a, T> {
+    fn new(
+        model: &'a RnnModel<T>,
+        theta: &'a [T],
+        batch: &'a TokenBatch<'a>,
+        examples: Range<usize>,
+    ) -> Self {
+        let pk = Packing::new(batch, examples);
+        let x0 = gather_rows(model, theta, batch, &pk);
+        Pass {
+            model,
+            theta,
+            batch,
+            pk,
+            x0,
+            fwd: Vec::new(),
+            pooled: Vec::new(),
+            pool_row: Vec::new(),
+            acts: Vec::new(),
+        }
+    }
+
+    fn cfg(&self) -> &RnnConfig {
+        &self.model.cfg
+    }
+
+    fn run(
+        mut self,
+        tangent: Option<&[T]>,
+        cot: Option<&Cotangent<'_, T>>,
+        want_grad: bool,
+        want_hvp: bool,
+    ) -> ChunkOut<T> {
+        self.forward();
+        let nseq = self.pk.order.len();
+        let c = self.cfg().outputs();
+        let z = self.acts.last().cloned().unwrap_or_default();
+        let tan = tangent.map(|v| self.tangent_forward(v));
+        let dz = tan
+            .as_ref()
+            .and_then(|t| t.2.last().cloned())
+            .unwrap_or_default();
+        let mut out = ChunkOut {
+            examples: self.pk.order.clone(),
+            z,
+            dz,
+            grad: Vec::new(),
+            hvp: Vec::new(),
+        };
+        let Some(cot) = cot else {
+            return out;
+        };
+        // Cotangent rows in the chunk's order.
+        let mut u = vec![T::ZERO; nseq * c];
+        let mut du = vec![T::ZERO; nseq * c];
+        let mut has_du = false;
+        match cot {
+            Cotangent::Given { u: gu, du: gdu } => {
+                for (i, &e) in self.pk.order.iter().enumerate() {
+                    u[i * c..(i + 1) * c].copy_from_slice(&gu[e * c..(e + 1) * c]);
+                    if let Some(gdu) = gdu {
+                        du[i * c..(i + 1) * c].copy_from_slice(&gdu[e * c..(e + 1) * c]);
+                        has_du = true;
+                    }
+                }
+            }
+            Cotangent::Loss(f) => {
+                let zero = vec![T::ZERO; c];
+                for (i, &e) in self.pk.order.iter().enumerate() {
+                    let r = i * c..(i + 1) * c;
+                    let dzr = if out.dz.is_empty() {
+                        &zero[..]
+                    } else {
+                        &out.dz[r.clone()]
+                    };
+                    let (ur, dur) = (&mut u[r.clone()], &mut du[r.clone()]);
+                    f.apply(e, &out.z[r], dzr, ur, dur);
+                }
+                has_du = tangent.is_some();
+            }
+        }
+        let total = self.model.layout.total;
+        let mut grad = vec![T::ZERO; total];
+        let rev = self.reverse(&u, &mut grad);
+        if want_grad {
+            out.grad = grad;
+        }
+        if want_hvp {
+            let v = tangent.expect("the hvp needs a tangent");
+            let tan = tan.expect("tangent sweep ran");
+            let mut hvp = vec![T::ZERO; total];
+            self.tangent_reverse(v, &tan, &rev, &u, has_du.then_some(&du[..]), &mut hvp);
+            out.hvp = hvp;
+        }
+        out
+    }
+
+    fn param(&self, r: &Range<usize>) -> &'a [T] {
+        &self.theta[r.clone()]
+    }
+
+    fn layer_input(&self, l: usize) -> &[T] {
+        if l == 0 {
+            &self.x0
+        } else {
+            &self.fwd[l - 1].h
+        }
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    fn forward(&mut self) {
+        let layers = self.model.layout.layers.clone();
+        for (l, lay) in layers.iter().enumerate() {
+            let f = self.layer_forward(l, lay);
+            self.fwd.push(f);
+        }
+        self.pool();
+        let mut acts = vec![self.pooled.clone()];
+        for d in &self.model.layout.head {
+            let x = acts.last().map_or(&[][..], |a| &a[..]);
+            let y = self.dense_forward(d, x);
+            acts.push(y);
+        }
+        self.acts = acts;
+    }
+
+    fn layer_forward(&self, l: usize, lay: &LayerLayout) -> LayerFwd<T> {
+        let h = self.cfg().hidden;
+        let gh = self.cfg().cell.gates() * h;
+        let pk = &self.pk;
+        let (w, u, b) = (self.param(&lay.w), self.param(&lay.u), self.param(&lay.b));
+        // Uᵀ stored row-major, so the per-step products read it contiguously.
+        let ut = transpose(u, gh, h);
+        let x = self.layer_input(l);
+        let mut a = vec![T::ZERO; pk.rows * gh];
+        gemm(
+            Mat::new(x, pk.rows, lay.input),
+            Mat::new(w, gh, lay.input).t(),
+            &mut a,
+            false,
+        );
+        add_row_bias(&mut a, b);
+        let mut st = LayerFwd::default();
+        match self.cfg().cell {
+            Cell::Elman => {
+                for t in 0..pk.steps() {
+                    let (past, now) = a.split_at_mut(pk.off[t] * h);
+                    let now = &mut now[..pk.n[t] * h];
+                    if t > 0 {
+                        let prev = &past[pk.off[t - 1] * h..][..pk.n[t] * h];
+                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(&ut, h, gh), now, true);
+                    }
+                    for y in now.iter_mut() {
+                        *y = y.act_tanh();
+                    }
+                }
+                st.h = a;
+            }
+            Cell::Lstm => {
+                let mut hs = vec![T::ZERO; pk.rows * h];
+                let mut cs = vec![T::ZERO; pk.rows * h];
+                let mut ks = vec![T::ZERO; pk.rows * h];
+                for t in 0..pk.steps() {
+                    let r0 = pk.off[t];
+                    let nt = pk.n[t];
+                    if t > 0 {
+                        let prev = &hs[pk.off[t - 1] * h..][..nt * h];
+                        let now = &mut a[r0 * gh..][..nt * gh];
+                        gemm(Mat::new(prev, nt, h), Mat::new(&ut, h, gh), now, true);
+                    }
+                    for i in 0..nt {
+                        let r = r0 + i;
+                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                        let gates = &mut a[r * gh..(r + 1) * gh];
+                        for j in 0..h {
+                            let gi = sigmoid(gates[j]);
+                            let gf = sigmoid(gates[h + j]);
+                            let gg = gates[2 * h + j].act_tanh();
+                            let go = sigmoid(gates[3 * h + j]);
+                            gates[j] = gi;
+                            gates[h + j] = gf;
+                            gates[2 * h + j] = gg;
+                            gates[3 * h + j] = go;
+                            let cp = pr.map_or(T::ZERO, |p| cs[p * h + j]);
+                            let cv = gf * cp + gi * gg;
+                            let kv = cv.act_tanh();
+                            cs[r * h + j] = cv;
+                            ks[r * h + j] = kv;
+                            hs[r * h + j] = go * kv;
+                        }
+                    }
+                }
+                st.h = hs;
+                st.gates = a;
+                st.c = cs;
+                st.k = ks;
+            }
+        }
+        st.hprev = pk.gather_prev(&st.h, h);
+        st
+    }
+
+    fn pool(&mut self) {
+        let h = self.cfg().hidden;
+        let pk = &self.pk;
+        let top = &self.fwd.last().expect("at least one layer").h;
+        let nseq = pk.order.len();
+        let mut pooled = vec![T::ZERO; nseq * h];
+        let mut rows = vec![usize::MAX; nseq * h];
+        for i in 0..nseq {
+            let len = pk.lens[i];
+            if len == 0 {
+                continue;
+            }
+            match self.cfg().pool {
+                Pool::Last => {
+                    let r = pk.off[len - 1] + i;
+                    pooled[i * h..(i + 1) * h].copy_from_slice(&top[r * h..(r + 1) * h]);
+                    rows[i * h..(i + 1) * h].fill(r);
+                }
+                Pool::Max => {
+                    pooled[i * h..(i + 1) * h].copy_from_slice(&top[i * h..(i + 1) * h]);
+                    rows[i * h..(i + 1) * h].fill(i);
+                    for t in 1..len {
+                        let r = pk.off[t] + i;
+                        for j in 0..h {
+                            let y = top[r * h + j];
+                            if y > pooled[i * h + j] {
+                                pooled[i * h + j] = y;
+                                rows[i * h + j] = r;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.pooled = pooled;
+        self.pool_row = rows;
+    }
+
+    fn dense_forward(&self, d: &DenseLayout, x: &[T]) -> Vec<T> {
+        let n = self.pk.order.len();
+        let mut y = vec![T::ZERO; n * d.output];
+        gemm(
+            Mat::new(x, n, d.input),
+            Mat::new(self.param(&d.w), d.output, d.input).t(),
+            &mut y,
+            false,
+        );
+        add_row_bias(&mut y, self.param(&d.b));
+        if d.tanh {
+            for v in &mut y {
+                *v = v.act_tanh();
+            }
+        }
+        y
+    }
+
+    // --------------------------------------------------------- tangent forward
+
+    /// Returns (dx0, per-layer tangents, head tangents `dacts`).
+    fn tangent_forward(&self, v: &[T]) -> (Vec<T>, Vec<LayerTan<T>>, Vec<Vec<T>>) {
+        let dx0 = if self.cfg().train_embeddings {
+            gather_table(
+                v,
+                &self.model.layout.embedding,
+                self.cfg().embed,
+                self.batch,
+                &self.pk,
+            )
+        } else {
+            Vec::new()
+        };
+        let mut tans: Vec<LayerTan<T>> = Vec::new();
+        for (l, lay) in self.model.layout.layers.iter().enumerate() {
+            let dx = if l == 0 {
+                &dx0[..]
+            } else {
+                &tans[l - 1].dh[..]
+            };
+            let t = self.layer_tangent(l, lay, v, dx);
+            tans.push(t);
+        }
+        let h = self.cfg().hidden;
+        let top = &tans.last().expect("at least one layer").dh;
+        let dpooled: Vec<T> = self
+            .pool_row
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| {
+                if r == usize::MAX {
+                    T::ZERO
+                } else {
+                    top[r * h + k % h]
+                }
+            })
+            .collect();
+        let mut dacts = vec![dpooled];
+        for (k, d) in self.model.layout.head.iter().enumerate() {
+            let dx = dacts.last().map_or(&[][..], |a| &a[..]);
+            let dy = self.dense_tangent(d, v, &self.acts[k], dx, &self.acts[k + 1]);
+            dacts.push(dy);
+        }
+        (dx0, tans, dacts)
+    }
+
+    /// `dx` is empty when the input's tangent is zero (fixed word vectors).
+    fn layer_tangent(&self, l: usize, lay: &LayerLayout, v: &[T], dx: &[T]) -> LayerTan<T> {
+        let h = self.cfg().hidden;
+        let gh = self.cfg().cell.gates() * h;
+        let pk = &self.pk;
+        let st = &self.fwd[l];
+        let (w, u) = (self.param(&lay.w), self.param(&lay.u));
+        let ut = transpose(u, gh, h);
+        let (dw, du, db) = (&v[lay.w.clone()], &v[lay.u.clone()], &v[lay.b.clone()]);
+        let x = self.layer_input(l);
+        let mut da = vec![T::ZERO; pk.rows * gh];
+        gemm(
+            Mat::new(x, pk.rows, lay.input),
+            Mat::new(dw, gh, lay.input).t(),
+            &mut da,
+            false,
+        );
+        if !dx.is_empty() {
+            gemm(
+                Mat::new(dx, pk.rows, lay.input),
+                Mat::new(w, gh, lay.input).t(),
+                &mut da,
+                true,
+            );
+        }
+        add_row_bias(&mut da, db);
+        let fp = pk.first_prev();
+        gemm(
+            Mat::new(&st.hprev, pk.rows - fp, h),
+            Mat::new(du, gh, h).t(),
+            &mut da[fp * gh..],
+            true,
+        );
+        let mut tan = LayerTan::default();
+        match self.cfg().cell {
+            Cell::Elman => {
+                for t in 0..pk.steps() {
+                    let (past, now) = da.split_at_mut(pk.off[t] * h);
+                    let now = &mut now[..pk.n[t] * h];
+                    if t > 0 {
+                        let prev = &past[pk.off[t - 1] * h..][..pk.n[t] * h];
+                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(&ut, h, gh), now, true);
+                    }
+                    let hs = &st.h[pk.off[t] * h..][..pk.n[t] * h];
+                    for (d, &y) in now.iter_mut().zip(hs) {
+                        *d *= tanh_d(y);
+                    }
+                }
+                tan.dh = da;
+            }
+            Cell::Lstm => {
+                let mut dh = vec![T::ZERO; pk.rows * h];
+                let mut dc = vec![T::ZERO; pk.rows * h];
+                let mut dk = vec![T::ZERO; pk.rows * h];
+                for t in 0..pk.steps() {
+                    let r0 = pk.off[t];
+                    let nt = pk.n[t];
+                    if t > 0 {
+                        let prev = &dh[pk.off[t - 1] * h..][..nt * h];
+                        let now = &mut da[r0 * gh..][..nt * gh];
+                        gemm(Mat::new(prev, nt, h), Mat::new(&ut, h, gh), now, true);
+                    }
+                    for i in 0..nt {
+                        let r = r0 + i;
+                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                        let g = &st.gates[r * gh..(r + 1) * gh];
+                        let dg = &mut da[r * gh..(r + 1) * gh];
+                        for j in 0..h {
+                            let (gi, gf, gg, go) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
+                            let di = gi * (T::ONE - gi) * dg[j];
+                            let df = gf * (T::ONE - gf) * dg[h + j];
+                            let dgg = tanh_d(gg) * dg[2 * h + j];
+                            let dgo = go * (T::ONE - go) * dg[3 * h + j];
+                            dg[j] = di;
+                            dg[h + j] = df;
+                            dg[2 * h + j] = dgg;
+                            dg[3 * h + j] = dgo;
+                            let (cp, dcp) =
+                                pr.map_or((T::ZERO, T::ZERO), |p| (st.c[p * h + j], dc[p * h + j]));
+                            let dcv = df * cp + gf * dcp + di * gg + gi * dgg;
+                            let kv = st.k[r * h + j];
+                            let dkv = tanh_d(kv) * dcv;
+                            dc[r * h + j] = dcv;
+                            dk[r * h + j] = dkv;
+                            dh[r * h + j] = dgo * kv + go * dkv;
+                        }
+                    }
+                }
+                tan.dh = dh;
+                tan.dgates = da;
+                tan.dc = dc;
+                tan.dk = dk;
+            }
+        }
+        tan.dhprev = pk.gather_prev(&tan.dh, h);
+        tan
+    }
+
+    fn dense_tangent(&self, d: &DenseLayout, v: &[T], x: &[T], dx: &[T], y: &[T]) -> Vec<T> {
+        let n = self.pk.order.len();
+        let mut dy = vec![T::ZERO; n * d.output];
+        gemm(
+            Mat::new(dx, n, d.input),
+            Mat::new(self.param(&d.w), d.output, d.input).t(),
+            &mut dy,
+            false,
+        );
+        gemm(
+            Mat::new(x, n, d.input),
+            Mat::new(&v[d.w.clone()], d.output, d.input).t(),
+            &mut dy,
+            true,
+        );
+        add_row_bias(&mut dy, &v[d.b.clone()]);
+        if d.tanh {
+            for (t, &yv) in dy.iter_mut().zip(y) {
+                *t *= tanh_d(yv);
+            }
+        }
+        dy
+    }
+
+    // ----------------------------------------------------------------- reverse
+
+    /// Accumulates Jᵀu into `grad`; returns the reverse state of each layer
+    /// and of the head for the tangent reverse sweep.
+    fn reverse(&self, u: &[T], grad: &mut [T]) -> (Vec<LayerRev<T>>, Vec<Vec<T>>) {
+        let n = self.pk.order.len();
+        let h = self.cfg().hidden;
+        // Head: adjoints of each dense layer's pre-activation, last first.
+        let mut gy = u.to_vec();
+        let mut head_gs: Vec<Vec<T>> = Vec::new();
+        for (k, d) in self.model.layout.head.iter().enumerate().rev() {
+            let y = &self.acts[k + 1];
+            let x = &self.acts[k];
+            let mut gs = gy;
+            if d.tanh {
+                for (g, &yv) in gs.iter_mut().zip(y) {
+                    *g *= tanh_d(yv);
+                }
+            }
+            gemm(
+                Mat::new(&gs, n, d.output).t(),
+                Mat::new(x, n, d.input),
+                &mut grad[d.w.clone()],
+                true,
+            );
+            add_col_sums(&gs, d.output, &mut grad[d.b.clone()]);
+            let mut gx = vec![T::ZERO; n * d.input];
+            gemm(
+                Mat::new(&gs, n, d.output),
+                Mat::new(self.param(&d.w), d.output, d.input),
+                &mut gx,
+                false,
+            );
+            head_gs.push(gs);
+            gy = gx;
+        }
+        head_gs.reverse();
+        // Pooling.
+        let mut g_ext = vec![T::ZERO; self.pk.rows * h];
+        for (k, &r) in self.pool_row.iter().enumerate() {
+            if r != usize::MAX {
+                g_ext[r * h + k % h] += gy[k];
+            }
+        }
+        let layers = &self.model.layout.layers;
+        let mut revs: Vec<LayerRev<T>> = Vec::with_capacity(layers.len());
+        for (l, lay) in layers.iter().enumerate().rev() {
+            let need_gx = l > 0 || self.cfg().train_embeddings;
+            let (rev, gx) = self.layer_reverse(l, lay, g_ext, need_gx, grad);
+            revs.push(rev);
+            g_ext = gx;
+        }
+        revs.reverse();
+        if self.cfg().train_embeddings {
+            scatter_table(
+                &g_ext,
+                &self.model.layout.embedding,
+                self.cfg().embed,
+                self.batch,
+                &self.pk,
+                grad,
+            );
+        }
+        (revs, head_gs)
+    }
+
+    /// Returns the layer's reverse state and the adjoint of its input
+    /// (empty when `need_gx` is false).
+    fn layer_reverse(
+        &self,
+        l: usize,
+        lay: &LayerLayout,
+        mut g: Vec<T>,
+        need_gx: bool,
+        grad: &mut [T],
+    ) -> (LayerRev<T>, Vec<T>) {
+        let h = self.cfg().hidden;
+        let gh = self.cfg().cell.gates() * h;
+        let pk = &self.pk;
+        let st = &self.fwd[l];
+        let (w, u) = (self.param(&lay.w), self.param(&lay.u));
+        let mut delta = vec![T::ZERO; pk.rows * gh];
+        let mut gc = Vec::new();
+        if self.cfg().cell == Cell::Lstm {
+            gc = vec![T::ZERO; pk.rows * h];
+        }
+        for t in (0..pk.steps()).rev() {
+            let r0 = pk.off[t];
+            let nt = pk.n[t];
+            if t + 1 < pk.steps() {
+                let nn = pk.n[t + 1];
+                let next = &delta[pk.off[t + 1] * gh..][..nn * gh];
+                gemm(
+                    Mat::new(next, nn, gh),
+                    Mat::new(u, gh, h),
+                    &mut g[r0 * h..][..nn * h],
+                    true,
+                );
+            }
+            match self.cfg().cell {
+                Cell::Elman => {
+                    let rows = r0 * h..(r0 + nt) * h;
+                    for ((d, &gv), &y) in delta[rows.clone()]
+                        .iter_mut()
+                        .zip(&g[rows.clone()])
+                        .zip(&st.h[rows])
+                    {
+                        *d = gv * tanh_d(y);
+                    }
+                }
+                Cell::Lstm => {
+                    for i in 0..nt {
+                        let r = r0 + i;
+                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                        let nx = (t + 1 < pk.steps() && i < pk.n[t + 1]).then(|| pk.off[t + 1] + i);
+                        let gt = &st.gates[r * gh..(r + 1) * gh];
+                        for j in 0..h {
+                            let (gi, gf, gg, go) = (gt[j], gt[h + j], gt[2 * h + j], gt[3 * h + j]);
+                            let carry =
+                                nx.map_or(T::ZERO, |q| gc[q * h + j] * st.gates[q * gh + h + j]);
+                            let ghv = g[r * h + j];
+                            let kv = st.k[r * h + j];
+                            let gov = ghv * kv;
+                            let gcv = carry + ghv * go * tanh_d(kv);
+                            gc[r * h + j] = gcv;
+                            let cp = pr.map_or(T::ZERO, |p| st.c[p * h + j]);
+                            let dl = &mut delta[r * gh..(r + 1) * gh];
+                            dl[j] = gcv * gg * gi * (T::ONE - gi);
+                            dl[h + j] = gcv * cp * gf * (T::ONE - gf);
+                            dl[2 * h + j] = gcv * gi * tanh_d(gg);
+                            dl[3 * h + j] = gov * go * (T::ONE - go);
+                        }
+                    }
+                }
+            }
+        }
+        let x = self.layer_input(l);
+        gemm(
+            Mat::new(&delta, pk.rows, gh).t(),
+            Mat::new(x, pk.rows, lay.input),
+            &mut grad[lay.w.clone()],
+            true,
+        );
+        let fp = pk.first_prev();
+        gemm(
+            Mat::new(&delta[fp * gh..], pk.rows - fp, gh).t(),
+            Mat::new(&st.hprev, pk.rows - fp, h),
+            &mut grad[lay.u.clone()],
+            true,
+        );
+        add_col_sums(&delta, gh, &mut grad[lay.b.clone()]);
+        let mut gx = Vec::new();
+        if need_gx {
+            gx = vec![T::ZERO; pk.rows * lay.input];
+            gemm(
+                Mat::new(&delta, pk.rows, gh),
+                Mat::new(w, gh, lay.input),
+                &mut gx,
+                false,
+            );
+        }
+        (LayerRev { g, gc, delta }, gx)
+    }
+
+    // --------------------------------------------------------- tangent reverse
+
+    /// Accumulates `Jᵀu̇ + Σᵢ uᵢ ∇²hᵢ v` into `out` (`du = None` means u̇ = 0).
+    #[allow(clippy::type_complexity)]
+    fn tangent_reverse(
+        &self,
+        v: &[T],
+        tan: &(Vec<T>, Vec<LayerTan<T>>, Vec<Vec<T>>),
+        rev: &(Vec<LayerRev<T>>, Vec<Vec<T>>),
+        u: &[T],
+        du: Option<&[T]>,
+        out: &mut [T],
+    ) {
+        let n = self.pk.order.len();
+        let h = self.cfg().hidden;
+        let (dx0, ltan, dacts) = tan;
+        let (lrev, head_gs) = rev;
+        // Head, last layer first. gy/dgy: adjoint of the layer's output and
+        // its tangent.
+        let mut gy = u.to_vec();
+        let mut dgy = du.map_or_else(|| vec![T::ZERO; u.len()], <[T]>::to_vec);
+        for (k, d) in self.model.layout.head.iter().enumerate().rev() {
+            let (x, dx, y, dy) = (&self.acts[k], &dacts[k], &self.acts[k + 1], &dacts[k + 1]);
+            let gs = &head_gs[k];
+            let mut dgs = dgy;
+            if d.tanh {
+                for (((q, &gyv), &yv), &dyv) in dgs.iter_mut().zip(&gy).zip(y).zip(dy) {
+                    *q = *q * tanh_d(yv) - (yv + yv) * dyv * gyv;
+                }
+            }
+            let wg = &mut out[d.w.clone()];
+            gemm(
+                Mat::new(&dgs, n, d.output).t(),
+                Mat::new(x, n, d.input),
+                wg,
+                true,
+            );
+            gemm(
+                Mat::new(gs, n, d.output).t(),
+                Mat::new(dx, n, d.input),
+                wg,
+                true,
+            );
+            add_col_sums(&dgs, d.output, &mut out[d.b.clone()]);
+            let mut dgx = vec![T::ZERO; n * d.input];
+            let (w, dw) = (self.param(&d.w), &v[d.w.clone()]);
+            gemm(
+                Mat::new(&dgs, n, d.output),
+                Mat::new(w, d.output, d.input),
+                &mut dgx,
+                false,
+            );
+            gemm(
+                Mat::new(gs, n, d.output),
+                Mat::new(dw, d.output, d.input),
+                &mut dgx,
+                true,
+            );
+            let mut gx = vec![T::ZERO; n * d.input];
+            gemm(
+                Mat::new(gs, n, d.output),
+                Mat::new(w, d.output, d.input),
+                &mut gx,
+                false,
+            );
+            gy = gx;
+            dgy = dgx;
+        }
+        let _ = gy;
+        // Pooling (the argmax rows are locally constant).
+        let mut dg_ext = vec![T::ZERO; self.pk.rows * h];
+        for (k, &r) in self.pool_row.iter().enumerate() {
+            if r != usize::MAX {
+                dg_ext[r * h + k % h] += dgy[k];
+            }
+        }
+        for (l, lay) in self.model.layout.layers.iter().enumerate().rev() {
+            let dx = if l == 0 {
+                &dx0[..]
+            } else {
+                &ltan[l - 1].dh[..]
+            };
+            let need = l > 0 || self.cfg().train_embeddings;
+            dg_ext =
+                self.layer_tangent_reverse(l, lay, v, dx, &ltan[l], &lrev[l], dg_ext, need, out);
+        }
+        if self.cfg().train_embeddings {
+            scatter_table(
+                &dg_ext,
+                &self.model.layout.embedding,
+                self.cfg().embed,
+                self.batch,
+                &self.pk,
+                out,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+    fn layer_tangent_reverse(
+        &self,
+        l: usize,
+        lay: &LayerLayout,
+        v: &[T],
+        dx: &[T],
+        tan: &LayerTan<T>,
+        rev: &LayerRev<T>,
+        mut dg: Vec<T>,
+        need_dgx: bool,
+        out: &mut [T],
+    ) -> Vec<T> {
+        let h = self.cfg().hidden;
+        let gh = self.cfg().cell.gates() * h;
+        let pk = &self.pk;
+        let st = &self.fwd[l];
+        let (w, u) = (self.param(&lay.w), self.param(&lay.u));
+        let (dw, du) = (&v[lay.w.clone()], &v[lay.u.clone()]);
+        let fp = pk.first_prev();
+        // The terms Uᵀ-tangent: δₜ₊₁ U̇ added to the predecessor rows.
+        let mut tmp = vec![T::ZERO; (pk.rows - fp) * h];
+        gemm(
+            Mat::new(&rev.delta[fp * gh..], pk.rows - fp, gh),
+            Mat::new(du, gh, h),
+            &mut tmp,
+            false,
+        );
+        pk.scatter_prev_add(&tmp, &mut dg, h);
+        let mut ddelta = vec![T::ZERO; pk.rows * gh];
+        let mut dgc = Vec::new();
+        if self.cfg().cell == Cell::Lstm {
+            dgc = vec![T::ZERO; pk.rows * h];
+        }
+        for t in (0..pk.steps()).rev() {
+            let r0 = pk.off[t];
+            let nt = pk.n[t];
+            if t + 1 < pk.steps() {
+                let nn = pk.n[t + 1];
+                let next = &ddelta[pk.off[t + 1] * gh..][..nn * gh];
+                gemm(
+                    Mat::new(next, nn, gh),
+                    Mat::new(u, gh, h),
+                    &mut dg[r0 * h..][..nn * h],
+                    true,
+                );
+            }
+            match self.cfg().cell {
+                Cell::Elman => {
+                    for r in r0 * h..(r0 + nt) * h {
+                        let y = st.h[r];
+                        ddelta[r] = dg[r] * tanh_d(y) - (y + y) * tan.dh[r] * rev.g[r];
+                    }
+                }
+                Cell::Lstm => {
+                    let one = T::ONE;
+                    let two = T::ONE + T::ONE;
+                    for i in 0..nt {
+                        let r = r0 + i;
+                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                        let nx = (t + 1 < pk.steps() && i < pk.n[t + 1]).then(|| pk.off[t + 1] + i);
+                        let gt = &st.gates[r * gh..(r + 1) * gh];
+                        let dgt = &tan.dgates[r * gh..(r + 1) * gh];
+                        for j in 0..h {
+                            let (gi, gf, gg, go) = (gt[j], gt[h + j], gt[2 * h + j], gt[3 * h + j]);
+                            let (di, df, dgg, dgo) =
+                                (dgt[j], dgt[h + j], dgt[2 * h + j], dgt[3 * h + j]);
+                            let dcarry = nx.map_or(T::ZERO, |q| {
+                                dgc[q * h + j] * st.gates[q * gh + h + j]
+                                    + rev.gc[q * h + j] * tan.dgates[q * gh + h + j]
+                            });
+                            let ghv = rev.g[r * h + j];
+                            let dghv = dg[r * h + j];
+                            let kv = st.k[r * h + j];
+                            let dkv = tan.dk[r * h + j];
+                            let gcv = rev.gc[r * h + j];
+                            let gov = ghv * kv;
+                            let dgov = dghv * kv + ghv * dkv;
+                            let dgcv = dcarry + dghv * go * tanh_d(kv) + ghv * dgo * tanh_d(kv)
+                                - two * ghv * go * kv * dkv;
+                            dgc[r * h + j] = dgcv;
+                            let (cp, dcp) = pr.map_or((T::ZERO, T::ZERO), |p| {
+                                (st.c[p * h + j], tan.dc[p * h + j])
+                            });
+                            let gfv = gcv * cp;
+                            let dgfv = dgcv * cp + gcv * dcp;
+                            let giv = gcv * gg;
+                            let dgiv = dgcv * gg + gcv * dgg;
+                            let ggv = gcv * gi;
+                            let dggv = dgcv * gi + gcv * di;
+                            let dd = &mut ddelta[r * gh..(r + 1) * gh];
+                            dd[j] = dgiv * gi * (one - gi) + giv * (one - two * gi) * di;
+                            dd[h + j] = dgfv * gf * (one - gf) + gfv * (one - two * gf) * df;
+                            dd[2 * h + j] = dggv * tanh_d(gg) - two * ggv * gg * dgg;
+                            dd[3 * h + j] = dgov * go * (one - go) + gov * (one - two * go) * dgo;
+                        }
+                    }
+                }
+            }
+        }
+        let x = self.layer_input(l);
+        let gw = &mut out[lay.w.clone()];
+        gemm(
+            Mat::new(&ddelta, pk.rows, gh).t(),
+            Mat::new(x, pk.rows, lay.input),
+            gw,
+            true,
+        );
+        if !dx.is_empty() {
+            gemm(
+                Mat::new(&rev.delta, pk.rows, gh).t(),
+                Mat::new(dx, pk.rows, lay.input),
+                gw,
+                true,
+            );
+        }
+        let gu = &mut out[lay.u.clone()];
+        gemm(
+            Mat::new(&ddelta[fp * gh..], pk.rows - fp, gh).t(),
+            Mat::new(&st.hprev, pk.rows - fp, h),
+            gu,
+            true,
+        );
+        gemm(
+            Mat::new(&rev.delta[fp * gh..], pk.rows - fp, gh).t(),
+            Mat::new(&tan.dhprev, pk.rows - fp, h),
+            gu,
+            true,
+        );
+        add_col_sums(&ddelta, gh, &mut out[lay.b.clone()]);
+        let mut dgx = Vec::new();
+        if need_dgx {
+            dgx = vec![T::ZERO; pk.rows * lay.input];
+            gemm(
+                Mat::new(&ddelta, pk.rows, gh),
+                Mat::new(w, gh, lay.input),
+                &mut dgx,
+                false,
+            );
+            gemm(
+                Mat::new(&rev.delta, pk.rows, gh),
+                Mat::new(dw, gh, lay.input),
+                &mut dgx,
+                true,
+            );
+        }
+        dgx
+    }
+}
+
+/// The transpose of the row-major `rows × cols` matrix `a`, row-major.
+fn transpose<T: Scalar>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::ZERO; a.len()];
+    for (i, row) in a.chunks_exact(cols).enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            out[j * rows + i] = x;
+        }
+    }
+    out
+}
+
+/// Gathers the word vectors of every packed row: from θ's embedding block
+/// when trained, from the fixed table otherwise.
+fn gather_rows<T: Scalar>(
+    model: &RnnModel<T>,
+    theta: &[T],
+    batch: &TokenBatch<'_>,
+    pk: &Packing,
+) -> Vec<T> {
+    if model.cfg.train_embeddings {
+        gather_table(theta, &model.layout.embedding, model.cfg.embed, batch, pk)
+    } else {
+        gather_table(
+            &model.vectors,
+            &(0..model.vectors.len()),
+            model.cfg.embed,
+            batch,
+            pk,
+        )
+    }
+}
+
+fn gather_table<T: Scalar>(
+    src: &[T],
+    range: &Range<usize>,
+    d: usize,
+    batch: &TokenBatch<'_>,
+    pk: &Packing,
+) -> Vec<T> {
+    let table = &src[range.clone()];
+    let mut x = Vec::with_capacity(pk.rows * d);
+    for t in 0..pk.steps() {
+        for &e in &pk.order[..pk.n[t]] {
+            let tok = batch.sequence(e)[t] as usize;
+            x.extend_from_slice(&table[tok * d..(tok + 1) * d]);
+        }
+    }
+    x
+}
+
+/// Adds every packed row of `g` to its token's row of the embedding block.
+fn scatter_table<T: Scalar>(
+    g: &[T],
+    range: &Range<usize>,
+    d: usize,
+    batch: &TokenBatch<'_>,
+    pk: &Packing,
+    out: &mut [T],
+) {
+    let table = &mut out[range.clone()];
+    for t in 0..pk.steps() {
+        for (i, &e) in pk.order[..pk.n[t]].iter().enumerate() {
+            let tok = batch.sequence(e)[t] as usize;
+            let r = pk.off[t] + i;
+            for (o, &x) in table[tok * d..(tok + 1) * d]
+                .iter_mut()
+                .zip(&g[r * d..(r + 1) * d])
+            {
+                *o += x;
+            }
+        }
+    }
+}
