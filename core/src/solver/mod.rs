@@ -10,12 +10,31 @@ use rand_core::Rng;
 
 use crate::{Error, Oracle, Real};
 
+pub mod aidcg;
+pub mod aidneumann;
+pub mod alset;
 pub mod borep;
+pub mod bsa;
+pub(crate) mod common;
+pub mod f2sa;
 pub mod slip;
+pub mod masoba;
+pub mod soba;
+pub mod stocbio;
+pub mod ttsa;
 mod zbased;
 
 pub use borep::{BoRep, BoRepConfig, LowerOutput, WarmStart};
 pub use slip::{Slip, SlipConfig, SlipWarmStart};
+pub use aidcg::{AidCg, AidCgConfig};
+pub use aidneumann::{AidNeumann, AidNeumannConfig};
+pub use alset::{Alset, AlsetConfig};
+pub use bsa::{Bsa, BsaConfig};
+pub use f2sa::{F2sa, F2saConfig};
+pub use masoba::{MaSoba, MaSobaConfig};
+pub use soba::{Soba, SobaConfig};
+pub use stocbio::{StocBio, StocBioConfig};
+pub use ttsa::{Ttsa, TtsaConfig};
 pub use zbased::{hypergradient, HypergradZ, ZInit};
 
 /// Storage for one vector: `[T; N]`, `Vec<T>`, or anything sliceable and
