@@ -34,7 +34,9 @@
 
 use rand_core::Rng;
 
-use super::common::{conjugate_gradient, decayed, lower_sgd, solver_config, DECAY_MAX, FINITE, NONNEG, POS};
+use super::common::{
+    conjugate_gradient, decayed, lower_sgd, solver_config, DECAY_MAX, FINITE, NONNEG, POS,
+};
 use super::{check_len, zeros_like, Buffer, Solver, SolverState};
 use crate::kernels::{axpy, copy, fill};
 use crate::oracle::{CrossJvp, Level, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
@@ -179,7 +181,12 @@ where
             &zeta,
             c.cg_steps,
             T::from_f64(c.tol),
-            (self.v.as_mut(), self.s1.as_mut(), self.s2.as_mut(), self.s3.as_mut()),
+            (
+                self.v.as_mut(),
+                self.s1.as_mut(),
+                self.s2.as_mut(),
+                self.s3.as_mut(),
+            ),
         );
         oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
         let zeta2 = oracle.sample(Level::Lower, rng);

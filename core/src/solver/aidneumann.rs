@@ -169,14 +169,24 @@ where
         let eta = T::from_f64(c.hessian_lr);
         for _ in 0..c.neumann_steps {
             oracle.hvp_yy(x, y, self.v.as_ref(), &zeta, self.s1.as_mut());
-            for ((vi, &h), &bi) in self.v.as_mut().iter_mut().zip(self.s1.as_ref()).zip(self.b.as_ref()) {
+            for ((vi, &h), &bi) in self
+                .v
+                .as_mut()
+                .iter_mut()
+                .zip(self.s1.as_ref())
+                .zip(self.b.as_ref())
+            {
                 *vi = *vi - eta * h + bi;
             }
         }
         oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
         let zeta2 = oracle.sample(Level::Lower, rng);
         oracle.jvp_xy(x, y, self.v.as_ref(), &zeta2, self.cross.as_mut());
-        axpy(-T::from_f64(c.hessian_lr), self.cross.as_ref(), self.gx.as_mut());
+        axpy(
+            -T::from_f64(c.hessian_lr),
+            self.cross.as_ref(),
+            self.gx.as_mut(),
+        );
         let beta: T = decayed(c.outer_lr, c.outer_decay, self.iter);
         axpy(-beta, self.gx.as_ref(), self.x.as_mut());
         self.iter += 1;

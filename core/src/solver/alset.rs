@@ -147,7 +147,15 @@ where
         let c = self.cfg;
         let k = self.iter;
         let beta = T::from_f64(c.inner_lr);
-        lower_sgd(oracle, rng, self.x.as_ref(), self.y.as_mut(), self.b.as_mut(), c.inner_steps, beta);
+        lower_sgd(
+            oracle,
+            rng,
+            self.x.as_ref(),
+            self.y.as_mut(),
+            self.b.as_mut(),
+            c.inner_steps,
+            beta,
+        );
         hia_hypergradient(
             oracle,
             rng,

@@ -153,7 +153,15 @@ where
         } else {
             c.inner_steps
         };
-        lower_sgd(oracle, rng, self.x.as_ref(), self.y.as_mut(), self.b.as_mut(), steps, beta);
+        lower_sgd(
+            oracle,
+            rng,
+            self.x.as_ref(),
+            self.y.as_mut(),
+            self.b.as_mut(),
+            steps,
+            beta,
+        );
         hia_hypergradient(
             oracle,
             rng,

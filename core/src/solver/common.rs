@@ -5,7 +5,7 @@
 
 use rand_core::Rng;
 
-use crate::kernels::{axpy, copy, dot, fill, scale};
+use crate::kernels::{axpy, copy, dot, scale};
 use crate::oracle::{Level, LowerGradY, LowerHvp};
 use crate::random;
 use crate::registry::{Checked, ParamValue};
@@ -232,7 +232,11 @@ where
         oracle.hvp_yy(x, y, out, &s, hv);
         axpy(-c, hv, out);
     }
-    let f = if factor_q { T::from_f64(q as f64) } else { T::ONE };
+    let f = if factor_q {
+        T::from_f64(q as f64)
+    } else {
+        T::ONE
+    };
     scale(f * c, out);
     k
 }

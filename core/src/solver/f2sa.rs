@@ -210,7 +210,11 @@ mod tests {
 
     #[test]
     fn multiplier_grows_by_the_schedule() {
-        let cfg = F2saConfig { lambda_step: 0.5, lambda_decay: 0.0, ..F2saConfig::default() };
+        let cfg = F2saConfig {
+            lambda_step: 0.5,
+            lambda_decay: 0.0,
+            ..F2saConfig::default()
+        };
         let mut o = crate::testing::q3::<f64>(0.0);
         let mut s = F2sa::new(cfg, [0.0_f64; 2], [0.0; 2]).unwrap();
         let mut rng = crate::DefaultRng::seed_from_u64(0);

@@ -186,7 +186,13 @@ where
         oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());
         axpy(-beta, self.gy.as_ref(), self.y.as_mut());
-        for ((zi, &h), &g) in self.z.as_mut().iter_mut().zip(self.hz.as_ref()).zip(self.gyf.as_ref()) {
+        for ((zi, &h), &g) in self
+            .z
+            .as_mut()
+            .iter_mut()
+            .zip(self.hz.as_ref())
+            .zip(self.gyf.as_ref())
+        {
             *zi -= gamma * (h - g);
         }
         if !c.new_average {

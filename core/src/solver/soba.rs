@@ -170,7 +170,13 @@ where
         oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());
         axpy(-rho, self.gy.as_ref(), self.y.as_mut());
-        for ((zi, &h), &g) in self.z.as_mut().iter_mut().zip(self.hz.as_ref()).zip(self.gyf.as_ref()) {
+        for ((zi, &h), &g) in self
+            .z
+            .as_mut()
+            .iter_mut()
+            .zip(self.hz.as_ref())
+            .zip(self.gyf.as_ref())
+        {
             *zi -= rho * (h - g);
         }
         axpy(-gamma, self.gx.as_ref(), self.x.as_mut());
@@ -192,7 +198,10 @@ mod tests {
         assert!(c.set("nope", ParamValue::Real(1.0)).is_err());
         assert!(c.set("inner_decay", ParamValue::Real(0.4)).is_ok());
         assert_eq!(c.get("inner_decay"), Some(ParamValue::Real(0.4)));
-        let bad = SobaConfig { step_size: f64::NAN, ..SobaConfig::default() };
+        let bad = SobaConfig {
+            step_size: f64::NAN,
+            ..SobaConfig::default()
+        };
         assert!(Soba::<f64, [f64; 1], [f64; 1]>::new(bad, [0.0], [0.0]).is_err());
     }
 

@@ -149,7 +149,15 @@ where
         let c = self.cfg;
         let k = self.iter;
         let beta: T = decayed(c.inner_lr, c.inner_decay, k);
-        lower_sgd(oracle, rng, self.x.as_ref(), self.y.as_mut(), self.b.as_mut(), 1, beta);
+        lower_sgd(
+            oracle,
+            rng,
+            self.x.as_ref(),
+            self.y.as_mut(),
+            self.b.as_mut(),
+            1,
+            beta,
+        );
         hia_hypergradient(
             oracle,
             rng,
