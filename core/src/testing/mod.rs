@@ -14,6 +14,7 @@
 
 mod cosh;
 mod quadratic;
+pub mod tuned;
 
 pub use cosh::CoshUpper;
 #[cfg(feature = "alloc")]

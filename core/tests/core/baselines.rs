@@ -1,0 +1,282 @@
+//! The baselines: reference traces and exact hypergradients of
+//! `algorithms.md` §7.4, the estimators at the exact solution against the
+//! closed form (§7.1), convergence on the toy and on the d = 100 quadratic,
+//! and determinism across buffer types.
+
+use approx::assert_relative_eq;
+use bilevel_core::kernels::dist;
+use bilevel_core::registry::{ParamValue, SOLVERS};
+use bilevel_core::solver::{
+    AccBo, AccBoConfig, AdamBo, AdamBoConfig, AidCg, AidCgConfig, AidNeumann, AidNeumannConfig,
+    Alset, AlsetConfig, Amigo, AmigoConfig, AnySolver, Bsa, BsaConfig, Fsla, FslaConfig, Itd,
+    ItdConfig, MaSoba, MaSobaConfig, Soba, SobaConfig, Solver, SolverState, StocBio,
+    StocBioConfig, Ttsa, TtsaConfig, NOT_IN_ANY,
+};
+use bilevel_core::testing::{q3, toy, tuned, Quadratic, Q_LEN_2X2};
+use bilevel_core::{run, Budget, Counted, DefaultRng, Oracle};
+use rand_core::SeedableRng;
+
+const TOL: f64 = 1e-13;
+
+fn close(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}");
+    for (a, e) in actual.iter().zip(expected) {
+        assert!(
+            (a - e).abs() <= tol * (1.0 + e.abs()),
+            "{what}: {actual:?} vs {expected:?}"
+        );
+    }
+}
+
+fn rng() -> DefaultRng {
+    DefaultRng::seed_from_u64(0)
+}
+
+/// SOBA on Q3, σ = 0, x₀ = y₀ = z₀ = 0, ρ = γ = 1/10 constant (§7.4).
+#[test]
+fn soba_reference_trace() {
+    let cfg = SobaConfig {
+        step_size: 0.1,
+        outer_ratio: 1.0,
+        inner_decay: 0.0,
+        outer_decay: 0.0,
+    };
+    let mut o = q3::<f64>(0.0);
+    let mut s = Soba::new(cfg, [0.0; 2], [0.0; 2]).unwrap();
+    let mut r = rng();
+    s.init(&mut o, &mut r).unwrap();
+    let rows: [[[f64; 2]; 3]; 3] = [
+        [[0.0, -0.1], [-0.1, 0.1], [-0.1, 0.0]],
+        [[-1.0 / 200.0, -39.0 / 200.0], [-9.0 / 50.0, 37.0 / 200.0], [-19.0 / 100.0, 1.0 / 40.0]],
+        [
+            [-29.0 / 2000.0, -23.0 / 80.0],
+            [-243.0 / 1000.0, 32.0 / 125.0],
+            [-543.0 / 2000.0, 69.0 / 1000.0],
+        ],
+    ];
+    for [x, y, z] in &rows {
+        s.step(&mut o, &mut r).unwrap();
+        close(s.x(), x, TOL, "x");
+        close(s.y(), y, TOL, "y");
+        close(s.z(), z, TOL, "z");
+    }
+}
+
+/// (I − ηA)^k for the 2 × 2 A of Q3, and A⁻¹.
+fn q3_neumann_closed_form(eta: f64, terms: u32, b: [f64; 2]) -> [f64; 2] {
+    let a = [[2.0, 0.5], [0.5, 1.0]];
+    let m = [[1.0 - eta * a[0][0], -eta * a[0][1]], [-eta * a[1][0], 1.0 - eta * a[1][1]]];
+    let mul = |p: [[f64; 2]; 2], q: [[f64; 2]; 2]| {
+        let mut r = [[0.0; 2]; 2];
+        for i in 0..2 {
+            for j in 0..2 {
+                r[i][j] = p[i][0] * q[0][j] + p[i][1] * q[1][j];
+            }
+        }
+        r
+    };
+    let mut pw = [[1.0, 0.0], [0.0, 1.0]];
+    for _ in 0..terms {
+        pw = mul(pw, m);
+    }
+    // (I − M^terms) b, then A⁻¹.
+    let u = [
+        b[0] - (pw[0][0] * b[0] + pw[0][1] * b[1]),
+        b[1] - (pw[1][0] * b[0] + pw[1][1] * b[1]),
+    ];
+    let det = a[0][0] * a[1][1] - a[0][1] * a[1][0];
+    [
+        (a[1][1] * u[0] - a[0][1] * u[1]) / det,
+        (-a[1][0] * u[0] + a[0][0] * u[1]) / det,
+    ]
+}
+
+/// StocBio on Q3, σ = 0: T = 2, α = 0.1, warm start, Q = 3, η = 0.2, β = 0.1.
+#[test]
+fn stocbio_reference_trace() {
+    let cfg = StocBioConfig {
+        inner_lr: 0.1,
+        inner_steps: 2,
+        hessian_lr: 0.2,
+        neumann_steps: 3,
+        outer_lr: 0.1,
+        outer_decay: 0.0,
+    };
+    let mut o = q3::<f64>(0.0);
+    let mut s = StocBio::new(cfg, [0.0; 2], [0.0; 2]).unwrap();
+    let mut r = rng();
+    s.init(&mut o, &mut r).unwrap();
+    let rows: [([f64; 2], [f64; 2], [f64; 2], f64); 3] = [
+        ([-0.046_066_4, -0.160_152_7], [-0.185, 0.195], [-0.553_164, 0.324_945], 1e-12),
+        (
+            [-0.090_110_909_411_75, -0.326_511_549_557_365],
+            [-0.296_931_041_5, 0.338_102_773_25],
+            [-0.634_977_014_867_5, 0.506_252_688_139_9],
+            1e-13,
+        ),
+        (
+            [-0.131_823_242_955_709, -0.490_585_204_979_052],
+            [-0.357_278_368_987_935, 0.431_643_613_956_274],
+            [-0.685_873_429_345_305, 0.624_311_389_101_587],
+            1e-13,
+        ),
+    ];
+    for (k, (x, y, v, tol)) in rows.iter().enumerate() {
+        s.step(&mut o, &mut r).unwrap();
+        close(s.x(), x, *tol, "x");
+        close(s.y(), y, *tol, "y");
+        close(s.v(), v, *tol, "v");
+        if k == 0 {
+            // v_Q = A⁻¹(I − (I − 0.2A)⁴)∇ᵧf at y = (−0.185, 0.195), x = 0.
+            let b = [-0.185 - 1.0, 2.0 * 0.195];
+            close(s.v(), &q3_neumann_closed_form(0.2, 4, b), 1e-14, "closed form");
+        }
+    }
+}
+
+/// ITD at x = (0.3, −0.7), y⁰ = 0, D = 3, α = 0.1: the exact unrolled
+/// hypergradient, also against central finite differences of x ↦ f(x, y^D(x)).
+#[test]
+fn itd_exact_hypergradient() {
+    let cfg = ItdConfig {
+        inner_lr: 0.1,
+        inner_steps: 3,
+        ..ItdConfig::default()
+    };
+    let x0 = [0.3, -0.7];
+    let mut o = q3::<f64>(0.0);
+    let mut s = Itd::new(cfg, x0, [0.0; 2], [0.0; 6]).unwrap();
+    let mut r = rng();
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    close(s.y(), &[-0.236_087_5, 0.094_2], TOL, "y^D");
+    let g = [0.449_776_521_875, 0.499_675_817_187_5];
+    close(s.direction(), &g, TOL, "ĝ");
+    // Finite differences of the unrolled objective.
+    let unrolled = |o: &mut Quadratic<f64, _>, x: [f64; 2]| {
+        let mut y = [0.0; 2];
+        let mut gy = [0.0; 2];
+        for _ in 0..3 {
+            bilevel_core::LowerGradY::grad_y_g(o, &x, &y, &0, &mut gy);
+            y[0] -= 0.1 * gy[0];
+            y[1] -= 0.1 * gy[1];
+        }
+        o.f_exact(&x, &y)
+    };
+    let h = 1e-6;
+    for (i, gi) in g.iter().enumerate() {
+        let (mut p, mut m) = (x0, x0);
+        p[i] += h;
+        m[i] -= h;
+        let fd = (unrolled(&mut o, p) - unrolled(&mut o, m)) / (2.0 * h);
+        assert_relative_eq!(fd, *gi, epsilon = 1e-9);
+    }
+}
+
+fn q3_exact_point() -> ([f64; 2], [f64; 2], [f64; 2], [f64; 2]) {
+    let cf = q3::<f64>(0.0).closed_form().unwrap();
+    let x0 = [0.3, -0.7];
+    let y = cf.y_star(&x0);
+    let z = cf.z_star(&x0);
+    let g = cf.grad_phi(&x0);
+    (x0, [y[0], y[1]], [z[0], z[1]], [g[0], g[1]])
+}
+
+/// AID-CG at x = (0.3, −0.7) with the exact y*: two CG steps solve the 2 × 2
+/// system exactly, so v = z* and ĝ = ∇Φ = (579/490, 267/98).
+#[test]
+fn aid_cg_exact_hypergradient() {
+    let (x0, ys, _, _) = q3_exact_point();
+    let cfg = AidCgConfig {
+        cg_steps: 2,
+        tol: 0.0,
+        warm_start: false,
+        ..AidCgConfig::default()
+    };
+    let mut o = q3::<f64>(0.0);
+    let mut s = AidCg::new(cfg, x0, ys).unwrap();
+    let mut r = rng();
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    close(s.v(), &[-1.195_918_367_346_94, 1.826_530_612_244_9], 1e-13, "v");
+    close(s.direction(), &[579.0 / 490.0, 267.0 / 98.0], 1e-13, "ĝ");
+}
+
+/// At (x, y*(x), z*(x)) every consistent deterministic estimator equals ∇Φ(x):
+/// exactly for the z-based single-loop methods, up to the Neumann / unrolling
+/// truncation (here below 1e-10) for StocBio, AID-Neumann and ITD.
+#[test]
+fn directions_at_the_exact_solution_are_the_hypergradient() {
+    let (x0, ys, zs, g) = q3_exact_point();
+    let mut o = q3::<f64>(0.0);
+    let mut r = rng();
+    let mut check = |s: &mut dyn FnMut(&mut Quadratic<f64, [f64; Q_LEN_2X2]>, &mut DefaultRng) -> [f64; 2],
+                     tol: f64,
+                     what: &str| {
+        let d = s(&mut o, &mut r);
+        close(&d, &g, tol, what);
+    };
+    macro_rules! dir {
+        ($solver:expr) => {
+            |o: &mut Quadratic<f64, [f64; Q_LEN_2X2]>, r: &mut DefaultRng| {
+                let mut s = $solver;
+                s.init(o, r).unwrap();
+                s.step(o, r).unwrap();
+                [s.direction()[0], s.direction()[1]]
+            }
+        };
+    }
+    check(&mut dir!(Soba::new(SobaConfig::default(), x0, ys).unwrap().with_z0(&zs).unwrap()), 1e-14, "soba");
+    check(&mut dir!(MaSoba::new(MaSobaConfig::default(), x0, ys).unwrap().with_z0(&zs).unwrap()), 1e-14, "ma-soba");
+    check(&mut dir!(Amigo::new(AmigoConfig::default(), x0, ys).unwrap().with_z0(&zs).unwrap()), 1e-14, "amigo");
+    check(&mut dir!(Fsla::new(FslaConfig::default(), x0, ys).unwrap().with_z0(&zs).unwrap()), 1e-14, "fsla");
+    check(&mut dir!(AdamBo::new(AdamBoConfig::default(), x0, ys).unwrap().with_z0(&zs).unwrap()), 1e-14, "adambo");
+    let sb = StocBioConfig { hessian_lr: 0.5, neumann_steps: 200, ..StocBioConfig::default() };
+    check(&mut dir!(StocBio::new(sb, x0, ys).unwrap()), 1e-10, "stocbio");
+    let an = AidNeumannConfig { hessian_lr: 0.5, neumann_steps: 200, warm_start: false, ..AidNeumannConfig::default() };
+    check(&mut dir!(AidNeumann::new(an, x0, ys).unwrap()), 1e-10, "aid-neumann");
+    let cg = AidCgConfig { cg_steps: 2, warm_start: false, ..AidCgConfig::default() };
+    check(&mut dir!(AidCg::new(cg, x0, ys).unwrap()), 1e-12, "aid-cg");
+    let itd = ItdConfig { inner_lr: 0.5, inner_steps: 200, ..ItdConfig::default() };
+    check(&mut dir!(Itd::new(itd, x0, ys, [0.0; 400]).unwrap()), 1e-10, "itd");
+}
+
+/// The randomised Neumann estimators (TTSA, BSA, ALSET, AccBO) are unbiased for
+/// the Q-term series, so at the exact solution their mean over many draws is
+/// ∇Φ (Monte Carlo tolerance).
+#[test]
+fn randomized_estimators_are_unbiased_at_the_exact_solution() {
+    let (x0, ys, _, g) = q3_exact_point();
+    let mut o = q3::<f64>(0.0);
+    let mut r = rng();
+    let n = 40_000;
+    let (c, q) = (0.5, 60);
+    let mut mean = |f: &mut dyn FnMut(&mut Quadratic<f64, [f64; Q_LEN_2X2]>, &mut DefaultRng) -> [f64; 2]| {
+        let mut m = [0.0; 2];
+        for _ in 0..n {
+            let d = f(&mut o, &mut r);
+            m[0] += d[0] / f64::from(n);
+            m[1] += d[1] / f64::from(n);
+        }
+        m
+    };
+    macro_rules! dir {
+        ($solver:expr) => {
+            &mut |o: &mut Quadratic<f64, [f64; Q_LEN_2X2]>, r: &mut DefaultRng| {
+                let mut s = $solver;
+                s.init(o, r).unwrap();
+                s.step(o, r).unwrap();
+                [s.direction()[0], s.direction()[1]]
+            }
+        };
+    }
+    let means = [
+        ("ttsa", mean(dir!(Ttsa::new(TtsaConfig { hessian_lr: c, neumann_terms: q, ..TtsaConfig::default() }, x0, ys).unwrap()))),
+        ("bsa", mean(dir!(Bsa::new(BsaConfig { hessian_lr: c, neumann_terms: q, ..BsaConfig::default() }, x0, ys).unwrap()))),
+        ("alset", mean(dir!(Alset::new(AlsetConfig { hessian_lr: c, neumann_terms: q, ..AlsetConfig::default() }, x0, ys).unwrap()))),
+        ("accbo", mean(dir!(AccBo::new(AccBoConfig { hessian_lr: c, neumann_terms: q, ..AccBoConfig::default() }, x0, ys).unwrap()))),
+    ];
+    for (what, m) in means {
+        assert!(dist(&m, &g) < 0.1, "{what}: mean {m:?}, ∇Φ {g:?}");
+    }
+}
