@@ -34,10 +34,14 @@ fn one(name: &str, over: &[(&str, ParamValue<'_>)], seed: u64) -> Outcome {
     let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.1, seed).expect("instance");
     let cf = q.closed_form().expect("closed form");
     let mut o = Counted::new(q);
-    let mut s = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(name, over, vec![0.0; 100], vec![0.0; 100])
-        .expect("build");
+    let mut s =
+        AnySolver::<f64, Vec<f64>, Vec<f64>>::build(name, over, vec![0.0; 100], vec![0.0; 100])
+            .expect("build");
     let mut rng = DefaultRng::seed_from_u64(seed);
-    let max_calls = std::env::var("BUDGET").ok().and_then(|b| b.parse().ok()).unwrap_or(MAX_CALLS);
+    let max_calls = std::env::var("BUDGET")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(MAX_CALLS);
     let budget = Budget::iters(u64::MAX).with_oracle_calls(max_calls);
     let mut target = Target(|x: &[f64], _: &[f64]| cf.rel_error(x) <= TARGET);
     let t0 = Instant::now();
@@ -79,7 +83,10 @@ fn main() {
             over.retain(|(n, _)| *n != k);
             over.push((k, v));
         }
-        let seeds = std::env::var("SEEDS").ok().and_then(|b| b.parse().ok()).unwrap_or(SEEDS);
+        let seeds = std::env::var("SEEDS")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(SEEDS);
         for seed in 0..seeds {
             let r = one(name, &over, seed);
             println!(
@@ -92,7 +99,9 @@ fn main() {
     println!("| solver | settings (non-default) | oracle calls to 1e-2: median [min, max] | wall time to 1e-2: median [min, max] | reached |");
     println!("|---|---|---|---|---|");
     for info in registry::SOLVERS {
-        if AnySolver::<f64, Vec<f64>, Vec<f64>>::build(info.name, &[], vec![0.0], vec![0.0]).is_err() {
+        if AnySolver::<f64, Vec<f64>, Vec<f64>>::build(info.name, &[], vec![0.0], vec![0.0])
+            .is_err()
+        {
             continue;
         }
         let over = tuned::overrides(info.name);
@@ -100,8 +109,14 @@ fn main() {
         let reached = rs.iter().filter(|r| r.reached).count();
         let mut calls: Vec<f64> = rs.iter().map(|r| r.calls as f64).collect();
         let mut secs: Vec<f64> = rs.iter().map(|r| r.secs).collect();
-        let (cmin, cmax) = (calls.iter().copied().fold(f64::INFINITY, f64::min), calls.iter().copied().fold(0.0, f64::max));
-        let (smin, smax) = (secs.iter().copied().fold(f64::INFINITY, f64::min), secs.iter().copied().fold(0.0, f64::max));
+        let (cmin, cmax) = (
+            calls.iter().copied().fold(f64::INFINITY, f64::min),
+            calls.iter().copied().fold(0.0, f64::max),
+        );
+        let (smin, smax) = (
+            secs.iter().copied().fold(f64::INFINITY, f64::min),
+            secs.iter().copied().fold(0.0, f64::max),
+        );
         let settings: Vec<String> = over.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!(
             "| {} | {} | {:.3e} [{:.3e}, {:.3e}] | {:.3} s [{:.3}, {:.3}] | {reached}/{SEEDS} |",

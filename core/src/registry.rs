@@ -311,6 +311,10 @@ pub const SOLVERS: &[&SolverInfo] = &[
     &crate::solver::fsla::INFO,
     &crate::solver::accbo::INFO,
     &crate::solver::adambo::INFO,
+    &crate::solver::maml::INFO,
+    &crate::solver::anil::INFO,
+    &crate::solver::fomaml::INFO,
+    &crate::solver::ufom::INFO,
 ];
 
 /// Finds a solver by name (case-insensitive; `_` and `-` are interchangeable).

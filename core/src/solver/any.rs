@@ -44,10 +44,24 @@ use crate::{Error, Real};
 
 /// Registry entries that [`AnySolver`] cannot build, with the reason: they
 /// need a different oracle shape or caller-supplied memory.
-pub const NOT_IN_ANY: &[(&str, &str)] = &[(
-    "saba",
-    "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
-)];
+pub const NOT_IN_ANY: &[(&str, &str)] = &[
+    (
+        "maml",
+        "meta-learning: samples must be tasks (support/query losses), dx = dy, caller memory",
+    ),
+    (
+        "anil",
+        "meta-learning: samples must be tasks (support/query losses), caller memory",
+    ),
+    (
+        "fomaml",
+        "meta-learning: samples must be tasks (support/query losses), dx = dy",
+    ),
+    (
+        "ufom",
+        "meta-learning: samples must be tasks (support/query losses), dx = dy",
+    ),
+];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();

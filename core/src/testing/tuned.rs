@@ -31,12 +31,143 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
     ("adambo", &[]),
 ];
 
-/// The overrides for `name` (empty when the solver is not listed).
+/// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,
+/// L ≈ 2.2): Neumann steps below 1/L and enough terms that the truncation
+/// bias is negligible; x steps small enough for the toy's noise.
+pub const TOY: &[(&str, &[(&str, ParamValue<'static>)])] = &[
+    (
+        "bo-rep",
+        &[
+            ("eta", Real(0.01)),
+            ("gamma", Real(0.2)),
+            ("nu", Real(0.2)),
+            ("eta_decay", Real(1.0)),
+            ("eta_decay_steps", Real(500.0)),
+        ],
+    ),
+    (
+        "slip",
+        &[
+            ("eta", Real(0.01)),
+            ("gamma", Real(0.2)),
+            ("nu", Real(0.2)),
+            ("eta_decay", Real(1.0)),
+            ("eta_decay_steps", Real(500.0)),
+        ],
+    ),
+    ("soba", &[("step_size", Real(0.3))]),
+    (
+        "ma-soba",
+        &[
+            ("outer_lr", Real(0.05)),
+            ("inner_lr", Real(0.2)),
+            ("z_lr", Real(0.2)),
+        ],
+    ),
+    (
+        "stocbio",
+        &[
+            ("hessian_lr", Real(0.4)),
+            ("neumann_steps", Int(30)),
+            ("outer_lr", Real(1.0)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
+    (
+        "ttsa",
+        &[
+            ("hessian_lr", Real(0.45)),
+            ("neumann_terms", Int(10)),
+            ("outer_lr", Real(0.3)),
+        ],
+    ),
+    (
+        "f2sa",
+        &[
+            ("inner_lr", Real(0.02)),
+            ("inner_decay", Real(0.0)),
+            ("lower_lr", Real(0.2)),
+            ("lower_decay", Real(0.0)),
+            ("outer_lr", Real(0.02)),
+            ("outer_decay", Real(0.0)),
+            ("lambda0", Real(20.0)),
+            ("lambda_step", Real(0.0)),
+        ],
+    ),
+    (
+        "aid-cg",
+        &[("outer_lr", Real(1.0)), ("outer_decay", Real(0.5))],
+    ),
+    (
+        "aid-neumann",
+        &[
+            ("hessian_lr", Real(0.4)),
+            ("outer_lr", Real(1.0)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
+    (
+        "itd",
+        &[
+            ("inner_lr", Real(0.4)),
+            ("inner_steps", Int(30)),
+            ("outer_lr", Real(1.0)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
+    (
+        "amigo",
+        &[("outer_lr", Real(1.0)), ("outer_decay", Real(0.5))],
+    ),
+    (
+        "bsa",
+        &[
+            ("hessian_lr", Real(0.45)),
+            ("neumann_terms", Int(10)),
+            ("outer_lr", Real(0.3)),
+        ],
+    ),
+    (
+        "alset",
+        &[
+            ("hessian_lr", Real(0.45)),
+            ("neumann_terms", Int(10)),
+            ("outer_lr", Real(0.3)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
+    (
+        "fsla",
+        &[
+            ("inner_lr", Real(0.5)),
+            ("outer_lr", Real(0.5)),
+            ("momentum", Real(0.5)),
+        ],
+    ),
+    (
+        "accbo",
+        &[
+            ("outer_lr", Real(0.003)),
+            ("inner_lr", Real(0.2)),
+            ("hessian_lr", Real(0.45)),
+            ("neumann_terms", Int(6)),
+            ("beta", Real(0.99)),
+        ],
+    ),
+    (
+        "adambo",
+        &[("lr", Real(0.004)), ("gamma", Real(0.2)), ("nu", Real(0.2))],
+    ),
+];
+
+/// The d = 100 overrides for `name` (empty when the solver is not listed).
 pub fn overrides(name: &str) -> &'static [(&'static str, ParamValue<'static>)] {
     D100.iter()
         .find(|(n, _)| *n == name)
         .map_or(&[], |(_, o)| o)
 }
 
-#[allow(dead_code)]
-const _USE: (ParamValue<'static>, ParamValue<'static>) = (Int(0), Real(0.0));
+/// The toy overrides for `name` (empty when the solver is not listed).
+pub fn toy_overrides(name: &str) -> &'static [(&'static str, ParamValue<'static>)] {
+    TOY.iter().find(|(n, _)| *n == name).map_or(&[], |(_, o)| o)
+}
