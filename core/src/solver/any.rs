@@ -46,6 +46,10 @@ use crate::{Error, Real};
 /// need a different oracle shape or caller-supplied memory.
 pub const NOT_IN_ANY: &[(&str, &str)] = &[
     (
+        "saba",
+        "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
+    ),
+    (
         "maml",
         "meta-learning: samples must be tasks (support/query losses), dx = dy, caller memory",
     ),
