@@ -61,6 +61,16 @@ pub trait FiniteSum<T: Real>: Oracle<T> {
     fn sample_at(&self, level: Level, i: usize) -> Self::Sample;
 }
 
+/// Counting passes `FiniteSum` through (index look-ups are not oracle calls).
+impl<T: Real, O: FiniteSum<T>> FiniteSum<T> for crate::Counted<O> {
+    fn count(&self, level: Level) -> usize {
+        self.inner().count(level)
+    }
+    fn sample_at(&self, level: Level, i: usize) -> Self::Sample {
+        self.inner().sample_at(level, i)
+    }
+}
+
 solver_config! {
     /// Hyperparameters of [`Saba`]; validated by [`Saba::new`] against [`INFO`].
     pub struct SabaConfig;
