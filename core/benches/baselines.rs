@@ -38,8 +38,15 @@ fn per_iteration(c: &mut Criterion) {
     let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.0, 0).expect("instance");
     let mut o = FiniteQuadratic::new(q, n, 0.1, 0);
     let mem = Saba::<f64, Vec<f64>, Vec<f64>, Vec<f64>>::memory_needed(n, n, 100, 100);
-    let mut s = Saba::new(SabaConfig::default(), vec![0.0; 100], vec![0.0; 100], vec![0.0; mem], n, n)
-        .expect("saba");
+    let mut s = Saba::new(
+        SabaConfig::default(),
+        vec![0.0; 100],
+        vec![0.0; 100],
+        vec![0.0; mem],
+        n,
+        n,
+    )
+    .expect("saba");
     let mut rng = DefaultRng::seed_from_u64(0);
     s.init(&mut o, &mut rng).expect("init");
     group.bench_function("saba", |b| {

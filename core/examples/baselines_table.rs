@@ -35,7 +35,10 @@ struct Outcome {
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn one(name: &str, over: &[(&str, ParamValue<'_>)], seed: u64) -> Outcome {
@@ -105,8 +108,9 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn range(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+    v.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| {
+        (lo.min(x), hi.max(x))
+    })
 }
 
 fn main() {
@@ -149,8 +153,10 @@ fn main() {
         let reached = rs.iter().filter(|r| r.reached).count();
         let mut calls: Vec<f64> = rs.iter().map(|r| r.calls as f64).collect();
         let mut secs: Vec<f64> = rs.iter().map(|r| r.secs).collect();
-        let mut per_iter: Vec<f64> =
-            rs.iter().map(|r| r.secs / r.iters.max(1) as f64 * 1e6).collect();
+        let mut per_iter: Vec<f64> = rs
+            .iter()
+            .map(|r| r.secs / r.iters.max(1) as f64 * 1e6)
+            .collect();
         let worst = rs.iter().map(|r| r.err).fold(0.0_f64, f64::max);
         let (cmin, cmax) = range(&calls);
         let (smin, smax) = range(&secs);

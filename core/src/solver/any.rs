@@ -21,7 +21,7 @@
 //! # Ok::<(), bilevel_core::Error>(())
 //! ```
 //!
-//! Entries of [`registry::SOLVERS`](crate::registry::SOLVERS) that are not
+//! Entries of [`registry::SOLVERS`] that are not
 //! here are listed in [`NOT_IN_ANY`], with the reason. ITD keeps its D
 //! iterates in caller memory; through `AnySolver` that memory is a `Vec`
 //! allocated once in `build`, so ITD is available only with feature `alloc`

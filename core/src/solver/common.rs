@@ -38,7 +38,7 @@ impl Field for u64 {
     }
     fn value(self) -> ParamValue<'static> {
         // Values above i64::MAX become negative and fail validation.
-        ParamValue::Int(self as i64)
+        ParamValue::Int(i64::try_from(self).unwrap_or(i64::MIN))
     }
 }
 
@@ -281,7 +281,7 @@ where
         oracle.hvp_yy(x, y, p, s, ap);
         calls += 1;
         let pap = dot(p, ap);
-        if !(pap > T::ZERO) {
+        if pap.partial_cmp(&T::ZERO) != Some(core::cmp::Ordering::Greater) {
             // Not positive definite along p (noise): stop with what we have.
             break;
         }

@@ -14,7 +14,7 @@
 //!         else:  ĝ = F_r
 //!     x ← x − β_k (1/B) Σ ĝ
 //! ```
-//! E[ĝ] = E_r: unbiased for the MAML meta-gradient, at expected cost
+//! E\[ĝ\] = E_r: unbiased for the MAML meta-gradient, at expected cost
 //! O(r + q r²). Tasks over the standard oracles as for [`Maml`](super::Maml).
 //!
 //! # Memory
@@ -155,7 +155,9 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Ufom<T, BX, BY> {
         let r = self.cfg.inner_steps as f64;
         let (c_det, c_rnd) = (r + 1.0, ((r - 1.0) / 2.0 + 1.0) * r);
         let a = (v2 - d2) * c_rnd;
-        self.q = if d2 >= 0.5 * c_rnd * v2 / (c_det + c_rnd) || !(a > 0.0) {
+        self.q = if d2 >= 0.5 * c_rnd * v2 / (c_det + c_rnd)
+            || a.partial_cmp(&0.0) != Some(core::cmp::Ordering::Greater)
+        {
             1.0
         } else {
             let b = -d2 * c_rnd;

@@ -26,7 +26,7 @@ impl<T: Real, S: Buffer<T>> FiniteQuadratic<T, S> {
     /// Wraps `q` (its own noise is switched off) with `n` samples of noise
     /// level `sigma`; `seed` fixes the noise vectors.
     pub fn new(q: Quadratic<T, S>, n: usize, sigma: f64, seed: u64) -> Self {
-        let n = (n.max(2) + 1) / 2 * 2;
+        let n = n.max(2).div_ceil(2) * 2;
         FiniteQuadratic {
             inner: q.with_sigma(T::ZERO),
             n,

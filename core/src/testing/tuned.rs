@@ -17,17 +17,77 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
     ("slip", &[("eta", Real(0.02))]),
     ("soba", &[]),
     ("ma-soba", &[]),
-    ("stocbio", &[("hessian_lr", Real(1.0)), ("neumann_steps", Int(30)), ("outer_lr", Real(1.0)), ("outer_decay", Real(0.5))]),
-    ("ttsa", &[("hessian_lr", Real(1.0)), ("neumann_terms", Int(50))]),
-    ("f2sa", &[("inner_lr", Real(0.01)), ("inner_decay", Real(0.0)), ("lower_lr", Real(0.5)), ("lower_decay", Real(0.0)), ("outer_lr", Real(0.01)), ("outer_decay", Real(0.0)), ("lambda0", Real(50.0)), ("lambda_step", Real(0.0))]),
-    ("aid-cg", &[("cg_steps", Int(5)), ("warm_start", ParamValue::Bool(false)), ("outer_lr", Real(1.0)), ("outer_decay", Real(0.5))]),
+    (
+        "stocbio",
+        &[
+            ("hessian_lr", Real(1.0)),
+            ("neumann_steps", Int(30)),
+            ("outer_lr", Real(1.0)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
+    (
+        "ttsa",
+        &[("hessian_lr", Real(1.0)), ("neumann_terms", Int(50))],
+    ),
+    (
+        "f2sa",
+        &[
+            ("inner_lr", Real(0.01)),
+            ("inner_decay", Real(0.0)),
+            ("lower_lr", Real(0.5)),
+            ("lower_decay", Real(0.0)),
+            ("outer_lr", Real(0.01)),
+            ("outer_decay", Real(0.0)),
+            ("lambda0", Real(50.0)),
+            ("lambda_step", Real(0.0)),
+        ],
+    ),
+    (
+        "aid-cg",
+        &[
+            ("cg_steps", Int(5)),
+            ("warm_start", ParamValue::Bool(false)),
+            ("outer_lr", Real(1.0)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
     ("aid-neumann", &[]),
-    ("itd", &[("inner_lr", Real(1.0)), ("inner_steps", Int(30)), ("outer_lr", Real(1.0)), ("outer_decay", Real(1.0))]),
+    (
+        "itd",
+        &[
+            ("inner_lr", Real(1.0)),
+            ("inner_steps", Int(30)),
+            ("outer_lr", Real(1.0)),
+            ("outer_decay", Real(1.0)),
+        ],
+    ),
     ("amigo", &[]),
-    ("bsa", &[("hessian_lr", Real(1.0)), ("neumann_terms", Int(50))]),
-    ("alset", &[("hessian_lr", Real(1.0)), ("neumann_terms", Int(30)), ("inner_steps", Int(5)), ("outer_lr", Real(0.3)), ("outer_decay", Real(0.5))]),
+    (
+        "bsa",
+        &[("hessian_lr", Real(1.0)), ("neumann_terms", Int(50))],
+    ),
+    (
+        "alset",
+        &[
+            ("hessian_lr", Real(1.0)),
+            ("neumann_terms", Int(30)),
+            ("inner_steps", Int(5)),
+            ("outer_lr", Real(0.3)),
+            ("outer_decay", Real(0.5)),
+        ],
+    ),
     ("fsla", &[]),
-    ("accbo", &[("outer_lr", Real(0.003)), ("inner_lr", Real(0.5)), ("hessian_lr", Real(1.0)), ("neumann_terms", Int(30)), ("beta", Real(0.995))]),
+    (
+        "accbo",
+        &[
+            ("outer_lr", Real(0.003)),
+            ("inner_lr", Real(0.5)),
+            ("hessian_lr", Real(1.0)),
+            ("neumann_terms", Int(30)),
+            ("beta", Real(0.995)),
+        ],
+    ),
     ("adambo", &[]),
 ];
 

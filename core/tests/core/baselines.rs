@@ -3,6 +3,11 @@
 //! closed form (§7.1), convergence on the toy and on the d = 100 quadratic,
 //! and determinism across buffer types.
 
+// Tables of test cases are tuples of slices; naming each shape adds nothing.
+#![allow(clippy::type_complexity)]
+
+use std::fmt::Write as _;
+
 use approx::assert_relative_eq;
 use bilevel_core::kernels::dist;
 use bilevel_core::registry::{ParamValue, SOLVERS};
@@ -13,7 +18,7 @@ use bilevel_core::solver::{
     Ttsa, TtsaConfig, NOT_IN_ANY,
 };
 use bilevel_core::testing::{q3, toy, tuned, Quadratic, Q_LEN_2X2};
-use bilevel_core::{run, Budget, Counted, DefaultRng, Oracle};
+use bilevel_core::{run, Budget, Counted, DefaultRng};
 use rand_core::SeedableRng;
 
 const TOL: f64 = 1e-13;
@@ -473,7 +478,7 @@ fn every_solver_converges_on_the_toy() {
             let mut r = DefaultRng::seed_from_u64(seed);
             run(&mut s, &mut o, &mut r, &Budget::iters(iters), &mut ()).unwrap();
             let err = dist(s.x(), &x_star);
-            report += &format!("{name} seed {seed}: ‖x − x*‖ = {err:.3e}\n");
+            let _ = writeln!(report, "{name} seed {seed}: ‖x − x*‖ = {err:.3e}");
             failed |= !(err <= tol);
         }
     }
@@ -585,12 +590,12 @@ fn meta_gradients_on_the_toy_match_the_closed_forms() {
     assert_relative_eq!(exact[1], -6.282_659_683_450_364, epsilon = 1e-12);
     assert_relative_eq!(first[1], -7.307_708_759_202_717, epsilon = 1e-12);
     assert_relative_eq!(
-        (exact[0] + exact[1]) / 2.0,
+        f64::midpoint(exact[0], exact[1]),
         -2.915_177_221_656_527_3,
         epsilon = 1e-12
     );
     assert_relative_eq!(
-        (first[0] + first[1]) / 2.0,
+        f64::midpoint(first[0], first[1]),
         -3.416_076_846_984_915,
         epsilon = 1e-12
     );
@@ -780,14 +785,21 @@ fn d100_reaches(cases: &[(&str, &[(&str, ParamValue<'static>)], u64, f64)]) {
             let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.1, seed).unwrap();
             let cf = q.closed_form().unwrap();
             let mut o = Counted::new(q);
-            let mut s = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(name, &over, vec![0.0; 100], vec![0.0; 100]).unwrap();
+            let mut s = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(
+                name,
+                &over,
+                vec![0.0; 100],
+                vec![0.0; 100],
+            )
+            .unwrap();
             let mut r = DefaultRng::seed_from_u64(seed);
             let mut target = Target(|x: &[f64], _: &[f64]| cf.rel_error(x) <= tol);
             let b = Budget::iters(u64::MAX).with_oracle_calls(budget);
             let rep = run(&mut s, &mut o, &mut r, &b, &mut target).unwrap();
             let ok = rep.termination == Termination::TargetReached;
-            report += &format!(
-                "{name} seed {seed}: {} after {} calls, rel. error {:.3e}\n",
+            let _ = writeln!(
+                report,
+                "{name} seed {seed}: {} after {} calls, rel. error {:.3e}",
                 rep.termination,
                 rep.counts.oracle_calls(),
                 cf.rel_error(s.x())
@@ -811,7 +823,12 @@ fn d100_single_loop_methods_converge() {
         ("ma-soba", &[], 10_000, 0.1),
         ("fsla", &[], 120_000, 0.1),
         ("adambo", &[], 40_000, 0.1),
-        ("accbo", &[("outer_lr", ParamValue::Real(0.01))], 150_000, 0.1),
+        (
+            "accbo",
+            &[("outer_lr", ParamValue::Real(0.01))],
+            150_000,
+            0.1,
+        ),
     ]);
 }
 
@@ -832,26 +849,39 @@ fn d100_nested_methods_converge() {
 }
 
 /// F2SA is biased by design (fixed multiplier λ = 50: the penalised problem's
-/// solution is O(1/λ) from x*, 0.19–0.27 relative error after 10^5 calls on
+/// solution is O(1/λ) from x*, 0.20–0.30 relative error after 5·10^4 calls on
 /// these seeds), so its tolerance is 0.35. SABA runs on the finite-sum version
 /// of the same instances (n = 1024, same x*) and reaches 0.1 quickly.
 #[test]
 fn d100_first_order_and_variance_reduced_methods() {
-    d100_reaches(&[("f2sa", &[], 100_000, 0.35)]);
     use bilevel_core::solver::{Saba, SabaConfig};
     use bilevel_core::testing::FiniteQuadratic;
     use bilevel_core::{Target, Termination};
+    d100_reaches(&[("f2sa", &[], 50_000, 0.35)]);
     let n = 1024;
     for seed in 0..5 {
         let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.0, seed).unwrap();
         let cf = q.closed_form().unwrap();
         let mut o = Counted::new(FiniteQuadratic::new(q, n, 0.1, seed));
         let mem = Saba::<f64, Vec<f64>, Vec<f64>, Vec<f64>>::memory_needed(n, n, 100, 100);
-        let mut s = Saba::new(SabaConfig::default(), vec![0.0; 100], vec![0.0; 100], vec![0.0; mem], n, n).unwrap();
+        let mut s = Saba::new(
+            SabaConfig::default(),
+            vec![0.0; 100],
+            vec![0.0; 100],
+            vec![0.0; mem],
+            n,
+            n,
+        )
+        .unwrap();
         let mut r = DefaultRng::seed_from_u64(seed);
         let mut target = Target(|x: &[f64], _: &[f64]| cf.rel_error(x) <= 0.1);
         let b = Budget::iters(u64::MAX).with_oracle_calls(3_000);
         let rep = run(&mut s, &mut o, &mut r, &b, &mut target).unwrap();
-        assert_eq!(rep.termination, Termination::TargetReached, "saba seed {seed}: {}", cf.rel_error(s.x()));
+        assert_eq!(
+            rep.termination,
+            Termination::TargetReached,
+            "saba seed {seed}: {}",
+            cf.rel_error(s.x())
+        );
     }
 }
