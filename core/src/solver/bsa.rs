@@ -149,7 +149,7 @@ where
         let k = self.iter;
         let beta: T = decayed(c.inner_lr, c.inner_decay, k);
         let steps = if c.inner_growth > 0.0 {
-            libm::ceil(c.inner_steps as f64 * libm::pow(k as f64 + 1.0, c.inner_growth)) as u64
+            ceil_u64(c.inner_steps as f64 * Real::powf(k as f64 + 1.0, c.inner_growth))
         } else {
             c.inner_steps
         };
@@ -180,10 +180,27 @@ where
     }
 }
 
+/// ⌈v⌉ for a non-negative finite `v` (saturating), without float intrinsics.
+fn ceil_u64(v: f64) -> u64 {
+    let floor = v as u64;
+    if (floor as f64) < v {
+        floor.saturating_add(1)
+    } else {
+        floor
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::registry::ParamValue;
+
+    #[test]
+    fn inner_steps_grow_by_the_ceiling() {
+        assert_eq!(ceil_u64(10.0), 10);
+        assert_eq!(ceil_u64(10.2), 11);
+        assert_eq!(ceil_u64(0.0), 0);
+    }
 
     #[test]
     fn neumann_terms_must_be_positive() {

@@ -141,7 +141,7 @@ pub(crate) use solver_config;
 /// `learning_rate_scheduler`); constant for `power = 0`.
 pub(crate) fn decayed<T: Real>(base: f64, power: f64, t: u64) -> T {
     if power > 0.0 {
-        T::from_f64(base * libm::pow(t as f64 + 1.0, -power))
+        T::from_f64(base * Real::powf(t as f64 + 1.0, -power))
     } else {
         T::from_f64(base)
     }

@@ -197,7 +197,7 @@ where
         oracle.grad_x_g(x, self.u.as_ref(), &zeta2, self.tmp_x.as_mut());
         axpy(-lambda, self.tmp_x.as_ref(), self.gx.as_mut());
         axpy(-step_x, self.gx.as_ref(), self.x.as_mut());
-        self.lambda += c.lambda_step * libm::pow(k as f64 + 1.0, -c.lambda_decay);
+        self.lambda += c.lambda_step * Real::powf(k as f64 + 1.0, -c.lambda_decay);
         self.iter += 1;
         Ok(())
     }

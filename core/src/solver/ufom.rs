@@ -149,7 +149,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Ufom<T, BX, BY> {
             self.q = Q_MIN;
             return;
         }
-        let corr = 1.0 - libm::pow(EMA, f64::from(self.exact_draws));
+        let corr = 1.0 - Real::powf(EMA, f64::from(self.exact_draws));
         let d2 = self.d2 / corr / 10.0;
         let v2 = self.v2 / corr;
         let r = self.cfg.inner_steps as f64;
@@ -162,7 +162,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Ufom<T, BX, BY> {
         } else {
             let b = -d2 * c_rnd;
             let c = -2.0 * d2 * c_det;
-            let s = libm::sqrt(b * b - 4.0 * a * c);
+            let s = Real::sqrt(b * b - 4.0 * a * c);
             let (p1, p2) = ((-b - s) / (2.0 * a), (-b + s) / (2.0 * a));
             let q = if p1 > 0.0 && p1 < 1.0 { p1 } else { p2 };
             q.clamp(Q_MIN, 1.0)
