@@ -301,7 +301,29 @@ pub trait Configure {
 }
 
 /// Every solver in the core, in display order.
-pub const SOLVERS: &[&SolverInfo] = &[&crate::solver::borep::INFO, &crate::solver::slip::INFO];
+pub const SOLVERS: &[&SolverInfo] = &[
+    &crate::solver::borep::INFO,
+    &crate::solver::slip::INFO,
+    &crate::solver::soba::INFO,
+    &crate::solver::masoba::INFO,
+    &crate::solver::stocbio::INFO,
+    &crate::solver::ttsa::INFO,
+    &crate::solver::f2sa::INFO,
+    &crate::solver::aidcg::INFO,
+    &crate::solver::aidneumann::INFO,
+    &crate::solver::itd::INFO,
+    &crate::solver::amigo::INFO,
+    &crate::solver::bsa::INFO,
+    &crate::solver::alset::INFO,
+    &crate::solver::fsla::INFO,
+    &crate::solver::accbo::INFO,
+    &crate::solver::adambo::INFO,
+    &crate::solver::saba::INFO,
+    &crate::solver::maml::INFO,
+    &crate::solver::anil::INFO,
+    &crate::solver::fomaml::INFO,
+    &crate::solver::ufom::INFO,
+];
 
 /// Finds a solver by name (case-insensitive; `_` and `-` are interchangeable).
 pub fn find(name: &str) -> Option<&'static SolverInfo> {

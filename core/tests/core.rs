@@ -1,6 +1,7 @@
 //! Integration tests of `bilevel-core`: one test binary, one module per area.
 
 mod core {
+    pub mod baselines;
     pub mod config;
     pub mod convergence;
     pub mod determinism;

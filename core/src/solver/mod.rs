@@ -10,12 +10,54 @@ use rand_core::Rng;
 
 use crate::{Error, Oracle, Real};
 
+pub mod accbo;
+pub mod adambo;
+pub mod aidcg;
+pub mod aidneumann;
+pub mod alset;
+pub mod amigo;
+pub mod anil;
+pub mod any;
 pub mod borep;
+pub mod bsa;
+pub(crate) mod common;
+pub mod f2sa;
+pub mod fomaml;
+pub mod fsla;
+pub mod itd;
+pub mod maml;
+pub mod masoba;
+mod metacommon;
+pub mod saba;
 pub mod slip;
+pub mod soba;
+pub mod stocbio;
+pub mod ttsa;
+pub mod ufom;
 mod zbased;
 
+pub use accbo::{AccBo, AccBoConfig};
+pub use adambo::{AdamBo, AdamBoConfig};
+pub use aidcg::{AidCg, AidCgConfig};
+pub use aidneumann::{AidNeumann, AidNeumannConfig};
+pub use alset::{Alset, AlsetConfig};
+pub use amigo::{Amigo, AmigoConfig};
+pub use anil::{Anil, AnilConfig};
+pub use any::{AnySolver, NOT_IN_ANY};
 pub use borep::{BoRep, BoRepConfig, LowerOutput, WarmStart};
+pub use bsa::{Bsa, BsaConfig};
+pub use f2sa::{F2sa, F2saConfig};
+pub use fomaml::{Fomaml, FomamlConfig};
+pub use fsla::{Fsla, FslaConfig};
+pub use itd::{Itd, ItdConfig};
+pub use maml::{Maml, MamlConfig};
+pub use masoba::{MaSoba, MaSobaConfig};
+pub use saba::{FiniteSum, Saba, SabaConfig};
 pub use slip::{Slip, SlipConfig, SlipWarmStart};
+pub use soba::{Soba, SobaConfig};
+pub use stocbio::{StocBio, StocBioConfig};
+pub use ttsa::{Ttsa, TtsaConfig};
+pub use ufom::{Ufom, UfomConfig};
 pub use zbased::{hypergradient, HypergradZ, ZInit};
 
 /// Storage for one vector: `[T; N]`, `Vec<T>`, or anything sliceable and

@@ -9,13 +9,22 @@
 //! * [`CoshUpper`]: an upper level that is (L0, L1)-smooth but not Lipschitz
 //!   smooth (cosh growth), where normalised steps converge and plain steps with
 //!   the same step size blow up.
+//! * [`FiniteQuadratic`]: a finite-sum version of a quadratic instance
+//!   (antithetic per-sample noise, same x*), for SABA.
+//! * [`MetaToy`]: the two-task MAML/FOMAML/UFOM toy of §7.5 (a sample is a
+//!   task; support and query losses are the task's loss).
 //! * [`ClosedForm`] (feature `alloc`): x*, y*(x), z*(x), Φ and ∇Φ of a
 //!   quadratic instance, computed densely with nalgebra.
 
 mod cosh;
+mod finite;
+mod meta;
 mod quadratic;
+pub mod tuned;
 
 pub use cosh::CoshUpper;
+pub use finite::FiniteQuadratic;
+pub use meta::{MetaToy, META_A, META_C, THETA_FOMAML, THETA_MAML};
 #[cfg(feature = "alloc")]
 pub use quadratic::ClosedForm;
 pub use quadratic::{q1, q2, q3, quadratic_len, toy, Quadratic, QuadraticParts, Q_LEN_2X2};

@@ -1,0 +1,191 @@
+//! TTSA: two-timescale stochastic approximation (Hong, Wai, Wang, Yang,
+//! SIAM J. Optim. 2023).
+//!
+//! # Update rule
+//!
+//! ```text
+//! for k = 0, 1, …:
+//!     y_{k+1} = y_k − β_k ∇ᵧG(x_k, y_k; ζ_k)                       (one step)
+//!     draw n ~ U{0, …, Q−1};  v = ∇ᵧF(x_k, y_{k+1}; ξ)
+//!     v ← Π_{i=1..n} (I − c ∇²ᵧᵧG(x_k, y_{k+1}; ζ_i)) v;  v ← Q·c·v     (HIA)
+//!     ĝ_k = ∇ₓF(x_k, y_{k+1}; ξ) − ∇²ₓᵧG(x_k, y_{k+1}; ζ') v
+//!     x_{k+1} = x_k − α_k ĝ_k
+//! α_k = α (k+1)^(−3/5),  β_k = β (k+1)^(−2/5)
+//! ```
+//! Every sample is fresh except ξ, shared by the two upper gradients. The
+//! HIA (Hessian-inverse approximation) is Ghadimi and Wang's: unbiased for the
+//! Q-term Neumann sum Σ_{q<Q} c(I − cA)^q ∇ᵧF. benchopt reuses the y-step
+//! sample ζ_k for the cross term; here it is fresh, as in the paper's
+//! analysis. x is unconstrained (no projection Π_X).
+//!
+//! # Requirements on the oracle
+//!
+//! [`UpperGradX`], [`UpperGradY`], [`LowerGradY`], [`LowerHvp`], [`CrossJvp`].
+//!
+//! # Defaults
+//!
+//! benchopt's `ttsa`: α = β = 0.1, exponents 3/5 and 2/5, HIA step c = 0.1,
+//! Q = 10.
+//!
+//! # References
+//!
+//! Mingyi Hong, Hoi-To Wai, Zhaoran Wang, Zhuoran Yang. *A Two-Timescale
+//! Stochastic Algorithm Framework for Bilevel Optimization.* SIAM J. Optim.
+//! 33(1), 2023. HIA: Ghadimi and Wang, arXiv:1802.02246.
+
+use rand_core::Rng;
+
+use super::common::{
+    decayed, hia_hypergradient, lower_sgd, solver_config, DECAY_MAX, FINITE, NONNEG, POS,
+};
+use super::{check_len, zeros_like, Buffer, Solver, SolverState};
+use crate::kernels::{axpy, copy};
+use crate::oracle::{CrossJvp, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
+use crate::registry::Configure;
+use crate::{Error, Real};
+
+solver_config! {
+    /// Hyperparameters of [`Ttsa`]; validated by [`Ttsa::new`] against [`INFO`].
+    pub struct TtsaConfig;
+    info INFO {
+        name: "ttsa",
+        title: "TTSA",
+        summary: "one SGD step on y, randomized Neumann hypergradient, two decaying step sizes",
+        reference: "Hong, Wai, Wang, Yang. A Two-Timescale Stochastic Algorithm Framework for Bilevel Optimization. SIAM J. Optim. 2023",
+        oracles: [GradXF, GradYF, GradYG, HvpYY, JvpXY],
+    }
+    outer_lr: f64 = 0.1, real(POS, FINITE, "> 0"), "α: step on x";
+    outer_decay: f64 = 0.6, real(NONNEG, DECAY_MAX, "in [0, 2]"), "α_k = α (k+1)^(−p)";
+    inner_lr: f64 = 0.1, real(POS, FINITE, "> 0"), "β: SGD step on y";
+    inner_decay: f64 = 0.4, real(NONNEG, DECAY_MAX, "in [0, 2]"), "β_k = β (k+1)^(−p)";
+    hessian_lr: f64 = 0.1, real(POS, FINITE, "> 0"), "c: HIA step (< 1/L_g)";
+    neumann_terms: u64 = 10, int(1, 1_000_000, "in [1, 10^6]"), "Q: HIA truncation";
+}
+
+/// The TTSA solver over buffers `BX` (dimension dx) and `BY` (dimension dy).
+#[derive(Debug, Clone)]
+pub struct Ttsa<T, BX, BY> {
+    cfg: TtsaConfig,
+    x: BX,
+    gx: BX,
+    cross: BX,
+    y: BY,
+    y_init: BY,
+    b: BY,
+    hv: BY,
+    v: BY,
+    iter: u64,
+    initialized: bool,
+    _t: core::marker::PhantomData<T>,
+}
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Ttsa<T, BX, BY> {
+    /// Validates `cfg` and builds the solver from x_0 and y_0.
+    pub fn new(cfg: TtsaConfig, x0: BX, y0: BY) -> Result<Self, Error> {
+        cfg.validate()?;
+        Ok(Ttsa {
+            cfg,
+            gx: zeros_like(&x0),
+            cross: zeros_like(&x0),
+            x: x0,
+            b: zeros_like(&y0),
+            hv: zeros_like(&y0),
+            v: zeros_like(&y0),
+            y_init: y0.clone(),
+            y: y0,
+            iter: 0,
+            initialized: false,
+            _t: core::marker::PhantomData,
+        })
+    }
+
+    /// The configuration.
+    pub const fn config(&self) -> &TtsaConfig {
+        &self.cfg
+    }
+
+    /// The last hypergradient estimate ĝ.
+    pub fn direction(&self) -> &[T] {
+        self.gx.as_ref()
+    }
+}
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> SolverState<T> for Ttsa<T, BX, BY> {
+    fn x(&self) -> &[T] {
+        self.x.as_ref()
+    }
+    fn y(&self) -> &[T] {
+        self.y.as_ref()
+    }
+    fn iter(&self) -> u64 {
+        self.iter
+    }
+}
+
+impl<T, BX, BY, O> Solver<T, O> for Ttsa<T, BX, BY>
+where
+    T: Real,
+    BX: Buffer<T>,
+    BY: Buffer<T>,
+    O: UpperGradX<T> + UpperGradY<T> + LowerGradY<T> + LowerHvp<T> + CrossJvp<T>,
+{
+    fn name(&self) -> &'static str {
+        INFO.name
+    }
+
+    fn init<R: Rng + ?Sized>(&mut self, oracle: &mut O, _rng: &mut R) -> Result<(), Error> {
+        check_len("x", self.x.as_ref().len(), oracle.dim_x())?;
+        check_len("y", self.y.as_ref().len(), oracle.dim_y())?;
+        copy(self.y_init.as_ref(), self.y.as_mut());
+        self.iter = 0;
+        self.initialized = true;
+        Ok(())
+    }
+
+    fn step<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error> {
+        if !self.initialized {
+            return Err(Error::NotInitialized);
+        }
+        let c = self.cfg;
+        let k = self.iter;
+        let beta: T = decayed(c.inner_lr, c.inner_decay, k);
+        lower_sgd(
+            oracle,
+            rng,
+            self.x.as_ref(),
+            self.y.as_mut(),
+            self.b.as_mut(),
+            1,
+            beta,
+        );
+        hia_hypergradient(
+            oracle,
+            rng,
+            self.x.as_ref(),
+            self.y.as_ref(),
+            T::from_f64(c.hessian_lr),
+            c.neumann_terms,
+            true,
+            (self.b.as_mut(), self.hv.as_mut(), self.v.as_mut()),
+            (self.gx.as_mut(), self.cross.as_mut()),
+        );
+        let alpha: T = decayed(c.outer_lr, c.outer_decay, k);
+        axpy(-alpha, self.gx.as_ref(), self.x.as_mut());
+        self.iter += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ParamValue;
+
+    #[test]
+    fn neumann_terms_must_be_positive() {
+        let mut c = TtsaConfig::default();
+        assert!(c.set("neumann_terms", ParamValue::Int(0)).is_err());
+        assert!(c.set("neumann_terms", ParamValue::Int(4)).is_ok());
+        assert_eq!(c.get("neumann_terms"), Some(ParamValue::Int(4)));
+    }
+}
