@@ -43,12 +43,15 @@ pub const FEATURES: [&str; D] = [
 /// Cortex-M4 reads the unaligned `u16` fields with one `ldrh` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, packed)]
+#[rustfmt::skip]
 pub struct Row(pub u8, pub u8, pub u8, pub u16, pub u8, pub u16, pub u16, pub u16, pub u16, pub u8, pub u16);
 
 /// Training mean of each feature's codes (f32).
+#[rustfmt::skip]
 pub const CENTER: [f32; D] = [29.837288, 0.44745764, 83.80678, 3221.9187, 91.84746, 738.17285, 278.15256, 207.17966, 13742.268, 33.118645];
 /// Reciprocal of the training population standard deviation of each
 /// feature's codes (f32).
+#[rustfmt::skip]
 pub const INV_SCALE: [f32; D] = [0.077573724, 2.011135, 0.02274979, 0.00074991083, 0.028940031, 0.0032610684, 0.0076792124, 0.007609535, 0.00019372722, 0.089416236];
 /// Training mean of the target's codes (f32).
 pub const T_CENTER: f32 = 125.15254;
