@@ -30,7 +30,7 @@ echo "== default build (semihosting text)"
 sections
 data=0
 while read -r _ sz _ _; do data=$((data + 16#$sz)); done < <(nm -S "$elf" | grep ridge4data)
-echo "data tables (TRAIN_X, TRAIN_T, VAL_X, VAL_T): $data B"
+echo "data tables (TRAIN, VAL: integer codes): $data B"
 "${qemu[@]}" -kernel "$elf" | grep -E 'stack high-water|PASS|FAIL'
 api=1
 qemu-system-arm --version | grep -qE 'version (9|[1-9][0-9])\.' && api=2

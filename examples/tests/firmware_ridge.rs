@@ -156,7 +156,8 @@ fn exact_ridge_solution_is_stationary() {
     let n = ridge::N_TRAIN as f64;
     for j in 0..D {
         let mut g = 0.0_f64;
-        for (row, &t) in ridge::data::TRAIN_X.iter().zip(&ridge::data::TRAIN_T) {
+        for q in &ridge::data::TRAIN {
+            let (row, t) = (ridge::features(q), ridge::target(q));
             let r: f64 = row
                 .iter()
                 .zip(&w)
@@ -168,6 +169,70 @@ fn exact_ridge_solution_is_stationary() {
         g += f64::from(lambda[j]).exp() * f64::from(w[j]);
         assert!(g.abs() < 1e-4, "gradient[{j}] = {g:e} at w*(lambda)");
     }
+}
+
+#[test]
+fn on_the_fly_standardisation_uses_training_statistics() {
+    // The integer codes, standardised in f32 with the training constants,
+    // give training columns (and the target) of mean 0 and variance 1 up to
+    // f32 rounding; the validation part only shares the constants.
+    let n = ridge::N_TRAIN as f64;
+    let mut mean = [0.0_f64; D + 1];
+    let mut sq = [0.0_f64; D + 1];
+    for q in &ridge::data::TRAIN {
+        let a = ridge::features(q);
+        let col = a.iter().copied().chain([ridge::target(q)]);
+        for ((m, s), v) in mean.iter_mut().zip(&mut sq).zip(col) {
+            *m += f64::from(v) / n;
+            *s += f64::from(v) * f64::from(v) / n;
+        }
+    }
+    for (j, (&m, &s)) in mean.iter().zip(&sq).enumerate() {
+        assert!(m.abs() < 1e-5, "column {j}: training mean {m:e}");
+        assert!(
+            (s - m * m - 1.0).abs() < 1e-5,
+            "column {j}: variance {}",
+            s - m * m
+        );
+    }
+    // Spot checks against the raw file (data/diabetes/diabetes_data_raw.csv.gz):
+    // row 0 is `59 2 32.1 101.0 157 93.2 38.0 4.0 4.8598 87`, target 151.
+    // Codes are value x 10^scale - offset (see data.rs's header).
+    let r0 = ridge::data::TRAIN[0];
+    assert_eq!(
+        r0,
+        ridge::data::Row(
+            59 - 19,
+            2 - 1,
+            141, // 32.1 x 10 - 180
+            10100 - 6200,
+            157 - 97,
+            932 - 416,
+            380 - 220,
+            400 - 200,
+            48598 - 32581,
+            87 - 58,
+            151 - 25
+        )
+    );
+    // Row 2 (`72 2 30.5 93.0 156 93.6 41.0 4.0 4.6728 85`, target 141) is the
+    // first validation row.
+    assert_eq!(
+        ridge::data::VAL[0],
+        ridge::data::Row(
+            72 - 19,
+            1,
+            125, // 30.5 x 10 - 180
+            9300 - 6200,
+            156 - 97,
+            936 - 416,
+            410 - 220,
+            400 - 200,
+            46728 - 32581,
+            85 - 58,
+            141 - 25
+        )
+    );
 }
 
 /// The firmware's golden check, on the host: same bits, and Φ went down.

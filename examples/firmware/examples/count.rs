@@ -17,6 +17,8 @@ mod ridge;
 #[path = "../src/text.rs"]
 #[allow(dead_code)]
 mod text;
+#[path = "../src/vectors.rs"]
+mod vectors;
 
 use core::panic::PanicInfo;
 

@@ -14,10 +14,11 @@ mod log;
 mod ridge;
 #[cfg(not(feature = "defmt"))]
 mod text;
+mod vectors;
 
 use core::panic::PanicInfo;
 
-use bilevel_core::{Control, Every, Observe, Progress};
+use bilevel_core::{Control, Observe, Progress};
 use cortex_m as _; // the critical-section implementation semihosting needs
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
@@ -37,12 +38,29 @@ fn exit(ok: bool) -> ! {
     }
 }
 
-/// Prints the full validation loss of the current w.
-struct Printer(&'static str);
+/// Prints the full validation loss of the current w every
+/// [`PROGRESS_EVERY`] iterations. (A countdown rather than core's `Every`,
+/// whose `iter % n` on a `u64` costs a 64-bit division per iteration.)
+struct Printer {
+    name: &'static str,
+    next: u64,
+}
+
+impl Printer {
+    fn new(name: &'static str) -> Self {
+        Printer {
+            name,
+            next: PROGRESS_EVERY,
+        }
+    }
+}
 
 impl Observe<f32> for Printer {
     fn observe_iter(&mut self, p: &Progress<'_, f32>) -> Control {
-        log::progress(self.0, p.iter, ridge::val_loss(p.y));
+        if p.iter >= self.next {
+            self.next = p.iter + PROGRESS_EVERY;
+            log::progress(self.name, p.iter, ridge::val_loss(p.y));
+        }
         Control::Continue
     }
 }
@@ -98,20 +116,14 @@ fn main() -> ! {
     log::initial(phi0);
     log::uniform(ridge::best_uniform());
 
-    let mut obs = Every {
-        n: PROGRESS_EVERY,
-        inner: Printer("bo-rep"),
-    };
+    let mut obs = Printer::new("bo-rep");
     let b = check(
         "bo-rep",
         ridge::run_borep(ridge::ITERS, &mut obs),
         &ridge::GOLDEN_BOREP,
         phi0,
     );
-    let mut obs = Every {
-        n: PROGRESS_EVERY,
-        inner: Printer("slip"),
-    };
+    let mut obs = Printer::new("slip");
     let s = check(
         "slip",
         ridge::run_slip(ridge::ITERS, &mut obs),

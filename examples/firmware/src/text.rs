@@ -8,24 +8,33 @@ use cortex_m_semihosting::hio;
 
 /// One output line, written by [`Line::emit`].
 pub struct Line {
-    buf: [u8; 120],
+    buf: [u8; LEN],
     len: usize,
 }
+
+/// Bytes per line, newline included.
+const LEN: usize = 120;
+/// Index of the slot kept for the newline.
+const LAST: usize = LEN - 1;
 
 impl Line {
     /// An empty line.
     pub const fn new() -> Self {
         Line {
-            buf: [0; 120],
+            buf: [0; LEN],
             len: 0,
         }
     }
 
-    /// Appends a byte, keeping the last slot free for the newline.
+    /// Appends a byte, keeping the last slot free for the newline. (No
+    /// indexing anywhere in this file: a bounds check would link
+    /// `core::fmt`'s integer formatting for its panic message.)
     fn byte(&mut self, b: u8) {
-        if self.len + 1 < self.buf.len() {
-            self.buf[self.len] = b;
-            self.len += 1;
+        if self.len < LAST {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
         }
     }
 
@@ -38,19 +47,14 @@ impl Line {
     }
 
     /// Appends an unsigned integer in decimal.
-    pub fn u(&mut self, mut v: u32) -> &mut Self {
-        let mut digits = [0u8; 10];
-        let mut n = 0;
-        loop {
-            digits[n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
+    pub fn u(&mut self, v: u32) -> &mut Self {
+        let mut scale = 1_000_000_000;
+        while scale > 1 && v / scale == 0 {
+            scale /= 10;
         }
-        for &d in digits[..n].iter().rev() {
-            self.byte(d);
+        while scale > 0 {
+            self.byte(b'0' + (v / scale % 10) as u8);
+            scale /= 10;
         }
         self
     }
@@ -99,9 +103,13 @@ impl Line {
     /// Writes the line and a newline to the host's stdout and clears it.
     /// Output errors are ignored: the exit code carries the verdict.
     pub fn emit(&mut self) {
-        self.buf[self.len] = b'\n';
+        let n = self.len.min(LAST);
+        if let Some(nl) = self.buf.get_mut(n) {
+            *nl = b'\n';
+        }
+        let line = self.buf.get(..=n).unwrap_or(&[]);
         if let Ok(mut out) = hio::hstdout() {
-            let _ = out.write_all(&self.buf[..=self.len]);
+            let _ = out.write_all(line);
         }
         self.len = 0;
     }
