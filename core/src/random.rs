@@ -14,6 +14,13 @@ pub fn uniform<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
+/// Uniform value in `[0, 1)` in the scalar type, from 24 random bits, with
+/// no `f64` arithmetic (cheap on `f32`-only FPUs).
+#[inline]
+pub fn uniform_real<T: crate::Real, R: Rng + ?Sized>(rng: &mut R) -> T {
+    T::from_u32(rng.next_u32() >> 8) * T::from_f64(1.0 / 16_777_216.0)
+}
+
 /// Uniform integer in `0..n` (Lemire's multiply-shift with rejection, unbiased).
 /// Returns 0 when `n == 0`.
 #[inline]

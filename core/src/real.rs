@@ -62,10 +62,11 @@ pub trait Real:
     /// `true` when neither infinite nor NaN.
     fn is_finite(self) -> bool;
 
-    /// Converts a count, as `T::from_f64(n as f64)`.
-    fn from_usize(n: usize) -> Self {
-        Self::from_f64(n as f64)
-    }
+    /// Converts a count (exact below 2^24 in `f32` and 2^53 in `f64`; no
+    /// `f64` arithmetic on `f32` targets).
+    fn from_usize(n: usize) -> Self;
+    /// Converts a 32-bit integer (rounding to nearest in `f32`).
+    fn from_u32(n: u32) -> Self;
     /// Larger of two values (NaN-propagating in `self`).
     fn max(self, other: Self) -> Self {
         if self < other {
@@ -96,6 +97,14 @@ macro_rules! impl_real {
             #[inline]
             fn from_f64(v: f64) -> Self {
                 v as $t
+            }
+            #[inline]
+            fn from_usize(n: usize) -> Self {
+                n as $t
+            }
+            #[inline]
+            fn from_u32(n: u32) -> Self {
+                n as $t
             }
             #[inline]
             fn to_f64(self) -> f64 {

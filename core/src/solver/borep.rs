@@ -323,6 +323,9 @@ pub struct BoRep<T, BX, BY> {
     grad: BY,
     acc: BY,
     iter: u64,
+    /// Iterations until the next lower-level update (t mod I = 0 exactly when
+    /// this is 0; a countdown avoids a 64-bit division per step).
+    until_lower: u64,
     initialized: bool,
 }
 
@@ -355,6 +358,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
             y_init: y0.clone(),
             y: y0,
             iter: 0,
+            until_lower: 0,
             initialized: false,
         })
     }
@@ -431,14 +435,17 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
                 self.lower_sgd(oracle, rng, self.cfg.warm_len, lr, T::from_f64(INF), false);
             }
             WarmStart::EpochSgd => {
+                // Arithmetic in T: no f64 code on f32-only targets.
                 let mut len = self.cfg.warm_len;
-                let mut lr = self.cfg.warm_lr;
-                let mut radius = self.cfg.warm_radius;
+                let mut lr = T::from_f64(self.cfg.warm_lr);
+                let mut radius = T::from_f64(self.cfg.warm_radius);
+                let half = T::from_f64(0.5);
+                let sqrt2 = T::from_f64(core::f64::consts::SQRT_2);
                 for _ in 0..self.cfg.warm_epochs {
-                    self.lower_sgd(oracle, rng, len, T::from_f64(lr), T::from_f64(radius), true);
+                    self.lower_sgd(oracle, rng, len, lr, radius, true);
                     len = len.saturating_mul(2);
-                    lr /= 2.0;
-                    radius /= core::f64::consts::SQRT_2;
+                    lr *= half;
+                    radius /= sqrt2;
                 }
             }
         }
@@ -476,6 +483,7 @@ where
         copy(self.y_init.as_ref(), self.y.as_mut());
         self.upper.reset(rng);
         self.iter = 0;
+        self.until_lower = 0;
         self.warm_start(oracle, rng);
         self.initialized = true;
         Ok(())
@@ -485,12 +493,14 @@ where
         if !self.initialized {
             return Err(Error::NotInitialized);
         }
-        if self.iter.is_multiple_of(self.cfg.period) {
+        if self.until_lower == 0 {
+            self.until_lower = self.cfg.period;
             let gamma = T::from_f64(self.cfg.gamma);
             let radius = T::from_f64(self.cfg.radius);
             let average = self.cfg.lower_output == LowerOutput::Average;
             self.lower_sgd(oracle, rng, self.cfg.inner_steps, gamma, radius, average);
         }
+        self.until_lower -= 1;
         let y = self.y.as_ref();
         self.upper.step(oracle, rng, self.iter, y, y);
         self.iter += 1;

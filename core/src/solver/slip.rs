@@ -323,7 +323,7 @@ where
             SlipWarmStart::Plain => (self.cfg.warm_steps, gamma),
             SlipWarmStart::Summed => (
                 u64::from(self.cfg.warm_steps > 0),
-                gamma * T::from_f64(self.cfg.warm_steps as f64),
+                gamma * T::from_usize(usize::try_from(self.cfg.warm_steps).unwrap_or(usize::MAX)),
             ),
         };
         let x = self.upper.x.as_ref();

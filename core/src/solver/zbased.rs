@@ -125,9 +125,10 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> UpperHalf<T, BX, BY> {
         match self.s.z_init {
             ZInit::Zero => fill(z, T::ZERO),
             ZInit::XavierUniform => {
-                let bound = libm::sqrt(6.0 / (z.len() as f64 + 1.0));
+                let bound = (T::from_f64(6.0) / (T::from_usize(z.len()) + T::ONE)).sqrt();
+                let two = T::from_f64(2.0);
                 for zi in z {
-                    *zi = T::from_f64(bound * (2.0 * random::uniform(rng) - 1.0));
+                    *zi = bound * (two * random::uniform_real::<T, R>(rng) - T::ONE);
                 }
             }
         }
@@ -224,7 +225,8 @@ pub fn hypergradient<T, O>(
 /// papers' experiments), 1/t-like for p = 1.
 pub(crate) fn step_size<T: Real>(eta: T, power: T, tau: T, t: u64) -> T {
     if power > T::ZERO {
-        eta * (T::ONE + T::from_f64(t as f64) / tau).powf(-power)
+        let t = T::from_usize(usize::try_from(t).unwrap_or(usize::MAX));
+        eta * (T::ONE + t / tau).powf(-power)
     } else {
         eta
     }
