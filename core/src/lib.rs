@@ -9,12 +9,15 @@
 //! desktop (`Vec<T>` buffers, feature `alloc`).
 //!
 //! * [`solver`]: BO-REP and SLIP (normalised momentum for upper levels with
-//!   unbounded smoothness), each with a validated config whose defaults are the
-//!   papers' values.
+//!   unbounded smoothness) and every baseline the papers compare against
+//!   (StocBio, AID-CG, AID-Neumann, ITD, TTSA, SOBA, MA-SOBA, FSLA, AmIGO, BSA,
+//!   ALSET, SABA, F2SA, AccBO, AdamBO, MAML, ANIL, FOMAML, UFOM), each with a
+//!   validated config whose defaults are the papers' values; `AnySolver`
+//!   builds any of them by registry name.
 //! * [`registry`]: every solver's name, hyperparameter schema and oracles.
 //! * [`run()`]: the allocation-free run loop with budgets, termination reasons
 //!   and observers.
-//! * [`testing`] (feature `testing`): closed-form test problems.
+//! * `testing` (feature `testing`): closed-form test problems.
 //!
 //! ```
 //! use bilevel_core::solver::{Slip, SlipConfig};
