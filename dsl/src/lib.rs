@@ -7,10 +7,15 @@
 
 pub mod ast;
 pub mod backend;
+pub mod check;
+pub mod compiled;
+pub mod data;
 pub mod diag;
+pub mod lower;
 mod parser;
 #[cfg(test)]
 mod parser_tests;
+pub mod tape;
 
 pub use diag::{Code, Diagnostic, Severity};
 pub use parser::{

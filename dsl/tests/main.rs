@@ -1,0 +1,3 @@
+//! The integration tests of `bilevel-dsl`, in one test binary.
+
+mod e2e;
