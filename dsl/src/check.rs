@@ -1276,6 +1276,19 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A data-fact dim (`train.features`) as the dim bound to it in `dims`,
+    /// or its loaded value.
+    fn bind_fact(&self, d: &Dim) -> Dim {
+        let Dim::Sym(key) = d else { return d.clone() };
+        if let Some(v) = self.facts.and_then(|f| f.get(key)) {
+            return Dim::Known(*v);
+        }
+        self.dims
+            .iter()
+            .find(|(_, _, o)| o.as_deref() == Some(key.as_str()))
+            .map_or_else(|| d.clone(), |(_, v, _)| v.clone())
+    }
+
     /// `train.rows` / `train.features` → the fact's key.
     fn data_fact_name(&self, p: &Path) -> Option<String> {
         if p.parts.len() != 2 {
@@ -1605,7 +1618,7 @@ impl<'a> Checker<'a> {
                     return None;
                 }
                 if let Some(s) = shape {
-                    if a.shape() != s && a.shape().rank() != 0 {
+                    if !compat(a.shape(), s) && a.shape().rank() != 0 {
                         let d = Diagnostic::new(
                             Code::E0203,
                             format!("the value is {} but the declared type is {s}", a.shape()),
@@ -1785,8 +1798,13 @@ impl<'a> Checker<'a> {
         if let Some(best) = did_you_mean(&name, cands.iter().map(|c| c.0.as_str())) {
             if let Some((n, s, what)) = cands.iter().find(|c| c.0 == best) {
                 let (l, c) = self.map.line_col(s.start);
+                let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
                 d = d.with_help(format!(
-                    "a {what} with a similar name exists: `{n}` (declared at {l}:{c})"
+                    "{article} {what} with a similar name exists: `{n}` (declared at {l}:{c})"
                 ));
             }
         }
@@ -1811,7 +1829,17 @@ impl<'a> Checker<'a> {
                 return None;
             };
             let def = self.data.get(data_idx).cloned().flatten()?;
-            let fields = sample_fields(&def);
+            let fields: Vec<_> = sample_fields(&def)
+                .into_iter()
+                .map(|(n, f, sh, b)| {
+                    (
+                        n,
+                        f,
+                        Shape(sh.0.iter().map(|d| self.bind_fact(d)).collect()),
+                        b.map(|d| self.bind_fact(&d)),
+                    )
+                })
+                .collect();
             let Some((_, f, shape, bound)) = fields.iter().find(|(n, ..)| *n == field.name) else {
                 let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
                 let d = Diagnostic::new(
@@ -2156,7 +2184,7 @@ impl<'a> Checker<'a> {
             };
             match &inner {
                 None => inner = Some(a.shape().clone()),
-                Some(s) if s != a.shape() => {
+                Some(s) if !compat(s, a.shape()) => {
                     let d = Diagnostic::new(
                         Code::E0201,
                         format!("array rows differ: {} and {}", s, a.shape()),
@@ -2296,7 +2324,7 @@ impl<'a> Checker<'a> {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
                 if lsh.rank() == 0 {
                     rsh.clone()
-                } else if rsh.rank() == 0 || lsh == rsh {
+                } else if rsh.rank() == 0 || compat(&lsh, &rsh) {
                     lsh.clone()
                 } else {
                     self.mismatch(op, &lsh, &rsh, span, ls, rs);
@@ -2590,7 +2618,7 @@ impl<'a> Checker<'a> {
         } else {
             match b {
                 Builtin::Dot | Builtin::SqLoss => {
-                    if x.shape() != args[1].shape() {
+                    if !compat(x.shape(), args[1].shape()) {
                         bad(
                             self,
                             format!(
@@ -3086,6 +3114,10 @@ impl<'a> Checker<'a> {
                 }
             };
             if let Err(e) = p.check(setting.as_param()) {
+                let expected = match e {
+                    bilevel_core::Error::WrongType { expected, .. } => expected,
+                    _ => p.range,
+                };
                 let d = Diagnostic::new(
                     Code::E0403,
                     format!(
@@ -3093,7 +3125,7 @@ impl<'a> Checker<'a> {
                         p.name, info.name
                     ),
                     v.span,
-                    format!("expected {}", p.range),
+                    format!("expected {expected}"),
                 )
                 .with_note(format!("`{}`: {}", p.name, p.doc));
                 self.err(d);
@@ -3613,8 +3645,18 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Two dims are compatible unless both are known and differ; symbolic
+/// dims are compared again, numerically, once data is loaded.
 fn dims_eq(a: &Dim, b: &Dim) -> bool {
-    a == b
+    match (a, b) {
+        (Dim::Known(x), Dim::Known(y)) => x == y,
+        _ => true,
+    }
+}
+
+/// Shapes of equal rank whose dims are pairwise compatible.
+fn compat(a: &Shape, b: &Shape) -> bool {
+    a.rank() == b.rank() && a.0.iter().zip(&b.0).all(|(x, y)| dims_eq(x, y))
 }
 
 fn add_curv(a: Curv, b: Curv) -> Curv {

@@ -114,7 +114,7 @@ fn load_table(
             at,
             "this data source",
         )
-        .with_note(format!("{}: {e}", full.display()))
+        .with_note(format!("{path}: {}", io_reason(&e)))
         .with_help("paths are relative to the spec's folder")
     })?;
     let mut rdr = csv::ReaderBuilder::new()
@@ -290,6 +290,15 @@ fn load_table(
         .with_note(format!("{path} holds only a header")));
     }
     Ok(t)
+}
+
+/// A platform-independent reason for an I/O error.
+fn io_reason(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file",
+        std::io::ErrorKind::PermissionDenied => "permission denied",
+        _ => "cannot be read",
+    }
 }
 
 /// The minibatch of one data source.

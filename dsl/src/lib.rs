@@ -15,6 +15,7 @@ pub mod lower;
 mod parser;
 #[cfg(test)]
 mod parser_tests;
+pub mod summary;
 pub mod tape;
 
 pub use diag::{Code, Diagnostic, Severity};

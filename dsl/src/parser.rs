@@ -89,9 +89,10 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 
 static PEST_SETTINGS: Once = Once::new();
 
+/// The span of a pair without trailing whitespace.
 fn span_of(p: &Pair<'_, Rule>) -> Span {
     let s = p.as_span();
-    Span::new(s.start(), s.end())
+    Span::new(s.start(), s.start() + p.as_str().trim_end().len())
 }
 
 /// Parses a spec into its syntax tree, or returns every syntax-level
