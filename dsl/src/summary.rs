@@ -83,17 +83,16 @@ impl Summary {
     }
 
     fn required(&self) -> Vec<OracleKind> {
-        match &self.program.spec.algorithm {
-            Some(a) => a.info.oracles.to_vec(),
-            None => {
-                let mut v: Vec<OracleKind> = bilevel_core::registry::SOLVERS
-                    .iter()
-                    .flat_map(|s| s.oracles.iter().copied())
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            }
+        if let Some(a) = &self.program.spec.algorithm {
+            a.info.oracles.to_vec()
+        } else {
+            let mut v: Vec<OracleKind> = bilevel_core::registry::SOLVERS
+                .iter()
+                .flat_map(|s| s.oracles.iter().copied())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
         }
     }
 
@@ -151,6 +150,7 @@ impl Summary {
     }
 
     /// The summary as text (the golden format of `bilevel check`).
+    #[allow(clippy::too_many_lines)]
     pub fn text(&self) -> String {
         let p = &self.program;
         let s = &p.spec;
