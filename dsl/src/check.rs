@@ -20,7 +20,9 @@ use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::SourceMap;
 
 /// Most elements in one declared tensor (E0204).
-pub const MAX_ELEMENTS: u64 = 1 << 27;
+pub const MAX_ELEMENTS: u64 = 1 << 24;
+/// Largest minibatch of a data source.
+pub const MAX_BATCH: u64 = 1 << 20;
 /// Most variables per level.
 pub const MAX_VARS: usize = 64;
 
@@ -3423,11 +3425,13 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 let res: Result<(), &str> = match (k.name.as_str(), &v.kind) {
-                    ("batch", ValueKind::Num { value, int: true }) if *value >= 1.0 => {
+                    ("batch", ValueKind::Num { value, int: true })
+                        if (1.0..=MAX_BATCH as f64).contains(value) =>
+                    {
                         def.batch = *value as u64;
                         Ok(())
                     }
-                    ("batch", _) => Err("a whole number >= 1"),
+                    ("batch", _) => Err("a whole number in [1, 1048576]"),
                     ("seed", ValueKind::Num { value, int: true }) if *value >= 0.0 => {
                         def.seed = *value as u64;
                         Ok(())

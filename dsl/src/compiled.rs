@@ -18,6 +18,25 @@ use crate::diag::{Code, Diagnostic};
 use crate::lower::{self, Bound};
 use crate::tape::{Inputs, Mode, Op, Tape, VarKind, Workspace};
 
+/// Most `f64` entries the workspaces of f and g may hold together (E0204).
+pub const MAX_TAPE_ELEMENTS: usize = 1 << 25;
+
+/// Entries of every buffer of a tape's workspace (value, tangent, adjoint,
+/// adjoint tangent and scratch), sub-tapes included.
+fn tape_elements(t: &Tape) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![t];
+    while let Some(t) = stack.pop() {
+        for n in &t.nodes {
+            total = total.saturating_add(n.rows.saturating_mul(n.cols).saturating_mul(5));
+            if let Op::Reduce { body, .. } = &n.op {
+                stack.push(body);
+            }
+        }
+    }
+    total
+}
+
 /// A checked, loaded and lowered spec.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -79,6 +98,16 @@ pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
     };
     let (f, g) = lower::lower(&spec, &bound);
     let (_, _, dim_x, dim_y) = lower::layout(&spec);
+    let need = tape_elements(&f).saturating_add(tape_elements(&g));
+    if need > MAX_TAPE_ELEMENTS {
+        return Err(vec![Diagnostic::file_level(
+            Code::E0204,
+            format!(
+                "the oracles need {need} numbers of workspace; the limit is {MAX_TAPE_ELEMENTS}"
+            ),
+        )
+        .with_help("reduce the dimensions or the batch sizes")]);
+    }
     crate::diag::sort(&mut all_warnings);
     Ok(Program {
         spec,

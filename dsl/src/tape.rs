@@ -208,11 +208,9 @@ impl Workspace {
                 .nodes
                 .iter()
                 .map(|x| match x.op {
-                    Op::Quad { .. } | Op::SoftmaxXent | Op::Logsumexp => {
-                        let a = x.args.get(1).map_or(0, |_| 0);
-                        let _ = a;
-                        vec![0.0; tape.nodes[*x.args.last().unwrap_or(&0)].len()]
-                    }
+                    // P y for `quad`; the softmax of the logits otherwise.
+                    Op::Quad { .. } => vec![0.0; tape.nodes[x.args[1]].len()],
+                    Op::SoftmaxXent | Op::Logsumexp => vec![0.0; tape.nodes[x.args[0]].len()],
                     _ => Vec::new(),
                 })
                 .collect(),
@@ -1226,12 +1224,19 @@ impl Tape {
                         }
                     }
                     let o = body.output;
+                    // An `Outer` output accumulates over samples; any other
+                    // output is seeded afresh.
+                    let keep = if matches!(body.nodes[o].op, Op::Outer(_)) {
+                        1.0
+                    } else {
+                        0.0
+                    };
                     for (d, v) in sub.adj[o].iter_mut().zip(&g) {
-                        *d = k * v;
+                        *d = keep * *d + k * v;
                     }
                     if second {
                         for (d, v) in sub.adt[o].iter_mut().zip(&gt) {
-                            *d = k * v;
+                            *d = keep * *d + k * v;
                         }
                     }
                     sub.live_adj[o] = true;
