@@ -206,3 +206,24 @@ fn pathological_nesting_and_chains_are_rejected_without_overflow() {
         assert!(bilevel_dsl::parse(&ok).is_ok());
     });
 }
+
+/// Replays the checked-in fuzz seed corpus and any crash artifacts through
+/// the same pipeline as the fuzz target.
+#[test]
+fn fuzz_corpus_and_artifacts_replay() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut files = Vec::new();
+    for dir in ["corpus/pipeline", "artifacts/pipeline"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
+            files.extend(rd.filter_map(Result::ok).map(|e| e.path()));
+        }
+    }
+    assert!(files.len() >= 10, "seed corpus missing: {}", files.len());
+    files.sort();
+    on_small_stack(move || {
+        for f in files {
+            let bytes = std::fs::read(&f).expect("readable");
+            pipeline(&String::from_utf8_lossy(&bytes));
+        }
+    });
+}

@@ -72,3 +72,34 @@ fn rendered_diagnostics_of_generated_limit_inputs() {
     let d = bilevel_dsl::parse(&big).expect_err("file too large");
     insta::assert_snapshot!("e0604_file_too_large", render(&d, "big.bilevel", &big));
 }
+
+/// Every diagnostic code is documented in `docs/language.md` and shown by at
+/// least one committed snapshot.
+#[test]
+fn every_code_is_documented_and_has_a_fixture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("../docs/language.md")).expect("docs");
+    let mut snaps = String::new();
+    for e in std::fs::read_dir(root.join("tests/snapshots")).expect("snapshots") {
+        let p = e.expect("entry").path();
+        if p.to_string_lossy().contains("diagnostics") || p.to_string_lossy().contains("__e06") {
+            snaps.push_str(&std::fs::read_to_string(p).expect("snapshot"));
+        }
+    }
+    let fixtures = std::fs::read_dir(root.join("tests/fixtures/err"))
+        .expect("fixtures")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "bilevel"))
+        })
+        .count();
+    assert!(fixtures >= 30, "{fixtures} error fixtures");
+    for code in bilevel_dsl::Code::ALL {
+        let c = code.as_str();
+        assert!(docs.contains(&format!("| {c} |")), "{c} is not documented");
+        assert!(
+            snaps.contains(&format!("[{c}]")),
+            "{c} has no fixture snapshot"
+        );
+    }
+}
