@@ -16,7 +16,7 @@ use crate::check::{self, Deferred, ExpectTarget, HirKind, Init, Shape, Spec, Ver
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
 use crate::diag::{Code, Diagnostic};
 use crate::lower::{self, Bound};
-use crate::tape::{Inputs, Mode, Op, Tape, VarKind, Workspace};
+use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
 
 /// Most `f64` entries the workspaces of f and g may hold together (E0204).
 pub const MAX_TAPE_ELEMENTS: usize = 1 << 25;
@@ -178,7 +178,7 @@ fn init_values(init: &Init, shape: &Shape, spec: &Spec, params: &[Vec<f64>]) -> 
                 v: &[],
                 data: &view,
             };
-            tape.forward(&mut ws, &inp, Mode::VALUE, &mut Vec::new());
+            tape.forward(&mut ws, &inp, Mode::VALUE, &mut Vec::new(), None);
             let v = ws.value(tape.output);
             if v.len() == n {
                 v.to_vec()
@@ -382,6 +382,8 @@ pub struct Compiled {
     samplers: Vec<SamplerState>,
     ctx: Vec<usize>,
     zeros_y: Vec<f64>,
+    /// Sweep plans per (upper?, mode, value wanted), built on first use.
+    plans: Vec<(bool, Mode, bool, Plan)>,
 }
 
 fn sources_of(t: &Tape, out: &mut Vec<usize>) {
@@ -419,6 +421,7 @@ impl Compiled {
             lower_sources,
             samplers,
             ctx: Vec::new(),
+            plans: Vec::new(),
         }
     }
 
@@ -475,6 +478,27 @@ impl Compiled {
         }
     }
 
+    fn plan_index(&mut self, upper: bool, mode: Mode, value: bool) -> usize {
+        if let Some(k) = self
+            .plans
+            .iter()
+            .position(|(u, m, v, _)| *u == upper && *m == mode && *v == value)
+        {
+            return k;
+        }
+        let tape = if upper {
+            &self.program.f
+        } else {
+            &self.program.g
+        };
+        let plan = tape.plan(mode, value);
+        self.plans.push((upper, mode, value, plan));
+        self.plans.len() - 1
+    }
+
+    /// One sweep; returns the objective's value when `value` is set (NaN
+    /// otherwise: gradient-only sweeps skip what the gradients do not need).
+    #[allow(clippy::too_many_arguments)]
     fn sweep(
         &mut self,
         upper: bool,
@@ -483,7 +507,10 @@ impl Compiled {
         v: Option<&[f64]>,
         s: &Batch,
         mode: Mode,
+        value: bool,
     ) -> f64 {
+        let k = self.plan_index(upper, mode, value);
+        let plan = &self.plans[k].3;
         let (tape, ws) = if upper {
             (&self.program.f, &mut self.ws_f)
         } else {
@@ -501,11 +528,15 @@ impl Compiled {
             data: &view,
         };
         self.ctx.clear();
-        tape.forward(ws, &inp, mode, &mut self.ctx);
+        tape.forward(ws, &inp, mode, &mut self.ctx, Some(plan));
         if mode.wrt_x || mode.wrt_y {
-            tape.reverse(ws, &inp, mode, &mut self.ctx, 1.0);
+            tape.reverse(ws, &inp, mode, &mut self.ctx, 1.0, Some(plan));
         }
-        ws.value(tape.output).first().copied().unwrap_or(f64::NAN)
+        if value {
+            ws.value(tape.output).first().copied().unwrap_or(f64::NAN)
+        } else {
+            f64::NAN
+        }
     }
 
     fn read(&self, upper: bool, kind: VarKind, second: bool, out: &mut [f64]) {
@@ -555,7 +586,7 @@ impl Compiled {
             wrt_y: wrt == VarKind::Y,
             second: false,
         };
-        self.sweep(upper, x, y, None, s, mode);
+        self.sweep(upper, x, y, None, s, mode, false);
         self.read(upper, wrt, false, out);
     }
 
@@ -580,7 +611,7 @@ impl Compiled {
             wrt_y: !grad_y.is_empty() || !hvp_yy.is_empty(),
             second: !hvp_yy.is_empty() || !jvp_xy.is_empty(),
         };
-        let g = self.sweep(false, x, y, Some(v), s, mode);
+        let g = self.sweep(false, x, y, Some(v), s, mode, true);
         if !grad_y.is_empty() {
             self.read(false, VarKind::Y, false, grad_y);
         }
@@ -600,7 +631,7 @@ impl Compiled {
     /// sources): the `F` of `expect` blocks.
     pub fn f_population(&mut self, x: &[f64], y: &[f64]) -> f64 {
         let b = self.population(Level::Upper);
-        self.sweep(true, x, y, None, &b, Mode::VALUE)
+        self.sweep(true, x, y, None, &b, Mode::VALUE, true)
     }
 
     /// Checks the spec's `expect` block at (x, y).
@@ -704,7 +735,7 @@ impl LowerHvp<f64> for Compiled {
             wrt_y: true,
             second: true,
         };
-        self.sweep(false, x, y, Some(v), s, mode);
+        self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::Y, true, out);
     }
 }
@@ -716,17 +747,17 @@ impl CrossJvp<f64> for Compiled {
             wrt_y: false,
             second: true,
         };
-        self.sweep(false, x, y, Some(v), s, mode);
+        self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::X, true, out);
     }
 }
 impl UpperValue<f64> for Compiled {
     fn f_value(&mut self, x: &[f64], y: &[f64], s: &Batch) -> f64 {
-        self.sweep(true, x, y, None, s, Mode::VALUE)
+        self.sweep(true, x, y, None, s, Mode::VALUE, true)
     }
 }
 impl LowerValue<f64> for Compiled {
     fn g_value(&mut self, x: &[f64], y: &[f64], s: &Batch) -> f64 {
-        self.sweep(false, x, y, None, s, Mode::VALUE)
+        self.sweep(false, x, y, None, s, Mode::VALUE, true)
     }
 }

@@ -416,10 +416,218 @@ fn bc(v: &[f64], i: usize) -> f64 {
     }
 }
 
+/// Which buffers a sweep of the top-level tape computes, per node: derived
+/// once per (tape, mode) from activity, structural zeros and demand, so an
+/// oracle call does only the work its outputs need (sub-tapes of sample
+/// reductions are evaluated in full).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Compute the value.
+    pub val: Vec<bool>,
+    /// Compute the tangent.
+    pub tan: Vec<bool>,
+    /// Run the node's reverse rule.
+    pub run: Vec<bool>,
+    /// Its adjoint is needed.
+    pub need_a: Vec<bool>,
+    /// Its adjoint tangent is needed.
+    pub need_t: Vec<bool>,
+    /// Its adjoint tangent can be non-zero.
+    pub tnz: Vec<bool>,
+}
+
+/// Parent nodes an operation reads: its arguments, or for a reduction the
+/// nodes its body takes from outside.
+fn reads(node: &Node) -> Vec<NodeId> {
+    match &node.op {
+        Op::Reduce { body, .. } => body
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Outer(p) => Some(p),
+                _ => None,
+            })
+            .collect(),
+        _ => node.args.clone(),
+    }
+}
+
+impl Tape {
+    /// The plan of a sweep in `mode`; `value` asks for the output's value.
+    #[allow(clippy::too_many_lines)]
+    pub fn plan(&self, mode: Mode, value: bool) -> Plan {
+        let n = self.nodes.len();
+        let w = |k: NodeId| Self::active(&self.nodes[k], mode);
+        let t = |k: NodeId| mode.tangent && self.nodes[k].dep_y;
+        // Does the second-order term of `p` towards its argument `a` vanish?
+        let so_term = |p: &Node, a: NodeId| -> bool {
+            let other_t = p.args.iter().any(|&o| o != a && t(o));
+            match p.op {
+                Op::Mul | Op::Dot | Op::MatMul { .. } => {
+                    other_t || (p.args.iter().filter(|&&o| o == a).count() > 1 && t(a))
+                }
+                Op::Quad { .. } => p.args.get(1).is_some_and(|&y| t(y)),
+                Op::Div
+                | Op::Pow(_)
+                | Op::Unary(_)
+                | Op::Norm2sq
+                | Op::Norm2
+                | Op::LogisticLoss
+                | Op::SoftmaxXent
+                | Op::Logsumexp
+                | Op::SqLoss => p.args.iter().any(|&o| t(o)),
+                Op::Reduce { .. } => mode.tangent && p.dep_y,
+                _ => false,
+            }
+        };
+        let rd: Vec<Vec<NodeId>> = self.nodes.iter().map(reads).collect();
+        // Structural non-zeros of ā and ǡ, from the output down.
+        let mut anz = vec![false; n];
+        let mut tnz = vec![false; n];
+        if n > 0 {
+            anz[self.output] = w(self.output);
+        }
+        for p in (0..n).rev() {
+            if !(anz[p] || tnz[p]) {
+                continue;
+            }
+            for &a in &rd[p] {
+                if w(a) {
+                    anz[a] |= anz[p];
+                    tnz[a] |= tnz[p] || (anz[p] && mode.second && so_term(&self.nodes[p], a));
+                }
+            }
+        }
+        // Demand, from the variables up.
+        let mut need_a = vec![false; n];
+        let mut need_t = vec![false; n];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Op::Var(..) = node.op {
+                if w(i) {
+                    need_a[i] = !mode.second;
+                    need_t[i] = mode.second;
+                }
+            }
+            for &a in &rd[i] {
+                if !w(a) {
+                    continue;
+                }
+                need_a[i] |= need_a[a];
+                need_t[i] |= need_t[a];
+                if need_t[a] && mode.second && so_term(node, a) {
+                    need_a[i] = true;
+                }
+            }
+        }
+        let run: Vec<bool> = (0..n)
+            .map(|p| (need_a[p] && anz[p]) || (need_t[p] && (tnz[p] || anz[p])))
+            .collect();
+        // Tangents used by second-order terms, then what computing them needs.
+        let mut tan = vec![false; n];
+        if mode.second {
+            for p in 0..n {
+                if !run[p] || !anz[p] {
+                    continue;
+                }
+                let node = &self.nodes[p];
+                for &a in &rd[p] {
+                    if w(a) && need_t[a] && so_term(node, a) {
+                        for &o in &rd[p] {
+                            if t(o) {
+                                tan[o] = true;
+                            }
+                        }
+                        if matches!(node.op, Op::Reduce { .. }) {
+                            tan[p] = true;
+                        }
+                    }
+                }
+            }
+        }
+        for p in (0..n).rev() {
+            if tan[p] {
+                for &a in &rd[p] {
+                    if t(a) {
+                        tan[a] = true;
+                    }
+                }
+            }
+        }
+        // Values: the output's, those read by reverse rules and tangent
+        // rules, then everything their computation reads.
+        let mut val = vec![false; n];
+        if value && n > 0 {
+            val[self.output] = true;
+        }
+        for p in 0..n {
+            let node = &self.nodes[p];
+            let own = matches!(
+                node.op,
+                Op::Quad { .. } | Op::SoftmaxXent | Op::Logsumexp | Op::Norm2 | Op::Reduce { .. }
+            );
+            let linear = matches!(
+                node.op,
+                Op::Add | Op::Sub | Op::Neg | Op::Sum | Op::Mean | Op::Transpose
+            );
+            if (run[p] || tan[p]) && !linear {
+                if own {
+                    val[p] = true;
+                }
+                match node.op {
+                    Op::MatMul { .. } => {
+                        // Ā needs B, B̄ needs A; tangents need the other one.
+                        let (a, b) = (node.args[0], node.args[1]);
+                        let adj_a = run[p] && w(a) && (need_a[a] || need_t[a]);
+                        let adj_b = run[p] && w(b) && (need_a[b] || need_t[b]);
+                        if adj_a || (tan[p] && t(a)) {
+                            val[b] = true;
+                        }
+                        if adj_b || (tan[p] && t(b)) {
+                            val[a] = true;
+                        }
+                    }
+                    _ => {
+                        for &a in &rd[p] {
+                            val[a] = true;
+                        }
+                    }
+                }
+            }
+            if matches!(node.op, Op::Index) && (run[p] || tan[p]) {
+                for &a in &node.args[1..] {
+                    val[a] = true;
+                }
+            }
+        }
+        for p in (0..n).rev() {
+            if val[p] {
+                for &a in &rd[p] {
+                    val[a] = true;
+                }
+            }
+        }
+        Plan {
+            val,
+            tan,
+            run,
+            need_a,
+            need_t,
+            tnz,
+        }
+    }
+}
+
 impl Tape {
     /// Forward pass: values, and tangents when `mode.tangent`.
-    pub fn forward(&self, ws: &mut Workspace, inp: &Inputs<'_>, mode: Mode, ctx: &mut Vec<usize>) {
-        self.forward_with(ws, inp, mode, ctx, None);
+    pub fn forward(
+        &self,
+        ws: &mut Workspace,
+        inp: &Inputs<'_>,
+        mode: Mode,
+        ctx: &mut Vec<usize>,
+        plan: Option<&Plan>,
+    ) {
+        self.forward_with(ws, inp, mode, ctx, plan);
     }
 
     fn forward_with(
@@ -428,11 +636,14 @@ impl Tape {
         inp: &Inputs<'_>,
         mode: Mode,
         ctx: &mut Vec<usize>,
-        outer: Option<(&Workspace, bool)>,
+        plan: Option<&Plan>,
     ) {
         for (i, node) in self.nodes.iter().enumerate() {
-            let tangent = mode.tangent && node.dep_y;
-            self.eval_node(i, node, ws, inp, mode, ctx, outer, tangent);
+            let do_val = plan.is_none_or(|p| p.val[i]);
+            let tangent = mode.tangent && node.dep_y && plan.is_none_or(|p| p.tan[i]);
+            if do_val || tangent {
+                self.eval_node(i, node, ws, inp, mode, ctx, do_val, tangent);
+            }
         }
     }
 
@@ -445,7 +656,7 @@ impl Tape {
         inp: &Inputs<'_>,
         mode: Mode,
         ctx: &mut Vec<usize>,
-        outer: Option<(&Workspace, bool)>,
+        do_val: bool,
         tangent: bool,
     ) {
         let (before, rest) = ws.val.split_at_mut(i);
@@ -455,7 +666,8 @@ impl Tape {
         let a = |k: usize| &before[node.args[k]];
         let ta = |k: usize| &tbefore[node.args[k]];
         match &node.op {
-            Op::Const(_) => {}
+            // Outer values are copied once per reduction, by the caller.
+            Op::Const(_) | Op::Outer(_) => {}
             Op::Var(kind, off) => {
                 let src = match kind {
                     VarKind::X => inp.x,
@@ -466,10 +678,6 @@ impl Tape {
                 if tangent {
                     tout.copy_from_slice(&inp.v[*off..*off + len]);
                 }
-            }
-            Op::Outer(p) => {
-                // Outer values are copied once per reduction, by the caller.
-                let _ = (p, outer);
             }
             Op::Field(level, data, field) => {
                 let idx = level
@@ -645,17 +853,19 @@ impl Tape {
             }
             Op::MatMul { ta: t_a, tb: t_b } => {
                 let (na, nb) = (&self.nodes[node.args[0]], &self.nodes[node.args[1]]);
-                out.fill(0.0);
-                gemm(
-                    1.0,
-                    a(0),
-                    (na.rows, na.cols),
-                    *t_a,
-                    a(1),
-                    (nb.rows, nb.cols),
-                    *t_b,
-                    out,
-                );
+                if do_val {
+                    out.fill(0.0);
+                    gemm(
+                        1.0,
+                        a(0),
+                        (na.rows, na.cols),
+                        *t_a,
+                        a(1),
+                        (nb.rows, nb.cols),
+                        *t_b,
+                        out,
+                    );
+                }
                 if tangent {
                     tout.fill(0.0);
                     if na.dep_y {
@@ -763,6 +973,7 @@ impl Tape {
         mode: Mode,
         ctx: &mut Vec<usize>,
         seed: f64,
+        plan: Option<&Plan>,
     ) {
         for k in 0..self.nodes.len() {
             ws.live_adj[k] = false;
@@ -775,7 +986,7 @@ impl Tape {
             *v = seed;
         }
         ws.live_adj[o] = true;
-        self.reverse_from(ws, inp, mode, ctx);
+        self.reverse_from(ws, inp, mode, ctx, plan);
     }
 
     fn active(node: &Node, mode: Mode) -> bool {
@@ -794,10 +1005,17 @@ impl Tape {
         }
     }
 
-    fn reverse_from(&self, ws: &mut Workspace, inp: &Inputs<'_>, mode: Mode, ctx: &mut Vec<usize>) {
+    fn reverse_from(
+        &self,
+        ws: &mut Workspace,
+        inp: &Inputs<'_>,
+        mode: Mode,
+        ctx: &mut Vec<usize>,
+        plan: Option<&Plan>,
+    ) {
         for i in (0..self.nodes.len()).rev() {
             let node = &self.nodes[i];
-            if !ws.live_adj[i] || !Self::active(node, mode) {
+            if !ws.live_adj[i] || !Self::active(node, mode) || plan.is_some_and(|p| !p.run[i]) {
                 continue;
             }
             for &arg in &node.args {
@@ -809,11 +1027,11 @@ impl Tape {
                 ws.adt[i].fill(0.0);
                 ws.live_adt[i] = mode.second;
             }
-            self.vjp(i, node, ws, inp, mode, ctx);
+            self.vjp(i, node, ws, inp, mode, ctx, plan);
         }
     }
 
-    #[allow(clippy::too_many_lines)]
+    #[allow(clippy::too_many_lines, clippy::too_many_arguments)]
     fn vjp(
         &self,
         i: NodeId,
@@ -822,8 +1040,12 @@ impl Tape {
         inp: &Inputs<'_>,
         mode: Mode,
         ctx: &mut Vec<usize>,
+        plan: Option<&Plan>,
     ) {
         let second = mode.second;
+        let need_a = |n: NodeId| plan.is_none_or(|p| p.need_a[n]);
+        let need_t = |n: NodeId| plan.is_none_or(|p| p.need_t[n]);
+        let gt_nz = plan.is_none_or(|p| p.tnz[i]);
         let act: Vec<bool> = node
             .args
             .iter()
@@ -836,7 +1058,7 @@ impl Tape {
         let tan = &ws.tan;
         let tanof = |k: usize| -> Option<&Vec<f64>> {
             let n = node.args[k];
-            (mode.tangent && self.nodes[n].dep_y).then(|| &tan[n])
+            (mode.tangent && self.nodes[n].dep_y && plan.is_none_or(|p| p.tan[n])).then(|| &tan[n])
         };
         macro_rules! add {
             ($k:expr, $f:expr) => {{
@@ -1052,12 +1274,15 @@ impl Tape {
                     for (d, s) in ws.adt[n].iter_mut().zip(aux) {
                         *d += 2.0 * gt0 * s;
                     }
-                    if let Some(t) = tanof(1) {
+                    if let Some(t) = tanof(1).filter(|_| need_t(n)) {
                         let p = &val[node.args[0]];
                         let m = t.len();
-                        gemm(g0, p, (m, m), false, t, (m, 1), false, &mut ws.adt[n]);
-                        gemm(g0, p, (m, m), true, t, (m, 1), false, &mut ws.adt[n]);
-                        let _ = sym;
+                        if *sym {
+                            gemm(2.0 * g0, p, (m, m), false, t, (m, 1), false, &mut ws.adt[n]);
+                        } else {
+                            gemm(g0, p, (m, m), false, t, (m, 1), false, &mut ws.adt[n]);
+                            gemm(g0, p, (m, m), true, t, (m, 1), false, &mut ws.adt[n]);
+                        }
                     }
                 }
             }
@@ -1148,9 +1373,13 @@ impl Tape {
                 let (tva, tvb) = (tanof(0), tanof(1));
                 if act[0] {
                     let n = node.args[0];
-                    grad_a(&mut ws.adj[n], &g, vb);
-                    if second {
-                        grad_a(&mut ws.adt[n], &gt, vb);
+                    if need_a(n) {
+                        grad_a(&mut ws.adj[n], &g, vb);
+                    }
+                    if second && need_t(n) {
+                        if gt_nz {
+                            grad_a(&mut ws.adt[n], &gt, vb);
+                        }
                         if let Some(t) = tvb {
                             grad_a(&mut ws.adt[n], &g, t);
                         }
@@ -1158,9 +1387,13 @@ impl Tape {
                 }
                 if act[1] {
                     let n = node.args[1];
-                    grad_b(&mut ws.adj[n], &g, va);
-                    if second {
-                        grad_b(&mut ws.adt[n], &gt, va);
+                    if need_a(n) {
+                        grad_b(&mut ws.adj[n], &g, va);
+                    }
+                    if second && need_t(n) {
+                        if gt_nz {
+                            grad_b(&mut ws.adt[n], &gt, va);
+                        }
                         if let Some(t) = tva {
                             grad_b(&mut ws.adt[n], &g, t);
                         }
@@ -1241,7 +1474,7 @@ impl Tape {
                     }
                     sub.live_adj[o] = true;
                     sub.live_adt[o] = second;
-                    body.reverse_from(&mut sub, inp, mode, ctx);
+                    body.reverse_from(&mut sub, inp, mode, ctx, None);
                     ctx.pop();
                 }
                 for (j, bn) in body.nodes.iter().enumerate() {
