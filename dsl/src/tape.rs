@@ -570,10 +570,31 @@ impl Tape {
                 Op::Add | Op::Sub | Op::Neg | Op::Sum | Op::Mean | Op::Transpose
             );
             if (run[p] || tan[p]) && !linear {
-                if own {
+                if own && !matches!(node.op, Op::Quad { .. }) {
                     val[p] = true;
                 }
                 match node.op {
+                    Op::Mul | Op::Dot => {
+                        // ā and ǡ of one factor read the other factor's
+                        // value; the tangent reads both.
+                        for (k, &a) in node.args.iter().enumerate() {
+                            let other = node.args[1 - k.min(1)];
+                            let needs = w(a)
+                                && ((need_a[a] && anz[p] && run[p])
+                                    || (need_t[a] && tnz[p] && run[p]));
+                            if needs || (tan[p] && t(a)) {
+                                val[other] = true;
+                            }
+                        }
+                    }
+                    Op::Quad { .. } => {
+                        // The scratch P y serves ∇, the ǡ term and the tangent.
+                        let y = node.args[1];
+                        val[node.args[0]] = true;
+                        if (run[p] && ((need_a[y] && anz[p]) || (need_t[y] && tnz[p]))) || tan[p] {
+                            val[p] = true;
+                        }
+                    }
                     Op::MatMul { .. } => {
                         // Ā needs B, B̄ needs A; tangents need the other one.
                         let (a, b) = (node.args[0], node.args[1]);
