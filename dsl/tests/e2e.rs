@@ -151,3 +151,73 @@ fn samples_are_deterministic_and_noisy() {
     a.jvp_xy(&[0.1, 0.2], &[0.3, 0.4], &[1.0, 0.0], &sa, &mut z);
     assert!(z.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn csv_specs_run_with_their_own_algorithm_and_reduce_the_upper_loss() {
+    for name in ["hpo_logreg.bilevel", "hyperclean.bilevel"] {
+        let mut c = compile(name);
+        let prog = c.program().clone();
+        let algo = prog.spec.algorithm.as_ref().expect("algorithm block");
+        let (x0, y0) = (c.initial_x(), c.initial_y());
+        // The population loss at the start, with the lower level solved
+        // roughly by the warm start of the run below.
+        let f0 = c.f_population(&x0, &y0);
+        let mut oracle = Counted::new(c);
+        let mut rng = DefaultRng::seed_from_u64(prog.spec.run.seed.expect("seed"));
+        let budget = Budget::iters(300);
+        let (x, y) = if algo.info.name == "slip" {
+            let mut cfg = SlipConfig::default();
+            for (k, v) in &algo.settings {
+                cfg.set(k, v.as_param()).expect("validated");
+            }
+            let mut s = Slip::new(cfg, x0, y0).expect("solver");
+            run(&mut s, &mut oracle, &mut rng, &budget, &mut ()).expect("run");
+            (s.x().to_vec(), s.y().to_vec())
+        } else {
+            let mut cfg = BoRepConfig::default();
+            for (k, v) in &algo.settings {
+                cfg.set(k, v.as_param()).expect("validated");
+            }
+            let mut s = BoRep::new(cfg, x0, y0).expect("solver");
+            run(&mut s, &mut oracle, &mut rng, &budget, &mut ()).expect("run");
+            (s.x().to_vec(), s.y().to_vec())
+        };
+        assert!(x.iter().chain(&y).all(|v| v.is_finite()), "{name}");
+        let f1 = oracle.inner_mut().f_population(&x, &y);
+        assert!(f1 < f0, "{name}: upper loss {f0} -> {f1}");
+        assert!(oracle.counts().oracle_calls() > 1000, "{name}");
+    }
+}
+
+#[test]
+fn summaries_render_as_json_and_diagnostics_as_json_and_colour() {
+    let src = std::fs::read_to_string(specs_dir().join("toy_quadratic.bilevel")).expect("spec");
+    let s = bilevel_dsl::summary::summarize(&src, &specs_dir()).expect("valid");
+    let j = s.json();
+    assert_eq!(j["problem"], "toy_quadratic");
+    assert_eq!(j["dim_x"], 2);
+    assert_eq!(j["algorithm"]["name"], "bo-rep");
+    let mu = j["analysis"]["mu"].as_f64().expect("mu");
+    assert!((mu - (1.5 - 0.5_f64.sqrt())).abs() < 1e-9);
+    assert_eq!(j["oracles"].as_array().map(Vec::len), Some(5));
+    let bad = "bilevel \"b\"\nlet a = exp(lamda)\n";
+    let d = bilevel_dsl::parse(bad).map(|f| bilevel_dsl::check::check(&f, bad, None));
+    let diags = match d {
+        Ok(Err(d)) => d,
+        _ => panic!("expected diagnostics"),
+    };
+    let json = bilevel_dsl::diag::to_json(&diags, "b.bilevel", bad);
+    let first = &json[0];
+    assert_eq!(first["code"], "E0103");
+    let e0101 = json
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["code"] == "E0101"))
+        .expect("E0101");
+    assert_eq!(e0101["labels"][0]["line"], 2);
+    assert_eq!(e0101["labels"][0]["column"], 13);
+    assert_eq!(e0101["severity"], "error");
+    let plain = bilevel_dsl::diag::render(&diags, "b.bilevel", bad);
+    let colour = bilevel_dsl::diag::render_with(&diags, "b.bilevel", bad, true);
+    assert!(!plain.contains('\u{1b}') && colour.contains('\u{1b}'));
+    assert!(plain.contains("b.bilevel:2:13"));
+}
