@@ -202,9 +202,8 @@ fn summaries_render_as_json_and_diagnostics_as_json_and_colour() {
     assert_eq!(j["oracles"].as_array().map(Vec::len), Some(5));
     let bad = "bilevel \"b\"\nlet a = exp(lamda)\n";
     let d = bilevel_dsl::parse(bad).map(|f| bilevel_dsl::check::check(&f, bad, None));
-    let diags = match d {
-        Ok(Err(d)) => d,
-        _ => panic!("expected diagnostics"),
+    let Ok(Err(diags)) = d else {
+        panic!("expected diagnostics");
     };
     let json = bilevel_dsl::diag::to_json(&diags, "b.bilevel", bad);
     let first = &json[0];
