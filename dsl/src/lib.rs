@@ -5,7 +5,23 @@
 //! column, computed by [`SourceMap`].
 #![forbid(unsafe_code)]
 
+pub mod ast;
 pub mod backend;
+pub mod check;
+pub mod compiled;
+pub mod data;
+pub mod diag;
+pub mod lower;
+mod parser;
+#[cfg(test)]
+mod parser_tests;
+pub mod summary;
+pub mod tape;
+
+pub use diag::{Code, Diagnostic, Severity};
+pub use parser::{
+    parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_NESTING, RESERVED,
+};
 
 /// Maps byte offsets of one source file to 1-based line and column numbers
 /// (columns count Unicode scalar values, as editors do).

@@ -1,0 +1,763 @@
+//! The full pipeline (parse → check → load → lower) and the compiled oracle,
+//! which implements every oracle trait of `bilevel-core` with heap buffers
+//! and `f64` arithmetic.
+
+use std::path::Path;
+
+use bilevel_core::oracle::{
+    CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY,
+    UpperValue,
+};
+use bilevel_core::random::{normal, uniform, DefaultRng};
+use rand_core::{Rng, SeedableRng};
+
+use crate::ast::{Cmp, LevelKind, Span};
+use crate::check::{self, Deferred, ExpectTarget, HirKind, Init, Shape, Spec, Verdict};
+use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
+use crate::diag::{Code, Diagnostic};
+use crate::lower::{self, Bound};
+use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
+
+/// Most `f64` entries the workspaces of f and g may hold together (E0204).
+pub const MAX_TAPE_ELEMENTS: usize = 1 << 25;
+
+/// Entries of every buffer of a tape's workspace (value, tangent, adjoint,
+/// adjoint tangent and scratch), sub-tapes included.
+fn tape_elements(t: &Tape) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![t];
+    while let Some(t) = stack.pop() {
+        for n in &t.nodes {
+            total = total.saturating_add(n.rows.saturating_mul(n.cols).saturating_mul(5));
+            if let Op::Reduce { body, .. } = &n.op {
+                stack.push(body);
+            }
+        }
+    }
+    total
+}
+
+/// A checked, loaded and lowered spec.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The checked spec (dims bound to the data).
+    pub spec: Spec,
+    /// The loaded data.
+    pub loaded: Loaded,
+    /// Parameter values.
+    pub params: Vec<Vec<f64>>,
+    /// The certified strong-convexity modulus μ of g(x, ·) (or the assumed
+    /// one), when there is one.
+    pub mu: Option<f64>,
+    /// λ_min of each parameter used in `quad`, by name.
+    pub lambda_min: Vec<(String, f64)>,
+    /// Warnings and notes of every phase.
+    pub warnings: Vec<Diagnostic>,
+    /// The tape of f.
+    pub f: Tape,
+    /// The tape of g.
+    pub g: Tape,
+    /// Length of x.
+    pub dim_x: usize,
+    /// Length of y.
+    pub dim_y: usize,
+}
+
+/// Parses and checks `src` without loading data (symbolic data dims).
+pub fn check_source(src: &str) -> Result<Spec, Vec<Diagnostic>> {
+    let file = crate::parse(src)?;
+    check::check(&file, src, None)
+}
+
+/// Runs every phase: parse, check, load data from `base` (the spec's folder),
+/// check again with the data's sizes, evaluate parameters, verify deferred
+/// facts, lower.
+pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
+    let file = crate::parse(src)?;
+    let spec0 = check::check(&file, src, None)?;
+    let (loaded, mut warnings) = data::load(&spec0, base)?;
+    let spec = check::check(&file, src, Some(&loaded.facts))?;
+    let mut all_warnings = spec.warnings.clone();
+    all_warnings.append(&mut warnings);
+    let params = eval_params(&spec)?;
+    let symmetric: Vec<bool> = spec
+        .params
+        .iter()
+        .zip(&params)
+        .map(|(p, v)| {
+            let (r, c) = p.shape.rows_cols();
+            p.shape.rank() == 2
+                && r == c
+                && (0..r).all(|i| (0..i).all(|j| v[i * c + j].to_bits() == v[j * c + i].to_bits()))
+        })
+        .collect();
+    let (mu, lambda_min) = verify_facts(&spec, &params)?;
+    let bound = Bound {
+        params: &params,
+        symmetric: &symmetric,
+    };
+    let (f, g) = lower::lower(&spec, &bound);
+    let (_, _, dim_x, dim_y) = lower::layout(&spec);
+    let need = tape_elements(&f).saturating_add(tape_elements(&g));
+    if need > MAX_TAPE_ELEMENTS {
+        return Err(vec![Diagnostic::file_level(
+            Code::E0204,
+            format!(
+                "the oracles need {need} numbers of workspace; the limit is {MAX_TAPE_ELEMENTS}"
+            ),
+        )
+        .with_help("reduce the dimensions or the batch sizes")]);
+    }
+    crate::diag::sort(&mut all_warnings);
+    Ok(Program {
+        spec,
+        loaded,
+        params,
+        mu,
+        lambda_min,
+        warnings: all_warnings,
+        f,
+        g,
+        dim_x,
+        dim_y,
+    })
+}
+
+fn seeded(seed: u64, salt: u64) -> DefaultRng {
+    DefaultRng::seed_from_u64(bilevel_core::random::mix64(seed ^ salt))
+}
+
+/// Fills a buffer of `shape` from an initialiser.
+fn init_values(init: &Init, shape: &Shape, spec: &Spec, params: &[Vec<f64>]) -> Vec<f64> {
+    let n = shape.len().unwrap_or(0);
+    let (rows, cols) = shape.rows_cols();
+    match init {
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::Eye => (0..n)
+            .map(|k| if k / cols == k % cols { 1.0 } else { 0.0 })
+            .collect(),
+        Init::Normal { std, seed } => {
+            let mut rng = seeded(*seed, 1);
+            (0..n).map(|_| std * normal(&mut rng)).collect()
+        }
+        Init::Uniform { low, high, seed } => {
+            let mut rng = seeded(*seed, 2);
+            (0..n)
+                .map(|_| low + (high - low) * uniform(&mut rng))
+                .collect()
+        }
+        Init::Glorot { seed } => {
+            let fan = (rows + cols).max(1) as f64;
+            let a = (6.0 / fan).sqrt();
+            let mut rng = seeded(*seed, 3);
+            (0..n)
+                .map(|_| a * (2.0 * uniform(&mut rng) - 1.0))
+                .collect()
+        }
+        Init::Spd { kappa, seed } => spd(rows, *kappa, *seed),
+        Init::Expr(h) => {
+            let bound = Bound {
+                params,
+                symmetric: &[],
+            };
+            let tape = lower::lower_expr(spec, &bound, h);
+            let mut ws = Workspace::new(&tape);
+            let batch = Batch {
+                sources: Vec::new(),
+            };
+            let loaded = Loaded::default();
+            let view = View {
+                defs: &spec.data,
+                loaded: &loaded,
+                batch: &batch,
+            };
+            let inp = Inputs {
+                x: &[],
+                y: &[],
+                v: &[],
+                data: &view,
+            };
+            tape.forward(&mut ws, &inp, Mode::VALUE, &mut Vec::new(), None);
+            let v = ws.value(tape.output);
+            if v.len() == n {
+                v.to_vec()
+            } else {
+                vec![v.first().copied().unwrap_or(0.0); n]
+            }
+        }
+    }
+}
+
+/// A random symmetric positive definite `n × n` matrix Q Λ Qᵀ with
+/// eigenvalues log-spaced in [1/κ, 1] and Q a product of three random
+/// Householder reflections (O(n²) to build).
+pub fn spd(n: usize, kappa: f64, seed: u64) -> Vec<f64> {
+    let mut m = vec![0.0; n * n];
+    for i in 0..n {
+        let t = if n <= 1 {
+            0.0
+        } else {
+            i as f64 / (n - 1) as f64
+        };
+        m[i * n + i] = kappa.powf(t - 1.0);
+    }
+    let mut rng = seeded(seed, 4);
+    for _ in 0..3 {
+        let mut u: Vec<f64> = (0..n).map(|_| normal(&mut rng)).collect();
+        let norm = u.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            continue;
+        }
+        for v in &mut u {
+            *v /= norm;
+        }
+        // M ← (I − 2uuᵀ) M (I − 2uuᵀ) = M − 2uwᵀ − 2wuᵀ + 4(uᵀw)uuᵀ, w = Mu.
+        let w: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| m[i * n + j] * u[j]).sum())
+            .collect();
+        let uw: f64 = u.iter().zip(&w).map(|(a, b)| a * b).sum();
+        for i in 0..n {
+            for j in 0..n {
+                m[i * n + j] += -2.0 * u[i] * w[j] - 2.0 * w[i] * u[j] + 4.0 * uw * u[i] * u[j];
+            }
+        }
+    }
+    // Symmetrise exactly.
+    for i in 0..n {
+        for j in 0..i {
+            let s = 0.5 * (m[i * n + j] + m[j * n + i]);
+            m[i * n + j] = s;
+            m[j * n + i] = s;
+        }
+    }
+    m
+}
+
+fn param_refs(h: &check::Hir, out: &mut Vec<usize>) {
+    let mut stack = vec![h];
+    while let Some(h) = stack.pop() {
+        match &h.kind {
+            HirKind::Param(i) => out.push(*i),
+            HirKind::Neg(x) | HirKind::Transpose(x) | HirKind::Reduce(_, _, x) => stack.push(x),
+            HirKind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            HirKind::Call(_, a) => stack.extend(a),
+            HirKind::Index(a, i) => {
+                stack.push(a);
+                stack.extend(i);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn eval_params(spec: &Spec) -> Result<Vec<Vec<f64>>, Vec<Diagnostic>> {
+    let n = spec.params.len();
+    let mut vals: Vec<Option<Vec<f64>>> = vec![None; n];
+    let mut progress = true;
+    while progress {
+        progress = false;
+        for i in 0..n {
+            if vals[i].is_some() {
+                continue;
+            }
+            let p = &spec.params[i];
+            let mut refs = Vec::new();
+            if let Init::Expr(h) = &p.value {
+                param_refs(h, &mut refs);
+            }
+            if refs
+                .iter()
+                .all(|&r| vals.get(r).is_some_and(Option::is_some))
+            {
+                let cur: Vec<Vec<f64>> =
+                    vals.iter().map(|v| v.clone().unwrap_or_default()).collect();
+                let v = init_values(&p.value, &p.shape, spec, &cur);
+                if v.iter().any(|x| !x.is_finite()) {
+                    return Err(vec![Diagnostic::new(
+                        Code::E0203,
+                        format!("parameter `{}` evaluates to a non-finite value", p.name),
+                        p.span,
+                        "NaN or infinite",
+                    )]);
+                }
+                vals[i] = Some(v);
+                progress = true;
+            }
+        }
+    }
+    Ok(vals.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// λ_min of the symmetric part of an `n × n` matrix: exact (eigenvalues)
+/// for n ≤ 256, otherwise the Gershgorin lower bound.
+fn lambda_min(m: &[f64], n: usize, init: &Init) -> f64 {
+    match init {
+        Init::Spd { kappa, .. } => return 1.0 / kappa,
+        Init::Eye => return 1.0,
+        _ => {}
+    }
+    let s = |i: usize, j: usize| 0.5 * (m[i * n + j] + m[j * n + i]);
+    if n <= 256 {
+        let mat = nalgebra::DMatrix::from_fn(n, n, s);
+        mat.symmetric_eigen().eigenvalues.min()
+    } else {
+        (0..n)
+            .map(|i| {
+                s(i, i)
+                    - (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| s(i, j).abs())
+                        .sum::<f64>()
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// μ and the λ_min of each parameter used in `quad`.
+type Facts = (Option<f64>, Vec<(String, f64)>);
+
+fn verify_facts(spec: &Spec, params: &[Vec<f64>]) -> Result<Facts, Vec<Diagnostic>> {
+    let a = &spec.analysis;
+    let mut mu = a.mu_const.clone();
+    let mut lmins: Vec<(String, f64)> = Vec::new();
+    let mut errors = Vec::new();
+    for f in &a.deferred {
+        if let Deferred::PsdParam {
+            param,
+            span,
+            factor,
+            var,
+        } = f
+        {
+            let p = &spec.params[*param];
+            let (n, _) = p.shape.rows_cols();
+            let l = lambda_min(&params[*param], n, &p.value);
+            if !lmins.iter().any(|(name, _)| *name == p.name) {
+                lmins.push((p.name.clone(), l));
+            }
+            if l.is_nan() || l < 0.0 {
+                errors.push(
+                    Diagnostic::new(
+                        Code::E0505,
+                        format!(
+                            "`{}` is not positive semidefinite, so the lower level is not convex",
+                            p.name
+                        ),
+                        *span,
+                        format!("λmin({}) = {l:.6} < 0", p.name),
+                    )
+                    .with_secondary(p.span, "declared here")
+                    .with_note("convexity of `quad(P, y)` relies on P ⪰ 0"),
+                );
+            } else if let Some(m) = mu.get_mut(*var) {
+                *m += factor * l;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let value = match a.verdict {
+        Verdict::Assumed => a.assumed_mu,
+        Verdict::StronglyConvex => mu.iter().copied().reduce(f64::min),
+        _ => None,
+    };
+    let _ = Span::default();
+    Ok((value, lmins))
+}
+
+/// The compiled oracle: f and g as tapes with workspaces, the data, and the
+/// samplers. Implements every oracle trait of `bilevel-core` for `f64`.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    program: Program,
+    ws_f: Workspace,
+    ws_g: Workspace,
+    upper_sources: Vec<usize>,
+    lower_sources: Vec<usize>,
+    samplers: Vec<SamplerState>,
+    ctx: Vec<usize>,
+    zeros_y: Vec<f64>,
+    /// Sweep plans per (upper?, mode, value wanted), built on first use.
+    plans: Vec<(bool, Mode, bool, Plan)>,
+}
+
+fn sources_of(t: &Tape, out: &mut Vec<usize>) {
+    for n in &t.nodes {
+        if let Op::Reduce { data, body, .. } = &n.op {
+            if !out.contains(data) {
+                out.push(*data);
+            }
+            sources_of(body, out);
+        }
+    }
+}
+
+impl Compiled {
+    /// Builds the oracle from a program.
+    pub fn new(program: Program) -> Self {
+        let mut upper_sources = Vec::new();
+        sources_of(&program.f, &mut upper_sources);
+        let mut lower_sources = Vec::new();
+        sources_of(&program.g, &mut lower_sources);
+        upper_sources.sort_unstable();
+        lower_sources.sort_unstable();
+        let samplers = program
+            .loaded
+            .tables
+            .iter()
+            .map(|t| SamplerState::new(t.as_ref().map_or(0, |t| t.rows)))
+            .collect();
+        Compiled {
+            ws_f: Workspace::new(&program.f),
+            ws_g: Workspace::new(&program.g),
+            zeros_y: vec![0.0; program.dim_y],
+            program,
+            upper_sources,
+            lower_sources,
+            samplers,
+            ctx: Vec::new(),
+            plans: Vec::new(),
+        }
+    }
+
+    /// Runs every phase and builds the oracle.
+    pub fn from_source(src: &str, base: &Path) -> Result<Self, Vec<Diagnostic>> {
+        build(src, base).map(Compiled::new)
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The initial x from the `init` clauses of the upper variables.
+    pub fn initial_x(&self) -> Vec<f64> {
+        self.initial(LevelKind::Upper)
+    }
+
+    /// The initial y from the `init` clauses of the lower variables.
+    pub fn initial_y(&self) -> Vec<f64> {
+        self.initial(LevelKind::Lower)
+    }
+
+    fn initial(&self, level: LevelKind) -> Vec<f64> {
+        let s = &self.program.spec;
+        let vars = match level {
+            LevelKind::Upper => &s.upper,
+            LevelKind::Lower => &s.lower,
+        };
+        vars.iter()
+            .flat_map(|v| init_values(&v.init, &v.shape, s, &self.program.params))
+            .collect()
+    }
+
+    /// A batch holding the population: every row of the tables and the
+    /// noise-free mean of synthetic sources, for the given level.
+    pub fn population(&self, level: Level) -> Batch {
+        let used = match level {
+            Level::Upper => &self.upper_sources,
+            Level::Lower => &self.lower_sources,
+        };
+        Batch {
+            sources: (0..self.program.spec.data.len())
+                .map(|i| {
+                    if !used.contains(&i) {
+                        SourceBatch::Unused
+                    } else if let Some(Some(t)) = self.program.loaded.tables.get(i) {
+                        SourceBatch::Rows((0..t.rows).collect())
+                    } else {
+                        SourceBatch::Mean
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn plan_index(&mut self, upper: bool, mode: Mode, value: bool) -> usize {
+        if let Some(k) = self
+            .plans
+            .iter()
+            .position(|(u, m, v, _)| *u == upper && *m == mode && *v == value)
+        {
+            return k;
+        }
+        let tape = if upper {
+            &self.program.f
+        } else {
+            &self.program.g
+        };
+        let plan = tape.plan(mode, value);
+        self.plans.push((upper, mode, value, plan));
+        self.plans.len() - 1
+    }
+
+    /// One sweep; returns the objective's value when `value` is set (NaN
+    /// otherwise: gradient-only sweeps skip what the gradients do not need).
+    #[allow(clippy::too_many_arguments)]
+    fn sweep(
+        &mut self,
+        upper: bool,
+        x: &[f64],
+        y: &[f64],
+        v: Option<&[f64]>,
+        s: &Batch,
+        mode: Mode,
+        value: bool,
+    ) -> f64 {
+        let k = self.plan_index(upper, mode, value);
+        let plan = &self.plans[k].3;
+        let (tape, ws) = if upper {
+            (&self.program.f, &mut self.ws_f)
+        } else {
+            (&self.program.g, &mut self.ws_g)
+        };
+        let view = View {
+            defs: &self.program.spec.data,
+            loaded: &self.program.loaded,
+            batch: s,
+        };
+        let inp = Inputs {
+            x,
+            y,
+            v: v.unwrap_or(&self.zeros_y),
+            data: &view,
+        };
+        self.ctx.clear();
+        tape.forward(ws, &inp, mode, &mut self.ctx, Some(plan));
+        if mode.wrt_x || mode.wrt_y {
+            tape.reverse(ws, &inp, mode, &mut self.ctx, 1.0, Some(plan));
+        }
+        if value {
+            ws.value(tape.output).first().copied().unwrap_or(f64::NAN)
+        } else {
+            f64::NAN
+        }
+    }
+
+    fn read(&self, upper: bool, kind: VarKind, second: bool, out: &mut [f64]) {
+        let (tape, ws) = if upper {
+            (&self.program.f, &self.ws_f)
+        } else {
+            (&self.program.g, &self.ws_g)
+        };
+        out.fill(0.0);
+        for (i, n) in tape.nodes.iter().enumerate() {
+            if let Op::Var(k, off) = n.op {
+                if k != kind {
+                    continue;
+                }
+                let live = if second {
+                    ws.adjoint_tangent_live(i)
+                } else {
+                    ws.adjoint_live(i)
+                };
+                if !live {
+                    continue;
+                }
+                let src = if second {
+                    ws.adjoint_tangent(i)
+                } else {
+                    ws.adjoint(i)
+                };
+                for (o, v) in out[off..off + src.len()].iter_mut().zip(src) {
+                    *o += v;
+                }
+            }
+        }
+    }
+
+    fn grad(
+        &mut self,
+        upper: bool,
+        wrt: VarKind,
+        x: &[f64],
+        y: &[f64],
+        s: &Batch,
+        out: &mut [f64],
+    ) {
+        let mode = Mode {
+            tangent: false,
+            wrt_x: wrt == VarKind::X,
+            wrt_y: wrt == VarKind::Y,
+            second: false,
+        };
+        self.sweep(upper, x, y, None, s, mode, false);
+        self.read(upper, wrt, false, out);
+    }
+
+    /// One forward-over-reverse sweep of g seeded with ẏ = v; writes
+    /// ∇ᵧg, ∇²ᵧᵧg·v, ∇ₓg and ∇²ₓᵧg·v (any of them may be skipped with an
+    /// empty slice) and returns g.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lower_sweep(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        grad_y: &mut [f64],
+        hvp_yy: &mut [f64],
+        grad_x: &mut [f64],
+        jvp_xy: &mut [f64],
+    ) -> f64 {
+        let mode = Mode {
+            tangent: true,
+            wrt_x: !grad_x.is_empty() || !jvp_xy.is_empty(),
+            wrt_y: !grad_y.is_empty() || !hvp_yy.is_empty(),
+            second: !hvp_yy.is_empty() || !jvp_xy.is_empty(),
+        };
+        let g = self.sweep(false, x, y, Some(v), s, mode, true);
+        if !grad_y.is_empty() {
+            self.read(false, VarKind::Y, false, grad_y);
+        }
+        if !hvp_yy.is_empty() {
+            self.read(false, VarKind::Y, true, hvp_yy);
+        }
+        if !grad_x.is_empty() {
+            self.read(false, VarKind::X, false, grad_x);
+        }
+        if !jvp_xy.is_empty() {
+            self.read(false, VarKind::X, true, jvp_xy);
+        }
+        g
+    }
+
+    /// The upper objective on the population (noise-free for synthetic
+    /// sources): the `F` of `expect` blocks.
+    pub fn f_population(&mut self, x: &[f64], y: &[f64]) -> f64 {
+        let b = self.population(Level::Upper);
+        self.sweep(true, x, y, None, &b, Mode::VALUE, true)
+    }
+
+    /// Checks the spec's `expect` block at (x, y).
+    pub fn check_expectations(&mut self, x: &[f64], y: &[f64]) -> Vec<ExpectOutcome> {
+        let spec = self.program.spec.clone();
+        let (xo, yo, _, _) = lower::layout(&spec);
+        let mut out = Vec::new();
+        for e in &spec.expects {
+            let actual: Vec<f64> = match e.target {
+                ExpectTarget::Var(LevelKind::Upper, i) => {
+                    let n = spec.upper[i].shape.len().unwrap_or(0);
+                    x[xo[i]..xo[i] + n].to_vec()
+                }
+                ExpectTarget::Var(LevelKind::Lower, i) => {
+                    let n = spec.lower[i].shape.len().unwrap_or(0);
+                    y[yo[i]..yo[i] + n].to_vec()
+                }
+                ExpectTarget::F => vec![self.f_population(x, y)],
+                ExpectTarget::Mu => vec![self.program.mu.unwrap_or(0.0)],
+            };
+            let ok = actual.len() == e.values.len()
+                && actual.iter().zip(&e.values).all(|(a, w)| match e.cmp {
+                    Cmp::Approx => (a - w).abs() <= e.tol,
+                    Cmp::Ge => *a >= *w - e.tol,
+                    Cmp::Le => *a <= *w + e.tol,
+                });
+            out.push(ExpectOutcome {
+                text: e.text.clone(),
+                expected: e.values.clone(),
+                actual,
+                ok,
+            });
+        }
+        out
+    }
+}
+
+/// The outcome of one expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectOutcome {
+    /// The target as written.
+    pub text: String,
+    /// Expected values.
+    pub expected: Vec<f64>,
+    /// Actual values.
+    pub actual: Vec<f64>,
+    /// Whether it holds.
+    pub ok: bool,
+}
+
+impl Oracle<f64> for Compiled {
+    /// A minibatch for every data source of the level.
+    type Sample = Batch;
+
+    fn dim_x(&self) -> usize {
+        self.program.dim_x
+    }
+    fn dim_y(&self) -> usize {
+        self.program.dim_y
+    }
+    fn sample<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> Batch {
+        let used = match level {
+            Level::Upper => &self.upper_sources,
+            Level::Lower => &self.lower_sources,
+        };
+        let defs = &self.program.spec.data;
+        let mut sources = vec![SourceBatch::Unused; defs.len()];
+        for &i in used {
+            let table = self.program.loaded.tables.get(i).and_then(Option::as_ref);
+            sources[i] = data::draw(&defs[i], table, &mut self.samplers[i], rng);
+        }
+        Batch { sources }
+    }
+}
+
+impl UpperGradX<f64> for Compiled {
+    fn grad_x_f(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
+        self.grad(true, VarKind::X, x, y, s, out);
+    }
+}
+impl UpperGradY<f64> for Compiled {
+    fn grad_y_f(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
+        self.grad(true, VarKind::Y, x, y, s, out);
+    }
+}
+impl LowerGradY<f64> for Compiled {
+    fn grad_y_g(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
+        self.grad(false, VarKind::Y, x, y, s, out);
+    }
+}
+impl LowerGradX<f64> for Compiled {
+    fn grad_x_g(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
+        self.grad(false, VarKind::X, x, y, s, out);
+    }
+}
+impl LowerHvp<f64> for Compiled {
+    fn hvp_yy(&mut self, x: &[f64], y: &[f64], v: &[f64], s: &Batch, out: &mut [f64]) {
+        let mode = Mode {
+            tangent: true,
+            wrt_x: false,
+            wrt_y: true,
+            second: true,
+        };
+        self.sweep(false, x, y, Some(v), s, mode, false);
+        self.read(false, VarKind::Y, true, out);
+    }
+}
+impl CrossJvp<f64> for Compiled {
+    fn jvp_xy(&mut self, x: &[f64], y: &[f64], v: &[f64], s: &Batch, out: &mut [f64]) {
+        let mode = Mode {
+            tangent: true,
+            wrt_x: true,
+            wrt_y: false,
+            second: true,
+        };
+        self.sweep(false, x, y, Some(v), s, mode, false);
+        self.read(false, VarKind::X, true, out);
+    }
+}
+impl UpperValue<f64> for Compiled {
+    fn f_value(&mut self, x: &[f64], y: &[f64], s: &Batch) -> f64 {
+        self.sweep(true, x, y, None, s, Mode::VALUE, true)
+    }
+}
+impl LowerValue<f64> for Compiled {
+    fn g_value(&mut self, x: &[f64], y: &[f64], s: &Batch) -> f64 {
+        self.sweep(false, x, y, None, s, Mode::VALUE, true)
+    }
+}
