@@ -5,6 +5,10 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::IsTerminal as _;
+
+use bilevel_runner::session::ProgressMode;
+use bilevel_runner::spec::{CompareConfig, RunConfig};
 use clap::{CommandFactory, Parser, Subcommand};
 
 /// Stochastic bilevel optimization: run and compare BO-REP, SLIP and baselines.
@@ -17,6 +21,61 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check specs: diagnostics (exit 1), or a summary of each problem.
+    ///
+    /// Example: `bilevel check examples/specs/toy_quadratic.bilevel`
+    Check {
+        /// The .bilevel files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run a spec with one solver; writes a run folder with the resolved
+    /// config, the trace, the summary and plots, and checks `expect`.
+    ///
+    /// Example: `bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3`
+    Run {
+        /// The .bilevel file.
+        file: PathBuf,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Solver from the registry (`bilevel algorithms`); default: the spec's.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// RNG seed; default: the spec's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The run folder; default: runs/<problem>-<solver>-s<seed>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run every algorithm × seed on one spec in parallel: a table (CSV and
+    /// Markdown) and overlay plots with a band for the seed spread.
+    ///
+    /// Example: `bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3`
+    Compare {
+        /// The .bilevel file.
+        file: PathBuf,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Comma-separated solvers from the registry.
+        #[arg(long, value_delimiter = ',', required = true)]
+        algorithms: Vec<String>,
+        /// Seeds per solver.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// First seed; default: the spec's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// The comparison folder; default: runs/<problem>-compare.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the solvers: names, hyperparameters with defaults and ranges, oracles.
     Algorithms,
     /// Plot existing runs: one colour per solver, a band for the spread over seeds.
@@ -40,8 +99,103 @@ enum Command {
     },
 }
 
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Human-readable.
+    Text,
+    /// JSON, for tools.
+    Json,
+}
+
+/// Options shared by `run` and `compare`.
+#[derive(Debug, clap::Args)]
+struct RunOpts {
+    /// Override a hyperparameter (repeatable), validated against the registry.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Outer iterations; default: the spec's.
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Do not render plots.
+    #[arg(long)]
+    no_plots: bool,
+}
+
+fn run_config(
+    file: PathBuf,
+    opts: RunOpts,
+    algorithm: Option<String>,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+) -> RunConfig {
+    RunConfig {
+        spec: file,
+        algorithm,
+        set: opts.set,
+        seed,
+        iterations: opts.iterations,
+        out,
+        progress: ProgressMode::auto(),
+        plots: !opts.no_plots,
+        color: std::io::stderr().is_terminal(),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
     let text = match cli.command {
+        Command::Check { files, format } => {
+            let (text, ok) = bilevel_runner::spec::check_files(
+                &files,
+                format == Format::Json,
+                std::io::stdout().is_terminal(),
+            )?;
+            if !ok {
+                code = ExitCode::FAILURE;
+            }
+            text
+        }
+        Command::Run {
+            file,
+            opts,
+            algorithm,
+            seed,
+            out,
+        } => {
+            let cfg = run_config(file, opts, algorithm, seed, out);
+            let o =
+                bilevel_runner::spec::run_spec(&cfg, bilevel_runner::compare::interrupt_flag()?)?;
+            if !o.expectations_hold() {
+                code = ExitCode::FAILURE;
+            }
+            o.report(&cfg.spec)
+        }
+        Command::Compare {
+            file,
+            opts,
+            algorithms,
+            seeds,
+            seed,
+            threads,
+            out,
+        } => {
+            let base = run_config(file, opts, None, seed, out);
+            let cfg = CompareConfig {
+                base,
+                algorithms,
+                seeds,
+                threads,
+            };
+            let o = bilevel_runner::spec::compare_spec(
+                &cfg,
+                &bilevel_runner::compare::interrupt_flag()?,
+            )?;
+            if !o.failures.is_empty() {
+                code = ExitCode::FAILURE;
+            }
+            o.report()
+        }
         Command::Algorithms => bilevel_runner::algorithms(),
         Command::Plot { runs, out } => {
             let table = bilevel_runner::plot_command(&runs, &out)?;
@@ -59,9 +213,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .and_then(|()| stdout.flush())
     {
         // A closed pipe (`bilevel algorithms | head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(e.into()),
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => Ok(code),
     }
 }
 
@@ -69,7 +223,11 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {
+                eprintln!("{}", spec.rendered.trim_end());
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -89,7 +247,14 @@ mod tests {
             &mut buf,
         );
         let text = String::from_utf8(buf).unwrap();
-        for cmd in ["algorithms", "plot", "completions"] {
+        for cmd in [
+            "check",
+            "run",
+            "compare",
+            "algorithms",
+            "plot",
+            "completions",
+        ] {
             assert!(text.contains(cmd), "{cmd}");
         }
     }

@@ -1,0 +1,481 @@
+//! `.bilevel` specs on the command line: `check`, `run` and `compare`.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bilevel_core::registry::{self, ParamValue, SolverInfo};
+use bilevel_core::solver::AnySolver;
+use bilevel_core::{Budget, Counted, DefaultRng, Level, LowerValue, UpperValue};
+use bilevel_dsl::check::Setting;
+use bilevel_dsl::compiled::{Compiled, ExpectOutcome};
+use bilevel_dsl::Diagnostic;
+use rand_core::SeedableRng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::aggregate::{self, RunTrace};
+use crate::compare::{jobs, run_jobs, Job};
+use crate::output::write_atomic;
+use crate::session::{observe_run, Evaluate, ProgressMode, RunSummary, SessionOptions};
+
+/// A spec that did not check: its diagnostics, rendered like a compiler's.
+#[derive(Debug)]
+pub struct SpecErrors {
+    /// The rendered diagnostics (source lines, carets, help).
+    pub rendered: String,
+    /// The diagnostics as JSON, for tools.
+    pub json: serde_json::Value,
+}
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.rendered.trim_end())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+fn read_spec(path: &Path) -> Result<(String, String, PathBuf)> {
+    let src =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display().to_string();
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    Ok((src, name, base))
+}
+
+fn spec_errors(diags: &[Diagnostic], name: &str, src: &str, color: bool) -> SpecErrors {
+    SpecErrors {
+        rendered: bilevel_dsl::diag::render_with(diags, name, src, color),
+        json: bilevel_dsl::diag::to_json(diags, name, src),
+    }
+}
+
+/// `bilevel check`: for each file, its summary (text or JSON) or its
+/// diagnostics. Returns the text to print and whether every file checked.
+pub fn check_files(paths: &[PathBuf], json: bool, color: bool) -> Result<(String, bool)> {
+    let mut out = String::new();
+    let mut all_ok = true;
+    let mut values = Vec::new();
+    for p in paths {
+        let (src, name, base) = read_spec(p)?;
+        match bilevel_dsl::summary::summarize(&src, &base) {
+            Ok(s) if json => {
+                values.push(serde_json::json!({ "file": name, "ok": true, "summary": s.json() }));
+            }
+            Ok(s) => {
+                out.push_str(&s.text());
+                out.push('\n');
+            }
+            Err(d) => {
+                all_ok = false;
+                let e = spec_errors(&d, &name, &src, color);
+                if json {
+                    values.push(
+                        serde_json::json!({ "file": name, "ok": false, "diagnostics": e.json }),
+                    );
+                } else {
+                    out.push_str(&e.rendered);
+                }
+            }
+        }
+    }
+    if json {
+        out = serde_json::to_string_pretty(&values)? + "\n";
+    }
+    Ok((out, all_ok))
+}
+
+/// Settings of `bilevel run` (and of each job of `bilevel compare`).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// Solver name; `None`: the spec's `algorithm` block.
+    pub algorithm: Option<String>,
+    /// `key=value` hyperparameter overrides, applied after the spec's.
+    pub set: Vec<String>,
+    /// RNG seed; `None`: the spec's, else 0.
+    pub seed: Option<u64>,
+    /// Outer iterations; `None`: the spec's, else 1000.
+    pub iterations: Option<u64>,
+    /// The run folder; `None`: `runs/<spec name>-<solver>-s<seed>`.
+    pub out: Option<PathBuf>,
+    /// Progress display on stderr.
+    pub progress: ProgressMode,
+    /// Render plots at the end.
+    pub plots: bool,
+    /// Colour in diagnostics.
+    pub color: bool,
+}
+
+/// What `bilevel run` produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run folder.
+    pub out: PathBuf,
+    /// The summary written to `summary.json`.
+    pub summary: RunSummary,
+    /// The `expect` block's outcomes (empty without one).
+    pub expectations: Vec<ExpectOutcome>,
+}
+
+impl RunOutcome {
+    /// `true` when every expectation holds.
+    pub fn expectations_hold(&self) -> bool {
+        self.expectations.iter().all(|e| e.ok)
+    }
+
+    /// What `bilevel run` prints: termination, final metrics, each
+    /// expectation with expected and actual values, the run folder.
+    pub fn report(&self, spec: &Path) -> String {
+        let s = &self.summary;
+        let mut t = format!(
+            "{} on {}: {} after {} iterations, {} oracle calls, {:.2}s\n",
+            s.solver,
+            spec.display(),
+            s.termination,
+            s.iters,
+            s.oracle_calls,
+            s.wall_s
+        );
+        for (k, v) in &s.final_metrics {
+            let _ = writeln!(t, "  {k} = {v:.6e}");
+        }
+        for e in &self.expectations {
+            let verdict = if e.ok { "ok" } else { "VIOLATED" };
+            let _ = writeln!(
+                t,
+                "  expect {}: {verdict} (expected {:?}, got {:?})",
+                e.text, e.expected, e.actual
+            );
+        }
+        let _ = writeln!(t, "run folder: {}", self.out.display());
+        t
+    }
+}
+
+/// Parses one `key=value` override into an owned setting: `true`/`false`,
+/// an integer, a real (`inf` allowed), or a name.
+pub fn parse_setting(kv: &str) -> Result<(String, Setting)> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set `{kv}`: expected key=value"))?;
+    let (k, v) = (k.trim(), v.trim());
+    if k.is_empty() || v.is_empty() {
+        bail!("--set `{kv}`: expected key=value");
+    }
+    let val = if v == "true" || v == "false" {
+        Setting::Bool(v == "true")
+    } else if let Ok(i) = v.parse::<i64>() {
+        Setting::Int(i)
+    } else if let Ok(r) = v.parse::<f64>() {
+        Setting::Real(r)
+    } else {
+        Setting::Str(v.to_string())
+    };
+    Ok((k.to_string(), val))
+}
+
+fn as_param(s: &Setting) -> ParamValue<'_> {
+    match s {
+        Setting::Real(v) => ParamValue::Real(*v),
+        Setting::Int(v) => ParamValue::Int(*v),
+        Setting::Bool(v) => ParamValue::Bool(*v),
+        Setting::Str(v) => ParamValue::Str(v),
+    }
+}
+
+/// A compiled spec with its solver choice and settings resolved.
+struct Resolved {
+    compiled: Compiled,
+    name: String,
+    src_hash: String,
+    info: &'static SolverInfo,
+    settings: Vec<(String, Setting)>,
+    seed: u64,
+    budget: Budget,
+    eval_every: u64,
+}
+
+fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
+    let (src, name, base) = read_spec(&cfg.spec)?;
+    let compiled =
+        Compiled::from_source(&src, &base).map_err(|d| spec_errors(&d, &name, &src, cfg.color))?;
+    let spec = &compiled.program().spec;
+    let spec_algo = spec.algorithm.as_ref();
+    let info = match algorithm.or(cfg.algorithm.as_deref()) {
+        Some(a) => registry::find(a).ok_or_else(|| {
+            let names: Vec<&str> = registry::SOLVERS.iter().map(|s| s.name).collect();
+            anyhow!("unknown algorithm `{a}`; available: {}", names.join(", "))
+        })?,
+        None => spec_algo.map(|a| a.info).ok_or_else(|| {
+            anyhow!("{name} has no `algorithm` block: choose one with --algorithm")
+        })?,
+    };
+    let mut settings: Vec<(String, Setting)> = match spec_algo {
+        Some(a) if a.info.name == info.name => a.settings.clone(),
+        _ => Vec::new(),
+    };
+    for kv in &cfg.set {
+        let (k, v) = parse_setting(kv)?;
+        let p = info.param(&k).ok_or_else(|| {
+            let names: Vec<&str> = info.params.iter().map(|p| p.name).collect();
+            anyhow!(
+                "--set {k}: `{}` has no hyperparameter `{k}`; it accepts: {}",
+                info.name,
+                names.join(", ")
+            )
+        })?;
+        p.check(as_param(&v))
+            .map_err(|e| anyhow!("--set {kv}: {e}"))?;
+        settings.retain(|(n, _)| *n != k);
+        settings.push((k, v));
+    }
+    let run = &spec.run;
+    let seed = cfg.seed.or(run.seed).unwrap_or(0);
+    let iters = cfg.iterations.or(run.iterations).unwrap_or(1000);
+    let mut budget = Budget::iters(iters);
+    if let Some(c) = run.oracle_calls {
+        budget = budget.with_oracle_calls(c);
+    }
+    let eval_every = run.eval_every.unwrap_or_else(|| (iters / 100).max(1));
+    let src_hash = format!("{:x}", Sha256::digest(src.as_bytes()));
+    Ok(Resolved {
+        name: spec.name.clone(),
+        compiled,
+        src_hash,
+        info,
+        settings,
+        seed,
+        budget,
+        eval_every,
+    })
+}
+
+/// The metrics of spec runs: the upper and lower objectives on the whole data
+/// (noise-free for synthetic sources).
+struct SpecEval {
+    c: Compiled,
+}
+
+impl Evaluate for SpecEval {
+    fn metric_names(&self) -> Vec<String> {
+        vec!["upper_loss".into(), "lower_loss".into()]
+    }
+    fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64> {
+        let up = self.c.population(Level::Upper);
+        let lo = self.c.population(Level::Lower);
+        vec![self.c.f_value(x, y, &up), self.c.g_value(x, y, &lo)]
+    }
+}
+
+#[derive(Serialize)]
+struct ResolvedConfig<'a> {
+    spec: String,
+    spec_sha256: &'a str,
+    problem: &'a str,
+    algorithm: &'a str,
+    hyperparameters: serde_json::Map<String, serde_json::Value>,
+    seed: u64,
+    iterations: u64,
+    oracle_calls: Option<u64>,
+    eval_every: u64,
+    bilevel_version: &'static str,
+}
+
+fn setting_json(v: ParamValue<'_>) -> serde_json::Value {
+    match v {
+        ParamValue::Real(r) if r.is_finite() => serde_json::json!(r),
+        ParamValue::Real(r) => serde_json::json!(if r > 0.0 { "inf" } else { "-inf" }),
+        ParamValue::Int(i) => serde_json::json!(i),
+        ParamValue::Bool(b) => serde_json::json!(b),
+        ParamValue::Str(s) => serde_json::json!(s),
+    }
+}
+
+fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let overrides: Vec<(&str, ParamValue<'_>)> = r
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), as_param(v)))
+        .collect();
+    let mut solver = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(
+        r.info.name,
+        &overrides,
+        r.compiled.initial_x(),
+        r.compiled.initial_y(),
+    )
+    .map_err(|e| anyhow!("{}: {e}", r.info.name))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the run folder {}", out.display()))?;
+    // Every hyperparameter as resolved: registry defaults, then the spec's
+    // and the command line's settings.
+    let mut hyper = serde_json::Map::new();
+    for p in r.info.params {
+        let v = overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == p.name)
+            .map_or(p.default, |(_, v)| *v);
+        hyper.insert(p.name.to_string(), setting_json(v));
+    }
+    let resolved = ResolvedConfig {
+        spec: cfg.spec.display().to_string(),
+        spec_sha256: &r.src_hash,
+        problem: &r.name,
+        algorithm: r.info.name,
+        hyperparameters: hyper,
+        seed: r.seed,
+        iterations: r.budget.max_iters,
+        oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
+        eval_every: r.eval_every,
+        bilevel_version: env!("CARGO_PKG_VERSION"),
+    };
+    write_atomic(
+        &out.join("config.json"),
+        &serde_json::to_vec_pretty(&resolved)?,
+    )?;
+    let opts = SessionOptions {
+        out: out.to_path_buf(),
+        eval_every: r.eval_every,
+        budget: r.budget,
+        progress: cfg.progress,
+        stop,
+        plots: cfg.plots,
+    };
+    let mut oracle = Counted::new(r.compiled.clone());
+    let mut rng = DefaultRng::seed_from_u64(r.seed);
+    let eval = SpecEval {
+        c: r.compiled.clone(),
+    };
+    let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
+    let mut checker = r.compiled.clone();
+    let x = bilevel_core::SolverState::x(&solver).to_vec();
+    let y = bilevel_core::SolverState::y(&solver).to_vec();
+    let expectations = checker.check_expectations(&x, &y);
+    write_atomic(
+        &out.join("expect.json"),
+        &serde_json::to_vec_pretty(
+            &expectations
+                .iter()
+                .map(|e| serde_json::json!({"expect": e.text, "expected": e.expected, "actual": e.actual, "ok": e.ok}))
+                .collect::<Vec<_>>(),
+        )?,
+    )?;
+    Ok(RunOutcome {
+        out: out.to_path_buf(),
+        summary,
+        expectations,
+    })
+}
+
+/// `bilevel run`: compiles the spec, runs the chosen solver and writes the
+/// run folder (`config.json`, `trace.jsonl`, `summary.json`, `expect.json`,
+/// `plots/`). Ctrl-C stops the run cleanly with `stop`.
+pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let r = resolve(cfg, None)?;
+    let out = cfg.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}-s{}", r.name, r.info.name, r.seed))
+    });
+    execute(&r, cfg, &out, stop)
+}
+
+/// Settings of `bilevel compare`.
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    /// The spec and shared settings (its `algorithm`, `seed` and `out` are
+    /// replaced per job).
+    pub base: RunConfig,
+    /// The solvers to compare.
+    pub algorithms: Vec<String>,
+    /// Seeds per solver (seeds `seed..seed + seeds`).
+    pub seeds: u64,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+/// What `bilevel compare` produced.
+#[derive(Debug)]
+pub struct CompareOutcome {
+    /// The comparison folder (one run folder per job, `table.md`,
+    /// `table.csv`, `plots/`).
+    pub out: PathBuf,
+    /// The Markdown table.
+    pub table: String,
+    /// Jobs that failed, with their errors.
+    pub failures: Vec<(Job, String)>,
+}
+
+impl CompareOutcome {
+    /// What `bilevel compare` prints: the table, failed jobs, the folder.
+    pub fn report(&self) -> String {
+        let mut t = self.table.clone();
+        for (job, err) in &self.failures {
+            let _ = writeln!(t, "failed: {} seed {}: {err}", job.solver, job.seed);
+        }
+        let _ = writeln!(t, "\ntable, runs and plots in {}", self.out.display());
+        t
+    }
+}
+
+/// `bilevel compare`: every algorithm × seed on the same spec, in parallel,
+/// each deterministic for its seed; a table and overlay plots.
+pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<CompareOutcome> {
+    if cfg.algorithms.is_empty() {
+        bail!("--algorithms: give at least one solver");
+    }
+    // Check every name and override up front, so no job starts on a typo.
+    let first = resolve(&cfg.base, Some(&cfg.algorithms[0]))?;
+    for a in &cfg.algorithms[1..] {
+        resolve(&cfg.base, Some(a))?;
+    }
+    let out = cfg
+        .base
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-compare", first.name)));
+    let js = jobs(&cfg.algorithms, first.seed, cfg.seeds.max(1), &out);
+    let job_cfg = RunConfig {
+        progress: ProgressMode::Quiet,
+        plots: false,
+        ..cfg.base.clone()
+    };
+    let results = run_jobs(&js, cfg.threads, |job| {
+        let mut r = resolve(&job_cfg, Some(&job.solver))?;
+        r.seed = job.seed;
+        let o = execute(&r, &job_cfg, &job.out, stop.clone())?;
+        eprintln!(
+            "{} seed {}: {} after {} iterations, {} oracle calls",
+            job.solver, job.seed, o.summary.termination, o.summary.iters, o.summary.oracle_calls
+        );
+        Ok(o.summary)
+    })?;
+    let mut runs: Vec<RunTrace> = Vec::new();
+    let mut failures = Vec::new();
+    for (job, res) in js.iter().zip(results) {
+        match res {
+            Ok(_) => runs.push(aggregate::load_run(&job.out)?),
+            Err(e) => failures.push((job.clone(), format!("{e:#}"))),
+        }
+    }
+    if runs.is_empty() {
+        bail!(
+            "every job failed; the first: {}",
+            failures.first().map_or("", |f| f.1.as_str())
+        );
+    }
+    let rows = aggregate::table(&runs);
+    aggregate::write_table(&out, &rows)?;
+    aggregate::plot_runs(&out.join("plots"), &runs)?;
+    Ok(CompareOutcome {
+        out,
+        table: aggregate::table_markdown(&rows),
+        failures,
+    })
+}
