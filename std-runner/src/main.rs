@@ -47,7 +47,7 @@ enum Command {
         /// RNG seed; default: the spec's.
         #[arg(long)]
         seed: Option<u64>,
-        /// The run folder; default: runs/<problem>-<solver>-s<seed>.
+        /// The run folder; default: runs/PROBLEM-SOLVER-sSEED.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -72,7 +72,7 @@ enum Command {
         /// Worker threads (0: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// The comparison folder; default: runs/<problem>-compare.
+        /// The comparison folder; default: runs/PROBLEM-compare.
         #[arg(long)]
         out: Option<PathBuf>,
     },
