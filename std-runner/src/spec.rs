@@ -192,6 +192,7 @@ fn as_param(s: &Setting) -> ParamValue<'_> {
 }
 
 /// A compiled spec with its solver choice and settings resolved.
+#[derive(Clone)]
 struct Resolved {
     compiled: Compiled,
     name: String,
@@ -262,6 +263,17 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
 /// (noise-free for synthetic sources).
 struct SpecEval {
     c: Compiled,
+    upper: bilevel_dsl::data::Batch,
+    lower: bilevel_dsl::data::Batch,
+}
+
+impl SpecEval {
+    /// The whole-data batches are built once per run, not per evaluation.
+    fn new(c: Compiled) -> Self {
+        let upper = c.population(Level::Upper);
+        let lower = c.population(Level::Lower);
+        SpecEval { c, upper, lower }
+    }
 }
 
 impl Evaluate for SpecEval {
@@ -269,9 +281,10 @@ impl Evaluate for SpecEval {
         vec!["upper_loss".into(), "lower_loss".into()]
     }
     fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64> {
-        let up = self.c.population(Level::Upper);
-        let lo = self.c.population(Level::Lower);
-        vec![self.c.f_value(x, y, &up), self.c.g_value(x, y, &lo)]
+        vec![
+            self.c.f_value(x, y, &self.upper),
+            self.c.g_value(x, y, &self.lower),
+        ]
     }
 }
 
@@ -351,9 +364,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     };
     let mut oracle = Counted::new(r.compiled.clone());
     let mut rng = DefaultRng::seed_from_u64(r.seed);
-    let eval = SpecEval {
-        c: r.compiled.clone(),
-    };
+    let eval = SpecEval::new(r.compiled.clone());
     let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
     let mut checker = r.compiled.clone();
     let x = bilevel_core::SolverState::x(&solver).to_vec();
@@ -430,11 +441,14 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
     if cfg.algorithms.is_empty() {
         bail!("--algorithms: give at least one solver");
     }
-    // Check every name and override up front, so no job starts on a typo.
-    let first = resolve(&cfg.base, Some(&cfg.algorithms[0]))?;
-    for a in &cfg.algorithms[1..] {
-        resolve(&cfg.base, Some(a))?;
-    }
+    // Resolve (read, check, load, compile) once per algorithm, up front: no
+    // job starts on a typo, and jobs clone the result instead of reloading.
+    let resolved = cfg
+        .algorithms
+        .iter()
+        .map(|a| resolve(&cfg.base, Some(a)))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &resolved[0];
     let out = cfg
         .base
         .out
@@ -447,7 +461,12 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         ..cfg.base.clone()
     };
     let results = run_jobs(&js, cfg.threads, |job| {
-        let mut r = resolve(&job_cfg, Some(&job.solver))?;
+        let k = cfg
+            .algorithms
+            .iter()
+            .position(|a| *a == job.solver)
+            .ok_or_else(|| anyhow!("job for an unlisted solver `{}`", job.solver))?;
+        let mut r = resolved[k].clone();
         r.seed = job.seed;
         let o = execute(&r, &job_cfg, &job.out, stop.clone())?;
         eprintln!(
