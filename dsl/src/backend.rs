@@ -77,3 +77,50 @@ pub trait ModelBackend<T: Real>: Send + Sync {
         out: &mut [T],
     );
 }
+
+/// What a registry gets to build a model: the spec's folder (model options
+/// name files relative to it) and the vocabulary of the text the model
+/// reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelContext<'a> {
+    /// The spec's folder.
+    pub base: &'a std::path::Path,
+    /// The words of the vocabulary file of the data the model is applied
+    /// to, without `<unk>`: token id `k + 1` is `vocab[k]`, id 0 is
+    /// `<unk>`. Empty when the model is not applied to any text.
+    pub vocab: &'a [String],
+}
+
+/// Builds model backends from `model` declarations. The runner registers
+/// its RNN; tests register small reference models.
+pub trait ModelRegistry {
+    /// The kinds this registry builds (for diagnostics).
+    fn kinds(&self) -> Vec<String>;
+    /// Builds the backend of `model`.
+    ///
+    /// # Errors
+    /// A message for the user when the kind is unknown or an option is
+    /// invalid: `(option key or empty, message)`, so the diagnostic can
+    /// point at the option.
+    fn build(
+        &self,
+        model: &crate::check::ModelDef,
+        ctx: &ModelContext<'_>,
+    ) -> Result<std::sync::Arc<dyn ModelBackend<f64>>, (String, String)>;
+}
+
+/// The model backends of a compiled spec, by model index.
+#[derive(Clone, Default)]
+pub struct Models(pub Vec<std::sync::Arc<dyn ModelBackend<f64>>>);
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|m| (m.name(), m.num_params(), m.num_outputs())),
+            )
+            .finish()
+    }
+}

@@ -210,6 +210,71 @@ pub struct DataDef {
     pub features: Features,
     /// Span of the features option (for load-time messages).
     pub features_span: Span,
+    /// A token-sequence column (`s.text`).
+    pub text: Option<TextSource>,
+    /// A group column (`s.group`, `name.groups`): distinct values, sorted,
+    /// numbered from 0.
+    pub group: Option<(String, Span)>,
+    /// Keep only a fraction range of a seeded permutation of the rows.
+    pub split: Option<Split>,
+    /// Replace labels with another class at random (fixed per row).
+    pub label_noise: Option<LabelNoise>,
+}
+
+/// A token-sequence column of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSource {
+    /// The text column.
+    pub column: String,
+    /// Where the column is named.
+    pub span: Span,
+    /// The vocabulary file (one word per line, first field; GloVe text
+    /// files qualify), relative to the spec's folder.
+    pub vocab: String,
+    /// Where the vocabulary is named.
+    pub vocab_span: Span,
+    /// Longest sequence kept (longer texts are cut at the end).
+    pub max_len: u64,
+}
+
+/// Rows `[from·n, to·n)` of a permutation of the table's rows drawn from
+/// `seed`: sources with the same file and seed and disjoint ranges are
+/// disjoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Split {
+    /// Start of the range, in `[0, 1)`.
+    pub from: f64,
+    /// End of the range, in `(from, 1]`.
+    pub to: f64,
+    /// Seed of the permutation.
+    pub seed: u64,
+}
+
+/// Symmetric label noise: with probability `p` a row's class `c` becomes
+/// `(c + 1 + u) mod k`, `u` uniform in `0..k-1` (the official code's rule),
+/// drawn once per row at load time from `seed`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelNoise {
+    /// Corruption probability.
+    pub p: f64,
+    /// Seed of the draws.
+    pub seed: u64,
+}
+
+/// A checked `model` declaration; a backend builds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDef {
+    /// Its name.
+    pub name: String,
+    /// Where it is declared.
+    pub span: Span,
+    /// The backend kind (e.g. `rnn`).
+    pub kind: String,
+    /// Where the kind is written.
+    pub kind_span: Span,
+    /// Options as written: key, value (numbers, names and strings as text),
+    /// span of the value.
+    pub options: Vec<(String, String, Span)>,
 }
 
 /// A field of a sample.
@@ -223,6 +288,10 @@ pub enum Field {
     Weight,
     /// The row index `s.index`.
     Index,
+    /// The token sequence `s.text` (input of models only).
+    Text,
+    /// The group number `s.group`.
+    Group,
 }
 
 /// A checked variable.
@@ -236,6 +305,9 @@ pub struct VarDef {
     pub shape: Shape,
     /// Its initial value.
     pub init: Init,
+    /// The model whose parameters it holds (`params(model)`): its
+    /// `glorot(seed = s)` init is the backend's own initialisation.
+    pub model: Option<usize>,
 }
 
 /// A constant or initial value.
@@ -437,6 +509,16 @@ pub enum HirKind {
     Transpose(Box<Hir>),
     /// A sample reduction over data source `data`.
     Reduce(RedOp, usize, Box<Hir>),
+    /// Model `model` applied to parameters `theta` and the token sequence
+    /// of the sample bound `depth` reductions out (0: innermost).
+    Model {
+        /// The model.
+        model: usize,
+        /// Its parameters (no sample fields).
+        theta: Box<Hir>,
+        /// The sample whose `text` is the input.
+        depth: usize,
+    },
 }
 
 /// Verdict of the strong-convexity analysis.
@@ -621,8 +703,8 @@ pub struct Spec {
     pub analysis: Analysis,
     /// Warnings and notes.
     pub warnings: Vec<Diagnostic>,
-    /// Names of declared models (each needs a backend).
-    pub models: Vec<String>,
+    /// Declared models (each needs a backend).
+    pub models: Vec<ModelDef>,
 }
 
 // ---------------------------------------------------------------------------
@@ -845,11 +927,13 @@ struct Checker<'a> {
     lets: Vec<Option<Attr>>,
     upper: Vec<VarDef>,
     lower: Vec<VarDef>,
-    models: Vec<String>,
+    models: Vec<ModelDef>,
     /// Sample variables in scope, innermost last: (name, data index).
     scope: Vec<(String, usize)>,
     /// Nested sample reductions inside initialisers are not allowed.
     in_const: bool,
+    /// Set while resolving a model's input (where `s.text` is allowed).
+    allow_text: bool,
 }
 
 /// Checks a parsed file; `facts` binds data-derived dims (after loading).
@@ -869,6 +953,7 @@ pub fn check(file: &File, src: &str, facts: Option<&DataFacts>) -> Result<Spec, 
         models: Vec::new(),
         scope: Vec::new(),
         in_const: false,
+        allow_text: false,
     };
     let spec = c.run(file);
     let mut diags = c.diags;
@@ -943,17 +1028,19 @@ impl<'a> Checker<'a> {
                 }
                 DeclKind::Model(m) => {
                     self.declare(&m.name, Def::Model(self.models.len()));
-                    self.models.push(m.name.name.clone());
-                    self.err(
-                        Diagnostic::new(
-                            Code::E0404,
-                            format!("no backend for model kind `{}`", m.kind.name),
-                            m.kind.span,
-                            "this model kind has no backend here",
-                        )
-                        .with_note("model backends plug in through `bilevel_dsl::backend::ModelBackend`; this build lowers no model operation")
-                        .with_help("write the model with built-in operations, or run the spec with a backend-enabled runner"),
-                    );
+                    let options = m
+                        .opts
+                        .entries
+                        .iter()
+                        .map(|(k, v)| (k.name.clone(), option_text(v), v.span))
+                        .collect();
+                    self.models.push(ModelDef {
+                        name: m.name.name.clone(),
+                        span: m.name.span,
+                        kind: m.kind.name.clone(),
+                        kind_span: m.kind.span,
+                        options,
+                    });
                 }
                 DeclKind::Level(l) => levels.push(l),
                 DeclKind::Algorithm(a) => algos.push((a, d.span)),
@@ -1048,6 +1135,13 @@ impl<'a> Checker<'a> {
                         span: v.name.span,
                         shape: s.unwrap_or_else(Shape::scalar),
                         init: Init::Zeros,
+                        model: match &v.ty {
+                            TypeExpr::Params(m, _) => match self.names.get(&m.name) {
+                                Some(&(Def::Model(k), _)) => Some(k),
+                                _ => None,
+                            },
+                            _ => None,
+                        },
                     };
                     match kind {
                         LevelKind::Upper => self.upper.push(def),
@@ -1297,10 +1391,17 @@ impl<'a> Checker<'a> {
             return None;
         }
         let (src, fact) = (&p.parts[0].name, &p.parts[1].name);
-        if !matches!(fact.as_str(), "rows" | "features" | "classes") {
-            return None;
-        }
-        matches!(self.names.get(src), Some((Def::Data(_), _))).then(|| format!("{src}.{fact}"))
+        let ok = match self.names.get(src) {
+            Some((Def::Data(_), _)) => {
+                matches!(
+                    fact.as_str(),
+                    "rows" | "features" | "classes" | "groups" | "vocab"
+                )
+            }
+            Some((Def::Model(_), _)) => matches!(fact.as_str(), "params" | "outputs"),
+            _ => false,
+        };
+        ok.then(|| format!("{src}.{fact}"))
     }
 
     fn dim_value(
@@ -1424,15 +1525,10 @@ impl<'a> Checker<'a> {
                 self.err(d);
                 return None;
             }
-            TypeExpr::Params(m, span) => {
+            TypeExpr::Params(m, _) => {
                 if matches!(self.names.get(&m.name), Some((Def::Model(_), _))) {
-                    let d = Diagnostic::new(
-                        Code::E0404,
-                        format!("the parameters of model `{}` need a model backend", m.name),
-                        *span,
-                        "no backend provides this shape",
-                    );
-                    self.err(d);
+                    // The backend gives the length: bound with the facts.
+                    Shape(vec![self.bind_fact(&Dim::Sym(format!("{}.params", m.name)))])
                 } else {
                     let d = Diagnostic::new(
                         Code::E0101,
@@ -1441,8 +1537,8 @@ impl<'a> Checker<'a> {
                         "not found in this file",
                     );
                     self.err(d);
+                    return None;
                 }
-                return None;
             }
         };
         if let Some(n) = shape
@@ -1870,8 +1966,21 @@ impl<'a> Checker<'a> {
                 a.sign = Sign::Nonneg;
                 a.weights.push((data_idx, span));
             }
-            if *f == Field::Index {
+            if matches!(f, Field::Index | Field::Group) {
                 a.sign = Sign::Nonneg;
+            }
+            if *f == Field::Text && !self.allow_text {
+                let d = Diagnostic::new(
+                    Code::E0202,
+                    format!("`{first}.text` is a token sequence, not a number"),
+                    span,
+                    "a token sequence",
+                )
+                .with_help(format!(
+                    "pass it to a model: `phi(theta, {first}.text)` with `model phi: …`"
+                ));
+                self.err(d);
+                return None;
             }
             return Some(a);
         }
@@ -1988,11 +2097,14 @@ impl<'a> Checker<'a> {
             }
             Def::Model(_) => {
                 let d = Diagnostic::new(
-                    Code::E0404,
-                    format!("model `{first}` needs a model backend"),
+                    Code::E0202,
+                    format!("model `{first}` is not a value"),
                     span,
-                    "no backend",
-                );
+                    "a model",
+                )
+                .with_help(format!(
+                    "apply it to a sample's text: `{first}(theta, s.text)`"
+                ));
                 self.err(d);
                 None
             }
@@ -2563,6 +2675,9 @@ impl<'a> Checker<'a> {
     fn call(&mut self, c: &Call) -> Option<Attr> {
         let name = c.func.to_string();
         let span = c.span;
+        if let Some(&(Def::Model(m), _)) = self.names.get(&name) {
+            return self.model_call(c, m);
+        }
         let Some(&(_, b)) = Builtin::ALL.iter().find(|(n, _)| *n == name) else {
             let mut d = Diagnostic::new(
                 Code::E0104,
@@ -2849,6 +2964,85 @@ impl<'a> Checker<'a> {
                 Curv::Convex
             }
             _ => Curv::Unknown,
+        };
+        Some(a)
+    }
+
+    /// `phi(theta, s.text)`: the model's outputs for one sample.
+    fn model_call(&mut self, c: &Call, m: usize) -> Option<Attr> {
+        let name = self.models.get(m)?.name.clone();
+        let usage = format!("write `{name}(theta, s.text)` with `theta: params({name})`");
+        if c.args.len() != 2 || c.args.iter().any(|a| a.name.is_some()) {
+            let d = Diagnostic::new(
+                Code::E0104,
+                format!("model `{name}` takes its parameters and a token sequence"),
+                c.span,
+                "wrong arguments",
+            )
+            .with_help(usage);
+            self.err(d);
+            return None;
+        }
+        let theta = self.expr(&c.args[0].value)?;
+        self.allow_text = true;
+        let input = self.expr(&c.args[1].value);
+        self.allow_text = false;
+        let input = input?;
+        let HirKind::Field(depth, Field::Text) = input.hir.kind else {
+            let d = Diagnostic::new(
+                Code::E0202,
+                format!("the input of model `{name}` must be a sample's token sequence"),
+                c.args[1].value.span,
+                "not `s.text`",
+            )
+            .with_help(usage);
+            self.err(d);
+            return None;
+        };
+        let want = Shape(vec![self.bind_fact(&Dim::Sym(format!("{name}.params")))]);
+        if !compat(theta.shape(), &want) {
+            let d = Diagnostic::new(
+                Code::E0201,
+                format!(
+                    "model `{name}` takes {want} parameters, not {}",
+                    theta.shape()
+                ),
+                c.args[0].value.span,
+                format!("this is {}", theta.shape()),
+            )
+            .with_help(usage);
+            self.err(d);
+            return None;
+        }
+        if mentions_field(&theta.hir) {
+            let d = Diagnostic::new(
+                Code::E0202,
+                format!("the parameters of model `{name}` cannot depend on a sample"),
+                c.args[0].value.span,
+                "uses a sample field",
+            )
+            .with_help("models are evaluated once per minibatch with one parameter vector");
+            self.err(d);
+            return None;
+        }
+        let outputs = self.bind_fact(&Dim::Sym(format!("{name}.outputs")));
+        let mut a = Attr::leaf(Hir {
+            kind: HirKind::Model {
+                model: m,
+                theta: Box::new(theta.hir.clone()),
+                depth,
+            },
+            shape: Shape(vec![outputs]),
+            span: c.span,
+        });
+        a.dep_x = theta.dep_x;
+        a.dep_y = theta.dep_y;
+        // A model is nonlinear in its parameters: constant in y unless the
+        // parameters are lower variables.
+        a.curv = if theta.dep_y == 0 {
+            Curv::Const
+        } else {
+            Curv::Unknown
         };
         Some(a)
     }
@@ -3391,8 +3585,20 @@ impl<'a> Checker<'a> {
             weight: None,
             features: Features::All,
             features_span: d.name.span,
+            text: None,
+            group: None,
+            split: None,
+            label_noise: None,
         };
         let mut ok = true;
+        let mut text: Option<(String, Span)> = None;
+        let mut vocab: Option<(String, Span)> = None;
+        let mut max_len: u64 = 64;
+        let mut features_given = false;
+        let mut split_range: Option<(f64, f64)> = None;
+        let mut split_seed = 0u64;
+        let mut noise: Option<f64> = None;
+        let mut noise_seed = 0u64;
         let keys: &[&str] = if table {
             &[
                 "batch",
@@ -3403,6 +3609,14 @@ impl<'a> Checker<'a> {
                 "label_encoding",
                 "features",
                 "weight",
+                "text",
+                "vocab",
+                "max_len",
+                "group",
+                "split",
+                "split_seed",
+                "label_noise",
+                "noise_seed",
             ]
         } else {
             &["batch", "seed"]
@@ -3436,7 +3650,17 @@ impl<'a> Checker<'a> {
                         def.seed = *value as u64;
                         Ok(())
                     }
-                    ("seed", _) => Err("a whole number >= 0"),
+                    ("split_seed" | "noise_seed", ValueKind::Num { value, int: true })
+                        if *value >= 0.0 =>
+                    {
+                        if k.name == "split_seed" {
+                            split_seed = *value as u64;
+                        } else {
+                            noise_seed = *value as u64;
+                        }
+                        Ok(())
+                    }
+                    ("seed" | "split_seed" | "noise_seed", _) => Err("a whole number >= 0"),
                     ("sampler", ValueKind::Path(p)) => match p.to_string().as_str() {
                         "shuffle" => {
                             def.sampler = Sampler::Shuffle;
@@ -3463,7 +3687,46 @@ impl<'a> Checker<'a> {
                         def.weight = Some((s.clone(), v.span));
                         Ok(())
                     }
-                    ("label" | "weight", _) => Err("a column name in quotes"),
+                    ("text", ValueKind::Str(c)) => {
+                        text = Some((c.clone(), v.span));
+                        Ok(())
+                    }
+                    ("group", ValueKind::Str(c)) => {
+                        def.group = Some((c.clone(), v.span));
+                        Ok(())
+                    }
+                    ("vocab", ValueKind::Str(f)) => {
+                        vocab = Some((f.clone(), v.span));
+                        Ok(())
+                    }
+                    ("vocab", _) => Err("a file name in quotes"),
+                    ("max_len", ValueKind::Num { value, int: true })
+                        if (1.0..=65536.0).contains(value) =>
+                    {
+                        max_len = *value as u64;
+                        Ok(())
+                    }
+                    ("max_len", _) => Err("a whole number in [1, 65536]"),
+                    ("split", ValueKind::List(items)) => match items.as_slice() {
+                        [Value {
+                            kind: ValueKind::Num { value: a, .. },
+                            ..
+                        }, Value {
+                            kind: ValueKind::Num { value: b, .. },
+                            ..
+                        }] if 0.0 <= *a && a < b && *b <= 1.0 => {
+                            split_range = Some((*a, *b));
+                            Ok(())
+                        }
+                        _ => Err("`[from, to]` with 0 <= from < to <= 1"),
+                    },
+                    ("split", _) => Err("`[from, to]` with 0 <= from < to <= 1"),
+                    ("label_noise", ValueKind::Num { value, .. }) if (0.0..1.0).contains(value) => {
+                        noise = Some(*value);
+                        Ok(())
+                    }
+                    ("label_noise", _) => Err("a probability in [0, 1)"),
+                    ("label" | "weight" | "text" | "group", _) => Err("a column name in quotes"),
                     ("label_encoding", ValueKind::Path(p)) if p.to_string() == "pm1" => {
                         def.encoding = LabelEncoding::Pm1;
                         Ok(())
@@ -3490,6 +3753,7 @@ impl<'a> Checker<'a> {
                     ("label_encoding", _) => Err("raw, pm1 or class(k)"),
                     ("features", v2) => {
                         def.features_span = v.span;
+                        features_given = true;
                         let strings = |items: &[Value]| -> Option<Vec<String>> {
                             items
                                 .iter()
@@ -3558,6 +3822,67 @@ impl<'a> Checker<'a> {
             .with_help("add `label = \"column\"`");
             self.err(diag);
             ok = false;
+        }
+        match (text, vocab) {
+            (Some((column, span)), Some((vocab, vocab_span))) => {
+                def.text = Some(TextSource {
+                    column,
+                    span,
+                    vocab,
+                    vocab_span,
+                    max_len,
+                });
+                if !features_given {
+                    // Text tables rarely hold numeric features.
+                    def.features = Features::List(Vec::new());
+                }
+            }
+            (Some((_, span)), None) => {
+                let diag = Diagnostic::new(
+                    Code::E0406,
+                    "a `text` column needs a `vocab` file",
+                    span,
+                    "no vocabulary",
+                )
+                .with_help("add `vocab = \"words.txt\"` (one word per line; GloVe files qualify)");
+                self.err(diag);
+                ok = false;
+            }
+            (None, Some((_, span))) => {
+                let diag = Diagnostic::new(
+                    Code::E0406,
+                    "`vocab` without a `text` column",
+                    span,
+                    "nothing to tokenize",
+                )
+                .with_help("add `text = \"column\"`");
+                self.err(diag);
+                ok = false;
+            }
+            (None, None) => {}
+        }
+        if let Some((from, to)) = split_range {
+            def.split = Some(Split {
+                from,
+                to,
+                seed: split_seed,
+            });
+        }
+        if let Some(p) = noise {
+            if !matches!(def.encoding, LabelEncoding::Class(k) if k >= 2) {
+                let diag = Diagnostic::new(
+                    Code::E0406,
+                    "`label_noise` needs `label_encoding = class(k)` with k >= 2",
+                    d.name.span,
+                    "labels are not classes",
+                );
+                self.err(diag);
+                ok = false;
+            }
+            def.label_noise = Some(LabelNoise {
+                p,
+                seed: noise_seed,
+            });
         }
         ok.then_some(def)
     }
@@ -3697,6 +4022,13 @@ pub fn sample_fields(d: &DataDef) -> Vec<(&'static str, Field, Shape, Option<Dim
             if d.weight.is_some() {
                 v.push(("weight", Field::Weight, Shape::scalar(), None));
             }
+            if d.text.is_some() {
+                v.push(("text", Field::Text, Shape::scalar(), None));
+            }
+            if d.group.is_some() {
+                let groups = Dim::Sym(format!("{}.groups", d.name));
+                v.push(("group", Field::Group, Shape::scalar(), Some(groups)));
+            }
             v
         }
     }
@@ -3719,4 +4051,59 @@ pub(crate) fn push_children<'e>(e: &'e Expr, stack: &mut Vec<&'e Expr>) {
         }
         ExprKind::Reduce { body, .. } => stack.push(body),
     }
+}
+
+/// A model option's value as text: numbers as written, names, strings
+/// without quotes, lists as `a,b`.
+fn option_text(v: &Value) -> String {
+    match &v.kind {
+        ValueKind::Num { value, .. } => fmt_num(*value),
+        ValueKind::Str(s) => s.clone(),
+        ValueKind::Bool(b) => b.to_string(),
+        ValueKind::Path(p) => p.to_string(),
+        ValueKind::List(items) => items.iter().map(option_text).collect::<Vec<_>>().join(","),
+        ValueKind::Call(p, args) => {
+            let inner: Vec<String> = args
+                .iter()
+                .map(|(k, v)| match k {
+                    Some(k) => format!("{}={}", k.name, option_text(v)),
+                    None => option_text(v),
+                })
+                .collect();
+            format!("{}({})", p, inner.join(","))
+        }
+        ValueKind::Opts(o) => o
+            .entries
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.name, option_text(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// `true` when `h` reads a sample field.
+fn mentions_field(h: &Hir) -> bool {
+    let mut stack = vec![h];
+    while let Some(h) = stack.pop() {
+        match &h.kind {
+            HirKind::Field(..) | HirKind::Reduce(..) => return true,
+            HirKind::Neg(x) | HirKind::Transpose(x) => stack.push(x),
+            HirKind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            HirKind::Call(_, a) => stack.extend(a),
+            HirKind::Index(a, i) => {
+                stack.push(a);
+                stack.extend(i);
+            }
+            HirKind::Model { theta, .. } => stack.push(theta),
+            HirKind::Const(_)
+            | HirKind::Array(_)
+            | HirKind::Var(..)
+            | HirKind::Param(_)
+            | HirKind::Let(_) => {}
+        }
+    }
+    false
 }

@@ -12,6 +12,7 @@ use bilevel_core::random::{normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
 use crate::ast::{Cmp, LevelKind, Span};
+use crate::backend::{ModelContext, ModelRegistry, Models};
 use crate::check::{self, Deferred, ExpectTarget, HirKind, Init, Shape, Spec, Verdict};
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
 use crate::diag::{Code, Diagnostic};
@@ -61,6 +62,8 @@ pub struct Program {
     pub dim_x: usize,
     /// Length of y.
     pub dim_y: usize,
+    /// The model backends, by model index.
+    pub models: Models,
 }
 
 /// Parses and checks `src` without loading data (symbolic data dims).
@@ -71,11 +74,185 @@ pub fn check_source(src: &str) -> Result<Spec, Vec<Diagnostic>> {
 
 /// Runs every phase: parse, check, load data from `base` (the spec's folder),
 /// check again with the data's sizes, evaluate parameters, verify deferred
-/// facts, lower.
+/// facts, lower. Specs with `model` declarations need
+/// [`build_with`] and a registry.
 pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
+    build_with(src, base, None)
+}
+
+/// The data sources each model is applied to, by model index.
+fn model_sources(spec: &Spec) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); spec.models.len()];
+    let mut stack: Vec<(&check::Hir, Vec<usize>)> =
+        vec![(&spec.f, Vec::new()), (&spec.g, Vec::new())];
+    for (_, h) in &spec.lets {
+        stack.push((h, Vec::new()));
+    }
+    while let Some((h, scope)) = stack.pop() {
+        match &h.kind {
+            HirKind::Model {
+                model,
+                theta,
+                depth,
+            } => {
+                if let (Some(list), Some(&d)) = (
+                    out.get_mut(*model),
+                    scope
+                        .len()
+                        .checked_sub(depth + 1)
+                        .and_then(|k| scope.get(k)),
+                ) {
+                    if !list.contains(&d) {
+                        list.push(d);
+                    }
+                }
+                stack.push((theta, scope));
+            }
+            HirKind::Reduce(_, d, body) => {
+                let mut inner = scope.clone();
+                inner.push(*d);
+                stack.push((body, inner));
+            }
+            HirKind::Neg(x) | HirKind::Transpose(x) => stack.push((x, scope)),
+            HirKind::Binary(_, a, b) => {
+                stack.push((a, scope.clone()));
+                stack.push((b, scope));
+            }
+            HirKind::Call(_, args) => {
+                for a in args {
+                    stack.push((a, scope.clone()));
+                }
+            }
+            HirKind::Index(a, idx) => {
+                for i in idx {
+                    stack.push((i, scope.clone()));
+                }
+                stack.push((a, scope));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Builds the backend of every model with `registry`, and the facts
+/// `name.params` and `name.outputs`.
+fn build_models(
+    spec: &Spec,
+    loaded: &mut Loaded,
+    base: &Path,
+    registry: Option<&dyn ModelRegistry>,
+) -> Result<Models, Vec<Diagnostic>> {
+    let mut models = Vec::new();
+    let mut errors = Vec::new();
+    let sources = model_sources(spec);
+    for (m, def) in spec.models.iter().enumerate() {
+        let Some(reg) = registry else {
+            errors.push(
+                Diagnostic::new(
+                    Code::E0404,
+                    format!("no backend for model kind `{}`", def.kind),
+                    def.kind_span,
+                    "no model backend in this program",
+                )
+                .with_note("model backends plug in through `bilevel_dsl::backend::ModelRegistry`")
+                .with_help("run the spec with the `bilevel` command, which registers its models"),
+            );
+            continue;
+        };
+        // The vocabulary of the text the model reads (one file for all).
+        let mut vocab: Option<(&std::sync::Arc<[String]>, usize)> = None;
+        let mut clash = None;
+        for &d in sources.get(m).into_iter().flatten() {
+            if let Some(Some(t)) = loaded.tables.get(d) {
+                match vocab {
+                    None => vocab = Some((&t.vocab, d)),
+                    Some((v, first)) if **v != *t.vocab => clash = Some((first, d)),
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some((a, b)) = clash {
+            errors.push(
+                Diagnostic::new(
+                    Code::E0203,
+                    format!(
+                        "model `{}` reads `{}` and `{}`, whose vocabularies differ",
+                        def.name, spec.data[a].name, spec.data[b].name
+                    ),
+                    def.span,
+                    "one vocabulary per model",
+                )
+                .with_help("give both data sources the same `vocab` file"),
+            );
+            continue;
+        }
+        let words: &[String] = vocab.map_or(&[], |(v, _)| v);
+        let ctx = ModelContext { base, vocab: words };
+        match reg.build(def, &ctx) {
+            Ok(b) => {
+                if !words.is_empty() && b.vocab_size() < words.len() + 1 {
+                    errors.push(Diagnostic::new(
+                        Code::E0203,
+                        format!(
+                            "model `{}` knows {} tokens, its text has a vocabulary of {}",
+                            def.name,
+                            b.vocab_size(),
+                            words.len() + 1
+                        ),
+                        def.span,
+                        "vocabulary too small",
+                    ));
+                    continue;
+                }
+                loaded
+                    .facts
+                    .insert(format!("{}.params", def.name), b.num_params() as u64);
+                loaded
+                    .facts
+                    .insert(format!("{}.outputs", def.name), b.num_outputs() as u64);
+                models.push(b);
+            }
+            Err((key, msg)) => {
+                let span = def
+                    .options
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map_or(def.kind_span, |o| o.2);
+                let mut d = Diagnostic::new(
+                    Code::E0404,
+                    format!("model `{}`: {msg}", def.name),
+                    span,
+                    if key.is_empty() {
+                        "cannot build this model".to_string()
+                    } else {
+                        format!("option `{key}`")
+                    },
+                );
+                if key.is_empty() {
+                    d = d.with_note(format!("model kinds: {}", reg.kinds().join(", ")));
+                }
+                errors.push(d);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Models(models))
+    } else {
+        Err(errors)
+    }
+}
+
+/// [`build`] with a registry of model backends for `model` declarations.
+pub fn build_with(
+    src: &str,
+    base: &Path,
+    registry: Option<&dyn ModelRegistry>,
+) -> Result<Program, Vec<Diagnostic>> {
     let file = crate::parse(src)?;
     let spec0 = check::check(&file, src, None)?;
-    let (loaded, mut warnings) = data::load(&spec0, base)?;
+    let (mut loaded, mut warnings) = data::load(&spec0, base)?;
+    let models = build_models(&spec0, &mut loaded, base, registry)?;
     let spec = check::check(&file, src, Some(&loaded.facts))?;
     let mut all_warnings = spec.warnings.clone();
     all_warnings.append(&mut warnings);
@@ -120,6 +297,7 @@ pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
         g,
         dim_x,
         dim_y,
+        models,
     })
 }
 
@@ -177,6 +355,7 @@ fn init_values(init: &Init, shape: &Shape, spec: &Spec, params: &[Vec<f64>]) -> 
                 y: &[],
                 v: &[],
                 data: &view,
+                models: &[],
             };
             tape.forward(&mut ws, &inp, Mode::VALUE, &mut Vec::new(), None);
             let v = ws.value(tape.output);
@@ -430,6 +609,15 @@ impl Compiled {
         build(src, base).map(Compiled::new)
     }
 
+    /// [`Compiled::from_source`] with a registry of model backends.
+    pub fn from_source_with(
+        src: &str,
+        base: &Path,
+        registry: &dyn ModelRegistry,
+    ) -> Result<Self, Vec<Diagnostic>> {
+        build_with(src, base, Some(registry)).map(Compiled::new)
+    }
+
     /// The program.
     pub fn program(&self) -> &Program {
         &self.program
@@ -452,7 +640,16 @@ impl Compiled {
             LevelKind::Lower => &s.lower,
         };
         vars.iter()
-            .flat_map(|v| init_values(&v.init, &v.shape, s, &self.program.params))
+            .flat_map(
+                |v| match (v.model.and_then(|m| self.program.models.0.get(m)), &v.init) {
+                    (Some(b), Init::Glorot { seed }) => {
+                        let mut theta = vec![0.0; b.num_params()];
+                        b.init_params(*seed, &mut theta);
+                        theta
+                    }
+                    _ => init_values(&v.init, &v.shape, s, &self.program.params),
+                },
+            )
             .collect()
     }
 
@@ -526,6 +723,7 @@ impl Compiled {
             y,
             v: v.unwrap_or(&self.zeros_y),
             data: &view,
+            models: &self.program.models.0,
         };
         self.ctx.clear();
         tape.forward(ws, &inp, mode, &mut self.ctx, Some(plan));

@@ -5,13 +5,16 @@
 // Load errors are diagnostics (code, spans, notes); they occur once per load.
 #![allow(clippy::result_large_err, clippy::too_many_lines)]
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use bilevel_core::random::{below, mix64, normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
 use crate::check::{
     DataDef, DataFacts, Deferred, Features, Field, LabelEncoding, Sampler, SourceKind, Spec,
+    TextSource,
 };
 use crate::diag::{Code, Diagnostic};
 use crate::tape::SampleSource;
@@ -33,6 +36,30 @@ pub struct Table {
     pub labels: Vec<f64>,
     /// Weights (empty without a weight column).
     pub weights: Vec<f64>,
+    /// Token ids of every row's text, concatenated (empty without a text
+    /// column); row `r` is `tokens[offsets[r]..offsets[r + 1]]`.
+    pub tokens: Arc<[u32]>,
+    /// `rows + 1` offsets into `tokens` (empty without a text column).
+    pub offsets: Arc<[usize]>,
+    /// The vocabulary's words without `<unk>`: token id `k + 1` is
+    /// `vocab[k]`, id 0 is `<unk>` (empty without a text column).
+    pub vocab: Arc<[String]>,
+    /// Group number per row (empty without a group column).
+    pub groups: Vec<u32>,
+    /// Group names, sorted; number `k` is `group_names[k]`.
+    pub group_names: Vec<String>,
+    /// Labels that label noise changed, before the change: (row, label).
+    pub corrupted: Vec<(usize, f64)>,
+}
+
+impl Table {
+    /// The token ids of row `r`.
+    pub fn text(&self, r: usize) -> &[u32] {
+        match (self.offsets.get(r), self.offsets.get(r + 1)) {
+            (Some(&a), Some(&b)) => &self.tokens[a..b],
+            _ => &[],
+        }
+    }
 }
 
 /// Every data source, loaded (tables) or described (synthetic).
@@ -50,6 +77,7 @@ pub fn load(spec: &Spec, base: &Path) -> Result<(Loaded, Vec<Diagnostic>), Vec<D
     let mut out = Loaded::default();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let mut vocabs: HashMap<String, Arc<[String]>> = HashMap::new();
     for (i, d) in spec.data.iter().enumerate() {
         match &d.kind {
             SourceKind::Table { path, delimiter } => {
@@ -58,11 +86,30 @@ pub fn load(spec: &Spec, base: &Path) -> Result<(Loaded, Vec<Diagnostic>), Vec<D
                     .deferred
                     .iter()
                     .any(|f| matches!(f, Deferred::NonnegWeights { data, .. } if *data == i));
-                match load_table(d, path, *delimiter, base, needs_nonneg) {
+                let vocab = match &d.text {
+                    Some(t) => match load_vocab(t, base, &mut vocabs) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            errors.push(e);
+                            out.tables.push(None);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                match load_table(d, path, *delimiter, base, needs_nonneg, vocab.as_ref()) {
                     Ok(t) => {
                         out.facts.insert(format!("{}.rows", d.name), t.rows as u64);
                         out.facts
                             .insert(format!("{}.features", d.name), t.features as u64);
+                        if d.group.is_some() {
+                            out.facts
+                                .insert(format!("{}.groups", d.name), t.group_names.len() as u64);
+                        }
+                        if d.text.is_some() {
+                            out.facts
+                                .insert(format!("{}.vocab", d.name), t.vocab.len() as u64 + 1);
+                        }
                         if let LabelEncoding::Class(k) = d.encoding {
                             out.facts.insert(format!("{}.classes", d.name), k);
                         }
@@ -98,16 +145,59 @@ pub fn load(spec: &Spec, base: &Path) -> Result<(Loaded, Vec<Diagnostic>), Vec<D
     }
 }
 
+/// Reads the vocabulary file of a text column (once per file and load).
+fn load_vocab(
+    t: &TextSource,
+    base: &Path,
+    cache: &mut HashMap<String, Arc<[String]>>,
+) -> Result<Arc<[String]>, Diagnostic> {
+    if let Some(v) = cache.get(&t.vocab) {
+        return Ok(v.clone());
+    }
+    let path = &t.vocab;
+    let bytes = crate::text::read_file(&base.join(path)).map_err(|e| {
+        Diagnostic::new(
+            Code::E0501,
+            format!("cannot read vocabulary file `{path}`"),
+            t.vocab_span,
+            "this vocabulary",
+        )
+        .with_note(format!("{path}: {}", io_reason(&e)))
+        .with_help("paths are relative to the spec's folder")
+    })?;
+    let words = crate::text::parse_words(&bytes).map_err(|(line, msg)| {
+        Diagnostic::new(
+            Code::E0503,
+            format!("bad vocabulary file `{path}`"),
+            t.vocab_span,
+            "this vocabulary",
+        )
+        .with_note(format!("{path}:{line}: {msg}"))
+    })?;
+    if words.is_empty() {
+        return Err(Diagnostic::new(
+            Code::E0504,
+            format!("vocabulary file `{path}` has no words"),
+            t.vocab_span,
+            "this vocabulary",
+        ));
+    }
+    let v: Arc<[String]> = words.into();
+    cache.insert(t.vocab.clone(), v.clone());
+    Ok(v)
+}
+
 fn load_table(
     d: &DataDef,
     path: &str,
     delimiter: u8,
     base: &Path,
     needs_nonneg: bool,
+    vocab: Option<&Arc<[String]>>,
 ) -> Result<Table, Diagnostic> {
     let full = base.join(path);
     let at = d.span;
-    let text = std::fs::read(&full).map_err(|e| {
+    let text = crate::text::read_file(&full).map_err(|e| {
         Diagnostic::new(
             Code::E0501,
             format!("cannot read data file `{path}`"),
@@ -158,6 +248,24 @@ fn load_table(
         Some((n, s)) => Some(col(n, *s)?),
         None => None,
     };
+    let text_col = match &d.text {
+        Some(t) => Some(col(&t.column, t.span)?),
+        None => None,
+    };
+    let group_col = match &d.group {
+        Some((n, s)) => Some(col(n, *s)?),
+        None => None,
+    };
+    let vocab_ids: Option<crate::text::Vocab> = vocab
+        .as_ref()
+        .map(|w| crate::text::Vocab::new(w.iter().cloned()));
+    let max_len = d.text.as_ref().map_or(0, |t| t.max_len as usize);
+    let mut tokens: Vec<u32> = Vec::new();
+    let mut offsets: Vec<usize> = Vec::new();
+    if text_col.is_some() {
+        offsets.push(0);
+    }
+    let mut group_raw: Vec<String> = Vec::new();
     let feats: Vec<usize> = match &d.features {
         Features::List(names) => names
             .iter()
@@ -175,7 +283,11 @@ fn load_table(
             };
             (0..header.len())
                 .filter(|&c| {
-                    Some(c) != label && Some(c) != weight && !except.contains(&header[c].as_str())
+                    Some(c) != label
+                        && Some(c) != weight
+                        && Some(c) != text_col
+                        && Some(c) != group_col
+                        && !except.contains(&header[c].as_str())
                 })
                 .collect()
         }
@@ -188,6 +300,12 @@ fn load_table(
         x: Vec::new(),
         labels: Vec::new(),
         weights: Vec::new(),
+        tokens: Arc::from(Vec::new()),
+        offsets: Arc::from(Vec::new()),
+        vocab: vocab.cloned().unwrap_or_else(|| Arc::from(Vec::new())),
+        groups: Vec::new(),
+        group_names: Vec::new(),
+        corrupted: Vec::new(),
     };
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
@@ -278,7 +396,40 @@ fn load_table(
             }
             t.weights.push(v);
         }
+        if let (Some(c), Some(v)) = (text_col, &vocab_ids) {
+            let ids = v.encode(rec.get(c).unwrap_or(""), true);
+            tokens.extend(ids.iter().take(max_len));
+            offsets.push(tokens.len());
+        }
+        if let Some(c) = group_col {
+            group_raw.push(rec.get(c).unwrap_or("").trim().to_string());
+        }
         t.rows += 1;
+    }
+    if group_col.is_some() {
+        let mut names = group_raw.clone();
+        names.sort_unstable();
+        names.dedup();
+        t.groups = group_raw
+            .iter()
+            .map(|g| names.binary_search(g).map_or(0, |k| k as u32))
+            .collect();
+        t.group_names = names;
+    }
+    t.tokens = tokens.into();
+    t.offsets = offsets.into();
+    if let Some(sp) = &d.split {
+        select_rows(&mut t, sp);
+    }
+    if let (Some(noise), LabelEncoding::Class(k)) = (&d.label_noise, d.encoding) {
+        let mut rng = DefaultRng::seed_from_u64(mix64(noise.seed ^ 0x1abe_1000_0000_0001));
+        for (r, l) in t.labels.iter_mut().enumerate() {
+            if uniform(&mut rng) < noise.p && k >= 2 {
+                let shift = 1 + below(&mut rng, k - 1);
+                t.corrupted.push((r, *l));
+                *l = ((*l as u64 + shift) % k) as f64;
+            }
+        }
     }
     if t.rows == 0 {
         return Err(Diagnostic::new(
@@ -290,6 +441,47 @@ fn load_table(
         .with_note(format!("{path} holds only a header")));
     }
     Ok(t)
+}
+
+/// Keeps the rows whose position in a seeded permutation of `0..rows` falls
+/// in `[from·rows, to·rows)`, in file order.
+fn select_rows(t: &mut Table, sp: &crate::check::Split) {
+    let n = t.rows;
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut rng = DefaultRng::seed_from_u64(mix64(sp.seed ^ 0x5711_7000_0000_0001));
+    for k in (1..n).rev() {
+        let j = below(&mut rng, k as u64 + 1) as usize;
+        perm.swap(k, j);
+    }
+    let lo = ((sp.from * n as f64).floor() as usize).min(n);
+    let hi = ((sp.to * n as f64).floor() as usize).clamp(lo, n);
+    let mut keep: Vec<usize> = perm[lo..hi].to_vec();
+    keep.sort_unstable();
+    let f = t.features;
+    t.x = keep
+        .iter()
+        .flat_map(|&r| t.x[r * f..(r + 1) * f].iter().copied())
+        .collect();
+    if !t.labels.is_empty() {
+        t.labels = keep.iter().map(|&r| t.labels[r]).collect();
+    }
+    if !t.weights.is_empty() {
+        t.weights = keep.iter().map(|&r| t.weights[r]).collect();
+    }
+    if !t.groups.is_empty() {
+        t.groups = keep.iter().map(|&r| t.groups[r]).collect();
+    }
+    if !t.offsets.is_empty() {
+        let mut tokens = Vec::new();
+        let mut offsets = vec![0];
+        for &r in &keep {
+            tokens.extend_from_slice(t.text(r));
+            offsets.push(tokens.len());
+        }
+        t.tokens = tokens.into();
+        t.offsets = offsets.into();
+    }
+    t.rows = keep.len();
 }
 
 /// A platform-independent reason for an I/O error.
@@ -392,6 +584,15 @@ pub struct View<'a> {
 }
 
 impl SampleSource for View<'_> {
+    fn tokens(&self, data: usize, i: usize) -> &[u32] {
+        match (self.batch.sources.get(data), self.loaded.tables.get(data)) {
+            (Some(SourceBatch::Rows(rows)), Some(Some(t))) => {
+                rows.get(i).map_or(&[][..], |&r| t.text(r))
+            }
+            _ => &[],
+        }
+    }
+
     fn batch_len(&self, data: usize) -> usize {
         match self.batch.sources.get(data) {
             Some(SourceBatch::Rows(r)) => r.len(),
@@ -415,6 +616,8 @@ impl SampleSource for View<'_> {
                     Field::Label => out[0] = t.labels.get(r).copied().unwrap_or(0.0),
                     Field::Weight => out[0] = t.weights.get(r).copied().unwrap_or(1.0),
                     Field::Index => out[0] = r as f64,
+                    Field::Group => out[0] = t.groups.get(r).map_or(0.0, |&g| f64::from(g)),
+                    Field::Text => {}
                 }
             }
             (Some(SourceBatch::Draws(seeds)), kind) => {

@@ -17,6 +17,7 @@ mod parser;
 mod parser_tests;
 pub mod summary;
 pub mod tape;
+pub mod text;
 
 pub use diag::{Code, Diagnostic, Severity};
 pub use parser::{

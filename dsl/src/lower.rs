@@ -103,6 +103,10 @@ fn uses(h: &Hir, s: usize) -> u128 {
         HirKind::Binary(_, a, b) => uses(a, s) | uses(b, s),
         HirKind::Call(_, args) => args.iter().fold(0, |m, a| m | uses(a, s)),
         HirKind::Index(a, idx) => idx.iter().fold(uses(a, s), |m, a| m | uses(a, s)),
+        HirKind::Model { theta, depth, .. } => {
+            let lv = s.saturating_sub(*depth);
+            uses(theta, s) | if lv < 128 { 1u128 << lv } else { 0 }
+        }
         HirKind::Reduce(_, _, body) => {
             let inner = s + 1;
             let m = uses(body, inner);
@@ -371,6 +375,38 @@ impl Lowerer<'_> {
                 let mut ids = vec![self.node(a, level, s)];
                 ids.extend(idx.iter().map(|i| self.node(i, level, s)));
                 self.push(level, Op::Index, ids, rows, cols)
+            }
+            HirKind::Model {
+                model,
+                theta,
+                depth,
+            } => {
+                // One batched model node in the tape that runs the
+                // reduction over the sample, and its row per sample here.
+                let lv = s.saturating_sub(*depth).min(level);
+                let parent = lv.saturating_sub(1);
+                let data = self.levels.get(lv).map_or(0, |b| b.data);
+                let batch = self.spec.data.get(data).map_or(1, |d| d.batch as usize);
+                let th = self.node(theta, parent, s);
+                let m = self.push(
+                    parent,
+                    Op::Model {
+                        model: *model,
+                        data,
+                    },
+                    vec![th],
+                    batch,
+                    rows,
+                );
+                let (dx, dy) = {
+                    let n = &self.levels[parent].nodes[m];
+                    (n.dep_x, n.dep_y)
+                };
+                let r = self.push(lv, Op::Row(m), Vec::new(), rows, cols);
+                let node = &mut self.levels[lv].nodes[r];
+                node.dep_x = dx;
+                node.dep_y = dy;
+                self.lift(r, lv, level)
             }
             HirKind::Reduce(op, data, body) => {
                 self.levels.push(Builder {

@@ -15,6 +15,7 @@
 
 use std::fmt::Write as _;
 
+use crate::backend::{ModelBackend, TokenBatch};
 use crate::check::{Builtin, Field};
 
 /// A node id within one tape.
@@ -90,6 +91,18 @@ pub enum Op {
     /// `a[i]` or `a[i, j]` (args: a, i, j); vector → scalar, matrix → row or
     /// element.
     Index,
+    /// Model `model` on the current minibatch of data source `data` (arg:
+    /// its parameters): one row of outputs per sample, `batch × outputs`
+    /// (the buffers are resized to the minibatch at every sweep).
+    Model {
+        /// The model (index into [`Inputs::models`]).
+        model: usize,
+        /// The data source whose token sequences are the inputs.
+        data: usize,
+    },
+    /// Row `s` of a [`Op::Model`] node of the enclosing tape, `s` being the
+    /// sample of the reduction that runs this sub-tape (sub-tapes only).
+    Row(NodeId),
     /// A sample reduction over data source `data`.
     Reduce {
         /// Mean (`true`) or sum.
@@ -168,6 +181,11 @@ pub trait SampleSource {
     fn batch_len(&self, data: usize) -> usize;
     /// Writes field `field` of sample `i` of data source `data` into `out`.
     fn field(&self, data: usize, i: usize, field: Field, out: &mut [f64]);
+    /// The token sequence (`s.text`) of sample `i` of data source `data`
+    /// (empty when the source has no text).
+    fn tokens(&self, _data: usize, _i: usize) -> &[u32] {
+        &[]
+    }
 }
 
 /// Buffers of one tape (and, recursively, of its sub-tapes), allocated once.
@@ -259,6 +277,8 @@ pub struct Inputs<'a> {
     pub v: &'a [f64],
     /// The minibatch.
     pub data: &'a dyn SampleSource,
+    /// The model backends, by model index.
+    pub models: &'a [std::sync::Arc<dyn ModelBackend<f64>>],
 }
 
 fn sigmoid(u: f64) -> f64 {
@@ -444,7 +464,7 @@ fn reads(node: &Node) -> Vec<NodeId> {
             .nodes
             .iter()
             .filter_map(|n| match n.op {
-                Op::Outer(p) => Some(p),
+                Op::Outer(p) | Op::Row(p) => Some(p),
                 _ => None,
             })
             .collect(),
@@ -477,6 +497,7 @@ impl Tape {
                 | Op::Logsumexp
                 | Op::SqLoss => p.args.iter().any(|&o| t(o)),
                 Op::Reduce { .. } => mode.tangent && p.dep_y,
+                Op::Model { .. } => t(a),
                 _ => false,
             }
         };
@@ -689,6 +710,43 @@ impl Tape {
         match &node.op {
             // Outer values are copied once per reduction, by the caller.
             Op::Const(_) | Op::Outer(_) => {}
+            Op::Row(_) => {
+                // `aux` holds the outer node's values, then its tangents.
+                let s = ctx.last().copied().unwrap_or(0);
+                let w = out.len();
+                let aux = &ws.aux[i];
+                let half = aux.len() / 2;
+                if let Some(src) = aux.get(s * w..(s + 1) * w) {
+                    out.copy_from_slice(src);
+                }
+                if tangent {
+                    if let Some(src) = aux.get(half + s * w..half + (s + 1) * w) {
+                        tout.copy_from_slice(src);
+                    }
+                }
+            }
+            Op::Model { model, data } => {
+                let Some(backend) = inp.models.get(*model) else {
+                    return;
+                };
+                let (tokens, offsets) = gather_tokens(inp.data, *data);
+                let batch = TokenBatch {
+                    tokens: &tokens,
+                    offsets: &offsets,
+                };
+                let len = batch.len() * node.cols;
+                out.resize(len, 0.0);
+                tout.resize(len, 0.0);
+                ws.adj[i].resize(len, 0.0);
+                ws.adt[i].resize(len, 0.0);
+                let theta = a(0);
+                if do_val {
+                    backend.forward(theta, &batch, out);
+                }
+                if tangent {
+                    backend.jvp(theta, &batch, ta(0), tout);
+                }
+            }
             Op::Var(kind, off) => {
                 let src = match kind {
                     VarKind::X => inp.x,
@@ -1100,7 +1158,35 @@ impl Tape {
             }};
         }
         match &node.op {
-            Op::Const(_) | Op::Var(..) | Op::Outer(_) | Op::Field(..) => {}
+            Op::Const(_) | Op::Var(..) | Op::Outer(_) | Op::Row(_) | Op::Field(..) => {}
+            Op::Model { model, data } => {
+                let n = node.args[0];
+                if act[0] {
+                    if let Some(backend) = inp.models.get(*model) {
+                        let (tokens, offsets) = gather_tokens(inp.data, *data);
+                        let batch = TokenBatch {
+                            tokens: &tokens,
+                            offsets: &offsets,
+                        };
+                        let theta = &val[n];
+                        let mut tmp = vec![0.0; theta.len()];
+                        if need_a(n) {
+                            backend.vjp(theta, &batch, &g, &mut tmp);
+                            acc_into(&mut ws.adj[n], &tmp, 1.0);
+                        }
+                        if second && need_t(n) {
+                            if gt_nz {
+                                backend.vjp(theta, &batch, &gt, &mut tmp);
+                                acc_into(&mut ws.adt[n], &tmp, 1.0);
+                            }
+                            if let Some(t) = tanof(0) {
+                                backend.curvature(theta, &batch, &g, t, &mut tmp);
+                                acc_into(&mut ws.adt[n], &tmp, 1.0);
+                            }
+                        }
+                    }
+                }
+            }
             Op::Add | Op::Sub => {
                 let s = if node.op == Op::Add { 1.0 } else { -1.0 };
                 if act[0] {
@@ -1497,6 +1583,27 @@ impl Tape {
                     sub.live_adt[o] = second;
                     body.reverse_from(&mut sub, inp, mode, ctx, None);
                     ctx.pop();
+                    // Row nodes send this sample's adjoints to their row.
+                    for (j, bn) in body.nodes.iter().enumerate() {
+                        let Op::Row(p) = bn.op else { continue };
+                        if !Self::active(&self.nodes[p], mode) || !sub.live_adj[j] {
+                            continue;
+                        }
+                        Self::touch(ws, p, second);
+                        let w = sub.adj[j].len();
+                        if let Some(dst) = ws.adj[p].get_mut(s * w..(s + 1) * w) {
+                            for (d, v) in dst.iter_mut().zip(&sub.adj[j]) {
+                                *d += v;
+                            }
+                        }
+                        if second && sub.live_adt[j] {
+                            if let Some(dst) = ws.adt[p].get_mut(s * w..(s + 1) * w) {
+                                for (d, v) in dst.iter_mut().zip(&sub.adt[j]) {
+                                    *d += v;
+                                }
+                            }
+                        }
+                    }
                 }
                 for (j, bn) in body.nodes.iter().enumerate() {
                     if let Op::Outer(p) = bn.op {
@@ -1535,6 +1642,8 @@ impl Tape {
                 Op::Var(VarKind::X, o) => format!("x[{o}..{}]", o + n.len()),
                 Op::Var(VarKind::Y, o) => format!("y[{o}..{}]", o + n.len()),
                 Op::Outer(p) => format!("outer %{p}"),
+                Op::Row(p) => format!("row of %{p}"),
+                Op::Model { model, data } => format!("model{model} over data{data}"),
                 Op::Field(l, data, f) => format!("field {f:?} of data{data} (level {l})"),
                 Op::Pow(p) => format!("pow {}", crate::check::fmt_num(*p)),
                 Op::Unary(b) => b.name().to_string(),
@@ -1579,11 +1688,39 @@ fn copy_outer(
     tangent: bool,
 ) {
     for (j, n) in body.nodes.iter().enumerate() {
-        if let Op::Outer(p) = n.op {
-            sub.val[j].copy_from_slice(&vals[p]);
-            if tangent && n.dep_y {
-                sub.tan[j].copy_from_slice(&tans[p]);
+        match n.op {
+            Op::Outer(p) => {
+                sub.val[j].copy_from_slice(&vals[p]);
+                if tangent && n.dep_y {
+                    sub.tan[j].copy_from_slice(&tans[p]);
+                }
             }
+            Op::Row(p) => {
+                // Values, then tangents (zero when not seeded).
+                let aux = &mut sub.aux[j];
+                aux.clear();
+                aux.extend_from_slice(&vals[p]);
+                if tangent && n.dep_y && tans[p].len() == vals[p].len() {
+                    aux.extend_from_slice(&tans[p]);
+                } else {
+                    aux.resize(2 * vals[p].len(), 0.0);
+                }
+            }
+            _ => {}
         }
     }
+}
+
+/// The token sequences of the current minibatch of data source `data`, as
+/// concatenated tokens and offsets.
+fn gather_tokens(src: &dyn SampleSource, data: usize) -> (Vec<u32>, Vec<usize>) {
+    let n = src.batch_len(data);
+    let mut tokens = Vec::new();
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0);
+    for i in 0..n {
+        tokens.extend_from_slice(src.tokens(data, i));
+        offsets.push(tokens.len());
+    }
+    (tokens, offsets)
 }

@@ -2,5 +2,6 @@
 
 mod ad;
 mod e2e;
+mod models;
 mod robust;
 mod snapshots;
