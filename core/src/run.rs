@@ -22,6 +22,9 @@ pub enum Termination {
     Diverged,
     /// An observer asked to stop (for example on Ctrl-C).
     Stopped,
+    /// The epoch budget (passes over the lower level's training data,
+    /// counted by an observer) was used up.
+    EpochBudget,
 }
 
 impl Termination {
@@ -34,6 +37,7 @@ impl Termination {
             Termination::NonFinite => "non_finite",
             Termination::Diverged => "diverged",
             Termination::Stopped => "stopped",
+            Termination::EpochBudget => "epoch_budget",
         }
     }
 

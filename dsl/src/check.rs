@@ -406,6 +406,10 @@ pub enum Builtin {
     SqLoss,
     /// ln Σ eˣⁱ.
     Logsumexp,
+    /// 1 when a prediction is right, else 0: `argmax z = class` for logits,
+    /// `sign z = sign label` for a score (labels ±1 or 0/1). Not
+    /// differentiable: metrics only.
+    Correct,
 }
 
 impl Builtin {
@@ -430,6 +434,7 @@ impl Builtin {
         ("softmax_xent", Builtin::SoftmaxXent),
         ("sq_loss", Builtin::SqLoss),
         ("logsumexp", Builtin::Logsumexp),
+        ("correct", Builtin::Correct),
     ];
 
     /// The name as written in specs.
@@ -447,7 +452,8 @@ impl Builtin {
             | Builtin::Quad
             | Builtin::LogisticLoss
             | Builtin::SoftmaxXent
-            | Builtin::SqLoss => 2,
+            | Builtin::SqLoss
+            | Builtin::Correct => 2,
             _ => 1,
         }
     }
@@ -1845,6 +1851,20 @@ impl<'a> Checker<'a> {
 
     fn objective(&mut self, e: &Expr, level: LevelKind) -> Option<Attr> {
         let a = self.expr(e)?;
+        if let Some(at) = self.find_correct(&a.hir) {
+            let d = Diagnostic::new(
+                Code::E0202,
+                format!(
+                    "the {} objective uses `correct`, which has no gradient",
+                    level.name()
+                ),
+                at,
+                "piecewise constant",
+            )
+            .with_help("use `correct` in a `let` named in `run { metrics = [...] }`");
+            self.err(d);
+            return None;
+        }
         if a.shape().rank() != 0 {
             let d = Diagnostic::new(
                 Code::E0202,
@@ -2786,6 +2806,18 @@ impl<'a> Checker<'a> {
                     }
                     scalar
                 }
+                Builtin::Correct => {
+                    if x.shape().rank() > 1 || args[1].shape().rank() != 0 {
+                        bad(
+                            self,
+                            format!("`correct(z, label)` takes logits or a score and a label, not {} and {}", x.shape(), args[1].shape()),
+                            span,
+                            "wrong shapes".into(),
+                        );
+                        return None;
+                    }
+                    scalar
+                }
                 Builtin::SoftmaxXent => {
                     if x.shape().rank() != 1 || args[1].shape().rank() != 0 {
                         bad(
@@ -2845,6 +2877,16 @@ impl<'a> Checker<'a> {
         if matches!(b, Builtin::Abs | Builtin::Norm2) && !all_const {
             a.smooth = false;
         }
+        if b == Builtin::Correct {
+            // Piecewise constant: no useful derivative, metrics only.
+            a.smooth = false;
+            a.curv = if all_const {
+                Curv::Const
+            } else {
+                Curv::Unknown
+            };
+            return Some(a);
+        }
         a.sign = match b {
             Builtin::Exp | Builtin::Sigmoid | Builtin::Softplus => Sign::Pos,
             Builtin::Abs
@@ -2853,7 +2895,8 @@ impl<'a> Checker<'a> {
             | Builtin::Sqrt
             | Builtin::LogisticLoss
             | Builtin::SoftmaxXent
-            | Builtin::SqLoss => Sign::Nonneg,
+            | Builtin::SqLoss
+            | Builtin::Correct => Sign::Nonneg,
             Builtin::Sum | Builtin::Mean => x.sign,
             _ => Sign::Unknown,
         };
@@ -2966,6 +3009,79 @@ impl<'a> Checker<'a> {
             _ => Curv::Unknown,
         };
         Some(a)
+    }
+
+    /// A metric must name a scalar `let`.
+    fn metric_ok(&mut self, name: &str, span: Span) -> bool {
+        if let Some(&(Def::Let(i), _)) = self.names.get(name) {
+            let shape = match self.lets.get(i) {
+                Some(Some(a)) => a.shape().clone(),
+                _ => return false,
+            };
+            if shape.rank() == 0 {
+                return true;
+            }
+            let d = Diagnostic::new(
+                Code::E0405,
+                format!("metric `{name}` is {shape}, not a scalar"),
+                span,
+                "not a scalar",
+            )
+            .with_help("reduce it with `mean over s in D { … }`, `sum(…)` or `norm2(…)`");
+            self.err(d);
+            return false;
+        }
+        let mut lets: Vec<&str> = self
+            .names
+            .iter()
+            .filter(|(_, (d, _))| matches!(d, Def::Let(_)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        lets.sort_unstable();
+        let mut d = Diagnostic::new(
+            Code::E0405,
+            format!("unknown metric `{name}`"),
+            span,
+            "not a `let`",
+        )
+        .with_note("metrics are scalar `let`s, evaluated on the whole data at every trace line");
+        if let Some(s) = did_you_mean(name, lets.iter().copied()) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        self.err(d);
+        false
+    }
+
+    /// The span of a `correct(…)` call in `h` or in the lets it uses.
+    fn find_correct(&self, h: &Hir) -> Option<Span> {
+        let mut stack = vec![h];
+        let mut seen = vec![false; self.lets.len()];
+        while let Some(h) = stack.pop() {
+            match &h.kind {
+                HirKind::Call(Builtin::Correct, _) => return Some(h.span),
+                HirKind::Let(i) => {
+                    if let (Some(false), Some(Some(l))) = (seen.get(*i), self.lets.get(*i)) {
+                        seen[*i] = true;
+                        if self.find_correct(&l.hir).is_some() {
+                            return Some(h.span);
+                        }
+                    }
+                }
+                HirKind::Neg(x) | HirKind::Transpose(x) | HirKind::Reduce(_, _, x) => stack.push(x),
+                HirKind::Binary(_, a, b) => {
+                    stack.push(a);
+                    stack.push(b);
+                }
+                HirKind::Call(_, a) => stack.extend(a),
+                HirKind::Index(a, i) => {
+                    stack.push(a);
+                    stack.extend(i);
+                }
+                HirKind::Model { theta, .. } => stack.push(theta),
+                _ => {}
+            }
+        }
+        None
     }
 
     /// `phi(theta, s.text)`: the model's outputs for one sample.
@@ -3391,10 +3507,16 @@ impl<'a> Checker<'a> {
                 "metrics" => match &v.kind {
                     ValueKind::List(items) => {
                         for i in items {
-                            match &i.kind {
-                                ValueKind::Path(p) => r.metrics.push(p.to_string()),
-                                ValueKind::Str(s) => r.metrics.push(s.clone()),
-                                _ => bad(self, "a list of names"),
+                            let name = match &i.kind {
+                                ValueKind::Path(p) => p.to_string(),
+                                ValueKind::Str(s) => s.clone(),
+                                _ => {
+                                    bad(self, "a list of names");
+                                    continue;
+                                }
+                            };
+                            if self.metric_ok(&name, i.span) {
+                                r.metrics.push(name);
                             }
                         }
                     }

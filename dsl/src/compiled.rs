@@ -563,6 +563,26 @@ pub struct Compiled {
     zeros_y: Vec<f64>,
     /// Sweep plans per (upper?, mode, value wanted), built on first use.
     plans: Vec<(bool, Mode, bool, Plan)>,
+    /// The run's named metrics: name, tape, workspace, whole-data batch.
+    metrics: Vec<(String, Tape, Workspace, Batch)>,
+}
+
+/// Every row of the tables in `used` (the noise-free mean of synthetic
+/// ones); other sources unused.
+fn whole_data(program: &Program, used: &[usize]) -> Batch {
+    Batch {
+        sources: (0..program.spec.data.len())
+            .map(|i| {
+                if !used.contains(&i) {
+                    SourceBatch::Unused
+                } else if let Some(Some(t)) = program.loaded.tables.get(i) {
+                    SourceBatch::Rows((0..t.rows).collect())
+                } else {
+                    SourceBatch::Mean
+                }
+            })
+            .collect(),
+    }
 }
 
 fn sources_of(t: &Tape, out: &mut Vec<usize>) {
@@ -591,7 +611,27 @@ impl Compiled {
             .iter()
             .map(|t| SamplerState::new(t.as_ref().map_or(0, |t| t.rows)))
             .collect();
+        let bound = Bound {
+            params: &program.params,
+            symmetric: &[],
+        };
+        let metrics = program
+            .spec
+            .run
+            .metrics
+            .iter()
+            .filter_map(|name| {
+                let (_, h) = program.spec.lets.iter().find(|(n, _)| n == name)?;
+                let tape = lower::lower_expr(&program.spec, &bound, h);
+                let mut used = Vec::new();
+                sources_of(&tape, &mut used);
+                let batch = whole_data(&program, &used);
+                let ws = Workspace::new(&tape);
+                Some((name.clone(), tape, ws, batch))
+            })
+            .collect();
         Compiled {
+            metrics,
             ws_f: Workspace::new(&program.f),
             ws_g: Workspace::new(&program.g),
             zeros_y: vec![0.0; program.dim_y],
@@ -660,19 +700,50 @@ impl Compiled {
             Level::Upper => &self.upper_sources,
             Level::Lower => &self.lower_sources,
         };
-        Batch {
-            sources: (0..self.program.spec.data.len())
-                .map(|i| {
-                    if !used.contains(&i) {
-                        SourceBatch::Unused
-                    } else if let Some(Some(t)) = self.program.loaded.tables.get(i) {
-                        SourceBatch::Rows((0..t.rows).collect())
-                    } else {
-                        SourceBatch::Mean
-                    }
-                })
-                .collect(),
-        }
+        whole_data(&self.program, used)
+    }
+
+    /// Names of the run's metrics (`run { metrics = [...] }`), in order.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics.iter().map(|m| m.0.clone()).collect()
+    }
+
+    /// The run's metrics at (x, y), each on the whole data it averages over.
+    pub fn metrics(&mut self, x: &[f64], y: &[f64]) -> Vec<f64> {
+        let program = &self.program;
+        self.metrics
+            .iter_mut()
+            .map(|(_, tape, ws, batch)| {
+                let view = View {
+                    defs: &program.spec.data,
+                    loaded: &program.loaded,
+                    batch,
+                };
+                let inp = Inputs {
+                    x,
+                    y,
+                    v: &[],
+                    data: &view,
+                    models: &program.models.0,
+                };
+                tape.forward(ws, &inp, Mode::VALUE, &mut Vec::new(), None);
+                ws.value(tape.output).first().copied().unwrap_or(f64::NAN)
+            })
+            .collect()
+    }
+
+    /// Epochs per lower-level minibatch: the batch over the rows of the
+    /// first table the lower objective averages over (0 without one). The
+    /// papers' epochs are passes over the lower level's training data.
+    pub fn epochs_per_lower_sample(&self) -> f64 {
+        self.lower_sources
+            .iter()
+            .find_map(|&i| {
+                let t = self.program.loaded.tables.get(i)?.as_ref()?;
+                let b = (self.program.spec.data[i].batch as usize).min(t.rows);
+                (t.rows > 0).then(|| b as f64 / t.rows as f64)
+            })
+            .unwrap_or(0.0)
     }
 
     fn plan_index(&mut self, upper: bool, mode: Mode, value: bool) -> usize {

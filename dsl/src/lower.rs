@@ -367,6 +367,7 @@ impl Lowerer<'_> {
                     Builtin::SoftmaxXent => Op::SoftmaxXent,
                     Builtin::SqLoss => Op::SqLoss,
                     Builtin::Logsumexp => Op::Logsumexp,
+                    Builtin::Correct => Op::Correct,
                     e => Op::Unary(*e),
                 };
                 self.push(level, op, ids, rows, cols)

@@ -23,6 +23,16 @@ pub fn summarize(src: &str, base: &Path) -> Result<Summary, Vec<Diagnostic>> {
     build(src, base).map(|program| Summary { program })
 }
 
+/// [`summarize`] with a registry of model backends for `model`
+/// declarations.
+pub fn summarize_with(
+    src: &str,
+    base: &Path,
+    registry: &dyn crate::backend::ModelRegistry,
+) -> Result<Summary, Vec<Diagnostic>> {
+    crate::compiled::build_with(src, base, Some(registry)).map(|program| Summary { program })
+}
+
 fn init_text(i: &Init) -> String {
     match i {
         Init::Zeros => "zeros".into(),
@@ -144,6 +154,34 @@ impl Summary {
             if let Some((w, _)) = &d.weight {
                 let _ = write!(s, "  weight {w}");
             }
+            if let Some(t) = &d.text {
+                let _ = write!(s, "  text {} (max {} tokens)", t.column, t.max_len);
+            }
+            if let Some(t) = p.loaded.tables.get(i).and_then(Option::as_ref) {
+                if !t.offsets.is_empty() {
+                    let _ = write!(s, "  vocab {}", t.vocab.len() + 1);
+                }
+                if let Some((g, _)) = &d.group {
+                    let _ = write!(s, "  {} groups of {g}", t.group_names.len());
+                }
+                if let Some(n) = &d.label_noise {
+                    let _ = write!(
+                        s,
+                        "  label noise {} ({} changed)",
+                        fmt_num(n.p),
+                        t.corrupted.len()
+                    );
+                }
+            }
+            if let Some(sp) = &d.split {
+                let _ = write!(
+                    s,
+                    "  split [{}, {}) of seed {}",
+                    fmt_num(sp.from),
+                    fmt_num(sp.to),
+                    sp.seed
+                );
+            }
         }
         let _ = write!(s, "  seed {}", d.seed);
         s
@@ -192,6 +230,18 @@ impl Summary {
         for i in 0..s.data.len() {
             let head = if i == 0 { "data" } else { "" };
             let _ = writeln!(out, "{head:<9} {:<8} {}", s.data[i].name, self.data_line(i));
+        }
+        for (k, (m, b)) in s.models.iter().zip(&p.models.0).enumerate() {
+            let head = if k == 0 { "models" } else { "" };
+            let _ = writeln!(
+                out,
+                "{head:<9} {:<8} {}  {} parameters  {} outputs  vocab {}",
+                m.name,
+                m.kind,
+                b.num_params(),
+                b.num_outputs(),
+                b.vocab_size()
+            );
         }
         let (verdict, mu) = self.verdict_text();
         let _ = writeln!(out, "analysis  g {verdict}");
@@ -290,6 +340,13 @@ impl Summary {
                     "seed": d.seed,
                 })
             }).collect::<Vec<_>>(),
+            "models": s.models.iter().zip(&p.models.0).map(|(m, b)| serde_json::json!({
+                "name": m.name,
+                "kind": m.kind,
+                "params": b.num_params(),
+                "outputs": b.num_outputs(),
+                "vocab": b.vocab_size(),
+            })).collect::<Vec<_>>(),
             "analysis": {
                 "verdict": verdict,
                 "mu": p.mu,

@@ -18,6 +18,11 @@ use std::fmt::Write as _;
 use crate::backend::{ModelBackend, TokenBatch};
 use crate::check::{Builtin, Field};
 
+/// Most sequences per forward call of a model (whole-data evaluations are
+/// cut into chunks of this size; outputs are per sequence, so the bits do not
+/// change).
+const MODEL_CHUNK: usize = 256;
+
 /// A node id within one tape.
 pub type NodeId = usize;
 
@@ -79,6 +84,8 @@ pub enum Op {
     SqLoss,
     /// ln Σ eᶻ.
     Logsumexp,
+    /// 1 for a right prediction, else 0 (args: z, label); derivative 0.
+    Correct,
     /// op(A) op(B) with optional transposes.
     MatMul {
         /// Transpose A.
@@ -740,11 +747,26 @@ impl Tape {
                 ws.adj[i].resize(len, 0.0);
                 ws.adt[i].resize(len, 0.0);
                 let theta = a(0);
-                if do_val {
-                    backend.forward(theta, &batch, out);
-                }
-                if tangent {
-                    backend.jvp(theta, &batch, ta(0), tout);
+                // Per-sequence outputs: evaluated in chunks to bound the
+                // model's memory on whole-data batches (same bits).
+                let c = node.cols;
+                let mut start = 0;
+                while start < batch.len() {
+                    let end = (start + MODEL_CHUNK).min(batch.len());
+                    let base = offsets[start];
+                    let sub_off: Vec<usize> =
+                        offsets[start..=end].iter().map(|o| o - base).collect();
+                    let sub = TokenBatch {
+                        tokens: &tokens[base..offsets[end]],
+                        offsets: &sub_off,
+                    };
+                    if do_val {
+                        backend.forward(theta, &sub, &mut out[start * c..end * c]);
+                    }
+                    if tangent {
+                        backend.jvp(theta, &sub, ta(0), &mut tout[start * c..end * c]);
+                    }
+                    start = end;
                 }
             }
             Op::Var(kind, off) => {
@@ -915,6 +937,26 @@ impl Tape {
                     let tz = ta(0);
                     tout[0] = aux.iter().zip(tz).map(|(p, t)| p * t).sum::<f64>()
                         - c.map_or(0.0, |c| tz[c]);
+                }
+            }
+            Op::Correct => {
+                let (z, l) = (a(0), a(1)[0]);
+                out[0] = if z.len() == 1 {
+                    f64::from(u8::from((z[0] > 0.0) == (l > 0.0)))
+                } else {
+                    // First maximum wins ties; NaN logits are never right.
+                    let mut best = 0;
+                    for (k, v) in z.iter().enumerate() {
+                        if *v > z[best] {
+                            best = k;
+                        }
+                    }
+                    f64::from(u8::from(
+                        z.iter().all(|v| !v.is_nan()) && best == to_index(l, z.len()),
+                    ))
+                };
+                if tangent {
+                    tout[0] = 0.0;
                 }
             }
             Op::SqLoss => {
@@ -1158,7 +1200,12 @@ impl Tape {
             }};
         }
         match &node.op {
-            Op::Const(_) | Op::Var(..) | Op::Outer(_) | Op::Row(_) | Op::Field(..) => {}
+            Op::Const(_)
+            | Op::Var(..)
+            | Op::Outer(_)
+            | Op::Row(_)
+            | Op::Field(..)
+            | Op::Correct => {}
             Op::Model { model, data } => {
                 let n = node.args[0];
                 if act[0] {

@@ -33,6 +33,11 @@ pub trait Evaluate {
     fn epoch(&self, _counts: &Counts) -> f64 {
         0.0
     }
+    /// `true` when an epoch budget is used up: the run then stops as
+    /// `epoch_budget` (checked after every iteration).
+    fn epochs_done(&self, _counts: &Counts) -> bool {
+        false
+    }
 }
 
 /// How progress is shown on stderr.
@@ -190,6 +195,9 @@ impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
         if p.iter.is_multiple_of(self.every) {
             self.record(p);
         }
+        if self.evaluator.epochs_done(&p.counts) {
+            return Control::Stop(Termination::EpochBudget);
+        }
         self.control()
     }
     fn observe_final(&mut self, p: &Progress<'_, f64>, _reason: Termination) {
@@ -255,7 +263,12 @@ where
         stop: &opts.stop,
         bar,
         log_every: if opts.progress == ProgressMode::Log {
-            (max_iters / 10).max(1)
+            if max_iters == u64::MAX {
+                // No iteration budget (epochs): log at every trace line.
+                opts.eval_every.max(1)
+            } else {
+                (max_iters / 10).max(1)
+            }
         } else {
             0
         },

@@ -64,7 +64,7 @@ pub fn check_files(paths: &[PathBuf], json: bool, color: bool) -> Result<(String
     let mut values = Vec::new();
     for p in paths {
         let (src, name, base) = read_spec(p)?;
-        match bilevel_dsl::summary::summarize(&src, &base) {
+        match bilevel_dsl::summary::summarize_with(&src, &base, &crate::rnn::RnnRegistry) {
             Ok(s) if json => {
                 values.push(serde_json::json!({ "file": name, "ok": true, "summary": s.json() }));
             }
@@ -202,12 +202,13 @@ struct Resolved {
     seed: u64,
     budget: Budget,
     eval_every: u64,
+    epochs: Option<u64>,
 }
 
 fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     let (src, name, base) = read_spec(&cfg.spec)?;
-    let compiled =
-        Compiled::from_source(&src, &base).map_err(|d| spec_errors(&d, &name, &src, cfg.color))?;
+    let compiled = Compiled::from_source_with(&src, &base, &crate::rnn::RnnRegistry)
+        .map_err(|d| spec_errors(&d, &name, &src, cfg.color))?;
     let spec = &compiled.program().spec;
     let spec_algo = spec.algorithm.as_ref();
     let info = match algorithm.or(cfg.algorithm.as_deref()) {
@@ -240,12 +241,27 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     }
     let run = &spec.run;
     let seed = cfg.seed.or(run.seed).unwrap_or(0);
-    let iters = cfg.iterations.or(run.iterations).unwrap_or(1000);
+    // An epoch budget (without an iteration budget) stops the run through
+    // the observer; iterations are then unlimited.
+    let epochs = match cfg.iterations.or(run.iterations) {
+        Some(_) => None,
+        None => run.epochs,
+    };
+    let iters = cfg
+        .iterations
+        .or(run.iterations)
+        .unwrap_or(if epochs.is_some() { u64::MAX } else { 1000 });
     let mut budget = Budget::iters(iters);
     if let Some(c) = run.oracle_calls {
         budget = budget.with_oracle_calls(c);
     }
-    let eval_every = run.eval_every.unwrap_or_else(|| (iters / 100).max(1));
+    let eval_every = run.eval_every.unwrap_or_else(|| {
+        if epochs.is_some() {
+            10
+        } else {
+            (iters / 100).max(1)
+        }
+    });
     let src_hash = format!("{:x}", Sha256::digest(src.as_bytes()));
     Ok(Resolved {
         name: spec.name.clone(),
@@ -256,6 +272,7 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
         seed,
         budget,
         eval_every,
+        epochs,
     })
 }
 
@@ -265,26 +282,44 @@ struct SpecEval {
     c: Compiled,
     upper: bilevel_dsl::data::Batch,
     lower: bilevel_dsl::data::Batch,
+    /// The run's epoch budget, if any.
+    max_epochs: Option<u64>,
 }
 
 impl SpecEval {
     /// The whole-data batches are built once per run, not per evaluation.
-    fn new(c: Compiled) -> Self {
+    fn new(c: Compiled, max_epochs: Option<u64>) -> Self {
         let upper = c.population(Level::Upper);
         let lower = c.population(Level::Lower);
-        SpecEval { c, upper, lower }
+        SpecEval {
+            c,
+            upper,
+            lower,
+            max_epochs,
+        }
     }
 }
 
 impl Evaluate for SpecEval {
     fn metric_names(&self) -> Vec<String> {
-        vec!["upper_loss".into(), "lower_loss".into()]
+        let mut v = vec!["upper_loss".to_string(), "lower_loss".to_string()];
+        v.extend(self.c.metric_names());
+        v
     }
     fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64> {
-        vec![
+        let mut v = vec![
             self.c.f_value(x, y, &self.upper),
             self.c.g_value(x, y, &self.lower),
-        ]
+        ];
+        v.extend(self.c.metrics(x, y));
+        v
+    }
+    fn epoch(&self, counts: &bilevel_core::Counts) -> f64 {
+        counts.samples_lower as f64 * self.c.epochs_per_lower_sample()
+    }
+    fn epochs_done(&self, counts: &bilevel_core::Counts) -> bool {
+        self.max_epochs
+            .is_some_and(|m| self.epoch(counts) >= m as f64)
     }
 }
 
@@ -296,7 +331,8 @@ struct ResolvedConfig<'a> {
     algorithm: &'a str,
     hyperparameters: serde_json::Map<String, serde_json::Value>,
     seed: u64,
-    iterations: u64,
+    iterations: Option<u64>,
+    epochs: Option<u64>,
     oracle_calls: Option<u64>,
     eval_every: u64,
     bilevel_version: &'static str,
@@ -345,7 +381,8 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
         algorithm: r.info.name,
         hyperparameters: hyper,
         seed: r.seed,
-        iterations: r.budget.max_iters,
+        iterations: (r.budget.max_iters != u64::MAX).then_some(r.budget.max_iters),
+        epochs: r.epochs,
         oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
         eval_every: r.eval_every,
         bilevel_version: env!("CARGO_PKG_VERSION"),
@@ -364,7 +401,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     };
     let mut oracle = Counted::new(r.compiled.clone());
     let mut rng = DefaultRng::seed_from_u64(r.seed);
-    let eval = SpecEval::new(r.compiled.clone());
+    let eval = SpecEval::new(r.compiled.clone(), r.epochs);
     let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
     let mut checker = r.compiled.clone();
     let x = bilevel_core::SolverState::x(&solver).to_vec();

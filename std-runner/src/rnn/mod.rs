@@ -27,12 +27,14 @@ pub mod config;
 pub mod data;
 mod gemm;
 pub mod model;
+pub mod registry;
 pub mod tokenizer;
 
 pub use batch::OwnedBatch;
 pub use config::{Cell, Head, Layout, Pool, RnnConfig};
 pub use gemm::Scalar;
 pub use model::{mean_softmax_xent, LossCurvature, RnnModel};
+pub use registry::RnnRegistry;
 pub use tokenizer::{tokenize, Vocab};
 
 /// Errors of the RNN backend: bad configuration, bad batch, bad data file.
