@@ -699,8 +699,10 @@ pub struct Spec {
     pub f: Hir,
     /// The lower objective g.
     pub g: Hir,
-    /// The algorithm block.
+    /// The first `algorithm` block: the default solver.
     pub algorithm: Option<AlgoDef>,
+    /// Every `algorithm` block (one per solver), the default first.
+    pub algorithms: Vec<AlgoDef>,
     /// Run settings.
     pub run: RunDef,
     /// Expectations.
@@ -1220,22 +1222,28 @@ impl<'a> Checker<'a> {
             _ => None,
         };
         // 9. Algorithm, run, expectations.
-        let algorithm = match algos.as_slice() {
-            [] => None,
-            [first, rest @ ..] => {
-                for (a, _) in rest {
-                    let d = Diagnostic::new(
-                        Code::E0103,
-                        "a second `algorithm` block",
-                        a.name.span,
-                        "repeated here",
-                    )
-                    .with_secondary(first.0.name.span, "first block");
-                    self.err(d);
-                }
-                self.algorithm(first.0, first.1)
+        // The first block is the default solver; further blocks (one per
+        // solver) hold the settings `bilevel compare` uses for them.
+        let mut algorithms: Vec<AlgoDef> = Vec::new();
+        for (a, span) in &algos {
+            let Some(def) = self.algorithm(a, *span) else {
+                continue;
+            };
+            if let Some(first) = algorithms.iter().find(|d| d.info.name == def.info.name) {
+                let d = Diagnostic::new(
+                    Code::E0103,
+                    format!("a second `algorithm` block for `{}`", def.info.name),
+                    a.name.span,
+                    "repeated here",
+                )
+                .with_secondary(first.span, "first block")
+                .with_help("merge the settings into one block per solver");
+                self.err(d);
+                continue;
             }
-        };
+            algorithms.push(def);
+        }
+        let algorithm = algorithms.first().cloned();
         let run = match runs.as_slice() {
             [] => RunDef::default(),
             [first, rest @ ..] => {
@@ -1296,6 +1304,7 @@ impl<'a> Checker<'a> {
             f: f.hir,
             g: g.hir,
             algorithm,
+            algorithms,
             run,
             expects: expect_defs,
             analysis,

@@ -256,15 +256,24 @@ impl Summary {
         );
         let req: Vec<&str> = self.required().iter().map(|o| o.name()).collect();
         let _ = writeln!(out, "oracles   {}", req.join("  "));
-        match &s.algorithm {
-            Some(a) => {
-                let settings: Vec<String> =
-                    a.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let _ = writeln!(out, "algorithm {} {}", a.info.name, settings.join(" "));
-            }
-            None => {
-                let _ = writeln!(out, "algorithm (none: chosen at run time)");
-            }
+        if s.algorithms.is_empty() {
+            let _ = writeln!(out, "algorithm (none: chosen at run time)");
+        }
+        for (k, a) in s.algorithms.iter().enumerate() {
+            let settings: Vec<String> =
+                a.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let head = if k == 0 { "algorithm" } else { "" };
+            let tail = if k == 0 && s.algorithms.len() > 1 {
+                "  (default)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{head:<9} {} {}{tail}",
+                a.info.name,
+                settings.join(" ")
+            );
         }
         let r = &s.run;
         let mut run = Vec::new();
@@ -359,6 +368,10 @@ impl Summary {
                 "name": a.info.name,
                 "settings": a.settings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.to_string()))).collect::<serde_json::Map<_, _>>(),
             })),
+            "algorithms": s.algorithms.iter().map(|a| serde_json::json!({
+                "name": a.info.name,
+                "settings": a.settings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.to_string()))).collect::<serde_json::Map<_, _>>(),
+            })).collect::<Vec<_>>(),
             "run": {
                 "iterations": s.run.iterations, "epochs": s.run.epochs, "oracle_calls": s.run.oracle_calls,
                 "seed": s.run.seed, "eval_every": s.run.eval_every, "log": s.run.log, "threads": s.run.threads,

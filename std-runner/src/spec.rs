@@ -220,10 +220,13 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
             anyhow!("{name} has no `algorithm` block: choose one with --algorithm")
         })?,
     };
-    let mut settings: Vec<(String, Setting)> = match spec_algo {
-        Some(a) if a.info.name == info.name => a.settings.clone(),
-        _ => Vec::new(),
-    };
+    // The spec's block for this solver, if it has one.
+    let mut settings: Vec<(String, Setting)> = spec
+        .algorithms
+        .iter()
+        .find(|a| a.info.name == info.name)
+        .map(|a| a.settings.clone())
+        .unwrap_or_default();
     for kv in &cfg.set {
         let (k, v) = parse_setting(kv)?;
         let p = info.param(&k).ok_or_else(|| {
