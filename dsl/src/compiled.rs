@@ -8,7 +8,7 @@ use bilevel_core::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY,
     UpperValue,
 };
-use bilevel_core::random::{normal, uniform, DefaultRng};
+use bilevel_core::random::{below, normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
 use crate::ast::{Cmp, LevelKind, Span};
@@ -565,6 +565,18 @@ pub struct Compiled {
     plans: Vec<(bool, Mode, bool, Plan)>,
     /// The run's named metrics: name, tape, workspace, whole-data batch.
     metrics: Vec<(String, Tape, Workspace, Batch)>,
+    /// Task sampling for meta-learning: per data source, its rows by group,
+    /// and the groups present in every source the objectives use.
+    tasks: Option<Tasks>,
+}
+
+/// Rows by group, for drawing tasks.
+#[derive(Debug, Clone)]
+struct Tasks {
+    /// Per data source (empty when unused): rows of each group.
+    rows: Vec<Vec<Vec<usize>>>,
+    /// Groups with rows in every used source.
+    groups: Vec<usize>,
 }
 
 /// Every row of the tables in `used` (the noise-free mean of synthetic
@@ -632,6 +644,7 @@ impl Compiled {
             .collect();
         Compiled {
             metrics,
+            tasks: None,
             ws_f: Workspace::new(&program.f),
             ws_g: Workspace::new(&program.g),
             zeros_y: vec![0.0; program.dim_y],
@@ -701,6 +714,57 @@ impl Compiled {
             Level::Lower => &self.lower_sources,
         };
         whole_data(&self.program, used)
+    }
+
+    /// Switches task sampling on, for the meta-learning solvers: an
+    /// upper-level sample is then one task, a group drawn uniformly, with a
+    /// minibatch from that group's rows of every data source f and g use
+    /// (without replacement within the group). Lower-level samples are
+    /// drawn the same way.
+    ///
+    /// # Errors
+    /// A data source used by f or g has no `group` column, or no group has
+    /// rows in every such source.
+    pub fn use_tasks(&mut self) -> Result<(), String> {
+        let spec = &self.program.spec;
+        let mut used: Vec<usize> = self.upper_sources.clone();
+        used.extend(&self.lower_sources);
+        used.sort_unstable();
+        used.dedup();
+        let mut rows = vec![Vec::new(); spec.data.len()];
+        let mut groups: Option<Vec<usize>> = None;
+        for &i in &used {
+            let d = &spec.data[i];
+            let (Some(_), Some(Some(t))) = (&d.group, self.program.loaded.tables.get(i)) else {
+                return Err(format!(
+                    "meta-learning draws tasks: data source `{}` needs a `group` column",
+                    d.name
+                ));
+            };
+            let mut by_group = vec![Vec::new(); t.group_names.len()];
+            for (r, &g) in t.groups.iter().enumerate() {
+                by_group[g as usize].push(r);
+            }
+            let present: Vec<usize> = (0..by_group.len())
+                .filter(|&g| !by_group[g].is_empty())
+                .collect();
+            groups = Some(match groups {
+                None => present,
+                Some(prev) => prev.into_iter().filter(|g| present.contains(g)).collect(),
+            });
+            rows[i] = by_group;
+        }
+        let groups = groups.unwrap_or_default();
+        if groups.is_empty() {
+            return Err("meta-learning draws tasks: no group has rows in every data source".into());
+        }
+        self.tasks = Some(Tasks { rows, groups });
+        Ok(())
+    }
+
+    /// `true` when samples are tasks ([`Compiled::use_tasks`]).
+    pub fn uses_tasks(&self) -> bool {
+        self.tasks.is_some()
     }
 
     /// Names of the run's metrics (`run { metrics = [...] }`), in order.
@@ -962,6 +1026,26 @@ impl Oracle<f64> for Compiled {
         self.program.dim_y
     }
     fn sample<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> Batch {
+        if let Some(t) = &self.tasks {
+            let defs = &self.program.spec.data;
+            let g = t.groups[below(rng, t.groups.len() as u64) as usize];
+            let mut sources = vec![SourceBatch::Unused; defs.len()];
+            for (i, by_group) in t.rows.iter().enumerate() {
+                let Some(pool) = by_group.get(g) else {
+                    continue;
+                };
+                let b = (defs[i].batch as usize).min(pool.len());
+                // Partial Fisher–Yates over the group's rows.
+                let mut p = pool.clone();
+                for k in 0..b {
+                    let j = k + below(rng, (p.len() - k) as u64) as usize;
+                    p.swap(k, j);
+                }
+                p.truncate(b);
+                sources[i] = SourceBatch::Rows(p);
+            }
+            return Batch { sources };
+        }
         let used = match level {
             Level::Upper => &self.upper_sources,
             Level::Lower => &self.lower_sources,

@@ -111,7 +111,8 @@ enum Format {
 /// Options shared by `run` and `compare`.
 #[derive(Debug, clap::Args)]
 struct RunOpts {
-    /// Override a hyperparameter (repeatable), validated against the registry.
+    /// Override a hyperparameter (repeatable), validated against the registry;
+    /// `SOLVER:KEY=VALUE` applies to one solver of a comparison.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Outer iterations; default: the spec's.

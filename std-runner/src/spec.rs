@@ -191,6 +191,9 @@ fn as_param(s: &Setting) -> ParamValue<'_> {
     }
 }
 
+/// Solvers whose samples are tasks (one group of every data source).
+const META_SOLVERS: &[&str] = &["maml", "anil", "fomaml", "ufom"];
+
 /// A compiled spec with its solver choice and settings resolved.
 #[derive(Clone)]
 struct Resolved {
@@ -228,6 +231,18 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
         .map(|a| a.settings.clone())
         .unwrap_or_default();
     for kv in &cfg.set {
+        // `solver:key=value` applies to that solver only (for compare).
+        let kv = match kv.split_once(':') {
+            Some((solver, rest)) if !solver.contains('=') => {
+                let target = registry::find(solver)
+                    .ok_or_else(|| anyhow!("--set {kv}: unknown algorithm `{solver}`"))?;
+                if target.name != info.name {
+                    continue;
+                }
+                rest
+            }
+            _ => kv.as_str(),
+        };
         let (k, v) = parse_setting(kv)?;
         let p = info.param(&k).ok_or_else(|| {
             let names: Vec<&str> = info.params.iter().map(|p| p.name).collect();
@@ -242,7 +257,13 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
         settings.retain(|(n, _)| *n != k);
         settings.push((k, v));
     }
-    let run = &spec.run;
+    let run = spec.run.clone();
+    let mut compiled = compiled;
+    if META_SOLVERS.contains(&info.name) {
+        compiled
+            .use_tasks()
+            .map_err(|e| anyhow!("{name}: {}: {e}", info.name))?;
+    }
     let seed = cfg.seed.or(run.seed).unwrap_or(0);
     // An epoch budget (without an iteration budget) stops the run through
     // the observer; iterations are then unlimited.
@@ -267,7 +288,7 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     });
     let src_hash = format!("{:x}", Sha256::digest(src.as_bytes()));
     Ok(Resolved {
-        name: spec.name.clone(),
+        name: compiled.program().spec.name.clone(),
         compiled,
         src_hash,
         info,
@@ -318,7 +339,13 @@ impl Evaluate for SpecEval {
         v
     }
     fn epoch(&self, counts: &bilevel_core::Counts) -> f64 {
-        counts.samples_lower as f64 * self.c.epochs_per_lower_sample()
+        // A task carries a minibatch of the lower level's data too.
+        let draws = if self.c.uses_tasks() {
+            counts.samples_upper
+        } else {
+            counts.samples_lower
+        };
+        draws as f64 * self.c.epochs_per_lower_sample()
     }
     fn epochs_done(&self, counts: &bilevel_core::Counts) -> bool {
         self.max_epochs

@@ -25,7 +25,8 @@
 //! here are listed in [`NOT_IN_ANY`], with the reason. ITD keeps its D
 //! iterates in caller memory; through `AnySolver` that memory is a `Vec`
 //! allocated once in `build`, so ITD is available only with feature `alloc`
-//! (without it, `build("itd", …)` returns [`Error::InsufficientMemory`]).
+//! (without it, `build("itd", …)` returns [`Error::InsufficientMemory`]);
+//! likewise MAML and ANIL, whose N inner iterates live in a `Vec`.
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -35,37 +36,22 @@ use rand_core::Rng;
 use super::{
     AccBo, AccBoConfig, AdamBo, AdamBoConfig, AidCg, AidCgConfig, AidNeumann, AidNeumannConfig,
     Alset, AlsetConfig, Amigo, AmigoConfig, BoRep, BoRepConfig, Bsa, BsaConfig, Buffer, F2sa,
-    F2saConfig, Fsla, FslaConfig, ItdConfig, MaSoba, MaSobaConfig, Slip, SlipConfig, Soba,
-    SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
+    F2saConfig, Fomaml, FomamlConfig, Fsla, FslaConfig, ItdConfig, MaSoba, MaSobaConfig, Slip,
+    SlipConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
+    Ufom, UfomConfig,
 };
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
 
 /// Registry entries that [`AnySolver`] cannot build, with the reason: they
-/// need a different oracle shape or caller-supplied memory.
-pub const NOT_IN_ANY: &[(&str, &str)] = &[
-    (
-        "saba",
-        "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
-    ),
-    (
-        "maml",
-        "meta-learning: samples must be tasks (support/query losses), dx = dy, caller memory",
-    ),
-    (
-        "anil",
-        "meta-learning: samples must be tasks (support/query losses), caller memory",
-    ),
-    (
-        "fomaml",
-        "meta-learning: samples must be tasks (support/query losses), dx = dy",
-    ),
-    (
-        "ufom",
-        "meta-learning: samples must be tasks (support/query losses), dx = dy",
-    ),
-];
+/// need a different oracle shape or caller-supplied memory. (The
+/// meta-learning solvers are built like any other; they need an oracle whose
+/// upper-level samples are tasks, which is the caller's business.)
+pub const NOT_IN_ANY: &[(&str, &str)] = &[(
+    "saba",
+    "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
+)];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();
@@ -88,6 +74,12 @@ macro_rules! any_solver {
             /// [`Itd`](super::Itd) with its trajectory in a `Vec` (feature `alloc`).
             #[cfg(feature = "alloc")]
             Itd(super::Itd<T, BX, BY, alloc::vec::Vec<T>>),
+            /// [`Maml`](super::Maml) with its trajectory in a `Vec` (feature `alloc`).
+            #[cfg(feature = "alloc")]
+            Maml(super::Maml<T, BX, BY, alloc::vec::Vec<T>>),
+            /// [`Anil`](super::Anil) with its head trajectory in a `Vec` (feature `alloc`).
+            #[cfg(feature = "alloc")]
+            Anil(super::Anil<T, BX, BY, alloc::vec::Vec<T>>),
         }
 
         impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> AnySolver<T, BX, BY> {
@@ -115,7 +107,50 @@ macro_rules! any_solver {
                     let cfg: ItdConfig = configured(overrides)?;
                     return Self::build_itd(cfg, x0, y0);
                 }
+                if info.name == super::maml::INFO.name || info.name == super::anil::INFO.name {
+                    return Self::build_meta(info.name, overrides, x0, y0);
+                }
                 Err(Error::UnknownSolver)
+            }
+
+            /// MAML and ANIL keep N iterates of y: a `Vec` of N·dy entries.
+            #[cfg(feature = "alloc")]
+            fn build_meta(
+                name: &str,
+                overrides: &[(&str, ParamValue<'_>)],
+                x0: BX,
+                y0: BY,
+            ) -> Result<Self, Error> {
+                let dy = y0.as_ref().len();
+                if name == super::maml::INFO.name {
+                    let cfg: super::MamlConfig = configured(overrides)?;
+                    let memory = alloc::vec![T::ZERO; (cfg.inner_steps as usize).saturating_mul(dy)];
+                    super::Maml::new(cfg, x0, y0, memory).map(AnySolver::Maml)
+                } else {
+                    let cfg: super::AnilConfig = configured(overrides)?;
+                    let memory = alloc::vec![T::ZERO; (cfg.inner_steps as usize).saturating_mul(dy)];
+                    super::Anil::new(cfg, x0, y0, memory).map(AnySolver::Anil)
+                }
+            }
+
+            #[cfg(not(feature = "alloc"))]
+            fn build_meta(
+                name: &str,
+                overrides: &[(&str, ParamValue<'_>)],
+                _x0: BX,
+                y0: BY,
+            ) -> Result<Self, Error> {
+                let steps = if name == super::maml::INFO.name {
+                    let cfg: super::MamlConfig = configured(overrides)?;
+                    cfg.inner_steps
+                } else {
+                    let cfg: super::AnilConfig = configured(overrides)?;
+                    cfg.inner_steps
+                };
+                Err(Error::InsufficientMemory {
+                    needed: (steps as usize).saturating_mul(y0.as_ref().len()),
+                    found: 0,
+                })
             }
 
             #[cfg(feature = "alloc")]
@@ -143,6 +178,10 @@ macro_rules! any_solver {
                     $( AnySolver::$variant(_) => &super::$module::INFO, )*
                     #[cfg(feature = "alloc")]
                     AnySolver::Itd(_) => &super::itd::INFO,
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(_) => &super::maml::INFO,
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(_) => &super::anil::INFO,
                 }
             }
         }
@@ -153,6 +192,10 @@ macro_rules! any_solver {
                     $( AnySolver::$variant(s) => s.x(), )*
                     #[cfg(feature = "alloc")]
                     AnySolver::Itd(s) => s.x(),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(s) => s.x(),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(s) => s.x(),
                 }
             }
             fn y(&self) -> &[T] {
@@ -160,6 +203,10 @@ macro_rules! any_solver {
                     $( AnySolver::$variant(s) => s.y(), )*
                     #[cfg(feature = "alloc")]
                     AnySolver::Itd(s) => s.y(),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(s) => s.y(),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(s) => s.y(),
                 }
             }
             fn iter(&self) -> u64 {
@@ -167,6 +214,10 @@ macro_rules! any_solver {
                     $( AnySolver::$variant(s) => s.iter(), )*
                     #[cfg(feature = "alloc")]
                     AnySolver::Itd(s) => s.iter(),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(s) => s.iter(),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(s) => s.iter(),
                 }
             }
         }
@@ -187,6 +238,10 @@ macro_rules! any_solver {
                     $( AnySolver::$variant(s) => s.init(oracle, rng), )*
                     #[cfg(feature = "alloc")]
                     AnySolver::Itd(s) => s.init(oracle, rng),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(s) => s.init(oracle, rng),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(s) => s.init(oracle, rng),
                 }
             }
 
@@ -195,6 +250,10 @@ macro_rules! any_solver {
                     $( AnySolver::$variant(s) => s.step(oracle, rng), )*
                     #[cfg(feature = "alloc")]
                     AnySolver::Itd(s) => s.step(oracle, rng),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(s) => s.step(oracle, rng),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(s) => s.step(oracle, rng),
                 }
             }
         }
@@ -217,6 +276,8 @@ any_solver! {
     Fsla(Fsla, FslaConfig, fsla),
     AccBo(AccBo, AccBoConfig, accbo),
     AdamBo(AdamBo, AdamBoConfig, adambo),
+    Fomaml(Fomaml, FomamlConfig, fomaml),
+    Ufom(Ufom, UfomConfig, ufom),
 }
 
 #[cfg(test)]
