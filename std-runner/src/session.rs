@@ -83,7 +83,8 @@ pub struct RunSummary {
     /// RNG seed.
     pub seed: u64,
     /// Why the run stopped (`max_iters`, `oracle_budget`, `target_reached`,
-    /// `non_finite`, `diverged`, `stopped`).
+    /// `non_finite`, `diverged`, or `interrupted` when the session's stop
+    /// flag — Ctrl-C — ended it).
     pub termination: String,
     /// Outer iterations taken.
     pub iters: u64,
@@ -210,6 +211,16 @@ impl<E> RunObserver<'_, E> {
     }
 }
 
+/// The summary's name of a termination: the core's name, except that a stop
+/// requested through the stop flag (Ctrl-C) is `interrupted`.
+fn termination_name(t: Termination, stop: &AtomicBool) -> String {
+    if t == Termination::Stopped && stop.load(Ordering::Relaxed) {
+        "interrupted".to_string()
+    } else {
+        t.name().to_string()
+    }
+}
+
 /// Runs `solver` on `oracle`, observed, and writes the run folder: the
 /// trace (`trace.jsonl`), `summary.json` and, with `opts.plots`, one plot per
 /// metric against iterations, oracle calls and (when known) epochs. The
@@ -281,7 +292,7 @@ where
     let summary = RunSummary {
         solver: solver.name().to_string(),
         seed,
-        termination: report.termination.name().to_string(),
+        termination: termination_name(report.termination, &opts.stop),
         iters: report.iters,
         oracle_calls: report.counts.oracle_calls(),
         calls: CallsRecord::from(&report.counts),
@@ -453,7 +464,7 @@ mod tests {
             &opts(dir.path(), 1000, true),
         )
         .unwrap();
-        assert_eq!(s.termination, "stopped");
+        assert_eq!(s.termination, "interrupted");
         assert_eq!(
             read_trace(&dir.path().join("trace.jsonl")).unwrap().len(),
             1
