@@ -3,7 +3,7 @@
 //! Ctrl-C and numerical breakdown end the run with a valid trace and summary.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -170,14 +170,19 @@ impl<E: Evaluate> RunObserver<'_, E> {
             } else {
                 0.0
             };
-            eprintln!(
-                "iter {}/{}  {}  {:.0} it/s  {:.1}s",
+            // One write per line (stderr is unbuffered: `eprintln!` would
+            // issue one system call per formatted piece, and lines of
+            // parallel runs could interleave). A closed stderr is no reason
+            // to stop a run.
+            let line = format!(
+                "iter {}/{}  {}  {:.0} it/s  {:.1}s\n",
                 p.iter,
                 self.max_iters,
                 self.headline(),
                 rate,
                 secs
             );
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 }
