@@ -248,11 +248,13 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {
-                eprintln!("{}", spec.rendered.trim_end());
+            let msg = if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {
+                format!("{}\n", spec.rendered.trim_end())
             } else {
-                eprintln!("error: {e:#}");
-            }
+                format!("error: {e:#}\n")
+            };
+            // A closed stderr leaves only the exit code; `eprintln!` would panic.
+            let _ = std::io::stderr().lock().write_all(msg.as_bytes());
             ExitCode::FAILURE
         }
     }

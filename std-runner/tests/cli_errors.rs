@@ -387,3 +387,39 @@ fn unwritable_output() {
         "not a folder\n"
     );
 }
+
+/// Runs `args` in `dir` with stdout and stderr going to pipes whose reading
+/// ends are already closed (`bilevel … | head` after `head` quit): every
+/// write fails with a broken pipe. Returns the exit code.
+fn with_closed_pipes(dir: &Path, args: &[&str]) -> Option<i32> {
+    let (r1, w1) = std::io::pipe().unwrap();
+    let (r2, w2) = std::io::pipe().unwrap();
+    drop((r1, r2));
+    Command::new(env!("CARGO_BIN_EXE_bilevel"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .stdout(w1)
+        .stderr(w2)
+        .status()
+        .expect("start bilevel")
+        .code()
+}
+
+#[test]
+fn closed_output_pipes_are_not_a_panic() {
+    let w = workspace();
+    let d = w.path();
+    // A panic would exit with 101.
+    assert_eq!(with_closed_pipes(d, &["algorithms"]), Some(0));
+    assert_eq!(with_closed_pipes(d, &["run", "nope.bilevel"]), Some(1));
+    // Progress lines and the report are lost; the run folder is not.
+    assert_eq!(
+        with_closed_pipes(
+            d,
+            &["run", "toy.bilevel", "--iterations", "5", "--out", "r"]
+        ),
+        Some(1)
+    );
+    assert!(d.join("r/summary.json").exists());
+}
