@@ -67,7 +67,11 @@ pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
         if handler_flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("interrupted: finishing the current iteration and writing results (Ctrl-C again to abort)");
+        // Ignore a closed stderr: `eprintln!` would panic in the handler.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"interrupted: finishing the current iteration and writing results (Ctrl-C again to abort)\n",
+        );
     })
     .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     Ok(FLAG.get_or_init(|| flag).clone())

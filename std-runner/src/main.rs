@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
 use std::io::IsTerminal as _;
 
@@ -11,9 +12,27 @@ use bilevel_runner::session::ProgressMode;
 use bilevel_runner::spec::{CompareConfig, RunConfig};
 use clap::{CommandFactory, Parser, Subcommand};
 
+/// Examples and exit codes, after the top-level help.
+const AFTER_HELP: &str = "\
+Examples:
+  bilevel check examples/specs/toy_quadratic.bilevel
+  bilevel run examples/specs/toy_quadratic.bilevel --out runs/toy
+  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3
+  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3
+  bilevel plot runs/toy runs/toy-slip --out runs/plots
+
+Exit status: 0 success; 1 bad input, a spec that does not check or a violated
+`expect`; 2 bad usage; 130 interrupted by Ctrl-C (the files written are complete).";
+
 /// Stochastic bilevel optimization: run and compare BO-REP, SLIP and baselines.
 #[derive(Debug, Parser)]
-#[command(name = "bilevel", version, about, arg_required_else_help = true)]
+#[command(
+    name = "bilevel",
+    version,
+    about,
+    arg_required_else_help = true,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,8 +82,8 @@ enum Command {
         /// Comma-separated solvers from the registry.
         #[arg(long, value_delimiter = ',', required = true)]
         algorithms: Vec<String>,
-        /// Seeds per solver.
-        #[arg(long, default_value_t = 3)]
+        /// Seeds per solver (at least 1).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: u64,
         /// First seed; default: the spec's.
         #[arg(long)]
@@ -115,8 +134,8 @@ struct RunOpts {
     /// `SOLVER:KEY=VALUE` applies to one solver of a comparison.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Outer iterations; default: the spec's.
-    #[arg(long)]
+    /// Outer iterations (at least 1); default: the spec's.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     iterations: Option<u64>,
     /// Do not render plots.
     #[arg(long)]
@@ -143,6 +162,10 @@ fn run_config(
     }
 }
 
+/// Exit code of a run or comparison ended by Ctrl-C (128 + SIGINT, as
+/// shells report it); its files are complete, with termination `interrupted`.
+const INTERRUPTED: u8 = 130;
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     let text = match cli.command {
@@ -165,9 +188,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             let cfg = run_config(file, opts, algorithm, seed, out);
-            let o =
-                bilevel_runner::spec::run_spec(&cfg, bilevel_runner::compare::interrupt_flag()?)?;
-            if !o.expectations_hold() {
+            let stop = bilevel_runner::compare::interrupt_flag()?;
+            let o = bilevel_runner::spec::run_spec(&cfg, stop.clone())?;
+            if stop.load(Ordering::SeqCst) {
+                code = ExitCode::from(INTERRUPTED);
+            } else if !o.expectations_hold() {
                 code = ExitCode::FAILURE;
             }
             o.report(&cfg.spec)
@@ -188,11 +213,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seeds,
                 threads,
             };
-            let o = bilevel_runner::spec::compare_spec(
-                &cfg,
-                &bilevel_runner::compare::interrupt_flag()?,
-            )?;
-            if !o.failures.is_empty() {
+            let stop = bilevel_runner::compare::interrupt_flag()?;
+            let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
+            if stop.load(Ordering::SeqCst) {
+                code = ExitCode::from(INTERRUPTED);
+            } else if !o.failures.is_empty() {
                 code = ExitCode::FAILURE;
             }
             o.report()
@@ -224,11 +249,13 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {
-                eprintln!("{}", spec.rendered.trim_end());
+            let msg = if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {
+                format!("{}\n", spec.rendered.trim_end())
             } else {
-                eprintln!("error: {e:#}");
-            }
+                format!("error: {e:#}\n")
+            };
+            // A closed stderr leaves only the exit code; `eprintln!` would panic.
+            let _ = std::io::stderr().lock().write_all(msg.as_bytes());
             ExitCode::FAILURE
         }
     }

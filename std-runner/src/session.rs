@@ -3,7 +3,7 @@
 //! Ctrl-C and numerical breakdown end the run with a valid trace and summary.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -88,7 +88,8 @@ pub struct RunSummary {
     /// RNG seed.
     pub seed: u64,
     /// Why the run stopped (`max_iters`, `oracle_budget`, `target_reached`,
-    /// `non_finite`, `diverged`, `stopped`).
+    /// `non_finite`, `diverged`, or `interrupted` when the session's stop
+    /// flag — Ctrl-C — ended it).
     pub termination: String,
     /// Outer iterations taken.
     pub iters: u64,
@@ -174,14 +175,19 @@ impl<E: Evaluate> RunObserver<'_, E> {
             } else {
                 0.0
             };
-            eprintln!(
-                "iter {}/{}  {}  {:.0} it/s  {:.1}s",
+            // One write per line (stderr is unbuffered: `eprintln!` would
+            // issue one system call per formatted piece, and lines of
+            // parallel runs could interleave). A closed stderr is no reason
+            // to stop a run.
+            let line = format!(
+                "iter {}/{}  {}  {:.0} it/s  {:.1}s\n",
                 p.iter,
                 self.max_iters,
                 self.headline(),
                 rate,
                 secs
             );
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 }
@@ -215,6 +221,16 @@ impl<E> RunObserver<'_, E> {
         } else {
             Control::Continue
         }
+    }
+}
+
+/// The summary's name of a termination: the core's name, except that a stop
+/// requested through the stop flag (Ctrl-C) is `interrupted`.
+fn termination_name(t: Termination, stop: &AtomicBool) -> String {
+    if t == Termination::Stopped && stop.load(Ordering::Relaxed) {
+        "interrupted".to_string()
+    } else {
+        t.name().to_string()
     }
 }
 
@@ -294,7 +310,7 @@ where
     let summary = RunSummary {
         solver: solver.name().to_string(),
         seed,
-        termination: report.termination.name().to_string(),
+        termination: termination_name(report.termination, &opts.stop),
         iters: report.iters,
         oracle_calls: report.counts.oracle_calls(),
         calls: CallsRecord::from(&report.counts),
@@ -466,7 +482,7 @@ mod tests {
             &opts(dir.path(), 1000, true),
         )
         .unwrap();
-        assert_eq!(s.termination, "stopped");
+        assert_eq!(s.termination, "interrupted");
         assert_eq!(
             read_trace(&dir.path().join("trace.jsonl")).unwrap().len(),
             1
