@@ -521,6 +521,8 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-compare", first.name)));
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create the comparison folder {}", out.display()))?;
     let js = jobs(&cfg.algorithms, first.seed, cfg.seeds.max(1), &out);
     let job_cfg = RunConfig {
         progress: ProgressMode::Quiet,
@@ -536,10 +538,12 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         let mut r = resolved[k].clone();
         r.seed = job.seed;
         let o = execute(&r, &job_cfg, &job.out, stop.clone())?;
-        eprintln!(
-            "{} seed {}: {} after {} iterations, {} oracle calls",
+        // One write per line; a closed stderr must not stop the comparison.
+        let line = format!(
+            "{} seed {}: {} after {} iterations, {} oracle calls\n",
             job.solver, job.seed, o.summary.termination, o.summary.iters, o.summary.oracle_calls
         );
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         Ok(o.summary)
     })?;
     let mut runs: Vec<RunTrace> = Vec::new();
