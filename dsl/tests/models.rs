@@ -349,3 +349,84 @@ fn specs_with_models_need_a_registry_and_valid_options() {
     let err = Compiled::from_source_with(&bad, &dir(), &TestRegistry).expect_err("not text");
     assert_eq!(err[0].code.as_str(), "E0202");
 }
+
+/// Every oracle once on a compiled spec; none may panic.
+fn all_oracles(c: &mut Compiled) {
+    let mut rng = DefaultRng::seed_from_u64(3);
+    let (x, y) = (c.initial_x(), c.initial_y());
+    let (dx, dy) = (c.dim_x(), c.dim_y());
+    let su = c.sample(Level::Upper, &mut rng);
+    let sl = c.sample(Level::Lower, &mut rng);
+    let v = vec![0.5; dy];
+    let (mut ox, mut oy) = (vec![0.0; dx], vec![0.0; dy]);
+    c.grad_x_f(&x, &y, &su, &mut ox);
+    c.grad_y_g(&x, &y, &sl, &mut oy);
+    c.grad_x_g(&x, &y, &sl, &mut ox);
+    c.hvp_yy(&x, &y, &v, &sl, &mut oy);
+    c.jvp_xy(&x, &y, &v, &sl, &mut ox);
+    let _ = c.f_value(&x, &y, &su);
+    let _ = c.g_value(&x, &y, &sl);
+    let _ = c.metrics(&x, &y);
+    if c.use_tasks().is_ok() {
+        let t = c.sample(Level::Upper, &mut rng);
+        c.grad_y_g(&x, &y, &t, &mut oy);
+    }
+}
+
+fn mutated_model_spec() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let words = [
+        "phi",
+        "s.text",
+        "s.group",
+        "s.label",
+        "params(phi)",
+        "theta",
+        "w",
+        "heads",
+        "(",
+        ")",
+        ",",
+        "{",
+        "}",
+        "[",
+        "]",
+        "mean over s in train",
+        "correct",
+        "split = [0.5, 0.2]",
+        "max_len = 0",
+        "group = \"nope\"",
+        "text = \"label\"",
+        "vocab = \"missing.txt\"",
+        "outputs = 0",
+        "label_noise = 0.9",
+        "0",
+        "1e9",
+        "-",
+    ];
+    let sources = vec![hyper_representation(), hyperparameter()];
+    (
+        prop::sample::select(sources),
+        any::<prop::sample::Index>(),
+        0usize..30,
+        prop::collection::vec(prop::sample::select(words.to_vec()), 0..4),
+    )
+        .prop_map(|(src, at, len, ws)| {
+            let cut = at.index(src.len().max(1));
+            let end = (cut + len).min(src.len());
+            format!("{}{}{}", &src[..cut], ws.join(" "), &src[end..])
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, .. proptest::prelude::ProptestConfig::default() })]
+
+    /// Mutated model specs either fail with diagnostics or compile and
+    /// answer every oracle without a panic.
+    #[test]
+    fn mutated_model_specs_never_panic(src in mutated_model_spec()) {
+        if let Ok(mut c) = Compiled::from_source_with(&src, &dir(), &TestRegistry) {
+            all_oracles(&mut c);
+        }
+    }
+}

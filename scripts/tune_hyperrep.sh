@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Step-size sweep for the hyper-representation figure: every algorithm at
+# three values of its outer step (low, mid, high), 2 epochs, seed 1, scored
+# by the final upper (query) loss. Writes docs/results/hyperrep/tuning/.
+# Not part of CI; about 10 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p bilevel-runner
+bin=target/release/bilevel
+out=docs/results/hyperrep/tuning
+mkdir -p "$out"
+spec=examples/specs/rnn/hyperrep.bilevel
+tmp=examples/specs/rnn/.tune_hyperrep.bilevel
+trap 'rm -f "$tmp"' EXIT
+sed -e 's/epochs = 10,/epochs = 2,/' "$spec" > "$tmp"
+algos=bo-rep,slip,anil,stocbio,ttsa,f2sa,soba,ma-soba
+# Common inner settings; the swept outer step per solver (low mid high).
+common=(
+  --set bo-rep:gamma=0.1 --set slip:gamma=0.1
+  --set anil:inner_lr=0.1 --set anil:inner_steps=3 --set anil:meta_batch=4
+  --set stocbio:inner_lr=0.1 --set stocbio:inner_steps=3 --set stocbio:neumann_steps=5 --set stocbio:hessian_lr=0.1
+  --set ttsa:inner_lr=0.1 --set ttsa:hessian_lr=0.1 --set ttsa:neumann_terms=5
+  --set f2sa:inner_lr=0.1 --set f2sa:lower_lr=0.1 --set f2sa:inner_steps=3
+  --set soba:step_size=0.1
+  --set ma-soba:inner_lr=0.1
+)
+declare -A grid=(
+  [bo-rep]="eta 0.003 0.01 0.03"
+  [slip]="eta 0.003 0.01 0.03"
+  [anil]="outer_lr 0.01 0.03 0.1"
+  [stocbio]="outer_lr 0.03 0.1 0.3"
+  [ttsa]="outer_lr 0.03 0.1 0.3"
+  [f2sa]="outer_lr 0.03 0.1 0.3"
+  [soba]="outer_ratio 10 3 1"
+  [ma-soba]="outer_lr 0.03 0.1 0.3"
+)
+for level in 1 2 3; do
+  sets=()
+  for a in "${!grid[@]}"; do
+    read -r key v1 v2 v3 <<< "${grid[$a]}"
+    vals=("$v1" "$v2" "$v3")
+    sets+=(--set "$a:$key=${vals[$((level - 1))]}")
+  done
+  "$bin" compare "$tmp" --algorithms "$algos" --seeds 1 --no-plots \
+    "${common[@]}" "${sets[@]}" --out "$out/level$level" 2> "$out/level$level.log" || true
+done
+# One line per algorithm and level: the swept value and the final upper loss.
+python3 - "$out" <<'PY'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+rows = []
+for lv in (1, 2, 3):
+    for run in sorted((out / f"level{lv}").glob("*-s1")):
+        cfg = json.loads((run / "config.json").read_text())
+        summ = json.loads((run / "summary.json").read_text())
+        m = summ.get("final_metrics", {})
+        rows.append((cfg["algorithm"], lv, cfg["hyperparameters"], m.get("upper_loss"), summ["termination"]))
+with open(out / "scores.md", "w") as f:
+    f.write("| algorithm | level | upper loss (query) | termination |\n|---|---|---|---|\n")
+    for a, lv, h, u, t in sorted(rows):
+        f.write(f"| {a} | {lv} | {u} | {t} |\n")
+print((out / "scores.md").read_text())
+PY
