@@ -430,3 +430,17 @@ proptest::proptest! {
         }
     }
 }
+
+/// The lowered IR of both model specs: one batched model node per reduction
+/// in the outer tape, a row read per sample in the body.
+#[test]
+fn lowered_ir_of_the_model_specs() {
+    for (name, src) in [("hr", hyper_representation()), ("hpo", hyperparameter())] {
+        let p = bilevel_dsl::compiled::build_with(&src, &dir(), Some(&TestRegistry))
+            .unwrap_or_else(|d| panic!("{}", bilevel_dsl::diag::render(&d, name, &src)));
+        insta::assert_snapshot!(
+            format!("model_ir_{name}"),
+            format!("# f\n{}\n# g\n{}", p.f.dump(), p.g.dump())
+        );
+    }
+}
