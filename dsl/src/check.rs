@@ -527,6 +527,32 @@ pub enum HirKind {
     },
 }
 
+impl Hir {
+    /// Pushes the direct sub-expressions of `self` onto `stack` (a `let`'s
+    /// definition is not a sub-expression).
+    pub fn push_children<'h>(&'h self, stack: &mut Vec<&'h Hir>) {
+        match &self.kind {
+            HirKind::Neg(x) | HirKind::Transpose(x) | HirKind::Reduce(_, _, x) => stack.push(x),
+            HirKind::Binary(_, a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            HirKind::Call(_, a) => stack.extend(a),
+            HirKind::Index(a, i) => {
+                stack.push(a);
+                stack.extend(i);
+            }
+            HirKind::Model { theta, .. } => stack.push(theta),
+            HirKind::Const(_)
+            | HirKind::Array(_)
+            | HirKind::Var(..)
+            | HirKind::Param(_)
+            | HirKind::Let(_)
+            | HirKind::Field(..) => {}
+        }
+    }
+}
+
 /// Verdict of the strong-convexity analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -3076,18 +3102,7 @@ impl<'a> Checker<'a> {
                         }
                     }
                 }
-                HirKind::Neg(x) | HirKind::Transpose(x) | HirKind::Reduce(_, _, x) => stack.push(x),
-                HirKind::Binary(_, a, b) => {
-                    stack.push(a);
-                    stack.push(b);
-                }
-                HirKind::Call(_, a) => stack.extend(a),
-                HirKind::Index(a, i) => {
-                    stack.push(a);
-                    stack.extend(i);
-                }
-                HirKind::Model { theta, .. } => stack.push(theta),
-                _ => {}
+                _ => h.push_children(&mut stack),
             }
         }
         None
@@ -4216,25 +4231,10 @@ fn option_text(v: &Value) -> String {
 fn mentions_field(h: &Hir) -> bool {
     let mut stack = vec![h];
     while let Some(h) = stack.pop() {
-        match &h.kind {
-            HirKind::Field(..) | HirKind::Reduce(..) => return true,
-            HirKind::Neg(x) | HirKind::Transpose(x) => stack.push(x),
-            HirKind::Binary(_, a, b) => {
-                stack.push(a);
-                stack.push(b);
-            }
-            HirKind::Call(_, a) => stack.extend(a),
-            HirKind::Index(a, i) => {
-                stack.push(a);
-                stack.extend(i);
-            }
-            HirKind::Model { theta, .. } => stack.push(theta),
-            HirKind::Const(_)
-            | HirKind::Array(_)
-            | HirKind::Var(..)
-            | HirKind::Param(_)
-            | HirKind::Let(_) => {}
+        if matches!(h.kind, HirKind::Field(..) | HirKind::Reduce(..)) {
+            return true;
         }
+        h.push_children(&mut stack);
     }
     false
 }

@@ -416,20 +416,10 @@ pub fn spd(n: usize, kappa: f64, seed: u64) -> Vec<f64> {
 fn param_refs(h: &check::Hir, out: &mut Vec<usize>) {
     let mut stack = vec![h];
     while let Some(h) = stack.pop() {
-        match &h.kind {
-            HirKind::Param(i) => out.push(*i),
-            HirKind::Neg(x) | HirKind::Transpose(x) | HirKind::Reduce(_, _, x) => stack.push(x),
-            HirKind::Binary(_, a, b) => {
-                stack.push(a);
-                stack.push(b);
-            }
-            HirKind::Call(_, a) => stack.extend(a),
-            HirKind::Index(a, i) => {
-                stack.push(a);
-                stack.extend(i);
-            }
-            _ => {}
+        if let HirKind::Param(i) = h.kind {
+            out.push(i);
         }
+        h.push_children(&mut stack);
     }
 }
 
