@@ -135,10 +135,16 @@ pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
     let groups = by_solver(runs);
     let mut written = Vec::new();
     for m in metrics {
-        let all_positive = runs
+        // A log axis only for positive values spanning more than a decade:
+        // within one decade it has no tick labels.
+        let values: Vec<f64> = runs
             .iter()
-            .flat_map(|r| r.records.iter().filter_map(|t| t.metrics.get(m)))
-            .all(|&v| v > 0.0);
+            .flat_map(|r| r.records.iter().filter_map(|t| t.metrics.get(m).copied()))
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let all_positive = lo > 0.0 && hi > 10.0 * lo;
         for (tag, label, axis) in AXES {
             if tag == "epochs" && !has_epochs {
                 continue;
