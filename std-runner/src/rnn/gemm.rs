@@ -18,8 +18,7 @@
 //! shapes only, never by the number of threads.
 
 use bilevel_core::Real;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, LinalgScalar};
+use ndarray::LinalgScalar;
 use rayon::prelude::*;
 
 /// Output columns per unit of parallel work inside one product.
@@ -106,12 +105,15 @@ mod sealed {
         /// Columns per packed panel.
         const NR: usize;
         /// `c[i][j] ← (c[i][j] if accumulate, else 0) + Σₖ a[i][k]·B[k][j]`
-        /// for `m` rows of `a` (row-major, `k` columns) and the `n` output
-        /// columns held by `panels` (consecutive `k × NR` row-major panels,
-        /// zero beyond column `n`); `c` is row-major with `n` columns. Each
-        /// entry is summed over k in increasing order, whatever `m`.
+        /// for `m` rows of `a` (row stride `lda`, `k` columns used) and the
+        /// `n` output columns held by `panels` (consecutive `k × NR`
+        /// row-major panels, zero beyond column `n`); `c` is row-major with
+        /// `n` columns. Each entry is one sum over k in increasing order,
+        /// whatever `m`, the blocking or the CPU's SIMD level.
+        #[allow(clippy::too_many_arguments)]
         fn panel_product(
             a: &[Self],
+            lda: usize,
             m: usize,
             k: usize,
             panels: &[Self],
@@ -124,16 +126,19 @@ mod sealed {
 
 /// Largest number of rows one register tile of the packed kernel covers.
 const MR: usize = 6;
+/// Inner-dimension block of the packed kernel: a panel's `KC × NR` block
+/// stays in L1 while the row tiles of a group use it.
+const KC: usize = 256;
+/// Rows per group of the packed kernel (and per parallel task of a tall
+/// product): the group's `MC × KC` block of the left operand stays in L2.
+const MC: usize = 96;
 
 /// The row tiles of an `m`-row product: as few tiles of at most [`MR`] rows
 /// as possible, sizes differing by at most one (32 rows: 6, 6, 5, 5, 5, 5).
 fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
     let tiles = m.div_ceil(MR);
-    let (base, extra) = if tiles == 0 {
-        (0, 0)
-    } else {
-        (m / tiles, m % tiles)
-    };
+    let base = m.checked_div(tiles).unwrap_or(0);
+    let extra = m.checked_rem(tiles).unwrap_or(0);
     (0..tiles).scan(0, move |start, i| {
         let rows = base + usize::from(i < extra);
         let s = *start;
@@ -142,11 +147,13 @@ fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
     })
 }
 
-/// The portable kernel: the same tiles and summation order as the SIMD one,
-/// with a separate multiply and add (vectorised by the compiler where it
-/// can).
+/// The portable kernel: per entry the same sum over k in increasing order
+/// as the SIMD one, with a separate multiply and add (vectorised by the
+/// compiler where it can).
+#[allow(clippy::too_many_arguments)]
 fn portable_panel_product<T: Real, const NR: usize>(
     a: &[T],
+    lda: usize,
     m: usize,
     k: usize,
     panels: &[T],
@@ -155,37 +162,31 @@ fn portable_panel_product<T: Real, const NR: usize>(
     accumulate: bool,
 ) {
     let (panels, _) = panels.as_chunks::<NR>();
-    for (p, panel) in panels
-        .chunks_exact(k.max(1))
-        .enumerate()
-        .take(n.div_ceil(NR))
-    {
+    for (p, panel) in panels.chunks_exact(k).enumerate().take(n.div_ceil(NR)) {
         let j0 = p * NR;
         let cols = NR.min(n - j0);
-        for (i0, rows) in row_tiles(m) {
-            for i in i0..i0 + rows {
-                let mut acc = [T::ZERO; NR];
-                if accumulate {
-                    acc[..cols].copy_from_slice(&c[i * n + j0..][..cols]);
-                }
-                let ar = &a[i * k..(i + 1) * k];
-                for (&x, b) in ar.iter().zip(&panel[..k]) {
-                    for (s, &bv) in acc.iter_mut().zip(b) {
-                        *s += x * bv;
-                    }
-                }
-                c[i * n + j0..][..cols].copy_from_slice(&acc[..cols]);
+        for i in 0..m {
+            let mut acc = [T::ZERO; NR];
+            if accumulate {
+                acc[..cols].copy_from_slice(&c[i * n + j0..][..cols]);
             }
+            for (&x, b) in a[i * lda..][..k].iter().zip(panel) {
+                for (s, &bv) in acc.iter_mut().zip(b) {
+                    *s += x * bv;
+                }
+            }
+            c[i * n + j0..][..cols].copy_from_slice(&acc[..cols]);
         }
     }
 }
 
 /// The AVX2/FMA kernels (x86-64 with `pulp`'s V3 level): a tile is up to
 /// [`MR`] rows × two vector registers of columns, the accumulators stay in
-/// registers over the whole k loop, one fused multiply-add per term.
+/// registers over a [`KC`] block of the inner dimension, one fused
+/// multiply-add per term.
 #[cfg(target_arch = "x86_64")]
 mod v3 {
-    use super::{row_tiles, MR};
+    use super::{row_tiles, KC, MC, MR};
     use pulp::x86::V3;
     use pulp::{cast, NullaryFnOnce};
 
@@ -200,6 +201,7 @@ mod v3 {
                 struct Job<'a> {
                     simd: V3,
                     a: &'a [$t],
+                    lda: usize,
                     m: usize,
                     k: usize,
                     panels: &'a [$t],
@@ -208,28 +210,34 @@ mod v3 {
                     accumulate: bool,
                 }
 
+                /// `R` rows × `cols` (≤ NR) columns of c over one k block.
                 #[inline(always)]
+                #[allow(clippy::too_many_arguments)]
                 fn tile<const R: usize>(
                     simd: V3,
                     a: &[$t],
-                    k: usize,
+                    lda: usize,
                     panel: &[[$t; NR]],
                     c: &mut [$t],
                     n: usize,
                     cols: usize,
                     accumulate: bool,
                 ) {
+                    let kc = panel.len();
                     let zero = simd.$splat(0.0);
                     let mut acc = [[zero; 2]; R];
                     if accumulate {
                         for (i, acc) in acc.iter_mut().enumerate() {
                             let mut buf = [0.0; NR];
-                            buf[..cols].copy_from_slice(&c[i * n..][..cols]);
+                            if cols == NR {
+                                buf = c[i * n..][..NR].try_into().expect("NR columns");
+                            } else {
+                                buf[..cols].copy_from_slice(&c[i * n..][..cols]);
+                            }
                             *acc = cast(buf);
                         }
                     }
-                    let rows: [&[$t]; R] = core::array::from_fn(|i| &a[i * k..(i + 1) * k]);
-                    let panel = &panel[..k];
+                    let rows: [&[$t]; R] = core::array::from_fn(|i| &a[i * lda..][..kc]);
                     for (kk, b) in panel.iter().enumerate() {
                         let [b0, b1]: [$v; 2] = cast(*b);
                         for i in 0..R {
@@ -240,7 +248,13 @@ mod v3 {
                     }
                     for (i, acc) in acc.iter().enumerate() {
                         let buf: [$t; NR] = cast(*acc);
-                        c[i * n..][..cols].copy_from_slice(&buf[..cols]);
+                        if cols == NR {
+                            let dst: &mut [$t; NR] =
+                                (&mut c[i * n..][..NR]).try_into().expect("NR columns");
+                            *dst = buf;
+                        } else {
+                            c[i * n..][..cols].copy_from_slice(&buf[..cols]);
+                        }
                     }
                 }
 
@@ -252,6 +266,7 @@ mod v3 {
                         let Job {
                             simd,
                             a,
+                            lda,
                             m,
                             k,
                             panels,
@@ -261,21 +276,28 @@ mod v3 {
                         } = self;
                         let (panels, _) = panels.as_chunks::<NR>();
                         let np = n.div_ceil(NR);
-                        for (p, panel) in panels.chunks_exact(k.max(1)).enumerate().take(np) {
-                            let j0 = p * NR;
-                            let cols = NR.min(n - j0);
-                            for (i0, rows) in row_tiles(m) {
-                                let a = &a[i0 * k..];
-                                let c = &mut c[i0 * n + j0..];
-                                match rows {
-                                    1 => tile::<1>(simd, a, k, panel, c, n, cols, accumulate),
-                                    2 => tile::<2>(simd, a, k, panel, c, n, cols, accumulate),
-                                    3 => tile::<3>(simd, a, k, panel, c, n, cols, accumulate),
-                                    4 => tile::<4>(simd, a, k, panel, c, n, cols, accumulate),
-                                    5 => tile::<5>(simd, a, k, panel, c, n, cols, accumulate),
-                                    _ => {
-                                        debug_assert_eq!(rows, MR);
-                                        tile::<MR>(simd, a, k, panel, c, n, cols, accumulate);
+                        for g0 in (0..m).step_by(MC) {
+                            let gm = MC.min(m - g0);
+                            for (p, panel) in panels.chunks_exact(k).enumerate().take(np) {
+                                let j0 = p * NR;
+                                let cols = NR.min(n - j0);
+                                for k0 in (0..k).step_by(KC) {
+                                    let block = &panel[k0..k.min(k0 + KC)];
+                                    let acc = accumulate || k0 > 0;
+                                    for (i0, rows) in row_tiles(gm) {
+                                        let a = &a[(g0 + i0) * lda + k0..];
+                                        let c = &mut c[(g0 + i0) * n + j0..];
+                                        match rows {
+                                            1 => tile::<1>(simd, a, lda, block, c, n, cols, acc),
+                                            2 => tile::<2>(simd, a, lda, block, c, n, cols, acc),
+                                            3 => tile::<3>(simd, a, lda, block, c, n, cols, acc),
+                                            4 => tile::<4>(simd, a, lda, block, c, n, cols, acc),
+                                            5 => tile::<5>(simd, a, lda, block, c, n, cols, acc),
+                                            _ => {
+                                                debug_assert_eq!(rows, MR);
+                                                tile::<MR>(simd, a, lda, block, c, n, cols, acc);
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -285,8 +307,10 @@ mod v3 {
 
                 /// Runs the product if the CPU has AVX2 and FMA; returns
                 /// whether it did.
+                #[allow(clippy::too_many_arguments)]
                 pub(in super::super) fn run(
                     a: &[$t],
+                    lda: usize,
                     m: usize,
                     k: usize,
                     panels: &[$t],
@@ -300,6 +324,7 @@ mod v3 {
                     simd.vectorize(Job {
                         simd,
                         a,
+                        lda,
                         m,
                         k,
                         panels,
@@ -323,6 +348,7 @@ macro_rules! kernel_impl {
             const NR: usize = $nr;
             fn panel_product(
                 a: &[Self],
+                lda: usize,
                 m: usize,
                 k: usize,
                 panels: &[Self],
@@ -333,11 +359,11 @@ macro_rules! kernel_impl {
                 #[cfg(target_arch = "x86_64")]
                 {
                     const { assert!(v3::$modname::NR == $nr) };
-                    if v3::$modname::run(a, m, k, panels, c, n, accumulate) {
+                    if v3::$modname::run(a, lda, m, k, panels, c, n, accumulate) {
                         return;
                     }
                 }
-                portable_panel_product::<$t, $nr>(a, m, k, panels, c, n, accumulate);
+                portable_panel_product::<$t, $nr>(a, lda, m, k, panels, c, n, accumulate);
             }
         }
     };
@@ -391,7 +417,12 @@ impl<T: Scalar> Packed<T> {
                         }
                     } else {
                         for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                            dst[..cols].copy_from_slice(&b.data[kk * b.cols + j0..][..cols]);
+                            let src = &b.data[kk * b.cols + j0..];
+                            if cols == nr {
+                                dst.copy_from_slice(&src[..nr]);
+                            } else {
+                                dst[..cols].copy_from_slice(&src[..cols]);
+                            }
                         }
                     }
                 });
@@ -400,20 +431,24 @@ impl<T: Scalar> Packed<T> {
     }
 }
 
-/// `c ← beta·c + a·b` with `a` row-major `m × k`, `b` packed `k × n` and `c`
+/// `c ← beta·c + a·b` with `a` an `m × k` matrix stored row-major with row
+/// stride `lda` (row i is `a[i·lda..][..k]`), `b` packed `k × n` and `c`
 /// row-major `m × n`; `beta` is 0 (overwrite) or 1 (accumulate). Above
-/// [`PAR_WORK`] multiply-adds and with more than one rayon thread, blocks of
-/// [`COL_BLOCK`] output columns run in parallel; the result is the same
-/// bits either way (each entry is one sum over k in increasing order).
+/// [`PAR_WORK`] multiply-adds and with more than one rayon thread, the
+/// product is cut into groups of [`MC`] rows (tall products) or blocks of
+/// about [`COL_BLOCK`] columns that run in parallel; the result is the same
+/// bits either way, as each entry is one sum over k in increasing order.
 pub(crate) fn gemm_packed<T: Scalar>(
     a: &[T],
+    lda: usize,
     m: usize,
     b: &Packed<T>,
     c: &mut [T],
     accumulate: bool,
 ) {
     let (k, n) = (b.k, b.n);
-    assert_eq!(a.len(), m * k, "left operand shape");
+    assert!(k <= lda || m <= 1, "row stride below the row length");
+    assert!(m == 0 || a.len() >= (m - 1) * lda + k, "left operand shape");
     let c = &mut c[..m * n];
     if m == 0 || n == 0 {
         return;
@@ -426,8 +461,16 @@ pub(crate) fn gemm_packed<T: Scalar>(
     }
     let nr = T::NR;
     let block = COL_BLOCK.div_ceil(nr) * nr;
-    if n <= block || m * n * k < PAR_WORK || rayon::current_num_threads() < 2 {
-        T::panel_product(a, m, k, &b.data, c, n, accumulate);
+    let serial = m * n * k < PAR_WORK || rayon::current_num_threads() < 2;
+    if serial || (n <= block && m < 2 * MC) {
+        T::panel_product(a, lda, m, k, &b.data, c, n, accumulate);
+        return;
+    }
+    if m >= 2 * MC {
+        c.par_chunks_mut(MC * n).enumerate().for_each(|(g, c)| {
+            let rows = c.len() / n;
+            T::panel_product(&a[g * MC * lda..], lda, rows, k, &b.data, c, n, accumulate);
+        });
         return;
     }
     let c_in: &[T] = c;
@@ -443,7 +486,7 @@ pub(crate) fn gemm_packed<T: Scalar>(
                 }
             }
             let panels = &b.data[j0 * k..(j0 + w).div_ceil(nr) * nr * k];
-            T::panel_product(a, m, k, panels, &mut out, w, accumulate);
+            T::panel_product(a, lda, m, k, panels, &mut out, w, accumulate);
             out
         })
         .collect();
@@ -454,6 +497,23 @@ pub(crate) fn gemm_packed<T: Scalar>(
             dst[j0..j0 + w].copy_from_slice(src);
         }
     }
+}
+
+/// The transpose of the row-major `rows × cols` matrix `a`, row-major,
+/// in cache-sized tiles.
+pub(crate) fn transpose<T: Scalar>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
+    let mut out = vec![T::ZERO; rows * cols];
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for i in i0..rows.min(i0 + TILE) {
+                for j in j0..cols.min(j0 + TILE) {
+                    out[j * rows + i] = a[i * cols + j];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A row-major matrix operand: `rows × cols` values of `data`, optionally
@@ -485,48 +545,25 @@ impl<'a, T: Scalar> Mat<'a, T> {
             ..self
         }
     }
-
-    fn view(&self) -> ArrayView2<'a, T> {
-        let v = ArrayView2::from_shape((self.rows, self.cols), self.data)
-            .expect("matrix shape matches its storage");
-        if self.trans {
-            v.reversed_axes()
-        } else {
-            v
-        }
-    }
 }
 
 /// `c ← beta·c + a·b` where `c` is row-major `m × n`; `beta` is 0 (overwrite)
-/// or 1 (accumulate).
+/// or 1 (accumulate). Packs `b` (and transposes a transposed `a`) for
+/// [`gemm_packed`], so the same kernel and summation order serve every
+/// product.
 pub(crate) fn gemm<T: Scalar>(a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
-    let av = a.view();
-    let bv = b.view();
-    let (m, k) = av.dim();
-    let (k2, n) = bv.dim();
-    assert_eq!(k, k2, "inner dimensions of a product");
-    if m == 0 || n == 0 {
-        return;
-    }
-    let mut cv = ArrayViewMut2::from_shape((m, n), &mut c[..m * n])
-        .expect("output shape matches its storage");
-    let beta = if accumulate { T::ONE } else { T::ZERO };
-    if k == 0 {
-        if !accumulate {
-            cv.fill(T::ZERO);
-        }
-        return;
-    }
-    if n >= 2 * COL_BLOCK && m * n * k >= PAR_WORK {
-        let blocks: Vec<_> = bv
-            .axis_chunks_iter(Axis(1), COL_BLOCK)
-            .zip(cv.axis_chunks_iter_mut(Axis(1), COL_BLOCK))
-            .collect();
-        blocks.into_par_iter().for_each(|(b, mut c)| {
-            general_mat_mul(T::ONE, &av, &b, beta, &mut c);
-        });
+    let packed = Packed::new(b);
+    let (m, k) = if a.trans {
+        (a.cols, a.rows)
     } else {
-        general_mat_mul(T::ONE, &av, &bv, beta, &mut cv);
+        (a.rows, a.cols)
+    };
+    assert_eq!(k, packed.k, "inner dimensions of a product");
+    if a.trans {
+        let at = transpose(a.data, a.rows, a.cols);
+        gemm_packed(&at, k, m, &packed, c, accumulate);
+    } else {
+        gemm_packed(a.data, k, m, &packed, c, accumulate);
     }
 }
 
@@ -606,7 +643,7 @@ mod tests {
                     };
                     let c0: Vec<T> = values(m * n, 3);
                     let mut c = c0.clone();
-                    gemm_packed(&a, m, &Packed::new(b), &mut c, accumulate);
+                    gemm_packed(&a, k, m, &Packed::new(b), &mut c, accumulate);
                     for i in 0..m {
                         for j in 0..n {
                             let mut want = if accumulate {
@@ -642,7 +679,7 @@ mod tests {
                 .build()
                 .expect("thread pool");
             let mut c: Vec<T> = values(m * n, 6);
-            pool.install(|| gemm_packed(&a, m, &packed, &mut c, true));
+            pool.install(|| gemm_packed(&a, k, m, &packed, &mut c, true));
             c
         };
         let (one, two) = (run(1), run(2));

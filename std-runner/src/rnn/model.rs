@@ -20,7 +20,7 @@ use rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use super::config::{Cell, DenseLayout, LayerLayout, Layout, Pool, RnnConfig};
-use super::gemm::{add_col_sums, add_row_bias, gemm, gemm_packed, Mat, Packed, Scalar};
+use super::gemm::{add_col_sums, add_row_bias, gemm, gemm_packed, transpose, Mat, Packed, Scalar};
 use super::RnnError;
 
 /// The recurrent classifier: configuration, parameter layout and the fixed
@@ -853,6 +853,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 let cnt = pk.n[t.max(q)];
                 gemm_packed(
                     &src[pk.off[q] * kw..][..cnt * kw],
+                    kw,
                     cnt,
                     packed,
                     &mut dst[pk.off[t] * nw..][..cnt * nw],
@@ -1224,21 +1225,17 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let h = self.cfg().hidden;
         let gh = self.cfg().cell.gates() * h;
         let pk = &self.pk;
+        // δᵀ once, row-major (gates·hidden × rows), for both products.
+        let dt = transpose(delta, pk.rows, gh);
         if !x.is_empty() {
-            gemm(
-                Mat::new(delta, pk.rows, gh).t(),
-                Mat::new(x, pk.rows, lay.input),
-                &mut out[lay.w.clone()],
-                true,
-            );
+            let xp = Packed::new(Mat::new(x, pk.rows, lay.input));
+            gemm_packed(&dt, pk.rows, gh, &xp, &mut out[lay.w.clone()], true);
         }
         let fp = pk.first_prev();
-        gemm(
-            Mat::new(&delta[fp * gh..], pk.rows - fp, gh).t(),
-            Mat::new(hprev, pk.rows - fp, h),
-            &mut out[lay.u.clone()],
-            true,
-        );
+        if pk.rows > fp {
+            let hp = Packed::new(Mat::new(hprev, pk.rows - fp, h));
+            gemm_packed(&dt[fp..], pk.rows, gh, &hp, &mut out[lay.u.clone()], true);
+        }
         if bias {
             add_col_sums(delta, gh, &mut out[lay.b.clone()]);
         }
