@@ -1,21 +1,22 @@
 //! Dense matrix products on row-major slices.
 //!
-//! Two kinds of product:
-//! - [`gemm`], through `ndarray`'s `general_mat_mul` (the tuned
-//!   `matrixmultiply` kernels for `f32` and `f64`), for the large one-shot
-//!   products over all time steps at once;
-//! - [`gemm_packed`], for the per-step recurrent products, whose right-hand
-//!   side (the recurrent matrix or its transpose) is the same at every step:
-//!   it is packed once per call into [`Packed`] column panels and every step
-//!   reuses the panels, where `matrixmultiply` would repack the whole matrix
-//!   at each step. Its micro-kernel is AVX2/FMA code through `pulp`'s safe
-//!   SIMD dispatch when the CPU has it, and a portable loop otherwise.
+//! Every product runs through one packed kernel: the right-hand side is
+//! packed into column panels ([`Packed`]) and a register-tiled micro-kernel
+//! streams the left-hand side's rows against them ([`gemm_packed`]); it is
+//! AVX2/FMA code through `pulp`'s safe SIMD dispatch when the CPU has it, a
+//! portable loop otherwise. The per-step recurrent products reuse the
+//! recurrent matrix packed once per call, where a general GEMM would repack
+//! the whole matrix at every time step; the one-shot products over all
+//! steps ([`gemm`]) pack their right-hand side per call.
 //!
-//! Every matrix is a row-major slice with an explicit shape; a transposed
-//! operand is a transposed view, never a copy. Results are deterministic:
-//! a large product is cut into blocks of output columns that run in
-//! parallel, and each output entry is summed in an order fixed by the
-//! shapes only, never by the number of threads.
+//! Every matrix is a row-major slice with an explicit shape and a transpose
+//! flag (packing reads a transposed right-hand side in place; a transposed
+//! left-hand side is copied once, transposed). Results are deterministic:
+//! a large product is cut into groups of rows or blocks of columns that run
+//! in parallel, and each output entry is one sum over the inner dimension in
+//! increasing order, whatever the cut or the number of threads. (Across
+//! CPUs the bits can differ: the AVX2/FMA kernel fuses each multiply-add,
+//! the portable one rounds the product first.)
 
 use bilevel_core::Real;
 use ndarray::LinalgScalar;
@@ -26,8 +27,8 @@ const COL_BLOCK: usize = 128;
 /// Products with fewer multiply-adds than this run on one thread.
 const PAR_WORK: usize = 1 << 18;
 
-/// The scalar type of the RNN backend: a core [`Real`] that `ndarray` can
-/// multiply, with the activation functions the model uses and a packed
+/// The scalar type of the RNN backend: a core [`Real`] (and `ndarray`
+/// scalar), with the activation functions the model uses and a packed
 /// product kernel. Implemented for `f32` and `f64` (sealed).
 pub trait Scalar: Real + LinalgScalar + sealed::Kernel {
     /// The hyperbolic tangent used by the model's cells and head. For `f64`
@@ -109,7 +110,7 @@ mod sealed {
         /// `n` output columns held by `panels` (consecutive `k × NR`
         /// row-major panels, zero beyond column `n`); `c` is row-major with
         /// `n` columns. Each entry is one sum over k in increasing order,
-        /// whatever `m`, the blocking or the CPU's SIMD level.
+        /// whatever `m` or the blocking.
         #[allow(clippy::too_many_arguments)]
         fn panel_product(
             a: &[Self],

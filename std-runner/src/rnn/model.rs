@@ -543,6 +543,18 @@ fn tanh_d<T: Scalar>(y: T) -> T {
     T::ONE - y * y
 }
 
+/// `out[r] = x[r]·(1 − y[r]²)` over `rows`: `x` through the derivative of
+/// tanh at its outputs `y` (the Elman cell's tangent and adjoint step).
+fn tanh_d_rows<T: Scalar>(rows: Range<usize>, x: &[T], y: &[T], out: &mut [T]) {
+    for ((o, &xv), &yv) in out[rows.clone()]
+        .iter_mut()
+        .zip(&x[rows.clone()])
+        .zip(&y[rows])
+    {
+        *o = xv * tanh_d(yv);
+    }
+}
+
 fn sigmoid<T: Scalar>(x: T) -> T {
     x.act_sigmoid()
 }
@@ -1013,14 +1025,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             let r0 = pk.off[t];
             let nt = pk.n[t];
             if !lstm {
-                let rows = r0 * h..(r0 + nt) * h;
-                for ((d, &a), &y) in dh[rows.clone()]
-                    .iter_mut()
-                    .zip(&da[rows.clone()])
-                    .zip(&st.h[rows])
-                {
-                    *d = a * tanh_d(y);
-                }
+                tanh_d_rows(r0 * h..(r0 + nt) * h, da, &st.h, dh);
                 return;
             }
             for i in 0..nt {
@@ -1167,14 +1172,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             let r0 = pk.off[t];
             let nt = pk.n[t];
             if !lstm {
-                let rows = r0 * h..(r0 + nt) * h;
-                for ((d, &gv), &y) in delta[rows.clone()]
-                    .iter_mut()
-                    .zip(&g[rows.clone()])
-                    .zip(&st.h[rows])
-                {
-                    *d = gv * tanh_d(y);
-                }
+                tanh_d_rows(r0 * h..(r0 + nt) * h, g, &st.h, delta);
                 return;
             }
             for i in 0..nt {
