@@ -211,20 +211,19 @@ mod v3 {
                     accumulate: bool,
                 }
 
-                /// `R` rows × `cols` (≤ NR) columns of c over one k block.
+                /// `R` rows × `cols` (≤ NR) columns of c over one k block;
+                /// `ap` holds the tile's rows of a interleaved (`[kk][r]`).
                 #[inline(always)]
                 #[allow(clippy::too_many_arguments)]
                 fn tile<const R: usize>(
                     simd: V3,
-                    a: &[$t],
-                    lda: usize,
+                    ap: &[$t],
                     panel: &[[$t; NR]],
                     c: &mut [$t],
                     n: usize,
                     cols: usize,
                     accumulate: bool,
                 ) {
-                    let kc = panel.len();
                     let zero = simd.$splat(0.0);
                     let mut acc = [[zero; 2]; R];
                     if accumulate {
@@ -238,11 +237,11 @@ mod v3 {
                             *acc = cast(buf);
                         }
                     }
-                    let rows: [&[$t]; R] = core::array::from_fn(|i| &a[i * lda..][..kc]);
-                    for (kk, b) in panel.iter().enumerate() {
+                    let (ap, _) = ap.as_chunks::<R>();
+                    for (b, x) in panel.iter().zip(ap) {
                         let [b0, b1]: [$v; 2] = cast(*b);
                         for i in 0..R {
-                            let x = simd.$splat(rows[i][kk]);
+                            let x = simd.$splat(x[i]);
                             acc[i][0] = simd.$fma(x, b0, acc[i][0]);
                             acc[i][1] = simd.$fma(x, b1, acc[i][1]);
                         }
@@ -277,26 +276,39 @@ mod v3 {
                         } = self;
                         let (panels, _) = panels.as_chunks::<NR>();
                         let np = n.div_ceil(NR);
+                        // The group's k block of a, each row tile interleaved
+                        // (`[kk][r]`): one sequential stream per tile.
+                        let mut ap = vec![0.0; MC.min(m) * KC.min(k)];
                         for g0 in (0..m).step_by(MC) {
                             let gm = MC.min(m - g0);
-                            for (p, panel) in panels.chunks_exact(k).enumerate().take(np) {
-                                let j0 = p * NR;
-                                let cols = NR.min(n - j0);
-                                for k0 in (0..k).step_by(KC) {
-                                    let block = &panel[k0..k.min(k0 + KC)];
-                                    let acc = accumulate || k0 > 0;
+                            for k0 in (0..k).step_by(KC) {
+                                let kc = KC.min(k - k0);
+                                for (i0, rows) in row_tiles(gm) {
+                                    let dst = &mut ap[i0 * kc..(i0 + rows) * kc];
+                                    for r in 0..rows {
+                                        let src = &a[(g0 + i0 + r) * lda + k0..][..kc];
+                                        for (kk, &x) in src.iter().enumerate() {
+                                            dst[kk * rows + r] = x;
+                                        }
+                                    }
+                                }
+                                let acc = accumulate || k0 > 0;
+                                for (p, panel) in panels.chunks_exact(k).enumerate().take(np) {
+                                    let j0 = p * NR;
+                                    let cols = NR.min(n - j0);
+                                    let block = &panel[k0..k0 + kc];
                                     for (i0, rows) in row_tiles(gm) {
-                                        let a = &a[(g0 + i0) * lda + k0..];
+                                        let a = &ap[i0 * kc..(i0 + rows) * kc];
                                         let c = &mut c[(g0 + i0) * n + j0..];
                                         match rows {
-                                            1 => tile::<1>(simd, a, lda, block, c, n, cols, acc),
-                                            2 => tile::<2>(simd, a, lda, block, c, n, cols, acc),
-                                            3 => tile::<3>(simd, a, lda, block, c, n, cols, acc),
-                                            4 => tile::<4>(simd, a, lda, block, c, n, cols, acc),
-                                            5 => tile::<5>(simd, a, lda, block, c, n, cols, acc),
+                                            1 => tile::<1>(simd, a, block, c, n, cols, acc),
+                                            2 => tile::<2>(simd, a, block, c, n, cols, acc),
+                                            3 => tile::<3>(simd, a, block, c, n, cols, acc),
+                                            4 => tile::<4>(simd, a, block, c, n, cols, acc),
+                                            5 => tile::<5>(simd, a, block, c, n, cols, acc),
                                             _ => {
                                                 debug_assert_eq!(rows, MR);
-                                                tile::<MR>(simd, a, lda, block, c, n, cols, acc);
+                                                tile::<MR>(simd, a, block, c, n, cols, acc);
                                             }
                                         }
                                     }
