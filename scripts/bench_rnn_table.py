@@ -10,6 +10,7 @@ For each case: the median and the minimum time per iteration on each side,
 tokens per second from the medians, the Rust ÷ PyTorch throughput ratio from
 the medians and from the minima (the minimum is the figure least disturbed
 by other processes on a shared machine), and HVP ÷ gradient from the medians.
+A case missing from the PyTorch output gets dashes.
 """
 import json
 import pathlib
@@ -54,6 +55,11 @@ def main():
         for threads in (1, 2):
             gmed, gmin = rust_times(root, hidden, threads, "forward_backward")
             hmed, hmin = rust_times(root, hidden, threads, "hvp")
+            if (hidden, threads) not in torch:
+                print(f"| {hidden} | {threads} | {ms(gmed)} / {ms(gmin)} | "
+                      f"{TOKENS / gmed * 1e3:,.0f} | – | – | – | {ms(hmed)} / {ms(hmin)} "
+                      f"| **{hmed / gmed:.2f}** | – | – |")
+                continue
             pg, pgmin, ph, phmin = torch[(hidden, threads)]
             print(f"| {hidden} | {threads} | {ms(gmed)} / {ms(gmin)} | {TOKENS / gmed * 1e3:,.0f} "
                   f"| {ms(pg)} / {ms(pgmin)} | {TOKENS / pg * 1e3:,.0f} "
