@@ -11,7 +11,10 @@ loss in all parameters (double backward: grad with create_graph, then the
 gradient of <grad, v>), for hidden 256 and 1024 with 1 and 2 threads.
 
 Run through scripts/bench_pytorch.sh (creates the virtualenv). Prints one
-Markdown table row per case.
+Markdown table row per case, with the median and the minimum time of the
+timed iterations (the minimum is the figure least disturbed by other
+processes on a shared machine; scripts/bench_rnn_table.py compares it with
+criterion's fastest sample).
 """
 import argparse
 import platform
@@ -59,6 +62,8 @@ class Model(torch.nn.Module):
 
 
 def timeit(fn, seconds):
+    """Median and minimum of the timed iterations (at least 3, after 2 warm-up
+    iterations); the minimum is the least disturbed by other processes."""
     for _ in range(2):
         fn()
     times = []
@@ -67,7 +72,7 @@ def timeit(fn, seconds):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def main():
@@ -84,7 +89,8 @@ def main():
         tokens[i, : len(s)] = torch.tensor(s)
     labels = torch.arange(BATCH) % CLASSES
     print(f"torch {torch.__version__}, python {platform.python_version()}, {ntok} tokens per batch")
-    print("| hidden | threads | forward+backward ms | tokens/s | HVP ms | HVP / gradient |")
+    print("| hidden | threads | forward+backward ms (median / min) | tokens/s (median) "
+          "| HVP ms (median / min) | HVP / gradient (medians) |")
     print("|---|---|---|---|---|---|")
     for hidden in args.hidden:
         torch.manual_seed(1)
@@ -105,10 +111,10 @@ def main():
                 dot = sum((gi * vi).sum() for gi, vi in zip(g, vs))
                 return torch.autograd.grad(dot, params)
 
-            tg = timeit(fwd_bwd, args.seconds)
-            th = timeit(hvp, args.seconds)
-            print(f"| {hidden} | {threads} | {tg * 1e3:.1f} | {ntok / tg:,.0f} | {th * 1e3:.1f} "
-                  f"| {th / tg:.2f} |", flush=True)
+            tg, tg_min = timeit(fwd_bwd, args.seconds)
+            th, th_min = timeit(hvp, args.seconds)
+            print(f"| {hidden} | {threads} | {tg * 1e3:.1f} / {tg_min * 1e3:.1f} | {ntok / tg:,.0f} "
+                  f"| {th * 1e3:.1f} / {th_min * 1e3:.1f} | {th / tg:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

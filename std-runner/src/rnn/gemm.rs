@@ -1,16 +1,25 @@
-//! Dense matrix products on row-major slices, through `ndarray`'s
-//! `general_mat_mul` (which calls the tuned `matrixmultiply` kernels for
-//! `f32` and `f64`).
+//! Dense matrix products on row-major slices.
 //!
-//! Every matrix is a row-major slice with an explicit shape; a transposed
-//! operand is a transposed view, never a copy. Results are deterministic:
-//! a large product is cut into blocks of [`COL_BLOCK`] output columns that
-//! run in parallel, and the cut depends on the shape only, never on the
-//! number of threads, so each entry's summation order is fixed.
+//! Every product runs through one packed kernel: the right-hand side is
+//! packed into column panels ([`Packed`]) and a register-tiled micro-kernel
+//! streams the left-hand side's rows against them ([`gemm_packed`]); it is
+//! AVX2/FMA code through `pulp`'s safe SIMD dispatch when the CPU has it, a
+//! portable loop otherwise. The per-step recurrent products reuse the
+//! recurrent matrix packed once per call, where a general GEMM would repack
+//! the whole matrix at every time step; the one-shot products over all
+//! steps ([`gemm`]) pack their right-hand side per call.
+//!
+//! Every matrix is a row-major slice with an explicit shape and a transpose
+//! flag (packing reads a transposed right-hand side in place; a transposed
+//! left-hand side is copied once, transposed). Results are deterministic:
+//! a large product is cut into groups of rows or blocks of columns that run
+//! in parallel, and each output entry is one sum over the inner dimension in
+//! increasing order, whatever the cut or the number of threads. (Across
+//! CPUs the bits can differ: the AVX2/FMA kernel fuses each multiply-add,
+//! the portable one rounds the product first.)
 
 use bilevel_core::Real;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, LinalgScalar};
+use ndarray::LinalgScalar;
 use rayon::prelude::*;
 
 /// Output columns per unit of parallel work inside one product.
@@ -18,10 +27,10 @@ const COL_BLOCK: usize = 128;
 /// Products with fewer multiply-adds than this run on one thread.
 const PAR_WORK: usize = 1 << 18;
 
-/// The scalar type of the RNN backend: a core [`Real`] that `ndarray` can
-/// multiply (`f32` and `f64`), with the activation functions the model
-/// uses.
-pub trait Scalar: Real + LinalgScalar {
+/// The scalar type of the RNN backend: a core [`Real`] (and `ndarray`
+/// scalar), with the activation functions the model uses and a packed
+/// product kernel. Implemented for `f32` and `f64` (sealed).
+pub trait Scalar: Real + LinalgScalar + sealed::Kernel {
     /// The hyperbolic tangent used by the model's cells and head. For `f64`
     /// it is `libm`'s (the accuracy reference, used by the finite-difference
     /// tests); for `f32` a vectorisable rational approximation accurate to
@@ -89,6 +98,437 @@ pub fn fast_tanh_f32(x: f32) -> f32 {
     p / q
 }
 
+mod sealed {
+    /// The packed-product micro-kernels of one scalar type (see
+    /// [`super::gemm_packed`]); sealed, so `Scalar` is implemented for
+    /// `f32` and `f64` only.
+    pub trait Kernel: Sized {
+        /// Columns per packed panel.
+        const NR: usize;
+        /// `c[i][j] ← (c[i][j] if accumulate, else 0) + Σₖ a[i][k]·B[k][j]`
+        /// for `m` rows of `a` (row stride `lda`, `k` columns used) and the
+        /// `n` output columns held by `panels` (consecutive `k × NR`
+        /// row-major panels, zero beyond column `n`); `c` is row-major with
+        /// `n` columns. Each entry is one sum over k in increasing order,
+        /// whatever `m` or the blocking.
+        #[allow(clippy::too_many_arguments)]
+        fn panel_product(
+            a: &[Self],
+            lda: usize,
+            m: usize,
+            k: usize,
+            panels: &[Self],
+            c: &mut [Self],
+            n: usize,
+            accumulate: bool,
+        );
+    }
+}
+
+/// Largest number of rows one register tile of the packed kernel covers.
+const MR: usize = 6;
+/// Inner-dimension block of the packed kernel: a panel's `KC × NR` block
+/// stays in L1 while the row tiles of a group use it.
+const KC: usize = 256;
+/// Rows per group of the packed kernel (and per parallel task of a tall
+/// product): the group's `MC × KC` block of the left operand stays in L2.
+const MC: usize = 96;
+
+/// The row tiles of an `m`-row product: as few tiles of at most [`MR`] rows
+/// as possible, sizes differing by at most one (32 rows: 6, 6, 5, 5, 5, 5).
+fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
+    let tiles = m.div_ceil(MR);
+    let base = m.checked_div(tiles).unwrap_or(0);
+    let extra = m.checked_rem(tiles).unwrap_or(0);
+    (0..tiles).scan(0, move |start, i| {
+        let rows = base + usize::from(i < extra);
+        let s = *start;
+        *start += rows;
+        Some((s, rows))
+    })
+}
+
+/// The portable kernel: per entry the same sum over k in increasing order
+/// as the SIMD one, with a separate multiply and add (vectorised by the
+/// compiler where it can).
+#[allow(clippy::too_many_arguments)]
+fn portable_panel_product<T: Real, const NR: usize>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    k: usize,
+    panels: &[T],
+    c: &mut [T],
+    n: usize,
+    accumulate: bool,
+) {
+    let (panels, _) = panels.as_chunks::<NR>();
+    for (p, panel) in panels.chunks_exact(k).enumerate().take(n.div_ceil(NR)) {
+        let j0 = p * NR;
+        let cols = NR.min(n - j0);
+        for i in 0..m {
+            let mut acc = [T::ZERO; NR];
+            if accumulate {
+                acc[..cols].copy_from_slice(&c[i * n + j0..][..cols]);
+            }
+            for (&x, b) in a[i * lda..][..k].iter().zip(panel) {
+                for (s, &bv) in acc.iter_mut().zip(b) {
+                    *s += x * bv;
+                }
+            }
+            c[i * n + j0..][..cols].copy_from_slice(&acc[..cols]);
+        }
+    }
+}
+
+/// The AVX2/FMA kernels (x86-64 with `pulp`'s V3 level): a tile is up to
+/// [`MR`] rows × two vector registers of columns, the accumulators stay in
+/// registers over a [`KC`] block of the inner dimension, one fused
+/// multiply-add per term.
+#[cfg(target_arch = "x86_64")]
+mod v3 {
+    use super::{row_tiles, KC, MC, MR};
+    use pulp::x86::V3;
+    use pulp::{cast, NullaryFnOnce};
+
+    macro_rules! v3_kernel {
+        ($modname:ident, $t:ty, $v:ty, $lanes:literal, $splat:ident, $fma:ident) => {
+            pub(super) mod $modname {
+                use super::*;
+
+                /// Columns per panel: two vector registers.
+                pub(in super::super) const NR: usize = 2 * $lanes;
+
+                struct Job<'a> {
+                    simd: V3,
+                    a: &'a [$t],
+                    lda: usize,
+                    m: usize,
+                    k: usize,
+                    panels: &'a [$t],
+                    c: &'a mut [$t],
+                    n: usize,
+                    accumulate: bool,
+                }
+
+                /// `R` rows × `cols` (≤ NR) columns of c over one k block;
+                /// `ap` holds the tile's rows of a interleaved (`[kk][r]`).
+                #[inline(always)]
+                #[allow(clippy::too_many_arguments)]
+                fn tile<const R: usize>(
+                    simd: V3,
+                    ap: &[$t],
+                    panel: &[[$t; NR]],
+                    c: &mut [$t],
+                    n: usize,
+                    cols: usize,
+                    accumulate: bool,
+                ) {
+                    let zero = simd.$splat(0.0);
+                    let mut acc = [[zero; 2]; R];
+                    if accumulate {
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            let mut buf = [0.0; NR];
+                            if cols == NR {
+                                buf = c[i * n..][..NR].try_into().expect("NR columns");
+                            } else {
+                                buf[..cols].copy_from_slice(&c[i * n..][..cols]);
+                            }
+                            *acc = cast(buf);
+                        }
+                    }
+                    let (ap, _) = ap.as_chunks::<R>();
+                    for (b, x) in panel.iter().zip(ap) {
+                        let [b0, b1]: [$v; 2] = cast(*b);
+                        for i in 0..R {
+                            let x = simd.$splat(x[i]);
+                            acc[i][0] = simd.$fma(x, b0, acc[i][0]);
+                            acc[i][1] = simd.$fma(x, b1, acc[i][1]);
+                        }
+                    }
+                    for (i, acc) in acc.iter().enumerate() {
+                        let buf: [$t; NR] = cast(*acc);
+                        if cols == NR {
+                            let dst: &mut [$t; NR] =
+                                (&mut c[i * n..][..NR]).try_into().expect("NR columns");
+                            *dst = buf;
+                        } else {
+                            c[i * n..][..cols].copy_from_slice(&buf[..cols]);
+                        }
+                    }
+                }
+
+                impl NullaryFnOnce for Job<'_> {
+                    type Output = ();
+
+                    #[inline(always)]
+                    fn call(self) {
+                        let Job {
+                            simd,
+                            a,
+                            lda,
+                            m,
+                            k,
+                            panels,
+                            c,
+                            n,
+                            accumulate,
+                        } = self;
+                        let (panels, _) = panels.as_chunks::<NR>();
+                        let np = n.div_ceil(NR);
+                        // The group's k block of a, each row tile interleaved
+                        // (`[kk][r]`): one sequential stream per tile.
+                        let mut ap = vec![0.0; MC.min(m) * KC.min(k)];
+                        for g0 in (0..m).step_by(MC) {
+                            let gm = MC.min(m - g0);
+                            for k0 in (0..k).step_by(KC) {
+                                let kc = KC.min(k - k0);
+                                for (i0, rows) in row_tiles(gm) {
+                                    let dst = &mut ap[i0 * kc..(i0 + rows) * kc];
+                                    for r in 0..rows {
+                                        let src = &a[(g0 + i0 + r) * lda + k0..][..kc];
+                                        for (kk, &x) in src.iter().enumerate() {
+                                            dst[kk * rows + r] = x;
+                                        }
+                                    }
+                                }
+                                let acc = accumulate || k0 > 0;
+                                for (p, panel) in panels.chunks_exact(k).enumerate().take(np) {
+                                    let j0 = p * NR;
+                                    let cols = NR.min(n - j0);
+                                    let block = &panel[k0..k0 + kc];
+                                    for (i0, rows) in row_tiles(gm) {
+                                        let a = &ap[i0 * kc..(i0 + rows) * kc];
+                                        let c = &mut c[(g0 + i0) * n + j0..];
+                                        match rows {
+                                            1 => tile::<1>(simd, a, block, c, n, cols, acc),
+                                            2 => tile::<2>(simd, a, block, c, n, cols, acc),
+                                            3 => tile::<3>(simd, a, block, c, n, cols, acc),
+                                            4 => tile::<4>(simd, a, block, c, n, cols, acc),
+                                            5 => tile::<5>(simd, a, block, c, n, cols, acc),
+                                            _ => {
+                                                debug_assert_eq!(rows, MR);
+                                                tile::<MR>(simd, a, block, c, n, cols, acc);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+
+                /// Runs the product if the CPU has AVX2 and FMA; returns
+                /// whether it did.
+                #[allow(clippy::too_many_arguments)]
+                pub(in super::super) fn run(
+                    a: &[$t],
+                    lda: usize,
+                    m: usize,
+                    k: usize,
+                    panels: &[$t],
+                    c: &mut [$t],
+                    n: usize,
+                    accumulate: bool,
+                ) -> bool {
+                    let Some(simd) = V3::try_new() else {
+                        return false;
+                    };
+                    simd.vectorize(Job {
+                        simd,
+                        a,
+                        lda,
+                        m,
+                        k,
+                        panels,
+                        c,
+                        n,
+                        accumulate,
+                    });
+                    true
+                }
+            }
+        };
+    }
+
+    v3_kernel!(f32k, f32, pulp::f32x8, 8, splat_f32x8, mul_add_f32x8);
+    v3_kernel!(f64k, f64, pulp::f64x4, 4, splat_f64x4, mul_add_f64x4);
+}
+
+macro_rules! kernel_impl {
+    ($t:ty, $modname:ident, $nr:literal) => {
+        impl sealed::Kernel for $t {
+            const NR: usize = $nr;
+            fn panel_product(
+                a: &[Self],
+                lda: usize,
+                m: usize,
+                k: usize,
+                panels: &[Self],
+                c: &mut [Self],
+                n: usize,
+                accumulate: bool,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    const { assert!(v3::$modname::NR == $nr) };
+                    if v3::$modname::run(a, lda, m, k, panels, c, n, accumulate) {
+                        return;
+                    }
+                }
+                portable_panel_product::<$t, $nr>(a, lda, m, k, panels, c, n, accumulate);
+            }
+        }
+    };
+}
+
+kernel_impl!(f32, f32k, 16);
+kernel_impl!(f64, f64k, 8);
+
+/// A `k × n` matrix packed for [`gemm_packed`]: consecutive `k × NR`
+/// row-major panels of `NR` columns each (the last one zero-padded).
+pub(crate) struct Packed<T> {
+    data: Vec<T>,
+    k: usize,
+    n: usize,
+}
+
+impl<T: Scalar> Packed<T> {
+    /// Rows of the packed matrix (the inner dimension of a product).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of the packed matrix.
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Packs `b` (`k × n` as used, transposed or not). Panels are packed in
+    /// parallel.
+    pub(crate) fn new(b: Mat<'_, T>) -> Self {
+        let (k, n) = if b.trans {
+            (b.cols, b.rows)
+        } else {
+            (b.rows, b.cols)
+        };
+        let nr = T::NR;
+        let mut data = vec![T::ZERO; n.div_ceil(nr) * nr * k];
+        if k > 0 {
+            data.par_chunks_mut(k * nr)
+                .enumerate()
+                .for_each(|(p, panel)| {
+                    let j0 = p * nr;
+                    let cols = nr.min(n - j0);
+                    if b.trans {
+                        // b[kk][j] = data[j][kk]: column j of b is a row of the storage.
+                        for jj in 0..cols {
+                            let src = &b.data[(j0 + jj) * b.cols..][..k];
+                            for (kk, &x) in src.iter().enumerate() {
+                                panel[kk * nr + jj] = x;
+                            }
+                        }
+                    } else {
+                        for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                            let src = &b.data[kk * b.cols + j0..];
+                            if cols == nr {
+                                dst.copy_from_slice(&src[..nr]);
+                            } else {
+                                dst[..cols].copy_from_slice(&src[..cols]);
+                            }
+                        }
+                    }
+                });
+        }
+        Packed { data, k, n }
+    }
+}
+
+/// `c ← beta·c + a·b` with `a` an `m × k` matrix stored row-major with row
+/// stride `lda` (row i is `a[i·lda..][..k]`), `b` packed `k × n` and `c`
+/// row-major `m × n`; `beta` is 0 (overwrite) or 1 (accumulate). Above
+/// [`PAR_WORK`] multiply-adds and with more than one rayon thread, the
+/// product is cut into groups of [`MC`] rows (tall products) or blocks of
+/// about [`COL_BLOCK`] columns that run in parallel; the result is the same
+/// bits either way, as each entry is one sum over k in increasing order.
+pub(crate) fn gemm_packed<T: Scalar>(
+    a: &[T],
+    lda: usize,
+    m: usize,
+    b: &Packed<T>,
+    c: &mut [T],
+    accumulate: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    assert!(k <= lda || m <= 1, "row stride below the row length");
+    assert!(m == 0 || a.len() >= (m - 1) * lda + k, "left operand shape");
+    let c = &mut c[..m * n];
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(T::ZERO);
+        }
+        return;
+    }
+    let nr = T::NR;
+    let block = COL_BLOCK.div_ceil(nr) * nr;
+    let serial = m * n * k < PAR_WORK || rayon::current_num_threads() < 2;
+    if serial || (n <= block && m < 2 * MC) {
+        T::panel_product(a, lda, m, k, &b.data, c, n, accumulate);
+        return;
+    }
+    if m >= 2 * MC {
+        c.par_chunks_mut(MC * n).enumerate().for_each(|(g, c)| {
+            let rows = c.len() / n;
+            T::panel_product(&a[g * MC * lda..], lda, rows, k, &b.data, c, n, accumulate);
+        });
+        return;
+    }
+    let c_in: &[T] = c;
+    let blocks: Vec<Vec<T>> = (0..n.div_ceil(block))
+        .into_par_iter()
+        .map(|q| {
+            let j0 = q * block;
+            let w = block.min(n - j0);
+            let mut out = vec![T::ZERO; m * w];
+            if accumulate {
+                for (o, src) in out.chunks_exact_mut(w).zip(c_in.chunks_exact(n)) {
+                    o.copy_from_slice(&src[j0..j0 + w]);
+                }
+            }
+            let panels = &b.data[j0 * k..(j0 + w).div_ceil(nr) * nr * k];
+            T::panel_product(a, lda, m, k, panels, &mut out, w, accumulate);
+            out
+        })
+        .collect();
+    for (q, out) in blocks.iter().enumerate() {
+        let j0 = q * block;
+        let w = block.min(n - j0);
+        for (dst, src) in c.chunks_exact_mut(n).zip(out.chunks_exact(w)) {
+            dst[j0..j0 + w].copy_from_slice(src);
+        }
+    }
+}
+
+/// The transpose of the row-major `rows × cols` matrix `a`, row-major,
+/// in cache-sized tiles.
+pub(crate) fn transpose<T: Scalar>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
+    let mut out = vec![T::ZERO; rows * cols];
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for i in i0..rows.min(i0 + TILE) {
+                for j in j0..cols.min(j0 + TILE) {
+                    out[j * rows + i] = a[i * cols + j];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A row-major matrix operand: `rows × cols` values of `data`, optionally
 /// used transposed.
 #[derive(Clone, Copy)]
@@ -118,48 +558,25 @@ impl<'a, T: Scalar> Mat<'a, T> {
             ..self
         }
     }
-
-    fn view(&self) -> ArrayView2<'a, T> {
-        let v = ArrayView2::from_shape((self.rows, self.cols), self.data)
-            .expect("matrix shape matches its storage");
-        if self.trans {
-            v.reversed_axes()
-        } else {
-            v
-        }
-    }
 }
 
 /// `c ← beta·c + a·b` where `c` is row-major `m × n`; `beta` is 0 (overwrite)
-/// or 1 (accumulate).
+/// or 1 (accumulate). Packs `b` (and transposes a transposed `a`) for
+/// [`gemm_packed`], so the same kernel and summation order serve every
+/// product.
 pub(crate) fn gemm<T: Scalar>(a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
-    let av = a.view();
-    let bv = b.view();
-    let (m, k) = av.dim();
-    let (k2, n) = bv.dim();
-    assert_eq!(k, k2, "inner dimensions of a product");
-    if m == 0 || n == 0 {
-        return;
-    }
-    let mut cv = ArrayViewMut2::from_shape((m, n), &mut c[..m * n])
-        .expect("output shape matches its storage");
-    let beta = if accumulate { T::ONE } else { T::ZERO };
-    if k == 0 {
-        if !accumulate {
-            cv.fill(T::ZERO);
-        }
-        return;
-    }
-    if n >= 2 * COL_BLOCK && m * n * k >= PAR_WORK {
-        let blocks: Vec<_> = bv
-            .axis_chunks_iter(Axis(1), COL_BLOCK)
-            .zip(cv.axis_chunks_iter_mut(Axis(1), COL_BLOCK))
-            .collect();
-        blocks.into_par_iter().for_each(|(b, mut c)| {
-            general_mat_mul(T::ONE, &av, &b, beta, &mut c);
-        });
+    let packed = Packed::new(b);
+    let (m, k) = if a.trans {
+        (a.cols, a.rows)
     } else {
-        general_mat_mul(T::ONE, &av, &bv, beta, &mut cv);
+        (a.rows, a.cols)
+    };
+    assert_eq!(k, packed.k, "inner dimensions of a product");
+    if a.trans {
+        let at = transpose(a.data, a.rows, a.cols);
+        gemm_packed(&at, k, m, &packed, c, accumulate);
+    } else {
+        gemm_packed(a.data, k, m, &packed, c, accumulate);
     }
 }
 
@@ -198,6 +615,108 @@ mod tests {
         assert!(worst < 1e-6, "max error {worst:e}");
         assert!((fast_tanh_f32(1e4) - 1.0).abs() < 1e-6);
         assert!((f64::from(0.3_f32.act_sigmoid()) - 1.0 / (1.0 + (-0.3_f64).exp())).abs() < 1e-6);
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn values<T: Scalar>(n: usize, seed: u64) -> Vec<T> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                T::from_f64((s >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
+            })
+            .collect()
+    }
+
+    /// Packed products against the naive triple loop (in f64), for shapes
+    /// around the panel width and the row tile, both storage orders of the
+    /// right-hand side, overwrite and accumulate; and the same bits with one
+    /// and two threads on a product large enough to be cut into blocks.
+    fn packed_products_match<T: Scalar + Into<f64>>(tol: f64) {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 4, 5),
+            (7, 9, 16),
+            (13, 3, 17),
+            (32, 20, 33),
+            (6, 0, 4),
+            (0, 5, 3),
+            (12, 64, 8),
+        ] {
+            for trans in [false, true] {
+                for accumulate in [false, true] {
+                    let a: Vec<T> = values(m * k, 1);
+                    let bs: Vec<T> = values(k * n, 2);
+                    let b = if trans {
+                        Mat::new(&bs, n, k).t()
+                    } else {
+                        Mat::new(&bs, k, n)
+                    };
+                    let c0: Vec<T> = values(m * n, 3);
+                    let mut c = c0.clone();
+                    gemm_packed(&a, k, m, &Packed::new(b), &mut c, accumulate);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut want = if accumulate {
+                                c0[i * n + j].into()
+                            } else {
+                                0.0
+                            };
+                            for kk in 0..k {
+                                let bv = if trans {
+                                    bs[j * k + kk]
+                                } else {
+                                    bs[kk * n + j]
+                                };
+                                want += a[i * k + kk].into() * bv.into();
+                            }
+                            let got: f64 = c[i * n + j].into();
+                            assert!(
+                                (got - want).abs() <= tol,
+                                "{m}×{k}×{n} trans {trans} acc {accumulate}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let (m, k, n) = (29, 70, 300);
+        let a: Vec<T> = values(m * k, 4);
+        let bs: Vec<T> = values(k * n, 5);
+        let packed = Packed::new(Mat::new(&bs, n, k).t());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            let mut c: Vec<T> = values(m * n, 6);
+            pool.install(|| gemm_packed(&a, k, m, &packed, &mut c, true));
+            c
+        };
+        let (one, two) = (run(1), run(2));
+        assert!(one
+            .iter()
+            .zip(&two)
+            .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits()));
+    }
+
+    #[test]
+    fn packed_products_match_the_naive_loop() {
+        packed_products_match::<f64>(1e-12);
+        packed_products_match::<f32>(1e-4);
+    }
+
+    #[test]
+    fn row_tiles_cover_the_rows_evenly() {
+        for m in 0..50 {
+            let tiles: Vec<_> = row_tiles(m).collect();
+            assert_eq!(tiles.iter().map(|t| t.1).sum::<usize>(), m);
+            assert!(tiles.iter().all(|t| (1..=MR).contains(&t.1)));
+            assert!(tiles.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+            assert_eq!(tiles.len(), m.div_ceil(MR));
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use super::config::{Cell, DenseLayout, LayerLayout, Layout, Pool, RnnConfig};
-use super::gemm::{add_col_sums, add_row_bias, gemm, Mat, Scalar};
+use super::gemm::{add_col_sums, add_row_bias, gemm, gemm_packed, transpose, Mat, Packed, Scalar};
 use super::RnnError;
 
 /// The recurrent classifier: configuration, parameter layout and the fixed
@@ -263,9 +263,12 @@ impl<T: Scalar> RnnModel<T> {
             .collect();
         let want_grad = grad.is_some();
         let want_hvp = hvp.is_some();
+        let packs = Packs::new(self, theta, cot.is_some());
         let outs: Vec<ChunkOut<T>> = chunks
             .into_par_iter()
-            .map(|r| Pass::new(self, theta, batch, r).run(tangent, cot, want_grad, want_hvp))
+            .map(|r| {
+                Pass::new(self, theta, &packs, batch, r).run(tangent, cot, want_grad, want_hvp)
+            })
             .collect();
         let c = self.cfg.outputs();
         if let Some(z) = logits {
@@ -540,6 +543,18 @@ fn tanh_d<T: Scalar>(y: T) -> T {
     T::ONE - y * y
 }
 
+/// `out[r] = x[r]·(1 − y[r]²)` over `rows`: `x` through the derivative of
+/// tanh at its outputs `y` (the Elman cell's tangent and adjoint step).
+fn tanh_d_rows<T: Scalar>(rows: Range<usize>, x: &[T], y: &[T], out: &mut [T]) {
+    for ((o, &xv), &yv) in out[rows.clone()]
+        .iter_mut()
+        .zip(&x[rows.clone()])
+        .zip(&y[rows])
+    {
+        *o = xv * tanh_d(yv);
+    }
+}
+
 fn sigmoid<T: Scalar>(x: T) -> T {
     x.act_sigmoid()
 }
@@ -580,10 +595,37 @@ struct LayerRev<T> {
     delta: Vec<T>,
 }
 
+/// The recurrent matrices of every layer, packed once per call for the
+/// per-step products of all chunks: `fwd[l]` is Uₗᵀ (hidden × gates·hidden,
+/// for h₋₁·Uᵀ in the forward and tangent sweeps), `rev[l]` is Uₗ (for δ₊₁·U
+/// in the reverse sweeps; empty when no reverse sweep runs).
+struct Packs<T> {
+    fwd: Vec<Packed<T>>,
+    rev: Vec<Packed<T>>,
+}
+
+impl<T: Scalar> Packs<T> {
+    fn new(model: &RnnModel<T>, theta: &[T], reverse: bool) -> Self {
+        let h = model.cfg.hidden;
+        let gh = model.cfg.cell.gates() * h;
+        let layers = &model.layout.layers;
+        let u = |l: &LayerLayout| Mat::new(&theta[l.u.clone()], gh, h);
+        Packs {
+            fwd: layers.iter().map(|l| Packed::new(u(l).t())).collect(),
+            rev: if reverse {
+                layers.iter().map(|l| Packed::new(u(l))).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
 /// One chunk's pass: parameters, packing and every stored intermediate.
 struct Pass<'a, T> {
     model: &'a RnnModel<T>,
     theta: &'a [T],
+    packs: &'a Packs<T>,
     batch: &'a TokenBatch<'a>,
     pk: Packing,
     /// Input rows of the first layer (word vectors).
@@ -602,6 +644,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
     fn new(
         model: &'a RnnModel<T>,
         theta: &'a [T],
+        packs: &'a Packs<T>,
         batch: &'a TokenBatch<'a>,
         examples: Range<usize>,
     ) -> Self {
@@ -610,6 +653,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         Pass {
             model,
             theta,
+            packs,
             batch,
             pk,
             x0,
@@ -729,76 +773,107 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let h = self.cfg().hidden;
         let gh = self.cfg().cell.gates() * h;
         let pk = &self.pk;
-        let (w, u, b) = (self.param(&lay.w), self.param(&lay.u), self.param(&lay.b));
-        // Uᵀ stored row-major, so the per-step products read it contiguously.
-        let ut = transpose(u, gh, h);
+        let (w, b) = (self.param(&lay.w), self.param(&lay.b));
+        // Pre-activations of every step at once: x·Wᵀ + b; the recurrent
+        // terms are added step by step.
         let x = self.layer_input(l);
-        let mut a = vec![T::ZERO; pk.rows * gh];
+        let mut pre = vec![T::ZERO; pk.rows * gh];
         gemm(
             Mat::new(x, pk.rows, lay.input),
             Mat::new(w, gh, lay.input).t(),
-            &mut a,
+            &mut pre,
             false,
         );
-        add_row_bias(&mut a, b);
-        let mut st = LayerFwd::default();
-        match self.cfg().cell {
-            Cell::Elman => {
-                for t in 0..pk.steps() {
-                    let (past, now) = a.split_at_mut(pk.off[t] * h);
-                    let now = &mut now[..pk.n[t] * h];
-                    if t > 0 {
-                        let prev = &past[pk.off[t - 1] * h..][..pk.n[t] * h];
-                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(&ut, h, gh), now, true);
-                    }
-                    for y in now.iter_mut() {
-                        *y = y.act_tanh();
-                    }
+        add_row_bias(&mut pre, b);
+        let lstm = self.cfg().cell == Cell::Lstm;
+        let state = || vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        let mut st = LayerFwd {
+            h: vec![T::ZERO; pk.rows * h],
+            c: state(),
+            k: state(),
+            ..LayerFwd::default()
+        };
+        let (cs, ks) = (&mut st.c, &mut st.k);
+        self.through_time(l, false, &mut pre, &mut st.h, |t, pre, hs| {
+            let r0 = pk.off[t];
+            let nt = pk.n[t];
+            if !lstm {
+                for (y, &a) in hs[r0 * h..(r0 + nt) * h].iter_mut().zip(&pre[r0 * h..]) {
+                    *y = a.act_tanh();
                 }
-                st.h = a;
+                return;
             }
-            Cell::Lstm => {
-                let mut hs = vec![T::ZERO; pk.rows * h];
-                let mut cs = vec![T::ZERO; pk.rows * h];
-                let mut ks = vec![T::ZERO; pk.rows * h];
-                for t in 0..pk.steps() {
-                    let r0 = pk.off[t];
-                    let nt = pk.n[t];
-                    if t > 0 {
-                        let prev = &hs[pk.off[t - 1] * h..][..nt * h];
-                        let now = &mut a[r0 * gh..][..nt * gh];
-                        gemm(Mat::new(prev, nt, h), Mat::new(&ut, h, gh), now, true);
-                    }
-                    for i in 0..nt {
-                        let r = r0 + i;
-                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
-                        let gates = &mut a[r * gh..(r + 1) * gh];
-                        for j in 0..h {
-                            let gi = sigmoid(gates[j]);
-                            let gf = sigmoid(gates[h + j]);
-                            let gg = gates[2 * h + j].act_tanh();
-                            let go = sigmoid(gates[3 * h + j]);
-                            gates[j] = gi;
-                            gates[h + j] = gf;
-                            gates[2 * h + j] = gg;
-                            gates[3 * h + j] = go;
-                            let cp = pr.map_or(T::ZERO, |p| cs[p * h + j]);
-                            let cv = gf * cp + gi * gg;
-                            let kv = cv.act_tanh();
-                            cs[r * h + j] = cv;
-                            ks[r * h + j] = kv;
-                            hs[r * h + j] = go * kv;
-                        }
-                    }
+            for i in 0..nt {
+                let r = r0 + i;
+                let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                let gates = &mut pre[r * gh..(r + 1) * gh];
+                for j in 0..h {
+                    let gi = sigmoid(gates[j]);
+                    let gf = sigmoid(gates[h + j]);
+                    let gg = gates[2 * h + j].act_tanh();
+                    let go = sigmoid(gates[3 * h + j]);
+                    gates[j] = gi;
+                    gates[h + j] = gf;
+                    gates[2 * h + j] = gg;
+                    gates[3 * h + j] = go;
+                    let cp = pr.map_or(T::ZERO, |p| cs[p * h + j]);
+                    let cv = gf * cp + gi * gg;
+                    let kv = cv.act_tanh();
+                    cs[r * h + j] = cv;
+                    ks[r * h + j] = kv;
+                    hs[r * h + j] = go * kv;
                 }
-                st.h = hs;
-                st.gates = a;
-                st.c = cs;
-                st.k = ks;
             }
+        });
+        if lstm {
+            st.gates = pre;
         }
         st.hprev = pk.gather_prev(&st.h, h);
         st
+    }
+
+    /// One recurrence through time over the layer's packed rows. Forward
+    /// (`backward == false`), for t = 0, 1, …: adds `src[t−1]·Uᵀ` to
+    /// `dst[t]` (the pre-activations), then `step(t, dst, src)` computes the
+    /// states `src[t]`. Backward, for t = T−1, …, 0: adds `src[t+1]·U` to
+    /// `dst[t]` (the adjoint of the hidden states), then `step` computes the
+    /// adjoint of the pre-activations `src[t]`. `dst[t]` and `src[t]` are
+    /// the rows of step t; only the rows live at both steps take part.
+    fn through_time(
+        &self,
+        l: usize,
+        backward: bool,
+        dst: &mut [T],
+        src: &mut [T],
+        mut step: impl FnMut(usize, &mut [T], &mut [T]),
+    ) {
+        let pk = &self.pk;
+        let packed = if backward {
+            &self.packs.rev[l]
+        } else {
+            &self.packs.fwd[l]
+        };
+        let (kw, nw) = (packed.k(), packed.n());
+        let steps = pk.steps();
+        for i in 0..steps {
+            let (t, q) = if backward {
+                (steps - 1 - i, steps - i)
+            } else {
+                (i, i.wrapping_sub(1))
+            };
+            if i > 0 {
+                let cnt = pk.n[t.max(q)];
+                gemm_packed(
+                    &src[pk.off[q] * kw..][..cnt * kw],
+                    kw,
+                    cnt,
+                    packed,
+                    &mut dst[pk.off[t] * nw..][..cnt * nw],
+                    true,
+                );
+            }
+            step(t, dst, src);
+        }
     }
 
     fn pool(&mut self) {
@@ -911,8 +986,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let gh = self.cfg().cell.gates() * h;
         let pk = &self.pk;
         let st = &self.fwd[l];
-        let (w, u) = (self.param(&lay.w), self.param(&lay.u));
-        let ut = transpose(u, gh, h);
+        let w = self.param(&lay.w);
         let (dw, du, db) = (&v[lay.w.clone()], &v[lay.u.clone()], &v[lay.b.clone()]);
         let x = self.layer_input(l);
         let mut da = vec![T::ZERO; pk.rows * gh];
@@ -938,66 +1012,50 @@ impl<'a, T: Scalar> Pass<'a, T> {
             &mut da[fp * gh..],
             true,
         );
-        let mut tan = LayerTan::default();
-        match self.cfg().cell {
-            Cell::Elman => {
-                for t in 0..pk.steps() {
-                    let (past, now) = da.split_at_mut(pk.off[t] * h);
-                    let now = &mut now[..pk.n[t] * h];
-                    if t > 0 {
-                        let prev = &past[pk.off[t - 1] * h..][..pk.n[t] * h];
-                        gemm(Mat::new(prev, pk.n[t], h), Mat::new(&ut, h, gh), now, true);
-                    }
-                    let hs = &st.h[pk.off[t] * h..][..pk.n[t] * h];
-                    for (d, &y) in now.iter_mut().zip(hs) {
-                        *d *= tanh_d(y);
-                    }
-                }
-                tan.dh = da;
+        let lstm = self.cfg().cell == Cell::Lstm;
+        let state = || vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        let mut tan = LayerTan {
+            dh: vec![T::ZERO; pk.rows * h],
+            dc: state(),
+            dk: state(),
+            ..LayerTan::default()
+        };
+        let (dc, dk) = (&mut tan.dc, &mut tan.dk);
+        self.through_time(l, false, &mut da, &mut tan.dh, |t, da, dh| {
+            let r0 = pk.off[t];
+            let nt = pk.n[t];
+            if !lstm {
+                tanh_d_rows(r0 * h..(r0 + nt) * h, da, &st.h, dh);
+                return;
             }
-            Cell::Lstm => {
-                let mut dh = vec![T::ZERO; pk.rows * h];
-                let mut dc = vec![T::ZERO; pk.rows * h];
-                let mut dk = vec![T::ZERO; pk.rows * h];
-                for t in 0..pk.steps() {
-                    let r0 = pk.off[t];
-                    let nt = pk.n[t];
-                    if t > 0 {
-                        let prev = &dh[pk.off[t - 1] * h..][..nt * h];
-                        let now = &mut da[r0 * gh..][..nt * gh];
-                        gemm(Mat::new(prev, nt, h), Mat::new(&ut, h, gh), now, true);
-                    }
-                    for i in 0..nt {
-                        let r = r0 + i;
-                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
-                        let g = &st.gates[r * gh..(r + 1) * gh];
-                        let dg = &mut da[r * gh..(r + 1) * gh];
-                        for j in 0..h {
-                            let (gi, gf, gg, go) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
-                            let di = gi * (T::ONE - gi) * dg[j];
-                            let df = gf * (T::ONE - gf) * dg[h + j];
-                            let dgg = tanh_d(gg) * dg[2 * h + j];
-                            let dgo = go * (T::ONE - go) * dg[3 * h + j];
-                            dg[j] = di;
-                            dg[h + j] = df;
-                            dg[2 * h + j] = dgg;
-                            dg[3 * h + j] = dgo;
-                            let (cp, dcp) =
-                                pr.map_or((T::ZERO, T::ZERO), |p| (st.c[p * h + j], dc[p * h + j]));
-                            let dcv = df * cp + gf * dcp + di * gg + gi * dgg;
-                            let kv = st.k[r * h + j];
-                            let dkv = tanh_d(kv) * dcv;
-                            dc[r * h + j] = dcv;
-                            dk[r * h + j] = dkv;
-                            dh[r * h + j] = dgo * kv + go * dkv;
-                        }
-                    }
+            for i in 0..nt {
+                let r = r0 + i;
+                let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                let g = &st.gates[r * gh..(r + 1) * gh];
+                let dg = &mut da[r * gh..(r + 1) * gh];
+                for j in 0..h {
+                    let (gi, gf, gg, go) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
+                    let di = gi * (T::ONE - gi) * dg[j];
+                    let df = gf * (T::ONE - gf) * dg[h + j];
+                    let dgg = tanh_d(gg) * dg[2 * h + j];
+                    let dgo = go * (T::ONE - go) * dg[3 * h + j];
+                    dg[j] = di;
+                    dg[h + j] = df;
+                    dg[2 * h + j] = dgg;
+                    dg[3 * h + j] = dgo;
+                    let (cp, dcp) =
+                        pr.map_or((T::ZERO, T::ZERO), |p| (st.c[p * h + j], dc[p * h + j]));
+                    let dcv = df * cp + gf * dcp + di * gg + gi * dgg;
+                    let kv = st.k[r * h + j];
+                    let dkv = tanh_d(kv) * dcv;
+                    dc[r * h + j] = dcv;
+                    dk[r * h + j] = dkv;
+                    dh[r * h + j] = dgo * kv + go * dkv;
                 }
-                tan.dh = dh;
-                tan.dgates = da;
-                tan.dc = dc;
-                tan.dk = dk;
             }
+        });
+        if lstm {
+            tan.dgates = da;
         }
         tan.dhprev = pk.gather_prev(&tan.dh, h);
         tan
@@ -1107,88 +1165,97 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let gh = self.cfg().cell.gates() * h;
         let pk = &self.pk;
         let st = &self.fwd[l];
-        let (w, u) = (self.param(&lay.w), self.param(&lay.u));
+        let lstm = self.cfg().cell == Cell::Lstm;
         let mut delta = vec![T::ZERO; pk.rows * gh];
-        let mut gc = Vec::new();
-        if self.cfg().cell == Cell::Lstm {
-            gc = vec![T::ZERO; pk.rows * h];
-        }
-        for t in (0..pk.steps()).rev() {
+        let mut gc = vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        self.through_time(l, true, &mut g, &mut delta, |t, g, delta| {
             let r0 = pk.off[t];
             let nt = pk.n[t];
-            if t + 1 < pk.steps() {
-                let nn = pk.n[t + 1];
-                let next = &delta[pk.off[t + 1] * gh..][..nn * gh];
-                gemm(
-                    Mat::new(next, nn, gh),
-                    Mat::new(u, gh, h),
-                    &mut g[r0 * h..][..nn * h],
-                    true,
-                );
+            if !lstm {
+                tanh_d_rows(r0 * h..(r0 + nt) * h, g, &st.h, delta);
+                return;
             }
-            match self.cfg().cell {
-                Cell::Elman => {
-                    let rows = r0 * h..(r0 + nt) * h;
-                    for ((d, &gv), &y) in delta[rows.clone()]
-                        .iter_mut()
-                        .zip(&g[rows.clone()])
-                        .zip(&st.h[rows])
-                    {
-                        *d = gv * tanh_d(y);
-                    }
-                }
-                Cell::Lstm => {
-                    for i in 0..nt {
-                        let r = r0 + i;
-                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
-                        let nx = (t + 1 < pk.steps() && i < pk.n[t + 1]).then(|| pk.off[t + 1] + i);
-                        let gt = &st.gates[r * gh..(r + 1) * gh];
-                        for j in 0..h {
-                            let (gi, gf, gg, go) = (gt[j], gt[h + j], gt[2 * h + j], gt[3 * h + j]);
-                            let carry =
-                                nx.map_or(T::ZERO, |q| gc[q * h + j] * st.gates[q * gh + h + j]);
-                            let ghv = g[r * h + j];
-                            let kv = st.k[r * h + j];
-                            let gov = ghv * kv;
-                            let gcv = carry + ghv * go * tanh_d(kv);
-                            gc[r * h + j] = gcv;
-                            let cp = pr.map_or(T::ZERO, |p| st.c[p * h + j]);
-                            let dl = &mut delta[r * gh..(r + 1) * gh];
-                            dl[j] = gcv * gg * gi * (T::ONE - gi);
-                            dl[h + j] = gcv * cp * gf * (T::ONE - gf);
-                            dl[2 * h + j] = gcv * gi * tanh_d(gg);
-                            dl[3 * h + j] = gov * go * (T::ONE - go);
-                        }
-                    }
+            for i in 0..nt {
+                let r = r0 + i;
+                let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                let nx = (t + 1 < pk.steps() && i < pk.n[t + 1]).then(|| pk.off[t + 1] + i);
+                let gt = &st.gates[r * gh..(r + 1) * gh];
+                for j in 0..h {
+                    let (gi, gf, gg, go) = (gt[j], gt[h + j], gt[2 * h + j], gt[3 * h + j]);
+                    let carry = nx.map_or(T::ZERO, |q| gc[q * h + j] * st.gates[q * gh + h + j]);
+                    let ghv = g[r * h + j];
+                    let kv = st.k[r * h + j];
+                    let gov = ghv * kv;
+                    let gcv = carry + ghv * go * tanh_d(kv);
+                    gc[r * h + j] = gcv;
+                    let cp = pr.map_or(T::ZERO, |p| st.c[p * h + j]);
+                    let dl = &mut delta[r * gh..(r + 1) * gh];
+                    dl[j] = gcv * gg * gi * (T::ONE - gi);
+                    dl[h + j] = gcv * cp * gf * (T::ONE - gf);
+                    dl[2 * h + j] = gcv * gi * tanh_d(gg);
+                    dl[3 * h + j] = gov * go * (T::ONE - go);
                 }
             }
-        }
-        let x = self.layer_input(l);
-        gemm(
-            Mat::new(&delta, pk.rows, gh).t(),
-            Mat::new(x, pk.rows, lay.input),
-            &mut grad[lay.w.clone()],
-            true,
-        );
-        let fp = pk.first_prev();
-        gemm(
-            Mat::new(&delta[fp * gh..], pk.rows - fp, gh).t(),
-            Mat::new(&st.hprev, pk.rows - fp, h),
-            &mut grad[lay.u.clone()],
-            true,
-        );
-        add_col_sums(&delta, gh, &mut grad[lay.b.clone()]);
+        });
+        self.add_weight_grads(lay, &delta, self.layer_input(l), &st.hprev, true, grad);
         let mut gx = Vec::new();
         if need_gx {
             gx = vec![T::ZERO; pk.rows * lay.input];
-            gemm(
-                Mat::new(&delta, pk.rows, gh),
-                Mat::new(w, gh, lay.input),
-                &mut gx,
-                false,
-            );
+            self.add_input_adjoint(lay, &delta, self.param(&lay.w), &mut gx, false);
         }
         (LayerRev { g, gc, delta }, gx)
+    }
+
+    /// Adds the weight gradients of a layer for the adjoint `delta` of its
+    /// pre-activations: `δᵀx` to the W block (nothing when `x` is empty, a
+    /// zero input tangent), `δᵀ h₋₁` over the rows with a predecessor to the
+    /// U block, and with `bias` the column sums of δ to the b block.
+    #[allow(clippy::too_many_arguments)]
+    fn add_weight_grads(
+        &self,
+        lay: &LayerLayout,
+        delta: &[T],
+        x: &[T],
+        hprev: &[T],
+        bias: bool,
+        out: &mut [T],
+    ) {
+        let h = self.cfg().hidden;
+        let gh = self.cfg().cell.gates() * h;
+        let pk = &self.pk;
+        // δᵀ once, row-major (gates·hidden × rows), for both products.
+        let dt = transpose(delta, pk.rows, gh);
+        if !x.is_empty() {
+            let xp = Packed::new(Mat::new(x, pk.rows, lay.input));
+            gemm_packed(&dt, pk.rows, gh, &xp, &mut out[lay.w.clone()], true);
+        }
+        let fp = pk.first_prev();
+        if pk.rows > fp {
+            let hp = Packed::new(Mat::new(hprev, pk.rows - fp, h));
+            gemm_packed(&dt[fp..], pk.rows, gh, &hp, &mut out[lay.u.clone()], true);
+        }
+        if bias {
+            add_col_sums(delta, gh, &mut out[lay.b.clone()]);
+        }
+    }
+
+    /// `gx (+)= δ·w`: the adjoint of a layer's input for the adjoint `delta`
+    /// of its pre-activations and input weights `w` (gates·hidden × input).
+    fn add_input_adjoint(
+        &self,
+        lay: &LayerLayout,
+        delta: &[T],
+        w: &[T],
+        gx: &mut [T],
+        accumulate: bool,
+    ) {
+        let gh = self.cfg().cell.gates() * self.cfg().hidden;
+        gemm(
+            Mat::new(delta, self.pk.rows, gh),
+            Mat::new(w, gh, lay.input),
+            gx,
+            accumulate,
+        );
     }
 
     // --------------------------------------------------------- tangent reverse
@@ -1289,7 +1356,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         }
     }
 
-    #[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+    #[allow(clippy::too_many_arguments)]
     fn layer_tangent_reverse(
         &self,
         l: usize,
@@ -1306,7 +1373,6 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let gh = self.cfg().cell.gates() * h;
         let pk = &self.pk;
         let st = &self.fwd[l];
-        let (w, u) = (self.param(&lay.w), self.param(&lay.u));
         let (dw, du) = (&v[lay.w.clone()], &v[lay.u.clone()]);
         let fp = pk.first_prev();
         // The terms Uᵀ-tangent: δₜ₊₁ U̇ added to the predecessor rows.
@@ -1318,136 +1384,72 @@ impl<'a, T: Scalar> Pass<'a, T> {
             false,
         );
         pk.scatter_prev_add(&tmp, &mut dg, h);
+        let lstm = self.cfg().cell == Cell::Lstm;
         let mut ddelta = vec![T::ZERO; pk.rows * gh];
-        let mut dgc = Vec::new();
-        if self.cfg().cell == Cell::Lstm {
-            dgc = vec![T::ZERO; pk.rows * h];
-        }
-        for t in (0..pk.steps()).rev() {
+        let mut dgc = vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        self.through_time(l, true, &mut dg, &mut ddelta, |t, dg, ddelta| {
             let r0 = pk.off[t];
             let nt = pk.n[t];
-            if t + 1 < pk.steps() {
-                let nn = pk.n[t + 1];
-                let next = &ddelta[pk.off[t + 1] * gh..][..nn * gh];
-                gemm(
-                    Mat::new(next, nn, gh),
-                    Mat::new(u, gh, h),
-                    &mut dg[r0 * h..][..nn * h],
-                    true,
-                );
-            }
-            match self.cfg().cell {
-                Cell::Elman => {
-                    for r in r0 * h..(r0 + nt) * h {
-                        let y = st.h[r];
-                        ddelta[r] = dg[r] * tanh_d(y) - (y + y) * tan.dh[r] * rev.g[r];
-                    }
+            if !lstm {
+                for r in r0 * h..(r0 + nt) * h {
+                    let y = st.h[r];
+                    ddelta[r] = dg[r] * tanh_d(y) - (y + y) * tan.dh[r] * rev.g[r];
                 }
-                Cell::Lstm => {
-                    let one = T::ONE;
-                    let two = T::ONE + T::ONE;
-                    for i in 0..nt {
-                        let r = r0 + i;
-                        let pr = (t > 0).then(|| pk.off[t - 1] + i);
-                        let nx = (t + 1 < pk.steps() && i < pk.n[t + 1]).then(|| pk.off[t + 1] + i);
-                        let gt = &st.gates[r * gh..(r + 1) * gh];
-                        let dgt = &tan.dgates[r * gh..(r + 1) * gh];
-                        for j in 0..h {
-                            let (gi, gf, gg, go) = (gt[j], gt[h + j], gt[2 * h + j], gt[3 * h + j]);
-                            let (di, df, dgg, dgo) =
-                                (dgt[j], dgt[h + j], dgt[2 * h + j], dgt[3 * h + j]);
-                            let dcarry = nx.map_or(T::ZERO, |q| {
-                                dgc[q * h + j] * st.gates[q * gh + h + j]
-                                    + rev.gc[q * h + j] * tan.dgates[q * gh + h + j]
-                            });
-                            let ghv = rev.g[r * h + j];
-                            let dghv = dg[r * h + j];
-                            let kv = st.k[r * h + j];
-                            let dkv = tan.dk[r * h + j];
-                            let gcv = rev.gc[r * h + j];
-                            let gov = ghv * kv;
-                            let dgov = dghv * kv + ghv * dkv;
-                            let dgcv = dcarry + dghv * go * tanh_d(kv) + ghv * dgo * tanh_d(kv)
-                                - two * ghv * go * kv * dkv;
-                            dgc[r * h + j] = dgcv;
-                            let (cp, dcp) = pr.map_or((T::ZERO, T::ZERO), |p| {
-                                (st.c[p * h + j], tan.dc[p * h + j])
-                            });
-                            let gfv = gcv * cp;
-                            let dgfv = dgcv * cp + gcv * dcp;
-                            let giv = gcv * gg;
-                            let dgiv = dgcv * gg + gcv * dgg;
-                            let ggv = gcv * gi;
-                            let dggv = dgcv * gi + gcv * di;
-                            let dd = &mut ddelta[r * gh..(r + 1) * gh];
-                            dd[j] = dgiv * gi * (one - gi) + giv * (one - two * gi) * di;
-                            dd[h + j] = dgfv * gf * (one - gf) + gfv * (one - two * gf) * df;
-                            dd[2 * h + j] = dggv * tanh_d(gg) - two * ggv * gg * dgg;
-                            dd[3 * h + j] = dgov * go * (one - go) + gov * (one - two * go) * dgo;
-                        }
-                    }
+                return;
+            }
+            let one = T::ONE;
+            let two = T::ONE + T::ONE;
+            for i in 0..nt {
+                let r = r0 + i;
+                let pr = (t > 0).then(|| pk.off[t - 1] + i);
+                let nx = (t + 1 < pk.steps() && i < pk.n[t + 1]).then(|| pk.off[t + 1] + i);
+                let gt = &st.gates[r * gh..(r + 1) * gh];
+                let dgt = &tan.dgates[r * gh..(r + 1) * gh];
+                for j in 0..h {
+                    let (gi, gf, gg, go) = (gt[j], gt[h + j], gt[2 * h + j], gt[3 * h + j]);
+                    let (di, df, dgg, dgo) = (dgt[j], dgt[h + j], dgt[2 * h + j], dgt[3 * h + j]);
+                    let dcarry = nx.map_or(T::ZERO, |q| {
+                        dgc[q * h + j] * st.gates[q * gh + h + j]
+                            + rev.gc[q * h + j] * tan.dgates[q * gh + h + j]
+                    });
+                    let ghv = rev.g[r * h + j];
+                    let dghv = dg[r * h + j];
+                    let kv = st.k[r * h + j];
+                    let dkv = tan.dk[r * h + j];
+                    let gcv = rev.gc[r * h + j];
+                    let gov = ghv * kv;
+                    let dgov = dghv * kv + ghv * dkv;
+                    let dgcv = dcarry + dghv * go * tanh_d(kv) + ghv * dgo * tanh_d(kv)
+                        - two * ghv * go * kv * dkv;
+                    dgc[r * h + j] = dgcv;
+                    let (cp, dcp) =
+                        pr.map_or((T::ZERO, T::ZERO), |p| (st.c[p * h + j], tan.dc[p * h + j]));
+                    let gfv = gcv * cp;
+                    let dgfv = dgcv * cp + gcv * dcp;
+                    let giv = gcv * gg;
+                    let dgiv = dgcv * gg + gcv * dgg;
+                    let ggv = gcv * gi;
+                    let dggv = dgcv * gi + gcv * di;
+                    let dd = &mut ddelta[r * gh..(r + 1) * gh];
+                    dd[j] = dgiv * gi * (one - gi) + giv * (one - two * gi) * di;
+                    dd[h + j] = dgfv * gf * (one - gf) + gfv * (one - two * gf) * df;
+                    dd[2 * h + j] = dggv * tanh_d(gg) - two * ggv * gg * dgg;
+                    dd[3 * h + j] = dgov * go * (one - go) + gov * (one - two * go) * dgo;
                 }
             }
-        }
+        });
+        // The derivative of the weight gradients δᵀx, δᵀh₋₁ and Σδ along v.
         let x = self.layer_input(l);
-        let gw = &mut out[lay.w.clone()];
-        gemm(
-            Mat::new(&ddelta, pk.rows, gh).t(),
-            Mat::new(x, pk.rows, lay.input),
-            gw,
-            true,
-        );
-        if !dx.is_empty() {
-            gemm(
-                Mat::new(&rev.delta, pk.rows, gh).t(),
-                Mat::new(dx, pk.rows, lay.input),
-                gw,
-                true,
-            );
-        }
-        let gu = &mut out[lay.u.clone()];
-        gemm(
-            Mat::new(&ddelta[fp * gh..], pk.rows - fp, gh).t(),
-            Mat::new(&st.hprev, pk.rows - fp, h),
-            gu,
-            true,
-        );
-        gemm(
-            Mat::new(&rev.delta[fp * gh..], pk.rows - fp, gh).t(),
-            Mat::new(&tan.dhprev, pk.rows - fp, h),
-            gu,
-            true,
-        );
-        add_col_sums(&ddelta, gh, &mut out[lay.b.clone()]);
+        self.add_weight_grads(lay, &ddelta, x, &st.hprev, true, out);
+        self.add_weight_grads(lay, &rev.delta, dx, &tan.dhprev, false, out);
         let mut dgx = Vec::new();
         if need_dgx {
             dgx = vec![T::ZERO; pk.rows * lay.input];
-            gemm(
-                Mat::new(&ddelta, pk.rows, gh),
-                Mat::new(w, gh, lay.input),
-                &mut dgx,
-                false,
-            );
-            gemm(
-                Mat::new(&rev.delta, pk.rows, gh),
-                Mat::new(dw, gh, lay.input),
-                &mut dgx,
-                true,
-            );
+            self.add_input_adjoint(lay, &ddelta, self.param(&lay.w), &mut dgx, false);
+            self.add_input_adjoint(lay, &rev.delta, dw, &mut dgx, true);
         }
         dgx
     }
-}
-
-/// The transpose of the row-major `rows × cols` matrix `a`, row-major.
-fn transpose<T: Scalar>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; a.len()];
-    for (i, row) in a.chunks_exact(cols).enumerate() {
-        for (j, &x) in row.iter().enumerate() {
-            out[j * rows + i] = x;
-        }
-    }
-    out
 }
 
 /// Gathers the word vectors of every packed row: from θ's embedding block
