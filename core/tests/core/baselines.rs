@@ -453,8 +453,11 @@ fn every_solver_converges_on_the_toy() {
         ("accbo", 6000, 0.25),
         ("adambo", 3000, 0.03),
     ];
+    // The meta-learning solvers are built by `AnySolver` too, but need task
+    // samples (support and query of one task); they have their own tests.
+    let meta = ["maml", "anil", "fomaml", "ufom"];
     for info in SOLVERS {
-        if NOT_IN_ANY.iter().any(|(n, _)| *n == info.name) {
+        if NOT_IN_ANY.iter().any(|(n, _)| *n == info.name) || meta.contains(&info.name) {
             continue;
         }
         assert!(
