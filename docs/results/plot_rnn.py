@@ -9,11 +9,13 @@ every other curve there into a few pixels, so this script redraws the
 figures the README shows on a linear axis whose range covers every mean
 curve after the first epoch (the first epoch is still drawn, clipped at the
 frame). Per solver: the mean over seeds (the seeds of one solver share
-their evaluation points) and a band from the smallest to the largest seed.
+their evaluation points; a diverged run drops out after its last point and
+is counted in the legend as "div.") and a band from the smallest to the largest seed.
 Writes FOLDER/zoom/METRIC_vs_{epochs,calls}.svg.
 """
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -25,8 +27,13 @@ COLORS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#00
 W, H, L, R, T, B = 860, 480, 70, 190, 40, 55
 
 
+STOPPED = ("diverged", "non_finite")
+stopped = {}
+
+
 def load(folder: Path):
     runs = {}
+    stopped.clear()
     for d in sorted(folder.iterdir()):
         trace = d / "trace.jsonl"
         if not trace.exists():
@@ -34,18 +41,28 @@ def load(folder: Path):
         cfg = json.loads((d / "config.json").read_text())
         recs = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
         runs.setdefault(cfg["algorithm"], []).append(recs)
+        summary = d / "summary.json"
+        if summary.exists() and json.loads(summary.read_text()).get("termination") in STOPPED:
+            stopped[cfg["algorithm"]] = stopped.get(cfg["algorithm"], 0) + 1
     order = {a: i for i, a in enumerate(ORDER)}
     return dict(sorted(runs.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
 def series(seeds, metric, key):
-    n = min(len(s) for s in seeds)
+    """Mean and min/max at each evaluation point, over the seeds that reached it
+    (a run that stopped early, e.g. diverged, drops out after its last point)."""
     out = []
-    for i in range(n):
-        vals = [s[i]["metrics"].get(metric) for s in seeds]
-        if any(v is None for v in vals):
+    for i in range(max(len(s) for s in seeds)):
+        live = [s for s in seeds if len(s) > i]
+        if any(metric not in s[i]["metrics"] for s in live):
             return []
-        xs = [s[i][key] for s in seeds]
+        # Non-finite values (written as strings) are left out of the point.
+        live = [s for s in live if isinstance(s[i]["metrics"][metric], (int, float))
+                and math.isfinite(s[i]["metrics"][metric])]
+        if not live:
+            continue
+        vals = [s[i]["metrics"][metric] for s in live]
+        xs = [s[i][key] for s in live]
         out.append((sum(xs) / len(xs), sum(vals) / len(vals), min(vals), max(vals)))
     return out
 
@@ -108,7 +125,7 @@ def plot(folder: Path, runs, metric, tag, key, label):
         svg.append(f'<polyline points="{line}" fill="none" stroke="{c}" stroke-width="1.8"/>')
         y = T + 14 + 20 * k
         svg.append(f'<line x1="{L + pw + 14}" x2="{L + pw + 40}" y1="{y}" y2="{y}" stroke="{c}" stroke-width="3"/>')
-        svg.append(f'<text x="{L + pw + 46}" y="{y + 4}">{a} ({len(runs[a])} seeds)</text>')
+        svg.append(f'<text x="{L + pw + 46}" y="{y + 4}">{a} ({len(runs[a])} seeds{f", {stopped[a]} div." if a in stopped else ""})</text>')
     svg.append("</svg>")
     out = folder / "zoom" / f"{metric}_vs_{tag}.svg"
     out.parent.mkdir(exist_ok=True)
