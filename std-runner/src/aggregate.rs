@@ -183,7 +183,8 @@ pub struct TableRow {
     pub solver: String,
     /// Number of runs (seeds).
     pub runs: usize,
-    /// Mean and std of each final metric.
+    /// Mean and std of each final metric, over the runs that did not break
+    /// down (over all runs when every one did).
     pub metrics: BTreeMap<String, (f64, f64)>,
     /// Mean and std of the oracle calls.
     pub oracle_calls: (f64, f64),
@@ -202,7 +203,24 @@ pub fn table(runs: &[RunTrace]) -> Vec<TableRow> {
             let mut calls = Vec::new();
             let mut wall = Vec::new();
             let mut terminations = BTreeMap::new();
+            // Final metrics of runs that broke down (diverged, non-finite)
+            // would swamp the mean: they are left out unless every run broke
+            // down; the termination column counts them.
+            let broke = |r: &&RunTrace| {
+                r.summary
+                    .as_ref()
+                    .is_some_and(|s| matches!(s.termination.as_str(), "diverged" | "non_finite"))
+            };
+            let all_broke = g.iter().all(broke);
             for r in &g {
+                let reason = r
+                    .summary
+                    .as_ref()
+                    .map_or_else(|| "unfinished".to_string(), |s| s.termination.clone());
+                *terminations.entry(reason).or_insert(0) += 1;
+                if broke(r) && !all_broke {
+                    continue;
+                }
                 if let Some(last) = r.records.last() {
                     for (k, &v) in &last.metrics {
                         finals.entry(k.clone()).or_default().push(v);
@@ -210,11 +228,6 @@ pub fn table(runs: &[RunTrace]) -> Vec<TableRow> {
                     calls.push(last.oracle_calls as f64);
                     wall.push(last.wall_s);
                 }
-                let reason = r
-                    .summary
-                    .as_ref()
-                    .map_or_else(|| "unfinished".to_string(), |s| s.termination.clone());
-                *terminations.entry(reason).or_insert(0) += 1;
             }
             TableRow {
                 solver,
@@ -382,6 +395,27 @@ mod tests {
         assert_eq!(stems.len(), 3); // iterations, calls, epochs
         write_table(dir.path(), &rows).unwrap();
         assert!(dir.path().join("table.md").exists());
+    }
+
+    #[test]
+    fn runs_that_broke_down_are_counted_but_not_averaged() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(&dir.path().join("a0"), "soba", 1.0);
+        write_run(&dir.path().join("a1"), "soba", 1e17);
+        let p = dir.path().join("a1").join("summary.json");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replace("max_iters", "diverged")).unwrap();
+        let runs: Vec<RunTrace> = ["a0", "a1"]
+            .iter()
+            .map(|n| load_run(&dir.path().join(n)).unwrap())
+            .collect();
+        let rows = table(&runs);
+        assert_eq!(rows[0].runs, 2);
+        assert_eq!(rows[0].metrics["loss"], (0.2, 0.0));
+        assert_eq!(rows[0].terminations["diverged"], 1);
+        // When every run broke down, the row still has its values.
+        let rows = table(&runs[1..]);
+        assert_eq!(rows[0].metrics["loss"].0, 1e17 / 5.0);
     }
 
     #[test]
