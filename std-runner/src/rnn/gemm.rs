@@ -19,7 +19,6 @@
 //! the portable one rounds the product first.)
 
 use bilevel_core::Real;
-use ndarray::LinalgScalar;
 use rayon::prelude::*;
 
 /// Output columns per unit of parallel work inside one product.
@@ -27,10 +26,9 @@ const COL_BLOCK: usize = 128;
 /// Products with fewer multiply-adds than this run on one thread.
 const PAR_WORK: usize = 1 << 18;
 
-/// The scalar type of the RNN backend: a core [`Real`] (and `ndarray`
-/// scalar), with the activation functions the model uses and a packed
-/// product kernel. Implemented for `f32` and `f64` (sealed).
-pub trait Scalar: Real + LinalgScalar + sealed::Kernel {
+/// The scalar type of the RNN backend: a core [`Real`] with the activation
+/// functions the model uses and a packed product kernel. Implemented for `f32` and `f64` (sealed).
+pub trait Scalar: Real + sealed::Kernel {
     /// The hyperbolic tangent used by the model's cells and head. For `f64`
     /// it is `libm`'s (the accuracy reference, used by the finite-difference
     /// tests); for `f32` a vectorisable rational approximation accurate to
