@@ -190,22 +190,28 @@ pub fn render(fig: &Figure<'_>, stem: &Path) -> Result<()> {
     write_atomic(&svg_path, svg.as_bytes())?;
 
     let png_path = stem.with_extension("png");
-    let dir = png_path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}.png",
-        png_path
-            .file_stem()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
+    let (w, h) = SIZE;
+    let mut rgb = vec![0_u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
         draw(&root, fig).with_context(|| format!("cannot render {}", png_path.display()))?;
     }
-    std::fs::rename(&tmp, &png_path)
-        .with_context(|| format!("cannot write {}", png_path.display()))?;
+    let png =
+        encode_png(&rgb, w, h).with_context(|| format!("cannot encode {}", png_path.display()))?;
+    write_atomic(&png_path, &png)?;
     Ok(())
+}
+
+/// Encodes an 8-bit RGB buffer of `w` × `h` pixels as a PNG file's bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -247,6 +253,22 @@ mod tests {
         assert!(svg.contains("<svg") && svg.contains("bo-rep") && svg.contains("slip"));
         let png = std::fs::read(stem.with_extension("png")).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // The PNG decodes to the figure's size, and both series' colours
+        // are drawn in it.
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((info.width, info.height), SIZE);
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        for c in &COLORS[..2] {
+            let rgb = [c.0, c.1, c.2];
+            assert!(
+                pixels.chunks_exact(3).any(|p| p == rgb),
+                "colour {rgb:?} missing"
+            );
+        }
         // Only the two plot files: no temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
