@@ -383,6 +383,118 @@ macro_rules! kernel_impl {
 kernel_impl!(f32, f32k, 16);
 kernel_impl!(f64, f64k, 8);
 
+/// A pool of reusable buffers for one model's intermediates.
+///
+/// A gradient allocates a few dozen buffers of rows × hidden values (a
+/// megabyte and more each) and frees them all at the end; glibc returns
+/// that memory to the system at every call (its trim threshold follows the
+/// largest freed block), so each call paid page faults and zeroing of fresh
+/// pages: a quarter of a gradient's time at hidden 256. Buffers taken from
+/// the pool are zeroed like fresh ones, so results do not depend on it.
+/// The pool keeps at most [`Scratch::KEPT`] buffers of at least
+/// [`Scratch::MIN_LEN`] values, until the model is dropped.
+pub(crate) struct Scratch<T> {
+    free: std::sync::Mutex<Vec<Vec<T>>>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            free: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// A clone starts with an empty pool.
+impl<T> Clone for Scratch<T> {
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
+}
+
+impl<T> std::fmt::Debug for Scratch<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch").finish_non_exhaustive()
+    }
+}
+
+impl<T: Scalar> Scratch<T> {
+    /// Smaller buffers are left to the allocator.
+    pub(crate) const MIN_LEN: usize = 1 << 12;
+    /// Most buffers kept.
+    pub(crate) const KEPT: usize = 96;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<T>>> {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The kept buffer with the smallest capacity of at least `n`.
+    fn take(&self, n: usize) -> Option<Vec<T>> {
+        if n < Self::MIN_LEN {
+            return None;
+        }
+        let mut free = self.lock();
+        let best = free
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= n)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i)?;
+        Some(free.swap_remove(best))
+    }
+
+    /// An empty buffer with room for `n` values.
+    pub(crate) fn empty(&self, n: usize) -> Vec<T> {
+        match self.take(n) {
+            Some(mut v) => {
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// `n` zeros.
+    pub(crate) fn zeros(&self, n: usize) -> Vec<T> {
+        let mut v = self.empty(n);
+        v.resize(n, T::ZERO);
+        v
+    }
+
+    /// `n` values left over from an earlier use (zeros where the buffer
+    /// grows), for callers that write every element before reading it:
+    /// saves zeroing memory that is about to be overwritten.
+    pub(crate) fn overwritten(&self, n: usize) -> Vec<T> {
+        match self.take(n) {
+            Some(mut v) => {
+                v.truncate(n);
+                v.resize(n, T::ZERO);
+                v
+            }
+            None => vec![T::ZERO; n],
+        }
+    }
+
+    /// Returns a buffer to the pool.
+    pub(crate) fn put(&self, v: Vec<T>) {
+        if v.capacity() >= Self::MIN_LEN {
+            let mut free = self.lock();
+            if free.len() < Self::KEPT {
+                free.push(v);
+            }
+        }
+    }
+
+    /// Returns every buffer of `bufs` to the pool.
+    pub(crate) fn put_all(&self, bufs: impl IntoIterator<Item = Vec<T>>) {
+        for v in bufs {
+            self.put(v);
+        }
+    }
+}
+
 /// A `k × n` matrix packed for [`gemm_packed`]: consecutive `k × NR`
 /// row-major panels of `NR` columns each (the last one zero-padded).
 pub(crate) struct Packed<T> {
@@ -404,20 +516,32 @@ impl<T: Scalar> Packed<T> {
 
     /// Packs `b` (`k × n` as used, transposed or not). Panels are packed in
     /// parallel.
+    #[cfg(test)]
     pub(crate) fn new(b: Mat<'_, T>) -> Self {
+        Self::new_in(b, &Scratch::default())
+    }
+
+    /// [`Packed::new`] with the storage taken from `scratch` (give it back
+    /// with [`Packed::into_vec`]).
+    pub(crate) fn new_in(b: Mat<'_, T>, scratch: &Scratch<T>) -> Self {
         let (k, n) = if b.trans {
             (b.cols, b.rows)
         } else {
             (b.rows, b.cols)
         };
         let nr = T::NR;
-        let mut data = vec![T::ZERO; n.div_ceil(nr) * nr * k];
+        // Every entry is written below: the panels' columns, and the zero
+        // padding of a last, partial panel.
+        let mut data = scratch.overwritten(n.div_ceil(nr) * nr * k);
         if k > 0 {
             data.par_chunks_mut(k * nr)
                 .enumerate()
                 .for_each(|(p, panel)| {
                     let j0 = p * nr;
                     let cols = nr.min(n - j0);
+                    if cols < nr {
+                        panel.fill(T::ZERO);
+                    }
                     if b.trans {
                         // b[kk][j] = data[j][kk]: column j of b is a row of the storage.
                         for jj in 0..cols {
@@ -439,6 +563,11 @@ impl<T: Scalar> Packed<T> {
                 });
         }
         Packed { data, k, n }
+    }
+
+    /// The packed storage, for [`Scratch::put`].
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        self.data
     }
 }
 
@@ -512,9 +641,15 @@ pub(crate) fn gemm_packed<T: Scalar>(
 
 /// The transpose of the row-major `rows × cols` matrix `a`, row-major,
 /// in cache-sized tiles.
-pub(crate) fn transpose<T: Scalar>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+pub(crate) fn transpose<T: Scalar>(
+    a: &[T],
+    rows: usize,
+    cols: usize,
+    scratch: &Scratch<T>,
+) -> Vec<T> {
     const TILE: usize = 32;
-    let mut out = vec![T::ZERO; rows * cols];
+    // The tiles cover every entry.
+    let mut out = scratch.overwritten(rows * cols);
     for i0 in (0..rows).step_by(TILE) {
         for j0 in (0..cols).step_by(TILE) {
             for i in i0..rows.min(i0 + TILE) {
@@ -562,8 +697,14 @@ impl<'a, T: Scalar> Mat<'a, T> {
 /// or 1 (accumulate). Packs `b` (and transposes a transposed `a`) for
 /// [`gemm_packed`], so the same kernel and summation order serve every
 /// product.
-pub(crate) fn gemm<T: Scalar>(a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
-    let packed = Packed::new(b);
+pub(crate) fn gemm<T: Scalar>(
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    c: &mut [T],
+    accumulate: bool,
+    scratch: &Scratch<T>,
+) {
+    let packed = Packed::new_in(b, scratch);
     let (m, k) = if a.trans {
         (a.cols, a.rows)
     } else {
@@ -571,11 +712,13 @@ pub(crate) fn gemm<T: Scalar>(a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumul
     };
     assert_eq!(k, packed.k, "inner dimensions of a product");
     if a.trans {
-        let at = transpose(a.data, a.rows, a.cols);
+        let at = transpose(a.data, a.rows, a.cols, scratch);
         gemm_packed(&at, k, m, &packed, c, accumulate);
+        scratch.put(at);
     } else {
         gemm_packed(a.data, k, m, &packed, c, accumulate);
     }
+    scratch.put(packed.into_vec());
 }
 
 /// Adds the column sums of the row-major `rows × cols` matrix `a` to `out`
@@ -723,18 +866,85 @@ mod tests {
         let a = [1.0_f64, 2.0, 3.0, 4.0, 5.0, 6.0];
         let bt = [1.0_f64, 0.0, -1.0, 2.0, 1.0, 0.5];
         let mut c = [10.0_f64; 4];
-        gemm(Mat::new(&a, 2, 3), Mat::new(&bt, 2, 3).t(), &mut c, false);
+        let scratch = Scratch::default();
+        gemm(
+            Mat::new(&a, 2, 3),
+            Mat::new(&bt, 2, 3).t(),
+            &mut c,
+            false,
+            &scratch,
+        );
         let want = [-2.0, 5.5, -2.0, 16.0];
         for (x, w) in c.iter().zip(want) {
             assert!((x - w).abs() < 1e-12, "{c:?}");
         }
-        gemm(Mat::new(&a, 2, 3), Mat::new(&bt, 2, 3).t(), &mut c, true);
+        gemm(
+            Mat::new(&a, 2, 3),
+            Mat::new(&bt, 2, 3).t(),
+            &mut c,
+            true,
+            &scratch,
+        );
         for (x, w) in c.iter().zip(want) {
             assert!((x - 2.0 * w).abs() < 1e-12, "{c:?}");
         }
         // aᵀ·a is 3×3.
         let mut ata = [0.0_f64; 9];
-        gemm(Mat::new(&a, 2, 3).t(), Mat::new(&a, 2, 3), &mut ata, false);
+        gemm(
+            Mat::new(&a, 2, 3).t(),
+            Mat::new(&a, 2, 3),
+            &mut ata,
+            false,
+            &scratch,
+        );
         assert!((ata[0] - 17.0).abs() < 1e-12 && (ata[8] - 45.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn scratch_buffers_come_back_zeroed_and_best_fitting() {
+        let scratch = Scratch::<f64>::default();
+        let min = Scratch::<f64>::MIN_LEN;
+        scratch.put(vec![f64::NAN; 4 * min]);
+        scratch.put(vec![f64::NAN; 2 * min]);
+        scratch.put(vec![f64::NAN; min - 1]); // too small to keep
+                                              // The smallest kept buffer that fits, zeroed.
+        let v = scratch.zeros(min + 1);
+        assert_eq!(v.len(), min + 1);
+        assert!(v.capacity() >= 2 * min && v.capacity() < 4 * min);
+        assert!(v.iter().all(|&x| x.to_bits() == 0));
+        let e = scratch.empty(3 * min);
+        assert!(e.is_empty() && e.capacity() >= 4 * min);
+        // Left-over values, only the growth zeroed.
+        scratch.put(vec![1.5; 2 * min]);
+        let o = scratch.overwritten(min + 2);
+        assert!(o.len() == min + 2 && o.iter().all(|&x| x.to_bits() == 1.5_f64.to_bits()));
+        // Nothing left that fits: a fresh buffer.
+        let f = scratch.zeros(min);
+        assert!(f.iter().all(|&x| x.to_bits() == 0));
+        // A product through a pool of dirty buffers gives the clean result.
+        scratch.put_all([vec![f64::NAN; 8 * min], vec![f64::INFINITY; 8 * min]]);
+        let (m, k, n) = (40, 130, 70);
+        let a: Vec<f64> = values(m * k, 7);
+        let b: Vec<f64> = values(n * k, 8);
+        let mut clean = vec![0.0; m * n];
+        gemm(
+            Mat::new(&a, m, k),
+            Mat::new(&b, n, k).t(),
+            &mut clean,
+            false,
+            &Scratch::default(),
+        );
+        let mut dirty = vec![0.0; m * n];
+        gemm(
+            Mat::new(&a, m, k),
+            Mat::new(&b, n, k).t(),
+            &mut dirty,
+            false,
+            &scratch,
+        );
+        assert!(clean
+            .iter()
+            .zip(&dirty)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }

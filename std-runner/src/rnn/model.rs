@@ -20,7 +20,9 @@ use rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use super::config::{Cell, DenseLayout, LayerLayout, Layout, Pool, RnnConfig};
-use super::gemm::{add_col_sums, add_row_bias, gemm, gemm_packed, transpose, Mat, Packed, Scalar};
+use super::gemm::{
+    add_col_sums, add_row_bias, gemm, gemm_packed, transpose, Mat, Packed, Scalar, Scratch,
+};
 use super::RnnError;
 
 /// The recurrent classifier: configuration, parameter layout and the fixed
@@ -40,6 +42,8 @@ pub struct RnnModel<T> {
     /// `vocab × embed` word vectors: the fixed table, or the initial value
     /// of θ's embedding block when the vectors are trained.
     vectors: Vec<T>,
+    /// Reused buffers of the intermediates (a clone starts empty).
+    scratch: Scratch<T>,
 }
 
 /// Per-example loss callback of [`RnnModel::loss_hvp`]: given the example's
@@ -86,6 +90,7 @@ impl<T: Scalar> RnnModel<T> {
             cfg,
             layout,
             vectors,
+            scratch: Scratch::default(),
         })
     }
 
@@ -296,6 +301,9 @@ impl<T: Scalar> RnnModel<T> {
                 }
             }
         }
+        let sc = &self.scratch;
+        sc.put_all(outs.into_iter().flat_map(|o| [o.z, o.dz, o.grad, o.hvp]));
+        sc.put_all(packs.fwd.into_iter().chain(packs.rev).map(Packed::into_vec));
     }
 
     /// Draws θ from `seed`: PyTorch's default initialisation (uniform in
@@ -516,8 +524,8 @@ impl Packing {
 
     /// For every row with a predecessor, its predecessor's row of `src`
     /// (`width` columns): `(rows − off[1]) × width`.
-    fn gather_prev<T: Scalar>(&self, src: &[T], width: usize) -> Vec<T> {
-        let mut out = Vec::with_capacity((self.rows - self.first_prev()) * width);
+    fn gather_prev<T: Scalar>(&self, src: &[T], width: usize, scratch: &Scratch<T>) -> Vec<T> {
+        let mut out = scratch.empty((self.rows - self.first_prev()) * width);
         for t in 1..self.steps() {
             let s = self.off[t - 1] * width;
             out.extend_from_slice(&src[s..s + self.n[t] * width]);
@@ -593,6 +601,25 @@ struct LayerRev<T> {
     gc: Vec<T>,
     /// Adjoint of the pre-activations, rows × gates·hidden.
     delta: Vec<T>,
+    /// The weight-gradient operands, kept when a tangent reverse sweep
+    /// follows (it multiplies δᵀ and the packed inputs again).
+    ops: Option<WeightOps<T>>,
+}
+
+/// The operands of a layer's weight-gradient products δᵀx and δᵀh₋₁: δᵀ
+/// row-major (gates·hidden × rows), x and h₋₁ packed (`None` for a zero
+/// input tangent or when no row has a predecessor).
+struct WeightOps<T> {
+    dt: Vec<T>,
+    xp: Option<Packed<T>>,
+    hp: Option<Packed<T>>,
+}
+
+impl<T: Scalar> WeightOps<T> {
+    fn recycle(self, sc: &Scratch<T>) {
+        sc.put(self.dt);
+        sc.put_all(self.xp.into_iter().chain(self.hp).map(Packed::into_vec));
+    }
 }
 
 /// The recurrent matrices of every layer, packed once per call for the
@@ -610,10 +637,14 @@ impl<T: Scalar> Packs<T> {
         let gh = model.cfg.cell.gates() * h;
         let layers = &model.layout.layers;
         let u = |l: &LayerLayout| Mat::new(&theta[l.u.clone()], gh, h);
+        let sc = &model.scratch;
         Packs {
-            fwd: layers.iter().map(|l| Packed::new(u(l).t())).collect(),
+            fwd: layers
+                .iter()
+                .map(|l| Packed::new_in(u(l).t(), sc))
+                .collect(),
             rev: if reverse {
-                layers.iter().map(|l| Packed::new(u(l))).collect()
+                layers.iter().map(|l| Packed::new_in(u(l), sc)).collect()
             } else {
                 Vec::new()
             },
@@ -668,6 +699,16 @@ impl<'a, T: Scalar> Pass<'a, T> {
         &self.model.cfg
     }
 
+    /// The model's buffer pool.
+    fn sc(&self) -> &'a Scratch<T> {
+        &self.model.scratch
+    }
+
+    /// `n` zeros from the pool.
+    fn zeros(&self, n: usize) -> Vec<T> {
+        self.model.scratch.zeros(n)
+    }
+
     fn run(
         mut self,
         tangent: Option<&[T]>,
@@ -692,6 +733,10 @@ impl<'a, T: Scalar> Pass<'a, T> {
             hvp: Vec::new(),
         };
         let Some(cot) = cot else {
+            if let Some((dx0, tans, dacts)) = tan {
+                self.recycle_tangent(dx0, tans, dacts);
+            }
+            self.recycle();
             return out;
         };
         // Cotangent rows in the chunk's order.
@@ -724,19 +769,57 @@ impl<'a, T: Scalar> Pass<'a, T> {
             }
         }
         let total = self.model.layout.total;
-        let mut grad = vec![T::ZERO; total];
-        let rev = self.reverse(&u, &mut grad);
+        let mut grad = self.zeros(total);
+        let rev = self.reverse(&u, &mut grad, want_hvp);
         if want_grad {
             out.grad = grad;
+        } else {
+            self.sc().put(grad);
         }
         if want_hvp {
             let v = tangent.expect("the hvp needs a tangent");
-            let tan = tan.expect("tangent sweep ran");
-            let mut hvp = vec![T::ZERO; total];
-            self.tangent_reverse(v, &tan, &rev, &u, has_du.then_some(&du[..]), &mut hvp);
+            let tan = tan.as_ref().expect("tangent sweep ran");
+            let mut hvp = self.zeros(total);
+            self.tangent_reverse(v, tan, &rev, &u, has_du.then_some(&du[..]), &mut hvp);
             out.hvp = hvp;
         }
+        let sc = self.sc();
+        let (revs, head_gs) = rev;
+        for r in revs {
+            sc.put_all([r.g, r.gc, r.delta]);
+            if let Some(ops) = r.ops {
+                ops.recycle(sc);
+            }
+        }
+        sc.put_all(head_gs);
+        if let Some((dx0, tans, dacts)) = tan {
+            self.recycle_tangent(dx0, tans, dacts);
+        }
+        self.recycle();
         out
+    }
+
+    /// Returns the tangent sweep's buffers to the pool.
+    fn recycle_tangent(&self, dx0: Vec<T>, tans: Vec<LayerTan<T>>, dacts: Vec<Vec<T>>) {
+        let sc = self.sc();
+        sc.put(dx0);
+        sc.put_all(
+            tans.into_iter()
+                .flat_map(|t| [t.dh, t.dhprev, t.dgates, t.dc, t.dk]),
+        );
+        sc.put_all(dacts);
+    }
+
+    /// Returns the forward sweep's buffers to the pool.
+    fn recycle(self) {
+        let sc = self.sc();
+        sc.put(self.x0);
+        sc.put_all(
+            self.fwd
+                .into_iter()
+                .flat_map(|f| [f.h, f.hprev, f.gates, f.c, f.k]),
+        );
+        sc.put_all(self.acts);
     }
 
     fn param(&self, r: &Range<usize>) -> &'a [T] {
@@ -777,18 +860,20 @@ impl<'a, T: Scalar> Pass<'a, T> {
         // Pre-activations of every step at once: x·Wᵀ + b; the recurrent
         // terms are added step by step.
         let x = self.layer_input(l);
-        let mut pre = vec![T::ZERO; pk.rows * gh];
+        // Overwritten by the product (accumulate = false).
+        let mut pre = self.sc().overwritten(pk.rows * gh);
         gemm(
             Mat::new(x, pk.rows, lay.input),
             Mat::new(w, gh, lay.input).t(),
             &mut pre,
             false,
+            self.sc(),
         );
         add_row_bias(&mut pre, b);
         let lstm = self.cfg().cell == Cell::Lstm;
-        let state = || vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        let state = || self.zeros(if lstm { pk.rows * h } else { 0 });
         let mut st = LayerFwd {
-            h: vec![T::ZERO; pk.rows * h],
+            h: self.zeros(pk.rows * h),
             c: state(),
             k: state(),
             ..LayerFwd::default()
@@ -827,8 +912,10 @@ impl<'a, T: Scalar> Pass<'a, T> {
         });
         if lstm {
             st.gates = pre;
+        } else {
+            self.sc().put(pre);
         }
-        st.hprev = pk.gather_prev(&st.h, h);
+        st.hprev = pk.gather_prev(&st.h, h, self.sc());
         st
     }
 
@@ -922,6 +1009,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             Mat::new(self.param(&d.w), d.output, d.input).t(),
             &mut y,
             false,
+            self.sc(),
         );
         add_row_bias(&mut y, self.param(&d.b));
         if d.tanh {
@@ -943,6 +1031,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 self.cfg().embed,
                 self.batch,
                 &self.pk,
+                self.sc(),
             )
         } else {
             Vec::new()
@@ -989,12 +1078,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let w = self.param(&lay.w);
         let (dw, du, db) = (&v[lay.w.clone()], &v[lay.u.clone()], &v[lay.b.clone()]);
         let x = self.layer_input(l);
-        let mut da = vec![T::ZERO; pk.rows * gh];
+        // Overwritten by the first product (accumulate = false).
+        let mut da = self.sc().overwritten(pk.rows * gh);
         gemm(
             Mat::new(x, pk.rows, lay.input),
             Mat::new(dw, gh, lay.input).t(),
             &mut da,
             false,
+            self.sc(),
         );
         if !dx.is_empty() {
             gemm(
@@ -1002,6 +1093,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 Mat::new(w, gh, lay.input).t(),
                 &mut da,
                 true,
+                self.sc(),
             );
         }
         add_row_bias(&mut da, db);
@@ -1011,11 +1103,12 @@ impl<'a, T: Scalar> Pass<'a, T> {
             Mat::new(du, gh, h).t(),
             &mut da[fp * gh..],
             true,
+            self.sc(),
         );
         let lstm = self.cfg().cell == Cell::Lstm;
-        let state = || vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        let state = || self.zeros(if lstm { pk.rows * h } else { 0 });
         let mut tan = LayerTan {
-            dh: vec![T::ZERO; pk.rows * h],
+            dh: self.zeros(pk.rows * h),
             dc: state(),
             dk: state(),
             ..LayerTan::default()
@@ -1056,8 +1149,10 @@ impl<'a, T: Scalar> Pass<'a, T> {
         });
         if lstm {
             tan.dgates = da;
+        } else {
+            self.sc().put(da);
         }
-        tan.dhprev = pk.gather_prev(&tan.dh, h);
+        tan.dhprev = pk.gather_prev(&tan.dh, h, self.sc());
         tan
     }
 
@@ -1069,12 +1164,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
             Mat::new(self.param(&d.w), d.output, d.input).t(),
             &mut dy,
             false,
+            self.sc(),
         );
         gemm(
             Mat::new(x, n, d.input),
             Mat::new(&v[d.w.clone()], d.output, d.input).t(),
             &mut dy,
             true,
+            self.sc(),
         );
         add_row_bias(&mut dy, &v[d.b.clone()]);
         if d.tanh {
@@ -1088,8 +1185,9 @@ impl<'a, T: Scalar> Pass<'a, T> {
     // ----------------------------------------------------------------- reverse
 
     /// Accumulates Jᵀu into `grad`; returns the reverse state of each layer
-    /// and of the head for the tangent reverse sweep.
-    fn reverse(&self, u: &[T], grad: &mut [T]) -> (Vec<LayerRev<T>>, Vec<Vec<T>>) {
+    /// and of the head for the tangent reverse sweep (with the
+    /// weight-gradient operands when `keep`).
+    fn reverse(&self, u: &[T], grad: &mut [T], keep: bool) -> (Vec<LayerRev<T>>, Vec<Vec<T>>) {
         let n = self.pk.order.len();
         let h = self.cfg().hidden;
         // Head: adjoints of each dense layer's pre-activation, last first.
@@ -1109,6 +1207,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 Mat::new(x, n, d.input),
                 &mut grad[d.w.clone()],
                 true,
+                self.sc(),
             );
             add_col_sums(&gs, d.output, &mut grad[d.b.clone()]);
             let mut gx = vec![T::ZERO; n * d.input];
@@ -1117,13 +1216,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 Mat::new(self.param(&d.w), d.output, d.input),
                 &mut gx,
                 false,
+                self.sc(),
             );
             head_gs.push(gs);
             gy = gx;
         }
         head_gs.reverse();
         // Pooling.
-        let mut g_ext = vec![T::ZERO; self.pk.rows * h];
+        let mut g_ext = self.zeros(self.pk.rows * h);
         for (k, &r) in self.pool_row.iter().enumerate() {
             if r != usize::MAX {
                 g_ext[r * h + k % h] += gy[k];
@@ -1133,7 +1233,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let mut revs: Vec<LayerRev<T>> = Vec::with_capacity(layers.len());
         for (l, lay) in layers.iter().enumerate().rev() {
             let need_gx = l > 0 || self.cfg().train_embeddings;
-            let (rev, gx) = self.layer_reverse(l, lay, g_ext, need_gx, grad);
+            let (rev, gx) = self.layer_reverse(l, lay, g_ext, need_gx, keep, grad);
             revs.push(rev);
             g_ext = gx;
         }
@@ -1148,17 +1248,20 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 grad,
             );
         }
+        self.sc().put(g_ext);
         (revs, head_gs)
     }
 
-    /// Returns the layer's reverse state and the adjoint of its input
-    /// (empty when `need_gx` is false).
+    /// Returns the layer's reverse state (with its weight-gradient operands
+    /// when `keep`) and the adjoint of its input (empty when `need_gx` is
+    /// false).
     fn layer_reverse(
         &self,
         l: usize,
         lay: &LayerLayout,
         mut g: Vec<T>,
         need_gx: bool,
+        keep: bool,
         grad: &mut [T],
     ) -> (LayerRev<T>, Vec<T>) {
         let h = self.cfg().hidden;
@@ -1166,8 +1269,8 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let pk = &self.pk;
         let st = &self.fwd[l];
         let lstm = self.cfg().cell == Cell::Lstm;
-        let mut delta = vec![T::ZERO; pk.rows * gh];
-        let mut gc = vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        let mut delta = self.zeros(pk.rows * gh);
+        let mut gc = self.zeros(if lstm { pk.rows * h } else { 0 });
         self.through_time(l, true, &mut g, &mut delta, |t, g, delta| {
             let r0 = pk.off[t];
             let nt = pk.n[t];
@@ -1197,45 +1300,60 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 }
             }
         });
-        self.add_weight_grads(lay, &delta, self.layer_input(l), &st.hprev, true, grad);
+        let ops = WeightOps {
+            dt: transpose(&delta, pk.rows, gh, self.sc()),
+            ..self.pack_inputs(lay, self.layer_input(l), &st.hprev)
+        };
+        self.add_weight_grads(lay, &ops.dt, ops.xp.as_ref(), ops.hp.as_ref(), grad);
+        add_col_sums(&delta, gh, &mut grad[lay.b.clone()]);
+        let ops = if keep {
+            Some(ops)
+        } else {
+            ops.recycle(self.sc());
+            None
+        };
         let mut gx = Vec::new();
         if need_gx {
-            gx = vec![T::ZERO; pk.rows * lay.input];
+            gx = self.zeros(pk.rows * lay.input);
             self.add_input_adjoint(lay, &delta, self.param(&lay.w), &mut gx, false);
         }
-        (LayerRev { g, gc, delta }, gx)
+        (LayerRev { g, gc, delta, ops }, gx)
     }
 
-    /// Adds the weight gradients of a layer for the adjoint `delta` of its
-    /// pre-activations: `δᵀx` to the W block (nothing when `x` is empty, a
-    /// zero input tangent), `δᵀ h₋₁` over the rows with a predecessor to the
-    /// U block, and with `bias` the column sums of δ to the b block.
-    #[allow(clippy::too_many_arguments)]
+    /// Packs a layer's input `x` (nothing when empty, a zero input tangent)
+    /// and the predecessor states `hprev` for [`Pass::add_weight_grads`]
+    /// (`dt` is left empty).
+    fn pack_inputs(&self, lay: &LayerLayout, x: &[T], hprev: &[T]) -> WeightOps<T> {
+        let pk = &self.pk;
+        let sc = self.sc();
+        let fp = pk.first_prev();
+        WeightOps {
+            dt: Vec::new(),
+            xp: (!x.is_empty()).then(|| Packed::new_in(Mat::new(x, pk.rows, lay.input), sc)),
+            hp: (pk.rows > fp)
+                .then(|| Packed::new_in(Mat::new(hprev, pk.rows - fp, self.cfg().hidden), sc)),
+        }
+    }
+
+    /// Adds a layer's weight gradients `δᵀx` to the W block and `δᵀ h₋₁`
+    /// over the rows with a predecessor to the U block (the bias gradient,
+    /// the column sums of δ, is the caller's).
     fn add_weight_grads(
         &self,
         lay: &LayerLayout,
-        delta: &[T],
-        x: &[T],
-        hprev: &[T],
-        bias: bool,
+        dt: &[T],
+        xp: Option<&Packed<T>>,
+        hp: Option<&Packed<T>>,
         out: &mut [T],
     ) {
-        let h = self.cfg().hidden;
-        let gh = self.cfg().cell.gates() * h;
+        let gh = self.cfg().cell.gates() * self.cfg().hidden;
         let pk = &self.pk;
-        // δᵀ once, row-major (gates·hidden × rows), for both products.
-        let dt = transpose(delta, pk.rows, gh);
-        if !x.is_empty() {
-            let xp = Packed::new(Mat::new(x, pk.rows, lay.input));
-            gemm_packed(&dt, pk.rows, gh, &xp, &mut out[lay.w.clone()], true);
+        if let Some(xp) = xp {
+            gemm_packed(dt, pk.rows, gh, xp, &mut out[lay.w.clone()], true);
         }
-        let fp = pk.first_prev();
-        if pk.rows > fp {
-            let hp = Packed::new(Mat::new(hprev, pk.rows - fp, h));
-            gemm_packed(&dt[fp..], pk.rows, gh, &hp, &mut out[lay.u.clone()], true);
-        }
-        if bias {
-            add_col_sums(delta, gh, &mut out[lay.b.clone()]);
+        if let Some(hp) = hp {
+            let fp = pk.first_prev();
+            gemm_packed(&dt[fp..], pk.rows, gh, hp, &mut out[lay.u.clone()], true);
         }
     }
 
@@ -1255,6 +1373,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             Mat::new(w, gh, lay.input),
             gx,
             accumulate,
+            self.sc(),
         );
     }
 
@@ -1294,12 +1413,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 Mat::new(x, n, d.input),
                 wg,
                 true,
+                self.sc(),
             );
             gemm(
                 Mat::new(gs, n, d.output).t(),
                 Mat::new(dx, n, d.input),
                 wg,
                 true,
+                self.sc(),
             );
             add_col_sums(&dgs, d.output, &mut out[d.b.clone()]);
             let mut dgx = vec![T::ZERO; n * d.input];
@@ -1309,12 +1430,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 Mat::new(w, d.output, d.input),
                 &mut dgx,
                 false,
+                self.sc(),
             );
             gemm(
                 Mat::new(gs, n, d.output),
                 Mat::new(dw, d.output, d.input),
                 &mut dgx,
                 true,
+                self.sc(),
             );
             let mut gx = vec![T::ZERO; n * d.input];
             gemm(
@@ -1322,13 +1445,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 Mat::new(w, d.output, d.input),
                 &mut gx,
                 false,
+                self.sc(),
             );
             gy = gx;
             dgy = dgx;
         }
         let _ = gy;
         // Pooling (the argmax rows are locally constant).
-        let mut dg_ext = vec![T::ZERO; self.pk.rows * h];
+        let mut dg_ext = self.zeros(self.pk.rows * h);
         for (k, &r) in self.pool_row.iter().enumerate() {
             if r != usize::MAX {
                 dg_ext[r * h + k % h] += dgy[k];
@@ -1354,6 +1478,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 out,
             );
         }
+        self.sc().put(dg_ext);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1376,17 +1501,18 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let (dw, du) = (&v[lay.w.clone()], &v[lay.u.clone()]);
         let fp = pk.first_prev();
         // The terms Uᵀ-tangent: δₜ₊₁ U̇ added to the predecessor rows.
-        let mut tmp = vec![T::ZERO; (pk.rows - fp) * h];
+        let mut tmp = self.zeros((pk.rows - fp) * h);
         gemm(
             Mat::new(&rev.delta[fp * gh..], pk.rows - fp, gh),
             Mat::new(du, gh, h),
             &mut tmp,
             false,
+            self.sc(),
         );
         pk.scatter_prev_add(&tmp, &mut dg, h);
         let lstm = self.cfg().cell == Cell::Lstm;
-        let mut ddelta = vec![T::ZERO; pk.rows * gh];
-        let mut dgc = vec![T::ZERO; if lstm { pk.rows * h } else { 0 }];
+        let mut ddelta = self.zeros(pk.rows * gh);
+        let mut dgc = self.zeros(if lstm { pk.rows * h } else { 0 });
         self.through_time(l, true, &mut dg, &mut ddelta, |t, dg, ddelta| {
             let r0 = pk.off[t];
             let nt = pk.n[t];
@@ -1439,15 +1565,27 @@ impl<'a, T: Scalar> Pass<'a, T> {
             }
         });
         // The derivative of the weight gradients δᵀx, δᵀh₋₁ and Σδ along v.
-        let x = self.layer_input(l);
-        self.add_weight_grads(lay, &ddelta, x, &st.hprev, true, out);
-        self.add_weight_grads(lay, &rev.delta, dx, &tan.dhprev, false, out);
+        // δ̇ᵀx + δᵀẋ (and the same for h₋₁): x and h₋₁ were packed and δ
+        // transposed by the reverse sweep.
+        let sc = self.sc();
+        let kept = rev
+            .ops
+            .as_ref()
+            .expect("the reverse sweep kept its operands");
+        let ddt = transpose(&ddelta, pk.rows, gh, sc);
+        self.add_weight_grads(lay, &ddt, kept.xp.as_ref(), kept.hp.as_ref(), out);
+        add_col_sums(&ddelta, gh, &mut out[lay.b.clone()]);
+        let tops = self.pack_inputs(lay, dx, &tan.dhprev);
+        self.add_weight_grads(lay, &kept.dt, tops.xp.as_ref(), tops.hp.as_ref(), out);
+        sc.put(ddt);
+        tops.recycle(sc);
         let mut dgx = Vec::new();
         if need_dgx {
-            dgx = vec![T::ZERO; pk.rows * lay.input];
+            dgx = self.zeros(pk.rows * lay.input);
             self.add_input_adjoint(lay, &ddelta, self.param(&lay.w), &mut dgx, false);
             self.add_input_adjoint(lay, &rev.delta, dw, &mut dgx, true);
         }
+        self.sc().put_all([tmp, ddelta, dgc, dg]);
         dgx
     }
 }
@@ -1461,7 +1599,14 @@ fn gather_rows<T: Scalar>(
     pk: &Packing,
 ) -> Vec<T> {
     if model.cfg.train_embeddings {
-        gather_table(theta, &model.layout.embedding, model.cfg.embed, batch, pk)
+        gather_table(
+            theta,
+            &model.layout.embedding,
+            model.cfg.embed,
+            batch,
+            pk,
+            &model.scratch,
+        )
     } else {
         gather_table(
             &model.vectors,
@@ -1469,6 +1614,7 @@ fn gather_rows<T: Scalar>(
             model.cfg.embed,
             batch,
             pk,
+            &model.scratch,
         )
     }
 }
@@ -1479,9 +1625,10 @@ fn gather_table<T: Scalar>(
     d: usize,
     batch: &TokenBatch<'_>,
     pk: &Packing,
+    scratch: &Scratch<T>,
 ) -> Vec<T> {
     let table = &src[range.clone()];
-    let mut x = Vec::with_capacity(pk.rows * d);
+    let mut x = scratch.empty(pk.rows * d);
     for t in 0..pk.steps() {
         for &e in &pk.order[..pk.n[t]] {
             let tok = batch.sequence(e)[t] as usize;
