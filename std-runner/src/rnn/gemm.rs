@@ -25,6 +25,8 @@ use rayon::prelude::*;
 const COL_BLOCK: usize = 128;
 /// Products with fewer multiply-adds than this run on one thread.
 const PAR_WORK: usize = 1 << 18;
+/// Matrices with fewer entries than this are packed on one thread.
+const PAR_PACK: usize = 1 << 16;
 
 /// The scalar type of the RNN backend: a core [`Real`] with the activation
 /// functions the model uses and a packed product kernel. Implemented for `f32` and `f64` (sealed).
@@ -533,34 +535,38 @@ impl<T: Scalar> Packed<T> {
         // Every entry is written below: the panels' columns, and the zero
         // padding of a last, partial panel.
         let mut data = scratch.overwritten(n.div_ceil(nr) * nr * k);
-        if k > 0 {
-            data.par_chunks_mut(k * nr)
-                .enumerate()
-                .for_each(|(p, panel)| {
-                    let j0 = p * nr;
-                    let cols = nr.min(n - j0);
-                    if cols < nr {
-                        panel.fill(T::ZERO);
+        let pack = |(p, panel): (usize, &mut [T])| {
+            let j0 = p * nr;
+            let cols = nr.min(n - j0);
+            if cols < nr {
+                panel.fill(T::ZERO);
+            }
+            if b.trans {
+                // b[kk][j] = data[j][kk]: column j of b is a row of the storage.
+                for jj in 0..cols {
+                    let src = &b.data[(j0 + jj) * b.cols..][..k];
+                    for (kk, &x) in src.iter().enumerate() {
+                        panel[kk * nr + jj] = x;
                     }
-                    if b.trans {
-                        // b[kk][j] = data[j][kk]: column j of b is a row of the storage.
-                        for jj in 0..cols {
-                            let src = &b.data[(j0 + jj) * b.cols..][..k];
-                            for (kk, &x) in src.iter().enumerate() {
-                                panel[kk * nr + jj] = x;
-                            }
-                        }
+                }
+            } else {
+                for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                    let src = &b.data[kk * b.cols + j0..];
+                    if cols == nr {
+                        dst.copy_from_slice(&src[..nr]);
                     } else {
-                        for (kk, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                            let src = &b.data[kk * b.cols + j0..];
-                            if cols == nr {
-                                dst.copy_from_slice(&src[..nr]);
-                            } else {
-                                dst[..cols].copy_from_slice(&src[..cols]);
-                            }
-                        }
+                        dst[..cols].copy_from_slice(&src[..cols]);
                     }
-                });
+                }
+            }
+        };
+        if k > 0 {
+            // Packing is a copy: worth threads only for large matrices.
+            if k * n >= PAR_PACK {
+                data.par_chunks_mut(k * nr).enumerate().for_each(pack);
+            } else {
+                data.chunks_mut(k * nr).enumerate().for_each(pack);
+            }
         }
         Packed { data, k, n }
     }
