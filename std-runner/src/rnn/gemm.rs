@@ -26,7 +26,7 @@ const COL_BLOCK: usize = 128;
 /// Products with fewer multiply-adds than this run on one thread.
 const PAR_WORK: usize = 1 << 18;
 /// Matrices with fewer entries than this are packed on one thread.
-const PAR_PACK: usize = 1 << 16;
+const PAR_PACK: usize = 1 << 18;
 
 /// The scalar type of the RNN backend: a core [`Real`] with the activation
 /// functions the model uses and a packed product kernel. Implemented for `f32` and `f64` (sealed).
@@ -130,6 +130,11 @@ const MR: usize = 6;
 /// Inner-dimension block of the packed kernel: a panel's `KC × NR` block
 /// stays in L1 while the row tiles of a group use it.
 const KC: usize = 256;
+/// Products with an inner dimension up to this read the left operand in
+/// place; longer ones copy each row tile's k block into one interleaved
+/// stream (which also avoids 4 KiB set aliasing between rows whose stride
+/// is a multiple of 4 KiB).
+const DIRECT_K: usize = 128;
 /// Rows per group of the packed kernel (and per parallel task of a tall
 /// product): the group's `MC × KC` block of the left operand stays in L2.
 const MC: usize = 96;
@@ -187,7 +192,7 @@ fn portable_panel_product<T: Real, const NR: usize>(
 /// multiply-add per term.
 #[cfg(target_arch = "x86_64")]
 mod v3 {
-    use super::{row_tiles, KC, MC, MR};
+    use super::{row_tiles, DIRECT_K, KC, MC, MR};
     use pulp::x86::V3;
     use pulp::{cast, NullaryFnOnce};
 
@@ -258,6 +263,56 @@ mod v3 {
                     }
                 }
 
+                /// [`tile`] reading the rows of a in place (row stride
+                /// `lda`) instead of from an interleaved copy: for short
+                /// inner dimensions, where copying a costs more than its
+                /// separate streams do. Same sums in the same order.
+                #[inline(always)]
+                #[allow(clippy::too_many_arguments)]
+                fn tile_direct<const R: usize>(
+                    simd: V3,
+                    a: &[$t],
+                    lda: usize,
+                    panel: &[[$t; NR]],
+                    c: &mut [$t],
+                    n: usize,
+                    cols: usize,
+                    accumulate: bool,
+                ) {
+                    let zero = simd.$splat(0.0);
+                    let mut acc = [[zero; 2]; R];
+                    if accumulate {
+                        for (i, acc) in acc.iter_mut().enumerate() {
+                            let mut buf = [0.0; NR];
+                            if cols == NR {
+                                buf = c[i * n..][..NR].try_into().expect("NR columns");
+                            } else {
+                                buf[..cols].copy_from_slice(&c[i * n..][..cols]);
+                            }
+                            *acc = cast(buf);
+                        }
+                    }
+                    let rows: [&[$t]; R] = core::array::from_fn(|i| &a[i * lda..][..panel.len()]);
+                    for (kk, b) in panel.iter().enumerate() {
+                        let [b0, b1]: [$v; 2] = cast(*b);
+                        for i in 0..R {
+                            let x = simd.$splat(rows[i][kk]);
+                            acc[i][0] = simd.$fma(x, b0, acc[i][0]);
+                            acc[i][1] = simd.$fma(x, b1, acc[i][1]);
+                        }
+                    }
+                    for (i, acc) in acc.iter().enumerate() {
+                        let buf: [$t; NR] = cast(*acc);
+                        if cols == NR {
+                            let dst: &mut [$t; NR] =
+                                (&mut c[i * n..][..NR]).try_into().expect("NR columns");
+                            *dst = buf;
+                        } else {
+                            c[i * n..][..cols].copy_from_slice(&buf[..cols]);
+                        }
+                    }
+                }
+
                 impl NullaryFnOnce for Job<'_> {
                     type Output = ();
 
@@ -276,6 +331,29 @@ mod v3 {
                         } = self;
                         let (panels, _) = panels.as_chunks::<NR>();
                         let np = n.div_ceil(NR);
+                        if k <= DIRECT_K {
+                            for (p, panel) in panels.chunks_exact(k).enumerate().take(np) {
+                                let j0 = p * NR;
+                                let cols = NR.min(n - j0);
+                                for (i0, rows) in row_tiles(m) {
+                                    let a = &a[i0 * lda..];
+                                    let c = &mut c[i0 * n + j0..];
+                                    let acc = accumulate;
+                                    match rows {
+                                        1 => tile_direct::<1>(simd, a, lda, panel, c, n, cols, acc),
+                                        2 => tile_direct::<2>(simd, a, lda, panel, c, n, cols, acc),
+                                        3 => tile_direct::<3>(simd, a, lda, panel, c, n, cols, acc),
+                                        4 => tile_direct::<4>(simd, a, lda, panel, c, n, cols, acc),
+                                        5 => tile_direct::<5>(simd, a, lda, panel, c, n, cols, acc),
+                                        _ => {
+                                            debug_assert_eq!(rows, MR);
+                                            tile_direct::<MR>(simd, a, lda, panel, c, n, cols, acc);
+                                        }
+                                    }
+                                }
+                            }
+                            return;
+                        }
                         // The group's k block of a, each row tile interleaved
                         // (`[kk][r]`): one sequential stream per tile.
                         let mut ap = vec![0.0; MC.min(m) * KC.min(k)];
@@ -788,6 +866,11 @@ mod tests {
             (7, 9, 16),
             (13, 3, 17),
             (32, 20, 33),
+            // Inner dimensions past DIRECT_K (interleaved left operand),
+            // past KC (k blocks) and more rows than MC (row groups).
+            (5, 129, 16),
+            (13, 300, 40),
+            (100, 600, 19),
             (6, 0, 4),
             (0, 5, 3),
             (12, 64, 8),
