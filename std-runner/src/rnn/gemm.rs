@@ -216,18 +216,18 @@ mod v3 {
                     accumulate: bool,
                 }
 
-                /// `R` rows × `cols` (≤ NR) columns of c over one k block;
-                /// `ap` holds the tile's rows of a interleaved (`[kk][r]`).
+                /// `R` rows × `cols` (≤ NR) columns of c over the k rows of
+                /// `panel`; `x(kk)` gives the tile's R entries of column kk
+                /// of a (from an interleaved copy, or read in place).
                 #[inline(always)]
-                #[allow(clippy::too_many_arguments)]
                 fn tile<const R: usize>(
                     simd: V3,
-                    ap: &[$t],
                     panel: &[[$t; NR]],
                     c: &mut [$t],
                     n: usize,
                     cols: usize,
                     accumulate: bool,
+                    x: impl Fn(usize) -> [$t; R],
                 ) {
                     let zero = simd.$splat(0.0);
                     let mut acc = [[zero; 2]; R];
@@ -242,11 +242,11 @@ mod v3 {
                             *acc = cast(buf);
                         }
                     }
-                    let (ap, _) = ap.as_chunks::<R>();
-                    for (b, x) in panel.iter().zip(ap) {
+                    for (kk, b) in panel.iter().enumerate() {
                         let [b0, b1]: [$v; 2] = cast(*b);
+                        let xs = x(kk);
                         for i in 0..R {
-                            let x = simd.$splat(x[i]);
+                            let x = simd.$splat(xs[i]);
                             acc[i][0] = simd.$fma(x, b0, acc[i][0]);
                             acc[i][1] = simd.$fma(x, b1, acc[i][1]);
                         }
@@ -263,10 +263,26 @@ mod v3 {
                     }
                 }
 
+                /// [`tile`] over an interleaved copy of the tile's rows of
+                /// a (`[kk][r]`: one sequential stream).
+                #[inline(always)]
+                fn tile_packed<const R: usize>(
+                    simd: V3,
+                    ap: &[$t],
+                    panel: &[[$t; NR]],
+                    c: &mut [$t],
+                    n: usize,
+                    cols: usize,
+                    accumulate: bool,
+                ) {
+                    let (ap, _) = ap.as_chunks::<R>();
+                    tile::<R>(simd, panel, c, n, cols, accumulate, |kk| ap[kk]);
+                }
+
                 /// [`tile`] reading the rows of a in place (row stride
-                /// `lda`) instead of from an interleaved copy: for short
-                /// inner dimensions, where copying a costs more than its
-                /// separate streams do. Same sums in the same order.
+                /// `lda`): for short inner dimensions, where copying a
+                /// costs more than its separate streams do. Same sums in
+                /// the same order.
                 #[inline(always)]
                 #[allow(clippy::too_many_arguments)]
                 fn tile_direct<const R: usize>(
@@ -279,38 +295,10 @@ mod v3 {
                     cols: usize,
                     accumulate: bool,
                 ) {
-                    let zero = simd.$splat(0.0);
-                    let mut acc = [[zero; 2]; R];
-                    if accumulate {
-                        for (i, acc) in acc.iter_mut().enumerate() {
-                            let mut buf = [0.0; NR];
-                            if cols == NR {
-                                buf = c[i * n..][..NR].try_into().expect("NR columns");
-                            } else {
-                                buf[..cols].copy_from_slice(&c[i * n..][..cols]);
-                            }
-                            *acc = cast(buf);
-                        }
-                    }
                     let rows: [&[$t]; R] = core::array::from_fn(|i| &a[i * lda..][..panel.len()]);
-                    for (kk, b) in panel.iter().enumerate() {
-                        let [b0, b1]: [$v; 2] = cast(*b);
-                        for i in 0..R {
-                            let x = simd.$splat(rows[i][kk]);
-                            acc[i][0] = simd.$fma(x, b0, acc[i][0]);
-                            acc[i][1] = simd.$fma(x, b1, acc[i][1]);
-                        }
-                    }
-                    for (i, acc) in acc.iter().enumerate() {
-                        let buf: [$t; NR] = cast(*acc);
-                        if cols == NR {
-                            let dst: &mut [$t; NR] =
-                                (&mut c[i * n..][..NR]).try_into().expect("NR columns");
-                            *dst = buf;
-                        } else {
-                            c[i * n..][..cols].copy_from_slice(&buf[..cols]);
-                        }
-                    }
+                    tile::<R>(simd, panel, c, n, cols, accumulate, |kk| {
+                        core::array::from_fn(|i| rows[i][kk])
+                    });
                 }
 
                 impl NullaryFnOnce for Job<'_> {
@@ -379,14 +367,14 @@ mod v3 {
                                         let a = &ap[i0 * kc..(i0 + rows) * kc];
                                         let c = &mut c[(g0 + i0) * n + j0..];
                                         match rows {
-                                            1 => tile::<1>(simd, a, block, c, n, cols, acc),
-                                            2 => tile::<2>(simd, a, block, c, n, cols, acc),
-                                            3 => tile::<3>(simd, a, block, c, n, cols, acc),
-                                            4 => tile::<4>(simd, a, block, c, n, cols, acc),
-                                            5 => tile::<5>(simd, a, block, c, n, cols, acc),
+                                            1 => tile_packed::<1>(simd, a, block, c, n, cols, acc),
+                                            2 => tile_packed::<2>(simd, a, block, c, n, cols, acc),
+                                            3 => tile_packed::<3>(simd, a, block, c, n, cols, acc),
+                                            4 => tile_packed::<4>(simd, a, block, c, n, cols, acc),
+                                            5 => tile_packed::<5>(simd, a, block, c, n, cols, acc),
                                             _ => {
                                                 debug_assert_eq!(rows, MR);
-                                                tile::<MR>(simd, a, block, c, n, cols, acc);
+                                                tile_packed::<MR>(simd, a, block, c, n, cols, acc);
                                             }
                                         }
                                     }
