@@ -29,7 +29,8 @@ const PAR_WORK: usize = 1 << 18;
 const PAR_PACK: usize = 1 << 18;
 
 /// The scalar type of the RNN backend: a core [`Real`] with the activation
-/// functions the model uses and a packed product kernel. Implemented for `f32` and `f64` (sealed).
+/// functions the model uses and a packed product kernel. Implemented for
+/// `f32` and `f64` (sealed).
 pub trait Scalar: Real + sealed::Kernel {
     /// The hyperbolic tangent used by the model's cells and head. For `f64`
     /// it is `libm`'s (the accuracy reference, used by the finite-difference
@@ -196,6 +197,24 @@ mod v3 {
     use pulp::x86::V3;
     use pulp::{cast, NullaryFnOnce};
 
+    /// Calls the tile function `f::<R>(args)` with `R` = `rows` (1 to
+    /// [`MR`]): the tile sizes are const generics, fixed per call site.
+    macro_rules! by_rows {
+        ($rows:expr, $f:ident($($arg:expr),* $(,)?)) => {
+            match $rows {
+                1 => $f::<1>($($arg),*),
+                2 => $f::<2>($($arg),*),
+                3 => $f::<3>($($arg),*),
+                4 => $f::<4>($($arg),*),
+                5 => $f::<5>($($arg),*),
+                rows => {
+                    debug_assert_eq!(rows, MR);
+                    $f::<MR>($($arg),*)
+                }
+            }
+        };
+    }
+
     macro_rules! v3_kernel {
         ($modname:ident, $t:ty, $v:ty, $lanes:literal, $splat:ident, $fma:ident) => {
             pub(super) mod $modname {
@@ -326,18 +345,10 @@ mod v3 {
                                 for (i0, rows) in row_tiles(m) {
                                     let a = &a[i0 * lda..];
                                     let c = &mut c[i0 * n + j0..];
-                                    let acc = accumulate;
-                                    match rows {
-                                        1 => tile_direct::<1>(simd, a, lda, panel, c, n, cols, acc),
-                                        2 => tile_direct::<2>(simd, a, lda, panel, c, n, cols, acc),
-                                        3 => tile_direct::<3>(simd, a, lda, panel, c, n, cols, acc),
-                                        4 => tile_direct::<4>(simd, a, lda, panel, c, n, cols, acc),
-                                        5 => tile_direct::<5>(simd, a, lda, panel, c, n, cols, acc),
-                                        _ => {
-                                            debug_assert_eq!(rows, MR);
-                                            tile_direct::<MR>(simd, a, lda, panel, c, n, cols, acc);
-                                        }
-                                    }
+                                    by_rows!(
+                                        rows,
+                                        tile_direct(simd, a, lda, panel, c, n, cols, accumulate)
+                                    );
                                 }
                             }
                             return;
@@ -366,17 +377,10 @@ mod v3 {
                                     for (i0, rows) in row_tiles(gm) {
                                         let a = &ap[i0 * kc..(i0 + rows) * kc];
                                         let c = &mut c[(g0 + i0) * n + j0..];
-                                        match rows {
-                                            1 => tile_packed::<1>(simd, a, block, c, n, cols, acc),
-                                            2 => tile_packed::<2>(simd, a, block, c, n, cols, acc),
-                                            3 => tile_packed::<3>(simd, a, block, c, n, cols, acc),
-                                            4 => tile_packed::<4>(simd, a, block, c, n, cols, acc),
-                                            5 => tile_packed::<5>(simd, a, block, c, n, cols, acc),
-                                            _ => {
-                                                debug_assert_eq!(rows, MR);
-                                                tile_packed::<MR>(simd, a, block, c, n, cols, acc);
-                                            }
-                                        }
+                                        by_rows!(
+                                            rows,
+                                            tile_packed(simd, a, block, c, n, cols, acc)
+                                        );
                                     }
                                 }
                             }
@@ -458,7 +462,9 @@ kernel_impl!(f64, f64k, 8);
 /// that memory to the system at every call (its trim threshold follows the
 /// largest freed block), so each call paid page faults and zeroing of fresh
 /// pages: a quarter of a gradient's time at hidden 256. Buffers taken from
-/// the pool are zeroed like fresh ones, so results do not depend on it.
+/// the pool are zeroed like fresh ones ([`Scratch::zeros`]), or hold stale
+/// values only for callers that overwrite every element
+/// ([`Scratch::overwritten`]), so results do not depend on the pool.
 /// The pool keeps at most [`Scratch::KEPT`] buffers of at least
 /// [`Scratch::MIN_LEN`] values, until the model is dropped.
 pub(crate) struct Scratch<T> {

@@ -606,19 +606,31 @@ struct LayerRev<T> {
     ops: Option<WeightOps<T>>,
 }
 
-/// The operands of a layer's weight-gradient products δᵀx and δᵀh₋₁: δᵀ
-/// row-major (gates·hidden × rows), x and h₋₁ packed (`None` for a zero
-/// input tangent or when no row has a predecessor).
+/// A layer's input x and predecessor states h₋₁, packed as the right-hand
+/// sides of the weight-gradient products δᵀx and δᵀh₋₁ (`None` for a zero
+/// input tangent, or when no row has a predecessor).
+struct PackedInputs<T> {
+    x: Option<Packed<T>>,
+    hprev: Option<Packed<T>>,
+}
+
+impl<T: Scalar> PackedInputs<T> {
+    fn recycle(self, sc: &Scratch<T>) {
+        sc.put_all(self.x.into_iter().chain(self.hprev).map(Packed::into_vec));
+    }
+}
+
+/// The operands of a layer's weight-gradient products: δᵀ row-major
+/// (gates·hidden × rows) and the packed inputs.
 struct WeightOps<T> {
     dt: Vec<T>,
-    xp: Option<Packed<T>>,
-    hp: Option<Packed<T>>,
+    inputs: PackedInputs<T>,
 }
 
 impl<T: Scalar> WeightOps<T> {
     fn recycle(self, sc: &Scratch<T>) {
         sc.put(self.dt);
-        sc.put_all(self.xp.into_iter().chain(self.hp).map(Packed::into_vec));
+        self.inputs.recycle(sc);
     }
 }
 
@@ -1302,9 +1314,9 @@ impl<'a, T: Scalar> Pass<'a, T> {
         });
         let ops = WeightOps {
             dt: transpose(&delta, pk.rows, gh, self.sc()),
-            ..self.pack_inputs(lay, self.layer_input(l), &st.hprev)
+            inputs: self.pack_inputs(lay, self.layer_input(l), &st.hprev),
         };
-        self.add_weight_grads(lay, &ops.dt, ops.xp.as_ref(), ops.hp.as_ref(), grad);
+        self.add_weight_grads(lay, &ops.dt, &ops.inputs, grad);
         add_col_sums(&delta, gh, &mut grad[lay.b.clone()]);
         let ops = if keep {
             Some(ops)
@@ -1321,16 +1333,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
     }
 
     /// Packs a layer's input `x` (nothing when empty, a zero input tangent)
-    /// and the predecessor states `hprev` for [`Pass::add_weight_grads`]
-    /// (`dt` is left empty).
-    fn pack_inputs(&self, lay: &LayerLayout, x: &[T], hprev: &[T]) -> WeightOps<T> {
+    /// and the predecessor states `hprev` for [`Pass::add_weight_grads`].
+    fn pack_inputs(&self, lay: &LayerLayout, x: &[T], hprev: &[T]) -> PackedInputs<T> {
         let pk = &self.pk;
         let sc = self.sc();
         let fp = pk.first_prev();
-        WeightOps {
-            dt: Vec::new(),
-            xp: (!x.is_empty()).then(|| Packed::new_in(Mat::new(x, pk.rows, lay.input), sc)),
-            hp: (pk.rows > fp)
+        PackedInputs {
+            x: (!x.is_empty()).then(|| Packed::new_in(Mat::new(x, pk.rows, lay.input), sc)),
+            hprev: (pk.rows > fp)
                 .then(|| Packed::new_in(Mat::new(hprev, pk.rows - fp, self.cfg().hidden), sc)),
         }
     }
@@ -1342,16 +1352,15 @@ impl<'a, T: Scalar> Pass<'a, T> {
         &self,
         lay: &LayerLayout,
         dt: &[T],
-        xp: Option<&Packed<T>>,
-        hp: Option<&Packed<T>>,
+        inputs: &PackedInputs<T>,
         out: &mut [T],
     ) {
         let gh = self.cfg().cell.gates() * self.cfg().hidden;
         let pk = &self.pk;
-        if let Some(xp) = xp {
+        if let Some(xp) = &inputs.x {
             gemm_packed(dt, pk.rows, gh, xp, &mut out[lay.w.clone()], true);
         }
-        if let Some(hp) = hp {
+        if let Some(hp) = &inputs.hprev {
             let fp = pk.first_prev();
             gemm_packed(&dt[fp..], pk.rows, gh, hp, &mut out[lay.u.clone()], true);
         }
@@ -1564,8 +1573,8 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 }
             }
         });
-        // The derivative of the weight gradients δᵀx, δᵀh₋₁ and Σδ along v.
-        // δ̇ᵀx + δᵀẋ (and the same for h₋₁): x and h₋₁ were packed and δ
+        // The derivative of the weight gradients δᵀx, δᵀh₋₁ and Σδ along v:
+        // δ̇ᵀx + δᵀẋ and the same for h₋₁, with x and h₋₁ packed and δ
         // transposed by the reverse sweep.
         let sc = self.sc();
         let kept = rev
@@ -1573,10 +1582,10 @@ impl<'a, T: Scalar> Pass<'a, T> {
             .as_ref()
             .expect("the reverse sweep kept its operands");
         let ddt = transpose(&ddelta, pk.rows, gh, sc);
-        self.add_weight_grads(lay, &ddt, kept.xp.as_ref(), kept.hp.as_ref(), out);
+        self.add_weight_grads(lay, &ddt, &kept.inputs, out);
         add_col_sums(&ddelta, gh, &mut out[lay.b.clone()]);
         let tops = self.pack_inputs(lay, dx, &tan.dhprev);
-        self.add_weight_grads(lay, &kept.dt, tops.xp.as_ref(), tops.hp.as_ref(), out);
+        self.add_weight_grads(lay, &kept.dt, &tops, out);
         sc.put(ddt);
         tops.recycle(sc);
         let mut dgx = Vec::new();
