@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Prints the RNN table of BENCHMARKS.md from one session's measurements:
 criterion's samples of `cargo bench -p bilevel-runner --bench rnn`
-(target/criterion/rnn_h*_t*/{forward_backward,hvp}/new/sample.json) and the
-output of scripts/bench_pytorch.sh saved to a file.
+(target/criterion/rnn_h*_t*/{forward_backward,hvp,hvp_grad}/new/sample.json)
+and the output of scripts/bench_pytorch.sh saved to a file. `hvp` is the
+Hessian-vector product alone, `hvp_grad` the same product fused with the
+gradient (PyTorch's double backward always computes the gradient too).
 
 Usage: scripts/bench_rnn_table.py PYTORCH_OUTPUT [CRITERION_DIR]
 
 For each case: the median and the minimum time per iteration on each side,
 tokens per second from the medians, the Rust ÷ PyTorch throughput ratio from
 the medians and from the minima (the minimum is the figure least disturbed
-by other processes on a shared machine), and HVP ÷ gradient from the medians.
+by other processes on a shared machine), and HVP ÷ gradient from the medians
+and from the minima.
 A case missing from the PyTorch output gets dashes.
 """
 import json
@@ -48,24 +51,25 @@ def main():
     root = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else "target/criterion")
     print("| hidden | threads | Rust fwd+bwd ms (median / min) | Rust tokens/s | "
           "PyTorch fwd+bwd ms (median / min) | PyTorch tokens/s | Rust ÷ PyTorch throughput "
-          "(medians / minima) | Rust HVP ms (median / min) | Rust HVP ÷ grad | "
-          "PyTorch HVP ms (median / min) | PyTorch HVP ÷ grad |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "(medians / minima) | Rust HVP ms (median / min) | Rust HVP ÷ grad (medians / minima) | "
+          "Rust HVP + grad ms (median / min) | PyTorch HVP ms (median / min) | PyTorch HVP ÷ grad |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for hidden in (256, 1024):
         for threads in (1, 2):
             gmed, gmin = rust_times(root, hidden, threads, "forward_backward")
             hmed, hmin = rust_times(root, hidden, threads, "hvp")
+            bmed, bmin = rust_times(root, hidden, threads, "hvp_grad")
+            rust_hvp = (f"| {ms(hmed)} / {ms(hmin)} | **{hmed / gmed:.2f}** / {hmin / gmin:.2f} "
+                        f"| {ms(bmed)} / {ms(bmin)} ")
             if (hidden, threads) not in torch:
                 print(f"| {hidden} | {threads} | {ms(gmed)} / {ms(gmin)} | "
-                      f"{TOKENS / gmed * 1e3:,.0f} | – | – | – | {ms(hmed)} / {ms(hmin)} "
-                      f"| **{hmed / gmed:.2f}** | – | – |")
+                      f"{TOKENS / gmed * 1e3:,.0f} | – | – | – {rust_hvp}| – | – |")
                 continue
             pg, pgmin, ph, phmin = torch[(hidden, threads)]
             print(f"| {hidden} | {threads} | {ms(gmed)} / {ms(gmin)} | {TOKENS / gmed * 1e3:,.0f} "
                   f"| {ms(pg)} / {ms(pgmin)} | {TOKENS / pg * 1e3:,.0f} "
                   f"| **{pg / gmed:.2f}×** / {pgmin / gmin:.2f}× "
-                  f"| {ms(hmed)} / {ms(hmin)} | **{hmed / gmed:.2f}** "
-                  f"| {ms(ph)} / {ms(phmin)} | {ph / pg:.2f} |")
+                  f"{rust_hvp}| {ms(ph)} / {ms(phmin)} | {ph / pg:.2f} |")
 
 
 if __name__ == "__main__":

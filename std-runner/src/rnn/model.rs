@@ -131,11 +131,12 @@ impl<T: Scalar> RnnModel<T> {
 
     /// The fused Hessian-vector product of a loss on top of the logits,
     /// `Σₑ ℓₑ(h(θ; xₑ))`, in one pass: writes the logits to `logits`, the
-    /// loss's gradient to `grad` and its
+    /// loss's gradient to `grad` when given and its
     /// Hessian times `tangent` to `hvp`, i.e.
     /// `vjp(θ, u) ` and `vjp(θ, ∇²ℓ·jvp(θ, v)) + curvature(θ, u, v)`.
     /// Costs about one forward, one tangent forward, one reverse and one
-    /// tangent reverse sweep.
+    /// tangent reverse sweep; without `grad` the reverse sweep skips the
+    /// weight gradients (about a ninth of the work).
     #[allow(clippy::too_many_arguments)]
     pub fn loss_hvp<L: LossCurvature<T>>(
         &self,
@@ -144,12 +145,14 @@ impl<T: Scalar> RnnModel<T> {
         tangent: &[T],
         loss: &L,
         logits: &mut [T],
-        grad: &mut [T],
+        grad: Option<&mut [T]>,
         hvp: &mut [T],
     ) {
         self.check_shapes(theta, batch);
         assert_eq!(tangent.len(), self.layout.total, "tangent length");
-        assert_eq!(grad.len(), self.layout.total, "gradient length");
+        if let Some(grad) = &grad {
+            assert_eq!(grad.len(), self.layout.total, "gradient length");
+        }
         assert_eq!(hvp.len(), self.layout.total, "hvp length");
         assert_eq!(
             logits.len(),
@@ -164,7 +167,7 @@ impl<T: Scalar> RnnModel<T> {
             Some(&cot),
             Some(logits),
             None,
-            Some(grad),
+            grad,
             Some(hvp),
         );
     }
@@ -220,16 +223,16 @@ impl<T: Scalar> RnnModel<T> {
         mean_softmax_xent(&logits, labels, self.cfg.outputs())
     }
 
-    /// Mean softmax cross-entropy over the batch, with its gradient and its
-    /// Hessian times `tangent` (exact; one fused pass). Returns the loss.
-    /// `labels` holds one class per example.
+    /// Mean softmax cross-entropy over the batch, with its gradient (when
+    /// `grad` is given) and its Hessian times `tangent` (exact; one fused
+    /// pass). Returns the loss. `labels` holds one class per example.
     pub fn softmax_xent_hvp(
         &self,
         theta: &[T],
         batch: &TokenBatch<'_>,
         labels: &[u32],
         tangent: &[T],
-        grad: &mut [T],
+        grad: Option<&mut [T]>,
         hvp: &mut [T],
     ) -> T {
         assert_eq!(labels.len(), batch.len(), "one label per example");
@@ -781,13 +784,15 @@ impl<'a, T: Scalar> Pass<'a, T> {
             }
         }
         let total = self.model.layout.total;
-        let mut grad = self.zeros(total);
-        let rev = self.reverse(&u, &mut grad, want_hvp);
-        if want_grad {
-            out.grad = grad;
+        // The weight gradients are skipped when only the HVP is wanted: the
+        // tangent reverse sweep needs the adjoints δ, not δᵀx.
+        let mut grad = if want_grad {
+            self.zeros(total)
         } else {
-            self.sc().put(grad);
-        }
+            Vec::new()
+        };
+        let rev = self.reverse(&u, want_grad.then_some(&mut grad[..]), want_hvp);
+        out.grad = grad;
         if want_hvp {
             let v = tangent.expect("the hvp needs a tangent");
             let tan = tan.as_ref().expect("tangent sweep ran");
@@ -1199,7 +1204,12 @@ impl<'a, T: Scalar> Pass<'a, T> {
     /// Accumulates Jᵀu into `grad`; returns the reverse state of each layer
     /// and of the head for the tangent reverse sweep (with the
     /// weight-gradient operands when `keep`).
-    fn reverse(&self, u: &[T], grad: &mut [T], keep: bool) -> (Vec<LayerRev<T>>, Vec<Vec<T>>) {
+    fn reverse(
+        &self,
+        u: &[T],
+        mut grad: Option<&mut [T]>,
+        keep: bool,
+    ) -> (Vec<LayerRev<T>>, Vec<Vec<T>>) {
         let n = self.pk.order.len();
         let h = self.cfg().hidden;
         // Head: adjoints of each dense layer's pre-activation, last first.
@@ -1214,14 +1224,16 @@ impl<'a, T: Scalar> Pass<'a, T> {
                     *g *= tanh_d(yv);
                 }
             }
-            gemm(
-                Mat::new(&gs, n, d.output).t(),
-                Mat::new(x, n, d.input),
-                &mut grad[d.w.clone()],
-                true,
-                self.sc(),
-            );
-            add_col_sums(&gs, d.output, &mut grad[d.b.clone()]);
+            if let Some(grad) = grad.as_deref_mut() {
+                gemm(
+                    Mat::new(&gs, n, d.output).t(),
+                    Mat::new(x, n, d.input),
+                    &mut grad[d.w.clone()],
+                    true,
+                    self.sc(),
+                );
+                add_col_sums(&gs, d.output, &mut grad[d.b.clone()]);
+            }
             let mut gx = vec![T::ZERO; n * d.input];
             gemm(
                 Mat::new(&gs, n, d.output),
@@ -1244,13 +1256,14 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let layers = &self.model.layout.layers;
         let mut revs: Vec<LayerRev<T>> = Vec::with_capacity(layers.len());
         for (l, lay) in layers.iter().enumerate().rev() {
-            let need_gx = l > 0 || self.cfg().train_embeddings;
-            let (rev, gx) = self.layer_reverse(l, lay, g_ext, need_gx, keep, grad);
+            // The embeddings' adjoint only feeds their gradient.
+            let need_gx = l > 0 || (self.cfg().train_embeddings && grad.is_some());
+            let (rev, gx) = self.layer_reverse(l, lay, g_ext, need_gx, keep, grad.as_deref_mut());
             revs.push(rev);
             g_ext = gx;
         }
         revs.reverse();
-        if self.cfg().train_embeddings {
+        if let Some(grad) = grad.filter(|_| self.cfg().train_embeddings) {
             scatter_table(
                 &g_ext,
                 &self.model.layout.embedding,
@@ -1274,7 +1287,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         mut g: Vec<T>,
         need_gx: bool,
         keep: bool,
-        grad: &mut [T],
+        grad: Option<&mut [T]>,
     ) -> (LayerRev<T>, Vec<T>) {
         let h = self.cfg().hidden;
         let gh = self.cfg().cell.gates() * h;
@@ -1312,17 +1325,20 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 }
             }
         });
-        let ops = WeightOps {
+        let ops = (keep || grad.is_some()).then(|| WeightOps {
             dt: transpose(&delta, pk.rows, gh, self.sc()),
             inputs: self.pack_inputs(lay, self.layer_input(l), &st.hprev),
-        };
-        self.add_weight_grads(lay, &ops.dt, &ops.inputs, grad);
-        add_col_sums(&delta, gh, &mut grad[lay.b.clone()]);
-        let ops = if keep {
-            Some(ops)
-        } else {
-            ops.recycle(self.sc());
-            None
+        });
+        if let (Some(grad), Some(ops)) = (grad, &ops) {
+            self.add_weight_grads(lay, &ops.dt, &ops.inputs, grad);
+            add_col_sums(&delta, gh, &mut grad[lay.b.clone()]);
+        }
+        let ops = match ops {
+            Some(ops) if !keep => {
+                ops.recycle(self.sc());
+                None
+            }
+            ops => ops,
         };
         let mut gx = Vec::new();
         if need_gx {
@@ -1448,18 +1464,21 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 true,
                 self.sc(),
             );
-            let mut gx = vec![T::ZERO; n * d.input];
-            gemm(
-                Mat::new(gs, n, d.output),
-                Mat::new(w, d.output, d.input),
-                &mut gx,
-                false,
-                self.sc(),
-            );
-            gy = gx;
+            // The layer input's adjoint feeds only the tanh rule of the
+            // layer below (the pooled features have no such rule).
+            if k > 0 {
+                let mut gx = vec![T::ZERO; n * d.input];
+                gemm(
+                    Mat::new(gs, n, d.output),
+                    Mat::new(w, d.output, d.input),
+                    &mut gx,
+                    false,
+                    self.sc(),
+                );
+                gy = gx;
+            }
             dgy = dgx;
         }
-        let _ = gy;
         // Pooling (the argmax rows are locally constant).
         let mut dg_ext = self.zeros(self.pk.rows * h);
         for (k, &r) in self.pool_row.iter().enumerate() {
