@@ -59,21 +59,33 @@ fn bench(c: &mut Criterion) {
     };
     let (mut g32, mut h32) = (vec![0.0f32; theta.len()], vec![0.0f32; theta.len()]);
 
-    let mut grp = c.benchmark_group("spec_rnn_hpo_batch32");
-    grp.sample_size(20);
-    grp.bench_function("spec_grad_y_g", |b| {
-        b.iter(|| comp.grad_y_g(&x, &y, &s, &mut out));
-    });
-    grp.bench_function("spec_hvp_yy", |b| {
-        b.iter(|| comp.hvp_yy(&x, &y, &v, &s, &mut out));
-    });
-    grp.bench_function("backend_grad", |b| {
-        b.iter(|| direct.softmax_xent_grad(&theta, &batch, &labels, &mut g32));
-    });
-    grp.bench_function("backend_hvp", |b| {
-        b.iter(|| direct.softmax_xent_hvp(&theta, &batch, &labels, &vf, &mut g32, &mut h32));
-    });
-    grp.finish();
+    // The measuring loop runs inside a pool of that many threads, as the
+    // runner's jobs do.
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        let mut grp = c.benchmark_group(format!("spec_rnn_hpo_batch32_t{threads}"));
+        grp.sample_size(20);
+        grp.bench_function("spec_grad_y_g", |b| {
+            pool.install(|| b.iter(|| comp.grad_y_g(&x, &y, &s, &mut out)));
+        });
+        grp.bench_function("spec_hvp_yy", |b| {
+            pool.install(|| b.iter(|| comp.hvp_yy(&x, &y, &v, &s, &mut out)));
+        });
+        grp.bench_function("backend_grad", |b| {
+            pool.install(|| b.iter(|| direct.softmax_xent_grad(&theta, &batch, &labels, &mut g32)));
+        });
+        grp.bench_function("backend_hvp", |b| {
+            b.iter(|| {
+                pool.install(|| {
+                    direct.softmax_xent_hvp(&theta, &batch, &labels, &vf, None, &mut h32)
+                })
+            });
+        });
+        grp.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -197,6 +197,8 @@ const META_SOLVERS: &[&str] = &["maml", "anil", "fomaml", "ufom"];
 /// A compiled spec with its solver choice and settings resolved.
 #[derive(Clone)]
 struct Resolved {
+    /// The spec file, as given.
+    spec: PathBuf,
     compiled: Compiled,
     name: String,
     src_hash: String,
@@ -288,6 +290,7 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     });
     let src_hash = format!("{:x}", Sha256::digest(src.as_bytes()));
     Ok(Resolved {
+        spec: cfg.spec.clone(),
         name: compiled.program().spec.name.clone(),
         compiled,
         src_hash,
@@ -405,7 +408,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
         hyper.insert(p.name.to_string(), setting_json(v));
     }
     let resolved = ResolvedConfig {
-        spec: cfg.spec.display().to_string(),
+        spec: r.spec.display().to_string(),
         spec_sha256: &r.src_hash,
         problem: &r.name,
         algorithm: r.info.name,
@@ -456,12 +459,21 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
 /// `bilevel run`: compiles the spec, runs the chosen solver and writes the
 /// run folder (`config.json`, `trace.jsonl`, `summary.json`, `expect.json`,
 /// `plots/`). Ctrl-C stops the run cleanly with `stop`.
+///
+/// The run executes on a worker of its own thread pool (`RAYON_NUM_THREADS`
+/// threads, else one per core), as each job of `bilevel compare` does: a
+/// model's parallel products then share the pool with the run instead of
+/// waking a pool from outside at every call, which made two threads slower
+/// than one on small models (BENCHMARKS.md, "The RNN through a spec").
 pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let r = resolve(cfg, None)?;
     let out = cfg.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}-s{}", r.name, r.info.name, r.seed))
     });
-    execute(&r, cfg, &out, stop)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .build()
+        .context("cannot start the worker threads")?;
+    pool.install(|| execute(&r, cfg, &out, stop))
 }
 
 /// Settings of `bilevel compare`.
@@ -470,7 +482,9 @@ pub struct CompareConfig {
     /// The spec and shared settings (its `algorithm`, `seed` and `out` are
     /// replaced per job).
     pub base: RunConfig,
-    /// The solvers to compare.
+    /// The solvers to compare; `SOLVER@SPEC` runs that solver on another
+    /// spec file (a formulation of the same problem that the solver needs,
+    /// such as dim x = dim y for MAML) within the same comparison.
     pub algorithms: Vec<String>,
     /// Seeds per solver (seeds `seed..seed + seeds`).
     pub seeds: u64,
@@ -508,12 +522,32 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
     if cfg.algorithms.is_empty() {
         bail!("--algorithms: give at least one solver");
     }
-    // Resolve (read, check, load, compile) once per algorithm, up front: no
-    // job starts on a typo, and jobs clone the result instead of reloading.
-    let resolved = cfg
+    // `SOLVER@SPEC` entries name their own spec.
+    let entries: Vec<(&str, RunConfig)> = cfg
         .algorithms
         .iter()
-        .map(|a| resolve(&cfg.base, Some(a)))
+        .map(|a| match a.split_once('@') {
+            Some((solver, spec)) => (
+                solver,
+                RunConfig {
+                    spec: PathBuf::from(spec),
+                    ..cfg.base.clone()
+                },
+            ),
+            None => (a.as_str(), cfg.base.clone()),
+        })
+        .collect();
+    let solvers: Vec<String> = entries.iter().map(|(s, _)| (*s).to_string()).collect();
+    for (k, s) in solvers.iter().enumerate() {
+        if solvers[..k].contains(s) {
+            bail!("--algorithms: `{s}` is listed twice (its runs would share folders)");
+        }
+    }
+    // Resolve (read, check, load, compile) once per algorithm, up front: no
+    // job starts on a typo, and jobs clone the result instead of reloading.
+    let resolved = entries
+        .iter()
+        .map(|(a, c)| resolve(c, Some(a)))
         .collect::<Result<Vec<_>>>()?;
     let first = &resolved[0];
     let out = cfg
@@ -523,15 +557,14 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-compare", first.name)));
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the comparison folder {}", out.display()))?;
-    let js = jobs(&cfg.algorithms, first.seed, cfg.seeds.max(1), &out);
+    let js = jobs(&solvers, first.seed, cfg.seeds.max(1), &out);
     let job_cfg = RunConfig {
         progress: ProgressMode::Quiet,
         plots: false,
         ..cfg.base.clone()
     };
     let results = run_jobs(&js, cfg.threads, |job| {
-        let k = cfg
-            .algorithms
+        let k = solvers
             .iter()
             .position(|a| *a == job.solver)
             .ok_or_else(|| anyhow!("job for an unlisted solver `{}`", job.solver))?;
