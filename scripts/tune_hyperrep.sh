@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Step-size sweep for the hyper-representation figure: every algorithm at
-# four values of its outer step (levels 1-4, each about 3x the previous),
-# 2 epochs, seed 1, scored by the final upper (query) loss. Writes
-# docs/results/hyperrep/tuning/. `LEVELS="4"` runs some levels only.
-# Not part of CI; about 5 minutes per level on 2 shared cores.
+# Step-size sweep for the hyper-representation figure: every algorithm
+# (MAML on its own spec, hyperrep_maml.bilevel) at six values of its outer
+# step (levels 1-6, each about 3x the previous), 2 epochs, seed 1, scored by
+# the final upper (query) loss. Writes docs/results/hyperrep/tuning/.
+# `LEVELS="5 6"` runs some levels only. Not part of CI; about 1.5 minutes per
+# level on 2 quiet cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p bilevel-runner
@@ -12,13 +13,17 @@ out=docs/results/hyperrep/tuning
 mkdir -p "$out"
 spec=examples/specs/rnn/hyperrep.bilevel
 tmp=examples/specs/rnn/.tune_hyperrep.bilevel
-trap 'rm -f "$tmp"' EXIT
-sed -e 's/epochs = 10,/epochs = 2,/' "$spec" > "$tmp"
-algos=bo-rep,slip,anil,stocbio,ttsa,f2sa,soba,ma-soba
+tmp_maml=examples/specs/rnn/.tune_hyperrep_maml.bilevel
+trap 'rm -f "$tmp" "$tmp_maml"' EXIT
+sed -E 's/epochs = [0-9]+,/epochs = 2,/' "$spec" > "$tmp"
+sed -E 's/epochs = [0-9]+,/epochs = 2,/' examples/specs/rnn/hyperrep_maml.bilevel > "$tmp_maml"
+grep -q 'epochs = 2,' "$tmp" && grep -q 'epochs = 2,' "$tmp_maml"
+algos=bo-rep,slip,anil,stocbio,ttsa,f2sa,soba,ma-soba,maml@$tmp_maml
 # Common inner settings; the swept outer step per solver (low mid high).
 common=(
   --set bo-rep:gamma=0.1 --set slip:gamma=0.1
   --set anil:inner_lr=0.1 --set anil:inner_steps=3 --set anil:meta_batch=4
+  --set maml:inner_lr=0.1 --set maml:inner_steps=3 --set maml:meta_batch=4
   --set stocbio:inner_lr=0.1 --set stocbio:inner_steps=3 --set stocbio:neumann_steps=5 --set stocbio:hessian_lr=0.1
   --set ttsa:inner_lr=0.1 --set ttsa:hessian_lr=0.1 --set ttsa:neumann_terms=5
   --set f2sa:inner_lr=0.1 --set f2sa:lower_lr=0.1 --set f2sa:inner_steps=3
@@ -26,20 +31,21 @@ common=(
   --set ma-soba:inner_lr=0.1
 )
 declare -A grid=(
-  [bo-rep]="eta 0.003 0.01 0.03 0.1"
-  [slip]="eta 0.003 0.01 0.03 0.1"
-  [anil]="outer_lr 0.01 0.03 0.1 0.3"
-  [stocbio]="outer_lr 0.03 0.1 0.3 1"
-  [ttsa]="outer_lr 0.03 0.1 0.3 1"
-  [f2sa]="outer_lr 0.03 0.1 0.3 1"
-  [soba]="outer_ratio 10 3 1 0.3"
-  [ma-soba]="outer_lr 0.03 0.1 0.3 1"
+  [bo-rep]="eta 0.003 0.01 0.03 0.1 0.3 1"
+  [slip]="eta 0.003 0.01 0.03 0.1 0.3 1"
+  [anil]="outer_lr 0.01 0.03 0.1 0.3 1 3"
+  [maml]="outer_lr 0.01 0.03 0.1 0.3 1 3"
+  [stocbio]="outer_lr 0.03 0.1 0.3 1 3 10"
+  [ttsa]="outer_lr 0.03 0.1 0.3 1 3 10"
+  [f2sa]="outer_lr 0.03 0.1 0.3 1 3 10"
+  [soba]="outer_ratio 10 3 1 0.3 0.1 0.03"
+  [ma-soba]="outer_lr 0.03 0.1 0.3 1 3 10"
 )
-for level in ${LEVELS:-1 2 3 4}; do
+for level in ${LEVELS:-1 2 3 4 5 6}; do
   sets=()
   for a in "${!grid[@]}"; do
-    read -r key v1 v2 v3 v4 <<< "${grid[$a]}"
-    vals=("$v1" "$v2" "$v3" "$v4")
+    read -r key v1 v2 v3 v4 v5 v6 <<< "${grid[$a]}"
+    vals=("$v1" "$v2" "$v3" "$v4" "$v5" "$v6")
     sets+=(--set "$a:$key=${vals[$((level - 1))]}")
   done
   "$bin" compare "$tmp" --algorithms "$algos" --seeds 1 --no-plots \
@@ -50,7 +56,7 @@ python3 - "$out" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 rows = []
-for lv in (1, 2, 3, 4):
+for lv in (1, 2, 3, 4, 5, 6):
     for run in sorted((out / f"level{lv}").glob("*-s1")) if (out / f"level{lv}").exists() else []:
         cfg = json.loads((run / "config.json").read_text())
         summ = json.loads((run / "summary.json").read_text())

@@ -79,7 +79,9 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         opts: RunOpts,
-        /// Comma-separated solvers from the registry.
+        /// Comma-separated solvers from the registry; `SOLVER@SPEC` runs that
+        /// solver on another spec file (e.g. `maml@other.bilevel`, a formulation
+        /// the solver needs) in the same comparison.
         #[arg(long, value_delimiter = ',', required = true)]
         algorithms: Vec<String>,
         /// Seeds per solver (at least 1).

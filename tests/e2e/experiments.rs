@@ -65,10 +65,16 @@ fn check_runs(dir: &Path, algorithms: &[&str]) {
 
 #[test]
 fn the_three_experiment_specs_check() {
-    let files: Vec<PathBuf> = ["hyperclean.bilevel", "hpo.bilevel", "hyperrep.bilevel"]
-        .iter()
-        .map(|f| spec(f))
-        .collect();
+    let files: Vec<PathBuf> = [
+        "hyperclean.bilevel",
+        "hyperclean_p01.bilevel",
+        "hpo.bilevel",
+        "hyperrep.bilevel",
+        "hyperrep_maml.bilevel",
+    ]
+    .iter()
+    .map(|f| spec(f))
+    .collect();
     let (out, ok) = check_files(&files, false, false).unwrap();
     assert!(ok, "{out}");
     assert!(out.contains("models    phi      rnn"), "{out}");
@@ -105,16 +111,29 @@ fn hyperparameter_optimization_runs_every_algorithm_of_its_figure() {
 #[test]
 fn hyper_representation_runs_every_algorithm_of_its_figure_and_reproduces() {
     let dir = tempfile::tempdir().unwrap();
-    // ANIL draws tasks (one product class per sample); MAML needs dx = dy,
-    // which this formulation (encoder above, heads below) does not have.
+    // ANIL and MAML draw tasks (one product class per sample); MAML needs
+    // dx = dy, so it runs on its own formulation of the problem, named in
+    // the same comparison as `maml@SPEC`.
     let algos = [
-        "bo-rep", "slip", "anil", "stocbio", "ttsa", "f2sa", "soba", "ma-soba",
+        "bo-rep", "slip", "anil", "stocbio", "ttsa", "f2sa", "soba", "ma-soba", "maml",
     ];
     let mut cfg = tiny("hyperrep.bilevel", dir.path(), &algos);
-    // Two ANIL tasks of two adaptation steps keep the tiny run tiny.
-    cfg.base.set = vec!["anil:meta_batch=2".into(), "anil:inner_steps=2".into()];
+    let maml = format!("maml@{}", spec("hyperrep_maml.bilevel").display());
+    *cfg.algorithms.last_mut().unwrap() = maml;
+    // Two tasks of two adaptation steps keep the tiny run tiny.
+    cfg.base.set = ["anil", "maml"]
+        .iter()
+        .flat_map(|a| [format!("{a}:meta_batch=2"), format!("{a}:inner_steps=2")])
+        .collect();
     compare_spec(&cfg, &Arc::new(AtomicBool::new(false))).unwrap();
     check_runs(dir.path(), &algos);
+    // MAML's run records its own spec.
+    let config = std::fs::read_to_string(dir.path().join("maml-s1/config.json")).unwrap();
+    assert!(config.contains("hyperrep_maml.bilevel"), "{config}");
+    // Its rows join the others in the comparison's table.
+    let table = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+    assert!(table.contains("| maml |"), "{table}");
+    assert!(table.contains("| anil |"), "{table}");
     // The same seed again: the same trace apart from wall time.
     let again = tempfile::tempdir().unwrap();
     compare_spec(
@@ -133,4 +152,19 @@ fn hyper_representation_runs_every_algorithm_of_its_figure_and_reproduces() {
             .collect()
     };
     assert_eq!(strip(dir.path()), strip(again.path()));
+}
+
+#[test]
+fn a_solver_listed_twice_is_refused_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let toy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/toy_quadratic.bilevel");
+    let mut cfg = tiny("hpo.bilevel", dir.path(), &["slip"]);
+    cfg.base.spec.clone_from(&toy);
+    cfg.algorithms = vec!["slip".into(), format!("slip@{}", toy.display())];
+    let err = compare_spec(&cfg, &Arc::new(AtomicBool::new(false))).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("`slip` is listed twice"),
+        "{err:#}"
+    );
+    assert!(!dir.path().join("slip-s1").exists());
 }
