@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step-size sweep for the hyper-representation figure: every algorithm
-# (MAML on its own spec, hyperrep_maml.bilevel) at six values of its outer
-# step (levels 1-6, each about 3x the previous), 2 epochs, seed 1, scored by
+# (MAML on its own spec, hyperrep_maml.bilevel) at eight values of its outer
+# step (levels 1-8, each about 3x the previous), 2 epochs, seed 1, scored by
 # the final upper (query) loss. Writes docs/results/hyperrep/tuning/.
 # `LEVELS="5 6"` runs some levels only. Not part of CI; about 1.5 minutes per
 # level on 2 quiet cores.
@@ -12,13 +12,7 @@ bin=target/release/bilevel
 out=docs/results/hyperrep/tuning
 mkdir -p "$out"
 spec=examples/specs/rnn/hyperrep.bilevel
-tmp=examples/specs/rnn/.tune_hyperrep.bilevel
-tmp_maml=examples/specs/rnn/.tune_hyperrep_maml.bilevel
-trap 'rm -f "$tmp" "$tmp_maml"' EXIT
-sed -E 's/epochs = [0-9]+,/epochs = 2,/' "$spec" > "$tmp"
-sed -E 's/epochs = [0-9]+,/epochs = 2,/' examples/specs/rnn/hyperrep_maml.bilevel > "$tmp_maml"
-grep -q 'epochs = 2,' "$tmp" && grep -q 'epochs = 2,' "$tmp_maml"
-algos=bo-rep,slip,anil,stocbio,ttsa,f2sa,soba,ma-soba,maml@$tmp_maml
+algos=bo-rep,slip,anil,stocbio,ttsa,f2sa,soba,ma-soba,maml@examples/specs/rnn/hyperrep_maml.bilevel
 # Common inner settings; the swept outer step per solver (low mid high).
 common=(
   --set bo-rep:gamma=0.1 --set slip:gamma=0.1
@@ -31,24 +25,24 @@ common=(
   --set ma-soba:inner_lr=0.1
 )
 declare -A grid=(
-  [bo-rep]="eta 0.003 0.01 0.03 0.1 0.3 1"
-  [slip]="eta 0.003 0.01 0.03 0.1 0.3 1"
-  [anil]="outer_lr 0.01 0.03 0.1 0.3 1 3"
-  [maml]="outer_lr 0.01 0.03 0.1 0.3 1 3"
-  [stocbio]="outer_lr 0.03 0.1 0.3 1 3 10"
-  [ttsa]="outer_lr 0.03 0.1 0.3 1 3 10"
-  [f2sa]="outer_lr 0.03 0.1 0.3 1 3 10"
-  [soba]="outer_ratio 10 3 1 0.3 0.1 0.03"
-  [ma-soba]="outer_lr 0.03 0.1 0.3 1 3 10"
+  [bo-rep]="eta 0.003 0.01 0.03 0.1 0.3 1 3 10"
+  [slip]="eta 0.003 0.01 0.03 0.1 0.3 1 3 10"
+  [anil]="outer_lr 0.01 0.03 0.1 0.3 1 3 10 30"
+  [maml]="outer_lr 0.01 0.03 0.1 0.3 1 3 10 30"
+  [stocbio]="outer_lr 0.03 0.1 0.3 1 3 10 30 100"
+  [ttsa]="outer_lr 0.03 0.1 0.3 1 3 10 30 100"
+  [f2sa]="outer_lr 0.03 0.1 0.3 1 3 10 30 100"
+  [soba]="outer_ratio 10 3 1 0.3 0.1 0.03 0.01 0.003"
+  [ma-soba]="outer_lr 0.03 0.1 0.3 1 3 10 30 100"
 )
-for level in ${LEVELS:-1 2 3 4 5 6}; do
+for level in ${LEVELS:-1 2 3 4 5 6 7 8}; do
   sets=()
   for a in "${!grid[@]}"; do
-    read -r key v1 v2 v3 v4 v5 v6 <<< "${grid[$a]}"
-    vals=("$v1" "$v2" "$v3" "$v4" "$v5" "$v6")
+    read -r key v1 v2 v3 v4 v5 v6 v7 v8 <<< "${grid[$a]}"
+    vals=("$v1" "$v2" "$v3" "$v4" "$v5" "$v6" "$v7" "$v8")
     sets+=(--set "$a:$key=${vals[$((level - 1))]}")
   done
-  "$bin" compare "$tmp" --algorithms "$algos" --seeds 1 --no-plots \
+  "$bin" compare "$spec" --algorithms "$algos" --seeds 1 --epochs 2 --no-plots \
     "${common[@]}" "${sets[@]}" --out "$out/level$level" 2> "$out/level$level.log" || true
 done
 # One line per algorithm and level: the swept value and the final upper loss.
@@ -56,7 +50,7 @@ python3 - "$out" <<'PY'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 rows = []
-for lv in (1, 2, 3, 4, 5, 6):
+for lv in (1, 2, 3, 4, 5, 6, 7, 8):
     for run in sorted((out / f"level{lv}").glob("*-s1")) if (out / f"level{lv}").exists() else []:
         cfg = json.loads((run / "config.json").read_text())
         summ = json.loads((run / "summary.json").read_text())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Zoomed overlay plots for the RNN experiment folders (standard library only).
 
-    python3 docs/results/plot_rnn.py docs/results/hyperclean [more folders]
+    python3 docs/results/plot_rnn.py [--range-without SOLVER,...] FOLDER [more folders]
 
 `bilevel compare` already writes plots/ (log axis, full range). Early
 transients (a spike of one solver in the first tenth of an epoch) squeeze
@@ -11,6 +11,9 @@ curve after the first epoch (the first epoch is still drawn, clipped at the
 frame). Per solver: the mean over seeds (the seeds of one solver share
 their evaluation points; a diverged run drops out after its last point and
 is counted in the legend as "div.") and a band from the smallest to the largest seed.
+`--range-without` leaves the named solvers out of that range (they are still
+drawn, clipped at the frame, and the title says so): one unstable solver
+otherwise hides the differences between all the others.
 Writes FOLDER/zoom/METRIC_vs_{epochs,calls}.svg.
 """
 
@@ -22,8 +25,8 @@ from pathlib import Path
 METRICS = ["test_loss", "test_accuracy", "train_loss", "train_accuracy", "upper_loss", "ridge"]
 AXES = [("epochs", "epoch", "epochs (passes over the training rows)"),
         ("calls", "oracle_calls", "oracle calls")]
-ORDER = ["bo-rep", "slip", "stocbio", "ttsa", "f2sa", "soba", "ma-soba"]
-COLORS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000"]
+ORDER = ["bo-rep", "slip", "stocbio", "ttsa", "f2sa", "soba", "ma-soba", "anil", "maml"]
+COLORS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#999999", "#8c510a"]
 W, H, L, R, T, B = 860, 480, 70, 190, 40, 55
 
 
@@ -80,7 +83,7 @@ def nice(lo, hi):
     return ticks
 
 
-def plot(folder: Path, runs, metric, tag, key, label):
+def plot(folder: Path, runs, metric, tag, key, label, without=()):
     data = {a: series(s, metric, key) for a, s in runs.items()}
     data = {a: d for a, d in data.items() if d}
     if not data:
@@ -88,7 +91,8 @@ def plot(folder: Path, runs, metric, tag, key, label):
     xmax = max(p[0] for d in data.values() for p in d)
     first_epoch = {a: next((p[0] for p, r in zip(d, runs[a][0]) if r["epoch"] >= 1.0), 0)
                    for a, d in data.items()}
-    late = [p[1] for a, d in data.items() for p in d if p[0] >= first_epoch[a]]
+    late = [p[1] for a, d in data.items() for p in d
+            if p[0] >= first_epoch[a] and a not in without]
     lo, hi = min(late), max(late)
     pad = 0.08 * (hi - lo or 1e-3)
     lo, hi = lo - pad, hi + pad
@@ -105,7 +109,10 @@ def plot(folder: Path, runs, metric, tag, key, label):
            f'font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>',
            f'<text x="{L + pw / 2}" y="22" text-anchor="middle" font-size="15">'
-           f'{metric} vs {tag} ({folder.name}; mean, band: min–max over seeds)</text>']
+           f'{metric} vs {tag} ({folder.name}; mean, band: min–max over seeds'
+           + (f'; range without {", ".join(sorted(w for w in without if w in data))}, clipped'
+              if any(w in data for w in without) else '')
+           + ')</text>']
     for t in nice(lo, hi):
         svg.append(f'<line x1="{L}" x2="{L + pw}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#ddd"/>')
         svg.append(f'<text x="{L - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
@@ -134,16 +141,21 @@ def plot(folder: Path, runs, metric, tag, key, label):
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    without = ()
+    if args[:1] == ["--range-without"] and len(args) > 1:
+        without = tuple(args[1].split(","))
+        args = args[2:]
+    if not args:
         sys.exit(__doc__)
-    for f in sys.argv[1:]:
+    for f in args:
         folder = Path(f)
         runs = load(folder)
         if not runs:
             sys.exit(f"{folder}: no run folders with a trace")
         for metric in METRICS:
             for tag, key, label in AXES:
-                p = plot(folder, runs, metric, tag, key, label)
+                p = plot(folder, runs, metric, tag, key, label, without)
                 if p:
                     print(p)
 

@@ -137,6 +137,7 @@ fn command(iters: u64, out: &Path) -> u64 {
         set: Vec::new(),
         seed: None,
         iterations: Some(iters),
+        epochs: None,
         out: Some(out.to_path_buf()),
         progress: ProgressMode::Log,
         plots: false,

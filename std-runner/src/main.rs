@@ -136,9 +136,14 @@ struct RunOpts {
     /// `SOLVER:KEY=VALUE` applies to one solver of a comparison.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Outer iterations (at least 1); default: the spec's.
+    /// Outer iterations (at least 1); replaces the spec's budget (with
+    /// `--epochs`, the run stops at whichever comes first).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     iterations: Option<u64>,
+    /// Epochs (passes over the lower level's training data, at least 1);
+    /// replaces the spec's budget.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
     /// Do not render plots.
     #[arg(long)]
     no_plots: bool,
@@ -157,6 +162,7 @@ fn run_config(
         set: opts.set,
         seed,
         iterations: opts.iterations,
+        epochs: opts.epochs,
         out,
         progress: ProgressMode::auto(),
         plots: !opts.no_plots,

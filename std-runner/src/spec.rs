@@ -104,6 +104,9 @@ pub struct RunConfig {
     pub seed: Option<u64>,
     /// Outer iterations; `None`: the spec's, else 1000.
     pub iterations: Option<u64>,
+    /// Epochs. Given with or without `iterations`, the command line's
+    /// budget replaces the spec's (`iterations` and `epochs` there).
+    pub epochs: Option<u64>,
     /// The run folder; `None`: `runs/<spec name>-<solver>-s<seed>`.
     pub out: Option<PathBuf>,
     /// Progress display on stderr.
@@ -210,10 +213,40 @@ struct Resolved {
     epochs: Option<u64>,
 }
 
-fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
+/// A spec read, checked, loaded and compiled: the part of [`Resolved`] that
+/// does not depend on the solver.
+#[derive(Clone)]
+struct Loaded {
+    spec: PathBuf,
+    name: String,
+    compiled: Compiled,
+    src_hash: String,
+}
+
+fn load(cfg: &RunConfig) -> Result<Loaded> {
     let (src, name, base) = read_spec(&cfg.spec)?;
     let compiled = Compiled::from_source_with(&src, &base, &crate::rnn::RnnRegistry)
         .map_err(|d| spec_errors(&d, &name, &src, cfg.color))?;
+    Ok(Loaded {
+        spec: cfg.spec.clone(),
+        name,
+        compiled,
+        src_hash: format!("{:x}", Sha256::digest(src.as_bytes())),
+    })
+}
+
+fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
+    resolve_loaded(load(cfg)?, cfg, algorithm)
+}
+
+/// Chooses the solver and its settings for a loaded spec.
+fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
+    let Loaded {
+        spec: spec_path,
+        name,
+        compiled,
+        src_hash,
+    } = loaded;
     let spec = &compiled.program().spec;
     let spec_algo = spec.algorithm.as_ref();
     let info = match algorithm.or(cfg.algorithm.as_deref()) {
@@ -267,16 +300,18 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
             .map_err(|e| anyhow!("{name}: {}: {e}", info.name))?;
     }
     let seed = cfg.seed.or(run.seed).unwrap_or(0);
-    // An epoch budget (without an iteration budget) stops the run through
-    // the observer; iterations are then unlimited.
-    let epochs = match cfg.iterations.or(run.iterations) {
-        Some(_) => None,
-        None => run.epochs,
+    // The command line's budget replaces the spec's. In the spec an
+    // iteration budget wins over an epoch budget. An epoch budget stops the
+    // run through the observer; without an iteration budget, iterations are
+    // then unlimited.
+    let (iterations, epochs) = match (cfg.iterations, cfg.epochs) {
+        (None, None) => match run.iterations {
+            Some(i) => (Some(i), None),
+            None => (None, run.epochs),
+        },
+        given => given,
     };
-    let iters = cfg
-        .iterations
-        .or(run.iterations)
-        .unwrap_or(if epochs.is_some() { u64::MAX } else { 1000 });
+    let iters = iterations.unwrap_or(if epochs.is_some() { u64::MAX } else { 1000 });
     let mut budget = Budget::iters(iters);
     if let Some(c) = run.oracle_calls {
         budget = budget.with_oracle_calls(c);
@@ -288,9 +323,8 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
             (iters / 100).max(1)
         }
     });
-    let src_hash = format!("{:x}", Sha256::digest(src.as_bytes()));
     Ok(Resolved {
-        spec: cfg.spec.clone(),
+        spec: spec_path,
         name: compiled.program().spec.name.clone(),
         compiled,
         src_hash,
@@ -543,12 +577,21 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             bail!("--algorithms: `{s}` is listed twice (its runs would share folders)");
         }
     }
-    // Resolve (read, check, load, compile) once per algorithm, up front: no
-    // job starts on a typo, and jobs clone the result instead of reloading.
-    let resolved = entries
-        .iter()
-        .map(|(a, c)| resolve(c, Some(a)))
-        .collect::<Result<Vec<_>>>()?;
+    // Load (read, check, load the data, compile) each spec once and resolve
+    // every algorithm up front: no job starts on a typo, and jobs clone the
+    // result instead of reloading.
+    let mut loaded: Vec<Loaded> = Vec::new();
+    let mut resolved = Vec::with_capacity(entries.len());
+    for (a, c) in &entries {
+        let l = if let Some(l) = loaded.iter().find(|l| l.spec == c.spec) {
+            l.clone()
+        } else {
+            let l = load(c)?;
+            loaded.push(l.clone());
+            l
+        };
+        resolved.push(resolve_loaded(l, c, Some(a))?);
+    }
     let first = &resolved[0];
     let out = cfg
         .base

@@ -25,6 +25,7 @@ fn tiny(name: &str, out: &Path, algorithms: &[&str]) -> CompareConfig {
             set: Vec::new(),
             seed: Some(1),
             iterations: Some(2),
+            epochs: None,
             out: Some(out.to_path_buf()),
             progress: ProgressMode::Quiet,
             plots: false,

@@ -23,6 +23,7 @@ fn cfg(out: &Path) -> RunConfig {
         set: Vec::new(),
         seed: None,
         iterations: None,
+        epochs: None,
         out: Some(out.to_path_buf()),
         progress: ProgressMode::Quiet,
         plots: false,
@@ -155,4 +156,33 @@ fn bad_input_is_a_clear_error() {
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v[0]["ok"], true);
+}
+
+#[test]
+fn epochs_on_the_command_line_replace_the_specs_iteration_budget() {
+    // hpo_logreg.bilevel has `iterations = 2000`; `--epochs 2` replaces it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.spec = spec("hpo_logreg.bilevel");
+    c.epochs = Some(2);
+    let o = run_spec(&c, no_stop()).unwrap();
+    assert_eq!(o.summary.termination, "epoch_budget");
+    assert!(o.summary.iters < 2000, "{} iterations", o.summary.iters);
+    let trace = read_trace(&dir.path().join("trace.jsonl")).unwrap();
+    let last = trace.last().unwrap();
+    assert_eq!(last.iter, o.summary.iters);
+    assert!(
+        (2.0..2.5).contains(&last.epoch),
+        "stopped at epoch {}",
+        last.epoch
+    );
+    // Both given: whichever comes first.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut c2 = cfg(dir2.path());
+    c2.spec = spec("hpo_logreg.bilevel");
+    c2.epochs = Some(2);
+    c2.iterations = Some(3);
+    let o2 = run_spec(&c2, no_stop()).unwrap();
+    assert_eq!(o2.summary.iters, 3);
+    assert_eq!(o2.summary.termination, "max_iters");
 }
