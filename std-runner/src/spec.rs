@@ -572,11 +572,6 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         })
         .collect();
     let solvers: Vec<String> = entries.iter().map(|(s, _)| (*s).to_string()).collect();
-    for (k, s) in solvers.iter().enumerate() {
-        if solvers[..k].contains(s) {
-            bail!("--algorithms: `{s}` is listed twice (its runs would share folders)");
-        }
-    }
     // Load (read, check, load the data, compile) each spec once and resolve
     // every algorithm up front: no job starts on a typo, and jobs clone the
     // result instead of reloading.
@@ -590,7 +585,18 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             loaded.push(l.clone());
             l
         };
-        resolved.push(resolve_loaded(l, c, Some(a))?);
+        let r = resolve_loaded(l, c, Some(a))?;
+        // By the registry's name, so that spellings of one solver are caught.
+        if resolved
+            .iter()
+            .any(|q: &Resolved| q.info.name == r.info.name)
+        {
+            bail!(
+                "--algorithms: `{}` is listed twice (its runs would share folders and rows)",
+                r.info.name
+            );
+        }
+        resolved.push(r);
     }
     let first = &resolved[0];
     let out = cfg

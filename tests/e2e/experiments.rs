@@ -161,7 +161,7 @@ fn a_solver_listed_twice_is_refused_before_any_run() {
     let toy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/toy_quadratic.bilevel");
     let mut cfg = tiny("hpo.bilevel", dir.path(), &["slip"]);
     cfg.base.spec.clone_from(&toy);
-    cfg.algorithms = vec!["slip".into(), format!("slip@{}", toy.display())];
+    cfg.algorithms = vec!["slip".into(), format!("SLIP@{}", toy.display())];
     let err = compare_spec(&cfg, &Arc::new(AtomicBool::new(false))).unwrap_err();
     assert!(
         format!("{err:#}").contains("`slip` is listed twice"),

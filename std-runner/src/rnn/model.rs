@@ -1201,7 +1201,8 @@ impl<'a, T: Scalar> Pass<'a, T> {
 
     // ----------------------------------------------------------------- reverse
 
-    /// Accumulates Jᵀu into `grad`; returns the reverse state of each layer
+    /// Accumulates Jᵀu into `grad` when given (without it only the adjoints
+    /// are propagated); returns the reverse state of each layer
     /// and of the head for the tangent reverse sweep (with the
     /// weight-gradient operands when `keep`).
     fn reverse(
