@@ -136,12 +136,12 @@ struct RunOpts {
     /// `SOLVER:KEY=VALUE` applies to one solver of a comparison.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Outer iterations (at least 1); replaces the spec's budget (with
-    /// `--epochs`, the run stops at whichever comes first).
+    /// Outer iterations (at least 1); replaces the spec's iteration and epoch
+    /// budgets (with `--epochs`, the run stops at whichever comes first).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     iterations: Option<u64>,
     /// Epochs (passes over the lower level's training data, at least 1);
-    /// replaces the spec's budget.
+    /// replaces the spec's iteration and epoch budgets.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Do not render plots.

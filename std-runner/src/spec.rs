@@ -105,7 +105,8 @@ pub struct RunConfig {
     /// Outer iterations; `None`: the spec's, else 1000.
     pub iterations: Option<u64>,
     /// Epochs. Given with or without `iterations`, the command line's
-    /// budget replaces the spec's (`iterations` and `epochs` there).
+    /// budget replaces the spec's `iterations` and `epochs` (its
+    /// `oracle_calls` still applies).
     pub epochs: Option<u64>,
     /// The run folder; `None`: `runs/<spec name>-<solver>-s<seed>`.
     pub out: Option<PathBuf>,
