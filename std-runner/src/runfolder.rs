@@ -168,7 +168,13 @@ pub fn claim(dir: &Path, kind: FolderKind, mode: FolderMode, flag: &str) -> Resu
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the run folder {}", dir.display()))?;
     let lock = lock(dir)?;
-    let (own, foreign) = contents(dir, kind)?;
+    let (mut own, mut foreign) = contents(dir, kind)?;
+    if !marked {
+        // Files named like a run's in a folder that is not a run folder
+        // (a project's own `config.json`) are not a run's.
+        foreign.append(&mut own);
+        foreign.sort();
+    }
     match mode {
         FolderMode::New => {
             if !own.is_empty() {
@@ -194,7 +200,7 @@ pub fn claim(dir: &Path, kind: FolderKind, mode: FolderMode, flag: &str) -> Resu
             }
         }
         FolderMode::Force => {
-            if !marked && !foreign.is_empty() {
+            if !foreign.is_empty() && !marked {
                 bail!(
                     "{} is not a run folder (no {LOCK_FILE}) and holds {}: --force only clears \
                      run folders; choose a new or empty folder",
@@ -423,6 +429,14 @@ mod tests {
         let e = err(claim(&dir, FolderKind::Run, FolderMode::Force, "--out"));
         assert!(e.contains("not a run folder"), "{e}");
         assert!(dir.join("config.json").exists() && dir.join("paper.tex").exists());
+        // A file named like a run's alone does not make a run folder.
+        fs::remove_file(dir.join("paper.tex")).unwrap();
+        let e = err(claim(&dir, FolderKind::Run, FolderMode::Force, "--out"));
+        assert!(e.contains("not a run folder"), "{e}");
+        assert_eq!(
+            fs::read_to_string(dir.join("config.json")).unwrap(),
+            "not ours"
+        );
         let e = err(claim(
             Path::new("/"),
             FolderKind::Run,

@@ -493,19 +493,20 @@ where
         .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     let last = records.last();
-    let breakdown = breakdown.or_else(|| {
-        describe_breakdown(
-            report.termination,
-            solver.x(),
-            solver.y(),
-            report.iters,
-            &opts.budget,
-        )
-        .map(|d| match watch.nonfinite() {
-            Some(o) => format!("{d}; first non-finite oracle output: {o}"),
-            None => d,
-        })
-    });
+    // The core's reason (a non-finite or diverged iterate) first, else what
+    // the observer saw (a non-finite metric or oracle output).
+    let breakdown = describe_breakdown(
+        report.termination,
+        solver.x(),
+        solver.y(),
+        report.iters,
+        &opts.budget,
+    )
+    .map(|d| match watch.nonfinite() {
+        Some(o) => format!("{d}; first non-finite oracle output: {o}"),
+        None => d,
+    })
+    .or(breakdown);
     let summary = RunSummary {
         solver: solver.name().to_string(),
         seed,
@@ -528,8 +529,17 @@ where
             records,
             expect: None,
         };
-        plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run))
-            .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
+        // A run that broke down may have nothing finite to plot: its summary
+        // says what broke, and the missing plots are only noted.
+        match plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run)) {
+            Err(e) if summary.breakdown.is_some() => {
+                let line = format!("note: no plots for this run: {e:#}\n");
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            r => {
+                r?;
+            }
+        }
     }
     Ok(summary)
 }

@@ -133,7 +133,7 @@ impl Watch {
             return;
         }
         let at = match self.phase() {
-            Phase::Init => "during the warm start (initialisation)".to_string(),
+            Phase::Init | Phase::Waiting => "during the warm start (initialisation)".to_string(),
             _ => format!("in iteration {}", self.iter() + 1),
         };
         let entry = index.map_or_else(String::new, |i| format!(" (entry {i})"));
@@ -396,6 +396,7 @@ mod tests {
     fn calls_stop_and_nonfinite_outputs_are_seen() {
         let stop = Arc::new(AtomicBool::new(false));
         let w = Watch::new(stop.clone(), Limits::default(), String::new());
+        w.set_phase(Phase::Init);
         let mut o = Watched::new(toy::<f64>(0.0), w.clone());
         let mut rng = DefaultRng::seed_from_u64(1);
         let s = o.sample(Level::Lower, &mut rng);
