@@ -161,13 +161,31 @@ fn check_target(dir: &Path, flag: &str) -> Result<()> {
 /// chose the folder, for errors (`--out`, `--resume`).
 pub fn claim(dir: &Path, kind: FolderKind, mode: FolderMode, flag: &str) -> Result<FolderLock> {
     check_target(dir, flag)?;
-    let marked = dir.join(LOCK_FILE).exists() || legacy_run_folder(dir);
+    let had_lock = dir.join(LOCK_FILE).exists();
+    let marked = had_lock || legacy_run_folder(dir);
     if mode == FolderMode::Resume && !dir.is_dir() {
         bail!("{flag} {}: no such run folder", dir.display());
     }
     fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the run folder {}", dir.display()))?;
     let lock = lock(dir)?;
+    let checked = check_contents(dir, kind, mode, flag, marked);
+    if checked.is_err() && !had_lock {
+        // A refused folder is left as it was: without a lock file, which
+        // would make it look like a run folder.
+        let _ = fs::remove_file(dir.join(LOCK_FILE));
+    }
+    checked.map(|()| lock)
+}
+
+/// Checks (or, with `--force`, clears) what a locked folder holds.
+fn check_contents(
+    dir: &Path,
+    kind: FolderKind,
+    mode: FolderMode,
+    flag: &str,
+    marked: bool,
+) -> Result<()> {
     let (mut own, mut foreign) = contents(dir, kind)?;
     if !marked {
         // Files named like a run's in a folder that is not a run folder
@@ -219,7 +237,7 @@ pub fn claim(dir: &Path, kind: FolderKind, mode: FolderMode, flag: &str) -> Resu
             }
         }
     }
-    Ok(lock)
+    Ok(())
 }
 
 /// A folder written before run folders had a lock file: its `config.json`
