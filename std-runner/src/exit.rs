@@ -41,7 +41,7 @@ impl std::error::Error for IoFailure {}
 /// The exit code of an error: [`IO_FAILURE`] when a run's files could not be
 /// written, else [`ERROR`].
 pub fn of_error(e: &anyhow::Error) -> u8 {
-    if e.chain().any(|c| c.is::<IoFailure>()) {
+    if e.chain().any(<dyn std::error::Error>::is::<IoFailure>) {
         IO_FAILURE
     } else {
         ERROR

@@ -107,7 +107,7 @@ fn int(v: Option<ParamValue<'_>>) -> u64 {
     }
 }
 
-fn choice<'a>(v: Option<ParamValue<'a>>) -> &'a str {
+fn choice(v: Option<ParamValue<'_>>) -> &str {
     match v {
         Some(ParamValue::Str(s)) => s,
         _ => "",

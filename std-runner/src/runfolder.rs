@@ -21,6 +21,7 @@
 //! Whatever the mode, absurd targets are refused: the file-system root, the
 //! home folder, and any folder that holds the current directory.
 
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
@@ -364,7 +365,7 @@ fn listing(names: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     if names.len() > SHOWN {
-        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+        let _ = write!(s, " and {} more", names.len() - SHOWN);
     }
     s
 }
@@ -374,7 +375,10 @@ fn listing(names: &[String]) -> String {
 pub fn short_hash(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(bytes);
-    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    d.iter().take(4).fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]

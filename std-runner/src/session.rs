@@ -149,6 +149,42 @@ struct RunObserver<'a, E> {
     breakdown: Option<String>,
 }
 
+impl<'a, E: Evaluate> RunObserver<'a, E> {
+    /// The observer of a run with `opts`: the trace file created, the
+    /// progress display chosen.
+    fn new(evaluator: E, opts: &'a SessionOptions, watch: Arc<Watch>) -> Result<Self> {
+        let max_iters = opts.budget.max_iters;
+        let bar = (opts.progress == ProgressMode::Bar).then(|| make_bar(&watch));
+        let names = evaluator.metric_names();
+        let trace = TraceWriter::create(&opts.out).map_err(|e| anyhow::Error::new(IoFailure(e)))?;
+        Ok(RunObserver {
+            evaluator,
+            names,
+            trace,
+            every: opts.eval_every.max(1),
+            start: Instant::now(),
+            stop: &opts.stop,
+            bar,
+            log_every: if opts.progress == ProgressMode::Log {
+                if max_iters == u64::MAX {
+                    // No iteration budget (epochs): log at every trace line.
+                    opts.eval_every.max(1)
+                } else {
+                    (max_iters / 10).max(1)
+                }
+            } else {
+                0
+            },
+            max_iters,
+            records: Vec::new(),
+            error: None,
+            last_logged: 0,
+            watch,
+            breakdown: None,
+        })
+    }
+}
+
 impl<E: Evaluate> RunObserver<'_, E> {
     fn record(&mut self, p: &Progress<'_, f64>) {
         if self.records.last().is_some_and(|r| r.iter == p.iter) {
@@ -435,34 +471,7 @@ where
         Watch::new(opts.stop.clone(), limits, String::new())
     });
     watch.set_phase(Phase::Init);
-    let bar = (opts.progress == ProgressMode::Bar).then(|| make_bar(&watch));
-    let names = evaluator.metric_names();
-    let trace = TraceWriter::create(&opts.out).map_err(|e| anyhow::Error::new(IoFailure(e)))?;
-    let mut obs = RunObserver {
-        evaluator,
-        names,
-        trace,
-        every: opts.eval_every.max(1),
-        start: Instant::now(),
-        stop: &opts.stop,
-        bar,
-        log_every: if opts.progress == ProgressMode::Log {
-            if max_iters == u64::MAX {
-                // No iteration budget (epochs): log at every trace line.
-                opts.eval_every.max(1)
-            } else {
-                (max_iters / 10).max(1)
-            }
-        } else {
-            0
-        },
-        max_iters,
-        records: Vec::new(),
-        error: None,
-        last_logged: 0,
-        watch: watch.clone(),
-        breakdown: None,
-    };
+    let mut obs = RunObserver::new(evaluator, opts, watch.clone())?;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let report = std::thread::scope(|scope| {
         let (w, bar) = (&watch, obs.bar.clone());

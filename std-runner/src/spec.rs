@@ -251,6 +251,32 @@ fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     resolve_loaded(load(cfg)?, cfg, algorithm)
 }
 
+/// Refuses budgets that could never be used up ([`crate::preflight`]);
+/// returns the warm start's gradient calls.
+fn refuse_unreachable(
+    cfg: &RunConfig,
+    epochs: Option<u64>,
+    compiled: &Compiled,
+    spec_path: &Path,
+    info: &SolverInfo,
+    settings: &[(String, Setting)],
+    budget: &Budget,
+) -> Result<Option<u64>> {
+    let src = std::fs::read_to_string(spec_path).unwrap_or_default();
+    crate::preflight::check_epochs(
+        epochs,
+        cfg.epochs.is_some(),
+        compiled.epochs_per_lower_sample(),
+        spec_path,
+        &src,
+    )?;
+    crate::preflight::check_warm_start(
+        info,
+        settings,
+        (budget.max_oracle_calls != u64::MAX).then_some(budget.max_oracle_calls),
+    )
+}
+
 /// Chooses the solver and its settings for a loaded spec.
 fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     let Loaded {
@@ -328,20 +354,8 @@ fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> R
     if let Some(c) = run.oracle_calls {
         budget = budget.with_oracle_calls(c);
     }
-    // Budgets that could never be used up are refused here.
-    let src = std::fs::read_to_string(&spec_path).unwrap_or_default();
-    crate::preflight::check_epochs(
-        epochs,
-        cfg.epochs.is_some(),
-        compiled.epochs_per_lower_sample(),
-        &spec_path,
-        &src,
-    )?;
-    let warm_calls = crate::preflight::check_warm_start(
-        info,
-        &settings,
-        (budget.max_oracle_calls != u64::MAX).then_some(budget.max_oracle_calls),
-    )?;
+    let warm_calls =
+        refuse_unreachable(cfg, epochs, &compiled, &spec_path, info, &settings, &budget)?;
     let eval_every = run.eval_every.unwrap_or_else(|| {
         if epochs.is_some() {
             10
@@ -637,8 +651,28 @@ impl CompareOutcome {
     }
 }
 
+/// The comparison folder: `--out`, else `runs/PROBLEM-compare-HASH` with a
+/// hash of every resolved configuration and the number of seeds.
+fn compare_folder(cfg: &CompareConfig, resolved: &[Resolved]) -> Result<PathBuf> {
+    if let Some(o) = &cfg.base.out {
+        return Ok(o.clone());
+    }
+    let mut key = Vec::new();
+    for r in resolved {
+        key.extend_from_slice(config_hash(r)?.as_bytes());
+    }
+    key.extend_from_slice(format!("seeds {}", cfg.seeds).as_bytes());
+    Ok(PathBuf::from("runs").join(format!(
+        "{}-compare-{}",
+        resolved[0].name,
+        runfolder::short_hash(&key)
+    )))
+}
+
 /// `bilevel compare`: every algorithm × seed on the same spec, in parallel,
 /// each deterministic for its seed; a table and overlay plots.
+/// Each run gets its own folder inside the comparison folder, which is
+/// locked and must be new or empty (or cleared with `--force`).
 pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<CompareOutcome> {
     if cfg.algorithms.is_empty() {
         bail!("--algorithms: give at least one solver");
@@ -686,21 +720,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         resolved.push(r);
     }
     let first = &resolved[0];
-    let out = match &cfg.base.out {
-        Some(o) => o.clone(),
-        None => {
-            let mut key = Vec::new();
-            for r in &resolved {
-                key.extend_from_slice(config_hash(r)?.as_bytes());
-            }
-            key.extend_from_slice(format!("seeds {}", cfg.seeds).as_bytes());
-            PathBuf::from("runs").join(format!(
-                "{}-compare-{}",
-                first.name,
-                runfolder::short_hash(&key)
-            ))
-        }
-    };
+    let out = compare_folder(cfg, &resolved)?;
     // Held until the table and plots are written.
     let _lock = runfolder::claim(&out, FolderKind::Compare, cfg.base.folder, "--out")?;
     let js = jobs(&solvers, first.seed, cfg.seeds.max(1), &out);
@@ -748,6 +768,12 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         Ok(o.summary)
     })?;
     board.end();
+    collect(out, &js, results)
+}
+
+/// Reads the finished runs of a comparison back, writes its table and
+/// plots, and counts failures, breakdowns and violated expectations.
+fn collect(out: PathBuf, js: &[Job], results: Vec<Result<RunSummary>>) -> Result<CompareOutcome> {
     let mut runs: Vec<RunTrace> = Vec::new();
     let mut failures = Vec::new();
     for (job, res) in js.iter().zip(results) {
