@@ -197,17 +197,17 @@ fn check_contents(
     match mode {
         FolderMode::New => {
             if !own.is_empty() {
+                // `--resume` (issue 15 §2) adds its hint here.
                 bail!(
-                    "{} already holds a {} ({}); use --force to remove its files and start again{}, \
-                     or choose another --out",
+                    "{} already holds a {} ({}); use --force to remove its files and start \
+                     again, or choose another --out",
                     dir.display(),
-                    if kind == FolderKind::Run { "run" } else { "comparison" },
-                    listing(&own),
                     if kind == FolderKind::Run {
-                        ", --resume to continue it"
+                        "run"
                     } else {
-                        ""
-                    }
+                        "comparison"
+                    },
+                    listing(&own),
                 );
             }
             if !foreign.is_empty() {
