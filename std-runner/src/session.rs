@@ -224,7 +224,20 @@ impl<E: Evaluate> RunObserver<'_, E> {
             .first()
             .and_then(|n| r.metrics.get(n).map(|v| format!("{n} {v:.6e}")))
             .unwrap_or_default();
-        format!("epoch {:.2}  {metric}  calls {}", r.epoch, r.oracle_calls)
+        // A budget in epochs or calls is shown beside the count.
+        let epochs = self
+            .watch
+            .limits
+            .epochs
+            .map_or_else(String::new, |e| format!("/{e}"));
+        let calls = match (self.watch.limits.iters, self.watch.limits.calls) {
+            (None, Some(c)) => format!("/{c}"),
+            _ => String::new(),
+        };
+        format!(
+            "epoch {:.2}{epochs}  {metric}  calls {}{calls}",
+            r.epoch, r.oracle_calls
+        )
     }
 
     fn show(&mut self, p: &Progress<'_, f64>) {
@@ -245,14 +258,14 @@ impl<E: Evaluate> RunObserver<'_, E> {
             // parallel runs could interleave). A closed stderr is no reason
             // to stop a run.
             let line = if self.max_iters == u64::MAX {
-                // No iteration budget: the epoch or call budget, and an ETA.
-                let budget = match self.watch.fraction() {
-                    Some((d, t, "epochs")) => format!("  of {t} epochs{}", eta(d, t, secs)),
-                    Some((d, t, unit)) => format!("  of {t} {unit}{}", eta(d, t, secs)),
-                    None => String::new(),
-                };
+                // No iteration budget: the epoch or call budget is in the
+                // headline, and an ETA from it.
+                let eta = self
+                    .watch
+                    .fraction()
+                    .map_or_else(String::new, |(d, t, _)| eta(d, t, secs));
                 format!(
-                    "iter {}  {}{budget}  {:.0} it/s  {:.1}s\n",
+                    "iter {}  {}  {:.0} it/s  {:.1}s{eta}\n",
                     p.iter,
                     self.headline(),
                     rate,

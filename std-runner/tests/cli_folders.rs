@@ -568,3 +568,69 @@ fn compare_shows_expect_results_and_fails_when_one_is_violated() {
         "{csv}"
     );
 }
+
+#[test]
+fn progress_counts_the_budget_the_run_has() {
+    let d = toy_dir();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/hpo_logreg.bilevel");
+    let spec = spec.to_string_lossy().into_owned();
+    let o = run(
+        d.path(),
+        &["run", &spec, "--epochs", "3", "--no-plots", "--out", "h"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains(&u64::MAX.to_string()), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("iter 0  epoch ") && first.contains("/3  upper_loss"),
+        "{err}"
+    );
+    assert!(first.contains("  eta "), "{err}");
+}
+
+#[test]
+fn compare_shows_the_runs_under_way_and_stops_on_sigterm() {
+    let d = toy_dir();
+    let mut child = cmd(
+        d.path(),
+        &[
+            "compare",
+            "toy.bilevel",
+            "--algorithms",
+            "bo-rep,slip",
+            "--seeds",
+            "1",
+            "--iterations",
+            "1000000000",
+            "--threads",
+            "2",
+            "--no-plots",
+            "--out",
+            "cmp",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(d.path().join("err.txt")).unwrap())
+    .spawn()
+    .unwrap();
+    let err = || std::fs::read_to_string(d.path().join("err.txt")).unwrap_or_default();
+    // A status line every 5 s: runs done of all, and each run's progress.
+    wait_for("a status line", || err().contains("running: "));
+    let status = err();
+    let line = status.lines().find(|l| l.contains("running: ")).unwrap();
+    assert!(line.starts_with("[0/2 runs done] running: "), "{line}");
+    assert!(
+        line.contains("bo-rep s42 ") && line.contains("slip s42 "),
+        "{line}"
+    );
+    assert!(line.contains("/1000000000 iters"), "{line}");
+    kill(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(143), "{}", err());
+    for job in ["bo-rep-s42", "slip-s42"] {
+        let s = summary(&d.path().join("cmp").join(job));
+        assert_eq!(s.termination, "interrupted", "{job}");
+        whole_lines(&d.path().join("cmp").join(job).join("trace.jsonl"));
+    }
+    assert!(d.path().join("cmp/table.md").exists());
+}
