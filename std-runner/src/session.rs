@@ -494,6 +494,10 @@ where
         drop(done_tx);
         report
     });
+    // Every stop — budget, breakdown, Ctrl-C, SIGTERM, SIGHUP — comes back
+    // here with the solver, oracle and RNG intact: the place for a final
+    // checkpoint (`bilevel run --resume`, issue 15 §2). A stop during the warm
+    // start (`report.iters == 0` with the stop flag set) has no resumable state.
     let wall_s = obs.start.elapsed().as_secs_f64();
     let RunObserver {
         trace,
