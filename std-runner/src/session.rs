@@ -357,16 +357,17 @@ fn set_bar(bar: &ProgressBar, w: &Watch) {
 /// A progress bar over the run's budget: iterations, else epochs, else
 /// oracle calls.
 fn make_bar(w: &Watch) -> ProgressBar {
-    let (len, unit) = match w.fraction() {
-        Some((_, t, "epochs")) => ((t * 1000.0) as u64, "‰ of the epochs"),
-        Some((_, t, "calls")) => (t as u64, "calls"),
-        Some((_, t, _)) => (t as u64, "iters"),
-        None => (0, "iters"),
+    // An epoch budget counts thousandths of an epoch: the message shows the
+    // epochs themselves (`epoch 1.23/20`), the bar how far and the ETA.
+    let (len, count) = match w.fraction() {
+        Some((_, t, "epochs")) => ((t * 1000.0) as u64, ""),
+        Some((_, t, "calls")) => (t as u64, "{pos}/{len} calls  "),
+        Some((_, t, _)) => (t as u64, "{pos}/{len} iters  "),
+        None => (0, "{pos} iters  "),
     };
     let bar = ProgressBar::new(len);
-    let template = format!(
-        "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit}  eta {{eta}}  {{msg}}"
-    );
+    let template =
+        format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {count}eta {{eta}}  {{msg}}");
     bar.set_style(
         ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );

@@ -634,3 +634,38 @@ fn compare_shows_the_runs_under_way_and_stops_on_sigterm() {
     }
     assert!(d.path().join("cmp/table.md").exists());
 }
+
+/// Runs `args` on a pseudo-terminal (`script`), so that progress is a bar;
+/// `None` when `script` is missing.
+fn on_a_terminal(dir: &Path, args: &str) -> Option<String> {
+    let line = format!("{} {args}", env!("CARGO_BIN_EXE_bilevel"));
+    let o = Command::new("script")
+        .current_dir(dir)
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).replace('\r', "\n"))
+}
+
+#[test]
+fn the_progress_bar_counts_epochs_or_iterations() {
+    let d = toy_dir();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/hpo_logreg.bilevel");
+    let Some(bar) = on_a_terminal(
+        d.path(),
+        &format!("run {} --epochs 30 --no-plots --out h", spec.display()),
+    ) else {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    };
+    assert!(bar.contains("/30  upper_loss"), "{bar}");
+    assert!(!bar.contains(&u64::MAX.to_string()), "{bar}");
+    assert!(!bar.contains("iters"), "{bar}");
+    let bar = on_a_terminal(
+        d.path(),
+        "run toy.bilevel --iterations 3000 --no-plots --out t",
+    )
+    .unwrap();
+    assert!(bar.contains("/3000 iters"), "{bar}");
+}
