@@ -163,7 +163,9 @@ fn check_target(dir: &Path, flag: &str) -> Result<()> {
 pub fn claim(dir: &Path, kind: FolderKind, mode: FolderMode, flag: &str) -> Result<FolderLock> {
     check_target(dir, flag)?;
     let had_lock = dir.join(LOCK_FILE).exists();
-    let marked = had_lock || legacy_run_folder(dir);
+    let marked = had_lock
+        || legacy_run_folder(dir)
+        || (kind == FolderKind::Compare && legacy_compare_folder(dir));
     if mode == FolderMode::Resume && !dir.is_dir() {
         bail!("{flag} {}: no such run folder", dir.display());
     }
@@ -248,6 +250,12 @@ fn legacy_run_folder(dir: &Path) -> bool {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v.get("bilevel_version").is_some())
+}
+
+/// A comparison folder written before run folders had a lock file: it
+/// holds a comparison table.
+fn legacy_compare_folder(dir: &Path) -> bool {
+    dir.join("table.md").is_file() || dir.join("table.csv").is_file()
 }
 
 /// Opens and locks the folder's lock file; records this process's pid.
@@ -439,6 +447,40 @@ mod tests {
             1,
             "only the user's file stays in plots/"
         );
+    }
+
+    #[test]
+    fn force_clears_a_comparison_and_its_run_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cmp = tmp.path().join("cmp");
+        // An earlier version's comparison: no lock files anywhere.
+        fs::create_dir_all(cmp.join("slip-s1")).unwrap();
+        fs::write(cmp.join("table.md"), "").unwrap();
+        fs::write(
+            cmp.join("slip-s1/config.json"),
+            r#"{"bilevel_version": "0.1.0"}"#,
+        )
+        .unwrap();
+        fs::write(cmp.join("slip-s1/trace.jsonl"), "").unwrap();
+        fs::write(cmp.join("level1.log"), "mine").unwrap();
+        let e = err(claim(&cmp, FolderKind::Compare, FolderMode::New, "--out"));
+        assert!(e.contains("already holds a comparison"), "{e}");
+        // A run in one of its run folders blocks --force.
+        let busy = claim(
+            &cmp.join("slip-s1"),
+            FolderKind::Run,
+            FolderMode::Resume,
+            "--out",
+        )
+        .unwrap();
+        let e = err(claim(&cmp, FolderKind::Compare, FolderMode::Force, "--out"));
+        assert!(e.contains("in use"), "{e}");
+        drop(busy);
+        drop(claim(&cmp, FolderKind::Compare, FolderMode::Force, "--out").unwrap());
+        assert!(!cmp.join("table.md").exists());
+        assert!(cmp.join("level1.log").exists());
+        let left: Vec<_> = fs::read_dir(cmp.join("slip-s1")).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the lock file stays");
     }
 
     #[test]
