@@ -25,7 +25,7 @@ fn cfg(out: &Path) -> RunConfig {
         iterations: None,
         epochs: None,
         out: Some(out.to_path_buf()),
-        folder: Default::default(),
+        folder: bilevel_runner::runfolder::FolderMode::New,
         progress: ProgressMode::Quiet,
         plots: false,
         color: false,
