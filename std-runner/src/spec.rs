@@ -802,7 +802,17 @@ fn collect(out: PathBuf, js: &[Job], results: Vec<Result<RunSummary>>) -> Result
         .count();
     let rows = aggregate::table(&runs);
     aggregate::write_table(&out, &rows)?;
-    aggregate::plot_runs(&out.join("plots"), &runs)?;
+    // Runs that broke down may leave nothing finite to plot: noted, and
+    // the table and exit code say what happened.
+    match aggregate::plot_runs(&out.join("plots"), &runs) {
+        Err(e) if breakdowns > 0 => {
+            let line = format!("note: no comparison plots: {e:#}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        }
+        r => {
+            r?;
+        }
+    }
     Ok(CompareOutcome {
         out,
         table: aggregate::table_markdown(&rows),

@@ -480,6 +480,24 @@ fn breakdowns_exit_4_and_say_what_broke() {
         "{}",
         text(&o)
     );
+    // A comparison with a run that broke down exits 4 too.
+    let o = run(
+        d.path(),
+        &[
+            "compare",
+            "nan.bilevel",
+            "--algorithms",
+            "bo-rep,slip",
+            "--seeds",
+            "1",
+            "--iterations",
+            "50",
+            "--out",
+            "cn",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("non_finite×1"), "{}", text(&o));
     // A warm start that overflows: y is not finite after initialisation.
     let o = run(
         d.path(),
