@@ -490,7 +490,11 @@ where
     let report = std::thread::scope(|scope| {
         let (w, bar) = (&watch, obs.bar.clone());
         let log = opts.progress == ProgressMode::Log;
-        scope.spawn(move || tick(w, bar.as_ref(), log, &done_rx));
+        // Nothing to show without a bar or a log (a comparison's jobs: its
+        // board reads the watch).
+        if bar.is_some() || log {
+            scope.spawn(move || tick(w, bar.as_ref(), log, &done_rx));
+        }
         let report = run(solver, oracle, rng, &opts.budget, &mut obs);
         drop(done_tx);
         report
