@@ -752,6 +752,38 @@ impl Compiled {
         Ok(())
     }
 
+    /// The data samplers' states (row order and position), one per data
+    /// source: with the run's generator, all that later draws depend on.
+    pub fn samplers(&self) -> &[SamplerState] {
+        &self.samplers
+    }
+
+    /// Restores the samplers' states (from [`Compiled::samplers`] of the
+    /// same spec).
+    ///
+    /// # Errors
+    /// The number of states or a state's row count does not match the data.
+    pub fn set_samplers(&mut self, states: Vec<SamplerState>) -> Result<(), String> {
+        if states.len() != self.samplers.len() {
+            return Err(format!(
+                "{} sampler states, the spec has {} data sources",
+                states.len(),
+                self.samplers.len()
+            ));
+        }
+        for (i, (new, old)) in states.iter().zip(&self.samplers).enumerate() {
+            if new.parts().0.len() != old.parts().0.len() {
+                return Err(format!(
+                    "data source {i}: {} rows in the saved order, {} in the data",
+                    new.parts().0.len(),
+                    old.parts().0.len()
+                ));
+            }
+        }
+        self.samplers = states;
+        Ok(())
+    }
+
     /// `true` when samples are tasks ([`Compiled::use_tasks`]).
     pub fn uses_tasks(&self) -> bool {
         self.tasks.is_some()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bilevel_core::{
-    run, Budget, CallCounter, Control, Counts, Observe, Oracle, Progress, Solver, Termination,
+    Budget, CallCounter, Control, Counts, Observe, Oracle, Progress, RunLoop, Solver, Termination,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::Rng;
@@ -126,6 +126,9 @@ struct RunObserver<'a, E> {
     records: Vec<TraceRecord>,
     error: Option<anyhow::Error>,
     last_logged: u64,
+    /// Trace lines before the one `observe_final` wrote (the lines a
+    /// checkpoint at the stop counts).
+    lines_before_final: Option<usize>,
 }
 
 impl<E: Evaluate> RunObserver<'_, E> {
@@ -207,6 +210,7 @@ impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
         self.control()
     }
     fn observe_final(&mut self, p: &Progress<'_, f64>, _reason: Termination) {
+        self.lines_before_final = Some(self.records.len());
         self.record(p);
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -234,6 +238,37 @@ fn termination_name(t: Termination, stop: &AtomicBool) -> String {
     }
 }
 
+/// Where a run stands, for a checkpoint: what [`observe_run_with`] hands
+/// its `save` callback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// Outer iterations done.
+    pub iter: u64,
+    /// The run loop's start ([`bilevel_core::RunLoop::start_iter`]).
+    pub start_iter: u64,
+    /// Trace lines that belong to the run so far (a stop's off-cadence
+    /// line excluded).
+    pub trace_lines: u64,
+    /// Seconds of run time so far.
+    pub elapsed_s: f64,
+    /// The iteration of the last log line.
+    pub last_logged: u64,
+    /// The termination's name when the run has ended.
+    pub stop: Option<String>,
+}
+
+/// The observer's state of a run being resumed (its solver, generator and
+/// oracle are restored by the caller).
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The trace lines kept, as bytes (whole lines).
+    pub kept: Vec<u8>,
+    /// The same lines, parsed.
+    pub records: Vec<TraceRecord>,
+    /// Where the run stood.
+    pub position: Position,
+}
+
 /// Runs `solver` on `oracle`, observed, and writes the run folder: the
 /// trace (`trace.jsonl`), `summary.json` and, with `opts.plots`, one plot per
 /// metric against iterations, oracle calls and (when known) epochs. The
@@ -248,6 +283,44 @@ pub fn observe_run<S, O, E, R>(
     rng: &mut R,
     seed: u64,
     opts: &SessionOptions,
+) -> Result<RunSummary>
+where
+    O: Oracle<f64> + CallCounter,
+    S: Solver<f64, O>,
+    E: Evaluate,
+    R: Rng + ?Sized,
+{
+    observe_run_with(
+        solver,
+        oracle,
+        evaluator,
+        rng,
+        seed,
+        opts,
+        None,
+        (0, &mut |_, _, _, _| Ok(())),
+    )
+}
+
+/// A checkpoint callback: saves the solver, the oracle and the generator at
+/// a [`Position`].
+pub type Save<'a, S, O, R> = &'a mut dyn FnMut(&mut S, &mut O, &mut R, &Position) -> Result<()>;
+
+/// [`observe_run`] with checkpoints: `save` is called every `every`
+/// iterations (0: never mid-run) and once when the run ends, each time
+/// after the trace lines it counts were synced; with `resume`, the run
+/// continues from a restored state instead of starting (no warm start, the
+/// trace continued from the kept lines).
+#[allow(clippy::too_many_arguments)]
+pub fn observe_run_with<S, O, E, R>(
+    solver: &mut S,
+    oracle: &mut O,
+    evaluator: E,
+    rng: &mut R,
+    seed: u64,
+    opts: &SessionOptions,
+    resume: Option<Resumed>,
+    (every, save): (u64, Save<'_, S, O, R>),
 ) -> Result<RunSummary>
 where
     O: Oracle<f64> + CallCounter,
@@ -270,12 +343,26 @@ where
         bar
     });
     let names = evaluator.metric_names();
+    let (trace, records, start, last_logged, start_iter) = match resume {
+        None => (TraceWriter::create(&opts.out)?, Vec::new(), Instant::now(), 0, None),
+        Some(r) => {
+            let now = Instant::now();
+            let spent = Duration::try_from_secs_f64(r.position.elapsed_s).unwrap_or_default();
+            (
+                TraceWriter::resume(&opts.out, &r.kept)?,
+                r.records,
+                now.checked_sub(spent).unwrap_or(now),
+                r.position.last_logged,
+                Some(r.position.start_iter),
+            )
+        }
+    };
     let mut obs = RunObserver {
         evaluator,
         names,
-        trace: TraceWriter::create(&opts.out)?,
+        trace,
         every: opts.eval_every.max(1),
-        start: Instant::now(),
+        start,
         stop: &opts.stop,
         bar,
         log_every: if opts.progress == ProgressMode::Log {
@@ -289,11 +376,12 @@ where
             0
         },
         max_iters,
-        records: Vec::new(),
+        records,
         error: None,
-        last_logged: 0,
+        last_logged,
+        lines_before_final: None,
     };
-    let report = run(solver, oracle, rng, &opts.budget, &mut obs);
+    let report = drive(solver, oracle, rng, opts, &mut obs, start_iter, (every, save));
     let wall_s = obs.start.elapsed().as_secs_f64();
     let RunObserver {
         trace,
@@ -305,7 +393,7 @@ where
     if let Some(e) = error {
         return Err(e);
     }
-    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = report?;
     let last = records.last();
     let summary = RunSummary {
         solver: solver.name().to_string(),
@@ -329,6 +417,63 @@ where
         plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run))?;
     }
     Ok(summary)
+}
+
+/// The run loop with checkpoints: mid-run ones every `every` iterations
+/// (a failed save stops the run, its error reported), one at the end.
+fn drive<S, O, E, R>(
+    solver: &mut S,
+    oracle: &mut O,
+    rng: &mut R,
+    opts: &SessionOptions,
+    obs: &mut RunObserver<'_, E>,
+    resume_at: Option<u64>,
+    (every, save): (u64, Save<'_, S, O, R>),
+) -> Result<bilevel_core::Report>
+where
+    O: Oracle<f64> + CallCounter,
+    S: Solver<f64, O>,
+    E: Evaluate,
+    R: Rng + ?Sized,
+{
+    let core = |e: bilevel_core::Error| anyhow::anyhow!("{e}");
+    let mut l = match resume_at {
+        None => RunLoop::start(solver, oracle, rng, &opts.budget, obs).map_err(core)?,
+        Some(start_iter) => RunLoop::resume(solver, &opts.budget, start_iter),
+    };
+    loop {
+        let Some(report) = l.step(solver, oracle, rng, obs).map_err(core)? else {
+            if every > 0 && solver.iter().is_multiple_of(every) && obs.error.is_none() {
+                let pos = obs.position(solver.iter(), l.start_iter(), None);
+                if let Err(e) = obs.trace.sync().and_then(|()| save(solver, oracle, rng, &pos)) {
+                    obs.error = Some(e);
+                }
+            }
+            continue;
+        };
+        let stop = termination_name(report.termination, &opts.stop);
+        let pos = obs.position(solver.iter(), l.start_iter(), Some(stop));
+        obs.trace.sync()?;
+        save(solver, oracle, rng, &pos)?;
+        return Ok(report);
+    }
+}
+
+impl<E> RunObserver<'_, E> {
+    fn position(&self, iter: u64, start_iter: u64, stop: Option<String>) -> Position {
+        let lines = match (&stop, self.lines_before_final) {
+            (Some(_), Some(n)) => n,
+            _ => self.records.len(),
+        };
+        Position {
+            iter,
+            start_iter,
+            trace_lines: lines as u64,
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            last_logged: self.last_logged,
+            stop,
+        }
+    }
 }
 
 #[cfg(test)]

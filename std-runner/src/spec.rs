@@ -20,7 +20,31 @@ use sha2::{Digest, Sha256};
 use crate::aggregate::{self, RunTrace};
 use crate::compare::{jobs, run_jobs, Job};
 use crate::output::write_atomic;
-use crate::session::{observe_run, Evaluate, ProgressMode, RunSummary, SessionOptions};
+use crate::checkpoint::{self, Checkpoint};
+use crate::session::{observe_run_with, Evaluate, Position, ProgressMode, RunSummary, SessionOptions};
+
+/// The solver type of spec runs.
+type Solver = AnySolver<f64, Vec<f64>, Vec<f64>>;
+/// The oracle type of spec runs.
+type Oracle = Counted<Compiled>;
+
+/// Checkpoint settings of `bilevel run`: the cadence and the folder to resume.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointSettings {
+    /// Write a checkpoint every this many iterations (0: only when the run
+    /// stops); `None`: at every trace line (the spec's `eval_every`).
+    pub every: Option<u64>,
+    /// Continue the run in this folder from its checkpoint
+    /// (`bilevel run --resume DIR`).
+    pub resume: Option<PathBuf>,
+}
+
+/// What `execute` does about checkpoints.
+#[derive(Debug, Default)]
+struct Plan {
+    every: Option<u64>,
+    resume: Option<Checkpoint>,
+}
 
 /// A spec that did not check: its diagnostics, rendered like a compiler's.
 #[derive(Debug)]
@@ -416,13 +440,19 @@ fn setting_json(v: ParamValue<'_>) -> serde_json::Value {
     }
 }
 
-fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+fn execute(
+    r: &Resolved,
+    cfg: &RunConfig,
+    out: &Path,
+    stop: Arc<AtomicBool>,
+    plan: &Plan,
+) -> Result<RunOutcome> {
     let overrides: Vec<(&str, ParamValue<'_>)> = r
         .settings
         .iter()
         .map(|(k, v)| (k.as_str(), as_param(v)))
         .collect();
-    let mut solver = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(
+    let mut solver = Solver::build(
         r.info.name,
         &overrides,
         r.compiled.initial_x(),
@@ -455,6 +485,10 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
         eval_every: r.eval_every,
         bilevel_version: env!("CARGO_PKG_VERSION"),
     };
+    let config = serde_json::to_value(&resolved)?;
+    if let Some(c) = &plan.resume {
+        c.check_matches(&r.src_hash, r.info.name, &config)?;
+    }
     write_atomic(
         &out.join("config.json"),
         &serde_json::to_vec_pretty(&resolved)?,
@@ -470,7 +504,24 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     let mut oracle = Counted::new(r.compiled.clone());
     let mut rng = DefaultRng::seed_from_u64(r.seed);
     let eval = SpecEval::new(r.compiled.clone(), r.epochs);
-    let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
+    let resumed = match &plan.resume {
+        Some(c) => Some(checkpoint::restore(c, out, &mut solver, &mut oracle, &mut rng)?),
+        None => None,
+    };
+    let identity = checkpoint::identity(&config);
+    let mut save = |s: &mut Solver, o: &mut Oracle, g: &mut DefaultRng, pos: &Position| {
+        checkpoint::save(out, &r.src_hash, &identity, pos, s, o, g)
+    };
+    let summary = observe_run_with(
+        &mut solver,
+        &mut oracle,
+        eval,
+        &mut rng,
+        r.seed,
+        &opts,
+        resumed,
+        (plan.every.unwrap_or(r.eval_every), &mut save),
+    )?;
     let mut checker = r.compiled.clone();
     let x = bilevel_core::SolverState::x(&solver).to_vec();
     let y = bilevel_core::SolverState::y(&solver).to_vec();
@@ -501,14 +552,43 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
 /// waking a pool from outside at every call, which made two threads slower
 /// than one on small models (BENCHMARKS.md, "The RNN through a spec").
 pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
-    let r = resolve(cfg, None)?;
-    let out = cfg.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-{}-s{}", r.name, r.info.name, r.seed))
-    });
+    run_spec_with(cfg, &CheckpointSettings::default(), stop)
+}
+
+/// [`run_spec`] with checkpoint settings: the cadence, and `--resume DIR`,
+/// which continues the run in DIR from its checkpoint. A resumed run takes
+/// its spec (unless `cfg.spec` names one), solver, hyperparameters, seed,
+/// evaluation cadence and budgets from DIR's `config.json`; `--iterations`
+/// and `--epochs` replace the budgets; any other setting given must agree
+/// with the checkpoint's, else the checkpoint is refused as foreign.
+pub fn run_spec_with(
+    cfg: &RunConfig,
+    ck: &CheckpointSettings,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutcome> {
+    let mut plan = Plan {
+        every: ck.every,
+        resume: None,
+    };
+    let (cfg, r, out) = if let Some(dir) = &ck.resume {
+        let (c, eval_every) = checkpoint::resume_config(cfg, dir)?;
+        // The checkpoint first: a folder without one is an error before any
+        // spec is loaded.
+        plan.resume = Some(checkpoint::read(dir)?);
+        let mut r = resolve(&c, None)?;
+        r.eval_every = eval_every;
+        (c, r, dir.clone())
+    } else {
+        let r = resolve(cfg, None)?;
+        let out = cfg.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!("{}-{}-s{}", r.name, r.info.name, r.seed))
+        });
+        (cfg.clone(), r, out)
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .build()
         .context("cannot start the worker threads")?;
-    pool.install(|| execute(&r, cfg, &out, stop))
+    pool.install(|| execute(&r, &cfg, &out, stop, &plan))
 }
 
 /// Settings of `bilevel compare`.
@@ -620,7 +700,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             .ok_or_else(|| anyhow!("job for an unlisted solver `{}`", job.solver))?;
         let mut r = resolved[k].clone();
         r.seed = job.seed;
-        let o = execute(&r, &job_cfg, &job.out, stop.clone())?;
+        let o = execute(&r, &job_cfg, &job.out, stop.clone(), &Plan::default())?;
         // One write per line; a closed stderr must not stop the comparison.
         let line = format!(
             "{} seed {}: {} after {} iterations, {} oracle calls\n",
