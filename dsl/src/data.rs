@@ -544,7 +544,10 @@ impl SamplerState {
     /// `0..=rows` nor `usize::MAX`.
     pub fn from_parts(rows: usize, perm: Vec<usize>, pos: usize) -> Result<Self, String> {
         if perm.len() != rows {
-            return Err(format!("{} rows in the order, the table has {rows}", perm.len()));
+            return Err(format!(
+                "{} rows in the order, the table has {rows}",
+                perm.len()
+            ));
         }
         let mut seen = vec![false; rows];
         for &r in &perm {

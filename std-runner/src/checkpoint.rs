@@ -390,7 +390,10 @@ impl<'a> Cursor<'a> {
 }
 
 fn decode_entries(body: &[u8]) -> Option<Vec<(String, Value)>> {
-    let mut c = Cursor { bytes: body, pos: 0 };
+    let mut c = Cursor {
+        bytes: body,
+        pos: 0,
+    };
     let mut out = Vec::new();
     while c.pos < body.len() {
         let kind = c.take(1)?[0];
@@ -444,7 +447,10 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         bail!("{p}: not a bilevel checkpoint");
     }
-    let mut c = Cursor { bytes, pos: MAGIC.len() };
+    let mut c = Cursor {
+        bytes,
+        pos: MAGIC.len(),
+    };
     let version = c
         .u32()
         .with_context(|| format!("{p}: truncated checkpoint"))?;
@@ -456,7 +462,10 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
     }
     let (content, sum) = bytes.split_at(bytes.len() - 32);
     let frame = || -> Option<(&[u8], &[u8])> {
-        let mut c = Cursor { bytes: content, pos: c.pos };
+        let mut c = Cursor {
+            bytes: content,
+            pos: c.pos,
+        };
         let hl = usize::try_from(c.u32()?).ok()?;
         let head = c.take(hl)?;
         let bl = usize::try_from(c.u64()?).ok()?;
@@ -472,10 +481,9 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
     if Sha256::digest(content).as_slice() != sum {
         bail!("{p}: corrupt checkpoint: its SHA-256 checksum does not match its content");
     }
-    let header: Header = serde_json::from_slice(head)
-        .with_context(|| format!("{p}: corrupt checkpoint header"))?;
-    let entries =
-        decode_entries(body).with_context(|| format!("{p}: corrupt checkpoint body"))?;
+    let header: Header =
+        serde_json::from_slice(head).with_context(|| format!("{p}: corrupt checkpoint header"))?;
+    let entries = decode_entries(body).with_context(|| format!("{p}: corrupt checkpoint body"))?;
     Ok(Checkpoint {
         path: path.to_path_buf(),
         header,
@@ -498,7 +506,12 @@ pub fn identity(config: &serde_json::Value) -> serde_json::Value {
 impl Checkpoint {
     /// Refuses a checkpoint of another `bilevel` version, spec, solver or
     /// configuration than this run's, naming what differs.
-    pub fn check_matches(&self, spec_sha256: &str, solver: &str, config: &serde_json::Value) -> Result<()> {
+    pub fn check_matches(
+        &self,
+        spec_sha256: &str,
+        solver: &str,
+        config: &serde_json::Value,
+    ) -> Result<()> {
         let h = &self.header;
         let p = self.path.display();
         let here = env!("CARGO_PKG_VERSION");
@@ -540,7 +553,9 @@ fn first_difference(saved: &serde_json::Value, now: &serde_json::Value, path: &s
                 (Some(x), Some(y)) if x == y => {}
                 (Some(x), Some(y)) => return first_difference(x, y, &sub),
                 (Some(x), None) => return format!("`{sub}` was {x}, this run has none"),
-                (None, Some(y)) => return format!("`{sub}` is {y} in this run, the checkpoint has none"),
+                (None, Some(y)) => {
+                    return format!("`{sub}` is {y} in this run, the checkpoint has none")
+                }
                 (None, None) => {}
             }
         }
@@ -585,6 +600,15 @@ pub fn resume_config(cfg: &RunConfig, dir: &Path) -> Result<(RunConfig, u64)> {
     let algorithm = field("algorithm")?
         .as_str()
         .with_context(|| format!("{}: `algorithm` is not a name", path.display()))?;
+    if let Some(a) = &cfg.algorithm {
+        let same = bilevel_core::registry::find(a).is_some_and(|i| i.name == algorithm);
+        if !same {
+            bail!(
+                "{} holds a run of `{algorithm}`, not `{a}`: resume it without --algorithm, or start a new run with --out",
+                dir.display()
+            );
+        }
+    }
     let seed = field("seed")?
         .as_u64()
         .with_context(|| format!("{}: `seed` is not an integer", path.display()))?;
@@ -613,7 +637,11 @@ pub fn resume_config(cfg: &RunConfig, dir: &Path) -> Result<(RunConfig, u64)> {
     };
     let out = RunConfig {
         spec,
-        algorithm: Some(cfg.algorithm.clone().unwrap_or_else(|| algorithm.to_string())),
+        algorithm: Some(
+            cfg.algorithm
+                .clone()
+                .unwrap_or_else(|| algorithm.to_string()),
+        ),
         set,
         seed: Some(cfg.seed.unwrap_or(seed)),
         iterations,
@@ -648,7 +676,11 @@ fn kept_trace(dir: &Path, n: u64, iter: u64) -> Result<(Vec<u8>, Vec<TraceRecord
         };
         let line = &rest[..=end];
         let rec: TraceRecord = serde_json::from_slice(line).with_context(|| {
-            format!("{}:{}: not a trace record", path.display(), records.len() + 1)
+            format!(
+                "{}:{}: not a trace record",
+                path.display(),
+                records.len() + 1
+            )
         })?;
         if rec.iter > iter {
             bail!(
@@ -851,10 +883,18 @@ mod tests {
             f: 0.0,
             b: false,
         };
-        let e = Restorer::new(&c).section("solver/", &mut short).unwrap_err();
-        assert!(format!("{e}").contains("`solver/a` holds 4 reals, this run needs 3"), "{e}");
+        let e = Restorer::new(&c)
+            .section("solver/", &mut short)
+            .unwrap_err();
+        assert!(
+            format!("{e}").contains("`solver/a` holds 4 reals, this run needs 3"),
+            "{e}"
+        );
         let e = Restorer::new(&c).section("other/", &mut short).unwrap_err();
-        assert!(format!("{e}").contains("expected the field `other/a`"), "{e}");
+        assert!(
+            format!("{e}").contains("expected the field `other/a`"),
+            "{e}"
+        );
         let mut r = Restorer::new(&c);
         let mut ok = Two {
             a: vec![0.0; 4],
@@ -864,7 +904,10 @@ mod tests {
         };
         r.section("solver/", &mut ok).unwrap();
         let e = r.finish().unwrap_err();
-        assert!(format!("{e}").contains("`sampler/0/order` is not part"), "{e}");
+        assert!(
+            format!("{e}").contains("`sampler/0/order` is not part"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -877,9 +920,13 @@ mod tests {
         assert!(format!("{e}").contains("another spec"), "{e}");
         let e = c.check_matches("ab", "slip", &cfg).unwrap_err();
         assert!(format!("{e}").contains("not `slip`"), "{e}");
-        let other = serde_json::json!({"algorithm": "soba", "seed": 1, "hyperparameters": {"eta": 0.2}});
+        let other =
+            serde_json::json!({"algorithm": "soba", "seed": 1, "hyperparameters": {"eta": 0.2}});
         let e = c.check_matches("ab", "soba", &other).unwrap_err();
-        assert!(format!("{e}").contains("`hyperparameters.eta` was 0.1"), "{e}");
+        assert!(
+            format!("{e}").contains("`hyperparameters.eta` was 0.1"),
+            "{e}"
+        );
         let mut h = header();
         h.bilevel_version = "0.0.0-old".into();
         let old = encode(&h, &Saver::default()).unwrap();
@@ -887,7 +934,10 @@ mod tests {
             .unwrap()
             .check_matches("ab", "soba", &cfg)
             .unwrap_err();
-        assert!(format!("{e}").contains("written by bilevel 0.0.0-old"), "{e}");
+        assert!(
+            format!("{e}").contains("written by bilevel 0.0.0-old"),
+            "{e}"
+        );
         let mut v2 = bytes.clone();
         v2[8] = 2;
         let e = decode(Path::new("c.bin"), &v2).unwrap_err();

@@ -344,7 +344,13 @@ where
     });
     let names = evaluator.metric_names();
     let (trace, records, start, last_logged, start_iter) = match resume {
-        None => (TraceWriter::create(&opts.out)?, Vec::new(), Instant::now(), 0, None),
+        None => (
+            TraceWriter::create(&opts.out)?,
+            Vec::new(),
+            Instant::now(),
+            0,
+            None,
+        ),
         Some(r) => {
             let now = Instant::now();
             let spent = Duration::try_from_secs_f64(r.position.elapsed_s).unwrap_or_default();
@@ -381,7 +387,15 @@ where
         last_logged,
         lines_before_final: None,
     };
-    let report = drive(solver, oracle, rng, opts, &mut obs, start_iter, (every, save));
+    let report = drive(
+        solver,
+        oracle,
+        rng,
+        opts,
+        &mut obs,
+        start_iter,
+        (every, save),
+    );
     let wall_s = obs.start.elapsed().as_secs_f64();
     let RunObserver {
         trace,
@@ -445,7 +459,11 @@ where
         let Some(report) = l.step(solver, oracle, rng, obs).map_err(core)? else {
             if every > 0 && solver.iter().is_multiple_of(every) && obs.error.is_none() {
                 let pos = obs.position(solver.iter(), l.start_iter(), None);
-                if let Err(e) = obs.trace.sync().and_then(|()| save(solver, oracle, rng, &pos)) {
+                if let Err(e) = obs
+                    .trace
+                    .sync()
+                    .and_then(|()| save(solver, oracle, rng, &pos))
+                {
                     obs.error = Some(e);
                 }
             }

@@ -18,10 +18,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::aggregate::{self, RunTrace};
+use crate::checkpoint::{self, Checkpoint};
 use crate::compare::{jobs, run_jobs, Job};
 use crate::output::write_atomic;
-use crate::checkpoint::{self, Checkpoint};
-use crate::session::{observe_run_with, Evaluate, Position, ProgressMode, RunSummary, SessionOptions};
+use crate::session::{
+    observe_run_with, Evaluate, Position, ProgressMode, RunSummary, SessionOptions,
+};
 
 /// The solver type of spec runs.
 type Solver = AnySolver<f64, Vec<f64>, Vec<f64>>;
@@ -505,7 +507,13 @@ fn execute(
     let mut rng = DefaultRng::seed_from_u64(r.seed);
     let eval = SpecEval::new(r.compiled.clone(), r.epochs);
     let resumed = match &plan.resume {
-        Some(c) => Some(checkpoint::restore(c, out, &mut solver, &mut oracle, &mut rng)?),
+        Some(c) => Some(checkpoint::restore(
+            c,
+            out,
+            &mut solver,
+            &mut oracle,
+            &mut rng,
+        )?),
         None => None,
     };
     let identity = checkpoint::identity(&config);
