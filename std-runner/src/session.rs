@@ -408,9 +408,22 @@ where
         return Err(e);
     }
     let report = report?;
+    write_summary(solver.name(), solver.x(), seed, &report, records, wall_s, opts)
+}
+
+/// Writes `summary.json` (and the plots) of a run that ended.
+fn write_summary(
+    solver: &str,
+    x: &[f64],
+    seed: u64,
+    report: &bilevel_core::Report,
+    records: Vec<TraceRecord>,
+    wall_s: f64,
+    opts: &SessionOptions,
+) -> Result<RunSummary> {
     let last = records.last();
     let summary = RunSummary {
-        solver: solver.name().to_string(),
+        solver: solver.to_string(),
         seed,
         termination: termination_name(report.termination, &opts.stop),
         iters: report.iters,
@@ -418,7 +431,7 @@ where
         calls: CallsRecord::from(&report.counts),
         wall_s,
         final_metrics: last.map(|r| r.metrics.clone()).unwrap_or_default(),
-        x: solver.x().to_vec(),
+        x: x.to_vec(),
     };
     let json = serde_json::to_vec_pretty(&summary).context("cannot encode the summary")?;
     write_atomic(&opts.out.join("summary.json"), &json)?;

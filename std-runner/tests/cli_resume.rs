@@ -348,7 +348,7 @@ mod signals {
         // The checkpoint is whole and mid-run.
         let c = bilevel_runner::checkpoint::read(&run).unwrap();
         assert!(
-            c.header.stop.is_none() && c.header.iter % 1000 == 0,
+            c.header.stop.is_none() && c.header.iter.is_multiple_of(1000),
             "{:?}",
             c.header
         );
