@@ -408,7 +408,15 @@ where
         return Err(e);
     }
     let report = report?;
-    write_summary(solver.name(), solver.x(), seed, &report, records, wall_s, opts)
+    write_summary(
+        solver.name(),
+        solver.x(),
+        seed,
+        &report,
+        records,
+        wall_s,
+        opts,
+    )
 }
 
 /// Writes `summary.json` (and the plots) of a run that ended.
@@ -482,10 +490,14 @@ where
             }
             continue;
         };
-        let stop = termination_name(report.termination, &opts.stop);
-        let pos = obs.position(solver.iter(), l.start_iter(), Some(stop));
-        obs.trace.sync()?;
-        save(solver, oracle, rng, &pos)?;
+        // After a failed trace write the trace may lack lines a checkpoint
+        // would count: the last good checkpoint stays.
+        if obs.error.is_none() {
+            let stop = termination_name(report.termination, &opts.stop);
+            let pos = obs.position(solver.iter(), l.start_iter(), Some(stop));
+            obs.trace.sync()?;
+            save(solver, oracle, rng, &pos)?;
+        }
         return Ok(report);
     }
 }
