@@ -758,30 +758,9 @@ impl Compiled {
         &self.samplers
     }
 
-    /// Restores the samplers' states (from [`Compiled::samplers`] of the
-    /// same spec).
-    ///
-    /// # Errors
-    /// The number of states or a state's row count does not match the data.
-    pub fn set_samplers(&mut self, states: Vec<SamplerState>) -> Result<(), String> {
-        if states.len() != self.samplers.len() {
-            return Err(format!(
-                "{} sampler states, the spec has {} data sources",
-                states.len(),
-                self.samplers.len()
-            ));
-        }
-        for (i, (new, old)) in states.iter().zip(&self.samplers).enumerate() {
-            if new.parts().0.len() != old.parts().0.len() {
-                return Err(format!(
-                    "data source {i}: {} rows in the saved order, {} in the data",
-                    new.parts().0.len(),
-                    old.parts().0.len()
-                ));
-            }
-        }
-        self.samplers = states;
-        Ok(())
+    /// The samplers' states, to restore them (one per data source).
+    pub fn samplers_mut(&mut self) -> &mut [SamplerState] {
+        &mut self.samplers
     }
 
     /// `true` when samples are tasks ([`Compiled::use_tasks`]).

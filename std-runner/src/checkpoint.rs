@@ -200,8 +200,7 @@ impl OracleState for bilevel_dsl::compiled::Compiled {
         }
     }
     fn restore_state(&mut self, r: &mut Restorer<'_>) -> Result<()> {
-        let mut states = Vec::with_capacity(self.samplers().len());
-        for (k, st) in self.samplers().iter().enumerate() {
+        for (k, st) in self.samplers_mut().iter_mut().enumerate() {
             let rows = st.parts().0.len();
             let order = r.u64s(&format!("sampler/{k}/order"))?;
             let pos = r.u64s(&format!("sampler/{k}/position"))?;
@@ -213,12 +212,10 @@ impl OracleState for bilevel_dsl::compiled::Compiled {
                 .map(|&x| usize::try_from(x).unwrap_or(usize::MAX))
                 .collect();
             let pos = usize::try_from(pos).unwrap_or(usize::MAX);
-            let s = bilevel_dsl::data::SamplerState::from_parts(rows, order, pos)
+            *st = bilevel_dsl::data::SamplerState::from_parts(rows, order, pos)
                 .map_err(|e| anyhow::anyhow!("{}: data source {k}: {e}", r.path))?;
-            states.push(s);
         }
-        self.set_samplers(states)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", r.path))
+        Ok(())
     }
 }
 
@@ -942,5 +939,29 @@ mod tests {
         v2[8] = 2;
         let e = decode(Path::new("c.bin"), &v2).unwrap_err();
         assert!(format!("{e}").contains("version 2"), "{e}");
+    }
+
+    #[test]
+    fn sampler_states_must_be_permutations_of_the_rows() {
+        use bilevel_dsl::data::SamplerState;
+        let fresh = SamplerState::new(3);
+        let (perm, pos) = fresh.parts();
+        assert_eq!(
+            SamplerState::from_parts(3, perm.to_vec(), pos).unwrap(),
+            fresh
+        );
+        assert!(SamplerState::from_parts(3, vec![2, 0, 1], 3).is_ok());
+        assert!(SamplerState::from_parts(0, vec![], usize::MAX).is_ok());
+        for (perm, pos) in [
+            (vec![0, 1], 0),
+            (vec![0, 1, 1], 0),
+            (vec![0, 1, 3], 0),
+            (vec![0, 1, 2], 4),
+        ] {
+            assert!(
+                SamplerState::from_parts(3, perm.clone(), pos).is_err(),
+                "{perm:?} {pos}"
+            );
+        }
     }
 }
