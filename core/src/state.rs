@@ -3,7 +3,7 @@
 //! Everything a later iteration reads is reachable through [`VisitState`]:
 //! each solver's iterates, momentum, auxiliary variables, scratch buffers,
 //! counters, schedules and warm-start flags; the random generator
-//! ([`DefaultRng`](crate::DefaultRng)); the oracle-call counters
+//! ([`DefaultRng`]); the oracle-call counters
 //! ([`Counts`]). A visit walks the fields in a fixed order with their names
 //! and hands each one out as a mutable slice or scalar, so one visitor
 //! saves them (reads) and another restores them (writes) into an object built
