@@ -16,7 +16,9 @@
 //!   builds any of them by registry name.
 //! * [`registry`]: every solver's name, hyperparameter schema and oracles.
 //! * [`run()`]: the allocation-free run loop with budgets, termination reasons
-//!   and observers.
+//!   and observers; [`RunLoop`] drives it one iteration at a time.
+//! * [`state`]: every solver's, the generator's and the counters' whole
+//!   state through a visitor, for checkpoints and `--resume`.
 //! * `testing` (feature `testing`): closed-form test problems.
 //!
 //! ```
@@ -50,6 +52,7 @@ mod real;
 pub mod registry;
 mod run;
 pub mod solver;
+pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -60,5 +63,7 @@ pub use oracle::{
 };
 pub use random::DefaultRng;
 pub use real::Real;
-pub use run::{run, Budget, Control, Every, Observe, Progress, Report, Target, Termination};
+pub use run::{
+    run, Budget, Control, Every, Observe, Progress, Report, RunLoop, Target, Termination,
+};
 pub use solver::{Solver, SolverState};

@@ -234,6 +234,10 @@ impl<O> Counted<O> {
     pub const fn counts(&self) -> &Counts {
         &self.counts
     }
+    /// The counters, mutably (to restore them from a checkpoint).
+    pub fn counts_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
     /// Sets every counter to zero.
     pub fn reset(&mut self) {
         self.counts = Counts::default();

@@ -3,7 +3,7 @@
 use rand_core::Rng;
 
 use crate::oracle::{CallCounter, Counts};
-use crate::solver::Solver;
+use crate::solver::{Solver, SolverState};
 use crate::{kernels, Error, Oracle, Real};
 
 /// Why a run stopped.
@@ -250,7 +250,8 @@ fn breakdown<T: Real>(x: &[T], y: &[T], divergence: f64) -> Option<Termination> 
 /// Runs `solver` on `oracle` until a budget, a target or a breakdown stops it.
 ///
 /// The oracle must expose its call counts (wrap it in
-/// [`Counted`](crate::Counted)). Nothing here allocates.
+/// [`Counted`](crate::Counted)). Nothing here allocates. This is
+/// [`RunLoop::start`] followed by [`RunLoop::step`] until the run ends.
 ///
 /// ```
 /// # use bilevel_core::{run, Budget, Counted, Termination, DefaultRng};
@@ -278,37 +279,130 @@ where
     R: Rng + ?Sized,
     W: Observe<T> + ?Sized,
 {
-    solver.init(oracle, rng)?;
-    let start_iter = solver.iter();
-    let mut reason = breakdown(solver.x(), solver.y(), budget.divergence);
-    if reason.is_none() {
-        if let Control::Stop(r) = observer.observe_init(&progress(solver, oracle)) {
-            reason = Some(r);
+    let mut l = RunLoop::start(solver, oracle, rng, budget, observer)?;
+    loop {
+        if let Some(report) = l.step(solver, oracle, rng, observer)? {
+            return Ok(report);
         }
     }
-    while reason.is_none() {
-        if solver.iter() - start_iter >= budget.max_iters {
-            reason = Some(Termination::MaxIters);
-            break;
-        }
-        if oracle.call_counts().oracle_calls() >= budget.max_oracle_calls {
-            reason = Some(Termination::OracleBudget);
-            break;
-        }
-        solver.step(oracle, rng)?;
-        reason = breakdown(solver.x(), solver.y(), budget.divergence);
+}
+
+/// The run loop of [`run`], one iteration per call, so that a caller can
+/// save the whole state between iterations (solver and generator through
+/// [`VisitState`](crate::state::VisitState), counters, its own observer)
+/// and later continue with [`RunLoop::resume`]. A run driven this way has
+/// the same bits as [`run`], stopped and resumed or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunLoop {
+    budget: Budget,
+    start_iter: u64,
+    reason: Option<Termination>,
+    done: bool,
+}
+
+impl RunLoop {
+    /// Initialises the solver (its warm start), checks the iterate and calls
+    /// the observer's `observe_init`.
+    pub fn start<T, S, O, R, W>(
+        solver: &mut S,
+        oracle: &mut O,
+        rng: &mut R,
+        budget: &Budget,
+        observer: &mut W,
+    ) -> Result<Self, Error>
+    where
+        T: Real,
+        O: Oracle<T> + CallCounter,
+        S: Solver<T, O>,
+        R: Rng + ?Sized,
+        W: Observe<T> + ?Sized,
+    {
+        solver.init(oracle, rng)?;
+        let mut reason = breakdown(solver.x(), solver.y(), budget.divergence);
         if reason.is_none() {
-            if let Control::Stop(r) = observer.observe_iter(&progress(solver, oracle)) {
+            if let Control::Stop(r) = observer.observe_init(&progress(solver, oracle)) {
                 reason = Some(r);
             }
         }
+        Ok(RunLoop {
+            budget: *budget,
+            start_iter: solver.iter(),
+            reason,
+            done: false,
+        })
     }
-    let termination = reason.unwrap_or(Termination::MaxIters);
-    let p = progress(solver, oracle);
-    observer.observe_final(&p, termination);
-    Ok(Report {
-        termination,
-        iters: solver.iter() - start_iter,
-        counts: p.counts,
-    })
+
+    /// Continues a run whose solver, generator and oracle counters were
+    /// restored to their state between two iterations: no `init`, no
+    /// `observe_init`. `start_iter` is [`RunLoop::start_iter`] of the run
+    /// that was saved; `budget` may differ from that run's (a longer run
+    /// continues, a shorter one ends at its next step). A restored iterate
+    /// that is not finite or beyond the divergence threshold ends the run
+    /// at the first step, as it would have ended the original.
+    pub fn resume<T, S>(solver: &S, budget: &Budget, start_iter: u64) -> Self
+    where
+        T: Real,
+        S: SolverState<T> + ?Sized,
+    {
+        RunLoop {
+            budget: *budget,
+            start_iter,
+            reason: breakdown(solver.x(), solver.y(), budget.divergence),
+            done: false,
+        }
+    }
+
+    /// The solver's iteration count when the run started (after the warm
+    /// start): iterations of this run are counted from there.
+    pub const fn start_iter(&self) -> u64 {
+        self.start_iter
+    }
+
+    /// Takes one iteration, or ends the run when a budget, the observer or
+    /// a breakdown says so: then `observe_final` is called and the report
+    /// returned. Calls after the end return the report again without
+    /// stepping or observing.
+    pub fn step<T, S, O, R, W>(
+        &mut self,
+        solver: &mut S,
+        oracle: &mut O,
+        rng: &mut R,
+        observer: &mut W,
+    ) -> Result<Option<Report>, Error>
+    where
+        T: Real,
+        O: Oracle<T> + CallCounter,
+        S: Solver<T, O>,
+        R: Rng + ?Sized,
+        W: Observe<T> + ?Sized,
+    {
+        if self.reason.is_none() {
+            if solver.iter().saturating_sub(self.start_iter) >= self.budget.max_iters {
+                self.reason = Some(Termination::MaxIters);
+            } else if oracle.call_counts().oracle_calls() >= self.budget.max_oracle_calls {
+                self.reason = Some(Termination::OracleBudget);
+            } else {
+                solver.step(oracle, rng)?;
+                self.reason = breakdown(solver.x(), solver.y(), self.budget.divergence);
+                if self.reason.is_none() {
+                    if let Control::Stop(r) = observer.observe_iter(&progress(solver, oracle)) {
+                        self.reason = Some(r);
+                    }
+                }
+            }
+        }
+        let Some(termination) = self.reason else {
+            return Ok(None);
+        };
+        let p = progress(solver, oracle);
+        if !self.done {
+            self.done = true;
+            observer.observe_final(&p, termination);
+        }
+        Ok(Some(Report {
+            termination,
+            iters: solver.iter().saturating_sub(self.start_iter),
+            counts: p.counts,
+        }))
+    }
 }

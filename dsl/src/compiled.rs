@@ -752,6 +752,17 @@ impl Compiled {
         Ok(())
     }
 
+    /// The data samplers' states (row order and position), one per data
+    /// source: with the run's generator, all that later draws depend on.
+    pub fn samplers(&self) -> &[SamplerState] {
+        &self.samplers
+    }
+
+    /// The samplers' states, to restore them (one per data source).
+    pub fn samplers_mut(&mut self) -> &mut [SamplerState] {
+        &mut self.samplers
+    }
+
     /// `true` when samples are tasks ([`Compiled::use_tasks`]).
     pub fn uses_tasks(&self) -> bool {
         self.tasks.is_some()

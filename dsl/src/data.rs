@@ -513,8 +513,10 @@ pub struct Batch {
     pub sources: Vec<SourceBatch>,
 }
 
-/// The per-source sampler state.
-#[derive(Debug, Clone)]
+/// The per-source sampler state: the current order of the rows (shuffled
+/// each epoch by `shuffle`) and the position in it (`usize::MAX` before the
+/// first draw).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamplerState {
     perm: Vec<usize>,
     pos: usize,
@@ -527,6 +529,37 @@ impl SamplerState {
             perm: (0..rows).collect(),
             pos: usize::MAX,
         }
+    }
+
+    /// The row order and the position, as [`SamplerState::from_parts`]
+    /// takes them (for checkpoints).
+    pub fn parts(&self) -> (&[usize], usize) {
+        (&self.perm, self.pos)
+    }
+
+    /// A state from a row order and a position.
+    ///
+    /// # Errors
+    /// `perm` is not a permutation of `0..rows`, or `pos` is neither in
+    /// `0..=rows` nor `usize::MAX`.
+    pub fn from_parts(rows: usize, perm: Vec<usize>, pos: usize) -> Result<Self, String> {
+        if perm.len() != rows {
+            return Err(format!(
+                "{} rows in the order, the table has {rows}",
+                perm.len()
+            ));
+        }
+        let mut seen = vec![false; rows];
+        for &r in &perm {
+            match seen.get_mut(r) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(format!("the row order is not a permutation of 0..{rows}")),
+            }
+        }
+        if pos > rows && pos != usize::MAX {
+            return Err(format!("position {pos} beyond the {rows} rows"));
+        }
+        Ok(SamplerState { perm, pos })
     }
 }
 

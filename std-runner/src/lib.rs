@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod checkpoint;
 pub mod compare;
 pub mod exit;
 pub mod iofault;

@@ -19,6 +19,7 @@ const AFTER_HELP: &str = "\
 Examples:
   bilevel check examples/specs/toy_quadratic.bilevel
   bilevel run examples/specs/toy_quadratic.bilevel --out runs/toy
+  bilevel run --resume runs/toy
   bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3
   bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3
   bilevel plot runs/toy runs/toy-slip --out runs/plots
@@ -61,8 +62,10 @@ enum Command {
     ///
     /// Example: `bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3`
     Run {
-        /// The .bilevel file.
-        file: PathBuf,
+        /// The .bilevel file (with `--resume`: default, the spec recorded in
+        /// the run folder's config.json).
+        #[arg(required_unless_present = "resume")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         opts: RunOpts,
         /// Solver from the registry (`bilevel algorithms`); default: the spec's.
@@ -73,8 +76,17 @@ enum Command {
         seed: Option<u64>,
         /// The run folder (new or empty, see --force); default:
         /// runs/PROBLEM-SOLVER-sSEED-HASH, HASH from the resolved configuration.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Continue the run in DIR from its last checkpoint, with its spec,
+        /// solver, settings, seed and budgets (`--iterations`/`--epochs`
+        /// replace the budgets; other settings must match the checkpoint's).
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+        /// Write the run folder's checkpoint every N iterations (0: only
+        /// when the run stops); default: at every trace line (eval_every).
+        #[arg(long, value_name = "N")]
+        checkpoint_every: Option<u64>,
     },
     /// Run every algorithm × seed on one spec in parallel: a table (CSV and
     /// Markdown) and overlay plots with a band for the seed spread.
@@ -216,10 +228,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             algorithm,
             seed,
             out,
+            resume,
+            checkpoint_every,
         } => {
-            let cfg = run_config(file, opts, algorithm, seed, out);
+            let cfg = run_config(file.unwrap_or_default(), opts, algorithm, seed, out);
+            let ck = bilevel_runner::spec::CheckpointSettings {
+                every: checkpoint_every,
+                resume,
+            };
             let stop = bilevel_runner::compare::interrupt_flag()?;
-            let o = bilevel_runner::spec::run_spec(&cfg, stop.clone())?;
+            let o = bilevel_runner::spec::run_spec_with(&cfg, &ck, stop.clone())?;
             if stop.load(Ordering::SeqCst) {
                 code = interrupted();
             } else {

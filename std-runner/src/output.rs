@@ -209,6 +209,34 @@ impl TraceWriter {
         })
     }
 
+    /// Continues the trace of a resumed run: `trace.jsonl.part` is replaced,
+    /// atomically, by `kept` (whole lines, each ending in a newline) and
+    /// opened for appending.
+    pub fn resume(dir: &Path, kept: &[u8]) -> Result<Self> {
+        let part = dir.join("trace.jsonl.part");
+        let done = dir.join("trace.jsonl");
+        write_atomic(&part, kept)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&part)
+            .with_context(|| format!("cannot open {}", part.display()))?;
+        Ok(TraceWriter {
+            file,
+            part,
+            done,
+            len: kept.len() as u64,
+            failed: false,
+        })
+    }
+
+    /// Syncs the lines written so far to the disk (before a checkpoint
+    /// counts them).
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .with_context(|| format!("cannot sync {}", self.part.display()))
+    }
+
     /// Writes one record as one line, flushed to the operating system. A
     /// failed write is cut back to the end of the last complete line, and no
     /// more lines are written.

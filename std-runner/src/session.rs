@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bilevel_core::{
-    run, Budget, CallCounter, Control, Counts, Observe, Oracle, Progress, Solver, Termination,
+    Budget, CallCounter, Control, Counts, Observe, Oracle, Progress, RunLoop, Solver, Termination,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_core::Rng;
@@ -147,22 +147,51 @@ struct RunObserver<'a, E> {
     watch: Arc<Watch>,
     /// What broke (a non-finite metric or oracle output), first seen.
     breakdown: Option<String>,
+    /// Trace lines before the one `observe_final` wrote (the lines a
+    /// checkpoint at the stop counts).
+    lines_before_final: Option<usize>,
 }
 
 impl<'a, E: Evaluate> RunObserver<'a, E> {
-    /// The observer of a run with `opts`: the trace file created, the
-    /// progress display chosen.
-    fn new(evaluator: E, opts: &'a SessionOptions, watch: Arc<Watch>) -> Result<Self> {
+    /// The observer of a run with `opts`: the trace file created (or, with
+    /// `resume`, continued from the kept lines), the progress display chosen.
+    /// Also returns the run loop's start iteration of a resumed run.
+    fn new(
+        evaluator: E,
+        opts: &'a SessionOptions,
+        watch: Arc<Watch>,
+        resume: Option<Resumed>,
+    ) -> Result<(Self, Option<u64>)> {
         let max_iters = opts.budget.max_iters;
         let bar = (opts.progress == ProgressMode::Bar).then(|| make_bar(&watch));
         let names = evaluator.metric_names();
-        let trace = TraceWriter::create(&opts.out).map_err(|e| anyhow::Error::new(IoFailure(e)))?;
-        Ok(RunObserver {
+        let io = |e| anyhow::Error::new(IoFailure(e));
+        let (trace, records, start, last_logged, start_iter) = match resume {
+            None => (
+                TraceWriter::create(&opts.out).map_err(io)?,
+                Vec::new(),
+                Instant::now(),
+                0,
+                None,
+            ),
+            Some(r) => {
+                let now = Instant::now();
+                let spent = Duration::try_from_secs_f64(r.position.elapsed_s).unwrap_or_default();
+                (
+                    TraceWriter::resume(&opts.out, &r.kept).map_err(io)?,
+                    r.records,
+                    now.checked_sub(spent).unwrap_or(now),
+                    r.position.last_logged,
+                    Some(r.position.start_iter),
+                )
+            }
+        };
+        let obs = RunObserver {
             evaluator,
             names,
             trace,
             every: opts.eval_every.max(1),
-            start: Instant::now(),
+            start,
             stop: &opts.stop,
             bar,
             log_every: if opts.progress == ProgressMode::Log {
@@ -176,12 +205,14 @@ impl<'a, E: Evaluate> RunObserver<'a, E> {
                 0
             },
             max_iters,
-            records: Vec::new(),
+            records,
             error: None,
-            last_logged: 0,
+            last_logged,
             watch,
             breakdown: None,
-        })
+            lines_before_final: None,
+        };
+        Ok((obs, start_iter))
     }
 }
 
@@ -307,6 +338,7 @@ impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
     }
     fn observe_final(&mut self, p: &Progress<'_, f64>, _reason: Termination) {
         self.watch.set_iter(p.iter, self.evaluator.epoch(&p.counts));
+        self.lines_before_final = Some(self.records.len());
         self.record(p);
         self.watch.set_phase(Phase::Done);
         if let Some(bar) = &self.bar {
@@ -450,6 +482,37 @@ fn describe_breakdown(
     }
 }
 
+/// Where a run stands, for a checkpoint: what [`observe_run_with`] hands
+/// its `save` callback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// Outer iterations done.
+    pub iter: u64,
+    /// The run loop's start ([`bilevel_core::RunLoop::start_iter`]).
+    pub start_iter: u64,
+    /// Trace lines that belong to the run so far (a stop's off-cadence
+    /// line excluded).
+    pub trace_lines: u64,
+    /// Seconds of run time so far.
+    pub elapsed_s: f64,
+    /// The iteration of the last log line.
+    pub last_logged: u64,
+    /// The termination's name when the run has ended.
+    pub stop: Option<String>,
+}
+
+/// The observer's state of a run being resumed (its solver, generator and
+/// oracle are restored by the caller).
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The trace lines kept, as bytes (whole lines).
+    pub kept: Vec<u8>,
+    /// The same lines, parsed.
+    pub records: Vec<TraceRecord>,
+    /// Where the run stood.
+    pub position: Position,
+}
+
 /// Runs `solver` on `oracle`, observed, and writes the run folder: the
 /// trace (`trace.jsonl`), `summary.json` and, with `opts.plots`, one plot per
 /// metric against iterations, oracle calls and (when known) epochs. The
@@ -471,6 +534,44 @@ where
     E: Evaluate,
     R: Rng + ?Sized,
 {
+    observe_run_with(
+        solver,
+        oracle,
+        evaluator,
+        rng,
+        seed,
+        opts,
+        None,
+        (0, &mut |_, _, _, _| Ok(())),
+    )
+}
+
+/// A checkpoint callback: saves the solver, the oracle and the generator at
+/// a [`Position`].
+pub type Save<'a, S, O, R> = &'a mut dyn FnMut(&mut S, &mut O, &mut R, &Position) -> Result<()>;
+
+/// [`observe_run`] with checkpoints: `save` is called every `every`
+/// iterations (0: never mid-run) and once when the run ends, each time
+/// after the trace lines it counts were synced; with `resume`, the run
+/// continues from a restored state instead of starting (no warm start, the
+/// trace continued from the kept lines).
+#[allow(clippy::too_many_arguments)]
+pub fn observe_run_with<S, O, E, R>(
+    solver: &mut S,
+    oracle: &mut O,
+    evaluator: E,
+    rng: &mut R,
+    seed: u64,
+    opts: &SessionOptions,
+    resume: Option<Resumed>,
+    (every, save): (u64, Save<'_, S, O, R>),
+) -> Result<RunSummary>
+where
+    O: Oracle<f64> + CallCounter,
+    S: Solver<f64, O>,
+    E: Evaluate,
+    R: Rng + ?Sized,
+{
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create the run folder {}", opts.out.display()))?;
     let max_iters = opts.budget.max_iters;
@@ -485,7 +586,7 @@ where
         Watch::new(opts.stop.clone(), limits, String::new())
     });
     watch.set_phase(Phase::Init);
-    let mut obs = RunObserver::new(evaluator, opts, watch.clone())?;
+    let (mut obs, start_iter) = RunObserver::new(evaluator, opts, watch.clone(), resume)?;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let report = std::thread::scope(|scope| {
         let (w, bar) = (&watch, obs.bar.clone());
@@ -495,14 +596,21 @@ where
         if bar.is_some() || log {
             scope.spawn(move || tick(w, bar.as_ref(), log, &done_rx));
         }
-        let report = run(solver, oracle, rng, &opts.budget, &mut obs);
+        let report = drive(
+            solver,
+            oracle,
+            rng,
+            opts,
+            &mut obs,
+            start_iter,
+            (every, save),
+        );
         drop(done_tx);
         report
     });
-    // Every stop — budget, breakdown, Ctrl-C, SIGTERM, SIGHUP — comes back
-    // here with the solver, oracle and RNG intact: the place for a final
-    // checkpoint (`bilevel run --resume`, issue 15 §2). A stop during the warm
-    // start (`report.iters == 0` with the stop flag set) has no resumable state.
+    // Every stop — budget, breakdown, Ctrl-C, SIGTERM, SIGHUP — wrote its
+    // final checkpoint in `drive` (not a stop during the warm start, which
+    // has no resumable state).
     let wall_s = obs.start.elapsed().as_secs_f64();
     let RunObserver {
         trace,
@@ -523,7 +631,6 @@ where
         .finish()
         .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let last = records.last();
     // The core's reason (a non-finite or diverged iterate) first, else what
     // the observer saw (a non-finite metric or oracle output).
     let breakdown = describe_breakdown(
@@ -538,8 +645,28 @@ where
         None => d,
     })
     .or(breakdown);
+    write_summary(
+        (solver.name(), solver.x(), seed),
+        &report,
+        records,
+        wall_s,
+        breakdown,
+        opts,
+    )
+}
+
+/// Writes `summary.json` (and the plots) of a run that ended.
+fn write_summary(
+    (solver, x, seed): (&str, &[f64], u64),
+    report: &bilevel_core::Report,
+    records: Vec<TraceRecord>,
+    wall_s: f64,
+    breakdown: Option<String>,
+    opts: &SessionOptions,
+) -> Result<RunSummary> {
+    let last = records.last();
     let summary = RunSummary {
-        solver: solver.name().to_string(),
+        solver: solver.to_string(),
         seed,
         termination: termination_name(report.termination, &opts.stop),
         iters: report.iters,
@@ -547,7 +674,7 @@ where
         calls: CallsRecord::from(&report.counts),
         wall_s,
         final_metrics: last.map(|r| r.metrics.clone()).unwrap_or_default(),
-        x: solver.x().to_vec(),
+        x: x.to_vec(),
         breakdown,
     };
     let json = serde_json::to_vec_pretty(&summary).context("cannot encode the summary")?;
@@ -573,6 +700,74 @@ where
         }
     }
     Ok(summary)
+}
+
+/// The run loop with checkpoints: mid-run ones every `every` iterations
+/// (a failed save stops the run, its error reported), one at the end.
+fn drive<S, O, E, R>(
+    solver: &mut S,
+    oracle: &mut O,
+    rng: &mut R,
+    opts: &SessionOptions,
+    obs: &mut RunObserver<'_, E>,
+    resume_at: Option<u64>,
+    (every, save): (u64, Save<'_, S, O, R>),
+) -> Result<bilevel_core::Report>
+where
+    O: Oracle<f64> + CallCounter,
+    S: Solver<f64, O>,
+    E: Evaluate,
+    R: Rng + ?Sized,
+{
+    let core = |e: bilevel_core::Error| anyhow::anyhow!("{e}");
+    let mut l = match resume_at {
+        None => RunLoop::start(solver, oracle, rng, &opts.budget, obs).map_err(core)?,
+        Some(start_iter) => RunLoop::resume(solver, &opts.budget, start_iter),
+    };
+    loop {
+        let Some(report) = l.step(solver, oracle, rng, obs).map_err(core)? else {
+            if every > 0 && solver.iter().is_multiple_of(every) && obs.error.is_none() {
+                let pos = obs.position(solver.iter(), l.start_iter(), None);
+                if let Err(e) = obs
+                    .trace
+                    .sync()
+                    .and_then(|()| save(solver, oracle, rng, &pos))
+                {
+                    obs.error = Some(e);
+                }
+            }
+            continue;
+        };
+        // After a failed trace write the trace may lack lines a checkpoint
+        // would count: the last good checkpoint stays.
+        // A stop during the warm start leaves no resumable state.
+        let in_warm_start =
+            resume_at.is_none() && report.iters == 0 && opts.stop.load(Ordering::SeqCst);
+        if obs.error.is_none() && !in_warm_start {
+            let stop = termination_name(report.termination, &opts.stop);
+            let pos = obs.position(solver.iter(), l.start_iter(), Some(stop));
+            obs.trace.sync()?;
+            save(solver, oracle, rng, &pos)?;
+        }
+        return Ok(report);
+    }
+}
+
+impl<E> RunObserver<'_, E> {
+    fn position(&self, iter: u64, start_iter: u64, stop: Option<String>) -> Position {
+        let lines = match (&stop, self.lines_before_final) {
+            (Some(_), Some(n)) => n,
+            _ => self.records.len(),
+        };
+        Position {
+            iter,
+            start_iter,
+            trace_lines: lines as u64,
+            elapsed_s: self.start.elapsed().as_secs_f64(),
+            last_logged: self.last_logged,
+            stop,
+        }
+    }
 }
 
 #[cfg(test)]

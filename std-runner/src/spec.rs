@@ -18,11 +18,37 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::aggregate::{self, RunTrace};
+use crate::checkpoint::{self, Checkpoint};
 use crate::compare::{jobs, run_jobs, Job};
 use crate::output::write_atomic;
 use crate::runfolder::{self, FolderKind, FolderMode};
-use crate::session::{observe_run, Evaluate, ProgressMode, RunSummary, SessionOptions};
+use crate::session::{
+    observe_run_with, Evaluate, Position, ProgressMode, RunSummary, SessionOptions,
+};
 use crate::watch::{Limits, Watch, Watched};
+
+/// The solver type of spec runs.
+type Solver = AnySolver<f64, Vec<f64>, Vec<f64>>;
+/// The oracle type of spec runs.
+type Oracle = Counted<Watched<Compiled>>;
+
+/// Checkpoint settings of `bilevel run`: the cadence and the folder to resume.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointSettings {
+    /// Write a checkpoint every this many iterations (0: only when the run
+    /// stops); `None`: at every trace line (the spec's `eval_every`).
+    pub every: Option<u64>,
+    /// Continue the run in this folder from its checkpoint
+    /// (`bilevel run --resume DIR`).
+    pub resume: Option<PathBuf>,
+}
+
+/// What `execute` does about checkpoints.
+#[derive(Debug, Default)]
+struct Plan {
+    every: Option<u64>,
+    resume: Option<Checkpoint>,
+}
 
 /// A spec that did not check: its diagnostics, rendered like a compiler's.
 #[derive(Debug)]
@@ -509,13 +535,19 @@ fn watch_for(r: &Resolved, stop: Arc<AtomicBool>, label: String) -> Arc<Watch> {
 }
 
 /// Runs `r` into the folder `out`, which the caller has claimed.
-fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, watch: Arc<Watch>) -> Result<RunOutcome> {
+fn execute(
+    r: &Resolved,
+    cfg: &RunConfig,
+    out: &Path,
+    watch: Arc<Watch>,
+    plan: &Plan,
+) -> Result<RunOutcome> {
     let overrides: Vec<(&str, ParamValue<'_>)> = r
         .settings
         .iter()
         .map(|(k, v)| (k.as_str(), as_param(v)))
         .collect();
-    let mut solver = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(
+    let mut solver = Solver::build(
         r.info.name,
         &overrides,
         r.compiled.initial_x(),
@@ -524,6 +556,10 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, watch: Arc<Watch>) -> Resu
     .map_err(|e| anyhow!("{}: {e}", r.info.name))?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
+    let config = serde_json::to_value(resolved_config(r))?;
+    if let Some(c) = &plan.resume {
+        c.check_matches(&r.src_hash, r.info.name, &config)?;
+    }
     write_atomic(
         &out.join("config.json"),
         &serde_json::to_vec_pretty(&resolved_config(r))?,
@@ -541,7 +577,30 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, watch: Arc<Watch>) -> Resu
     let mut oracle = Counted::new(Watched::new(r.compiled.clone(), watch));
     let mut rng = DefaultRng::seed_from_u64(r.seed);
     let eval = SpecEval::new(r.compiled.clone(), r.epochs);
-    let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
+    let resumed = match &plan.resume {
+        Some(c) => Some(checkpoint::restore(
+            c,
+            out,
+            &mut solver,
+            &mut oracle,
+            &mut rng,
+        )?),
+        None => None,
+    };
+    let identity = checkpoint::identity(&config);
+    let mut save = |s: &mut Solver, o: &mut Oracle, g: &mut DefaultRng, pos: &Position| {
+        checkpoint::save(out, &r.src_hash, &identity, pos, s, o, g)
+    };
+    let summary = observe_run_with(
+        &mut solver,
+        &mut oracle,
+        eval,
+        &mut rng,
+        r.seed,
+        &opts,
+        resumed,
+        (plan.every.unwrap_or(r.eval_every), &mut save),
+    )?;
     let mut checker = r.compiled.clone();
     let x = bilevel_core::SolverState::x(&solver).to_vec();
     let y = bilevel_core::SolverState::y(&solver).to_vec();
@@ -573,24 +632,55 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, watch: Arc<Watch>) -> Resu
 /// waking a pool from outside at every call, which made two threads slower
 /// than one on small models (BENCHMARKS.md, "The RNN through a spec").
 pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
-    let r = resolve(cfg, None)?;
-    let out = match &cfg.out {
-        Some(o) => o.clone(),
-        None => PathBuf::from("runs").join(format!(
-            "{}-{}-s{}-{}",
-            r.name,
-            r.info.name,
-            r.seed,
-            config_hash(&r)?
-        )),
+    run_spec_with(cfg, &CheckpointSettings::default(), stop)
+}
+
+/// [`run_spec`] with checkpoint settings: the cadence, and `--resume DIR`,
+/// which continues the run in DIR from its checkpoint. A resumed run takes
+/// its spec (unless `cfg.spec` names one), solver, hyperparameters, seed,
+/// evaluation cadence and budgets from DIR's `config.json`; `--iterations`
+/// and `--epochs` replace the budgets; any other setting given must agree
+/// with the checkpoint's, else the checkpoint is refused as foreign.
+pub fn run_spec_with(
+    cfg: &RunConfig,
+    ck: &CheckpointSettings,
+    stop: Arc<AtomicBool>,
+) -> Result<RunOutcome> {
+    let mut plan = Plan {
+        every: ck.every,
+        resume: None,
     };
-    // Held until the run has written its last file.
-    let _lock = runfolder::claim(&out, FolderKind::Run, cfg.folder, "--out")?;
+    let (cfg, r, out, _lock) = if let Some(dir) = &ck.resume {
+        // Held until the run has written its last file; a folder in use by
+        // another run is refused before anything is read.
+        let lock = runfolder::claim(dir, FolderKind::Run, FolderMode::Resume, "--resume")?;
+        let (c, eval_every) = checkpoint::resume_config(cfg, dir)?;
+        // The checkpoint first: a folder without one is an error before any
+        // spec is loaded.
+        plan.resume = Some(checkpoint::read(dir)?);
+        let mut r = resolve(&c, None)?;
+        r.eval_every = eval_every;
+        (c, r, dir.clone(), lock)
+    } else {
+        let r = resolve(cfg, None)?;
+        let out = match &cfg.out {
+            Some(o) => o.clone(),
+            None => PathBuf::from("runs").join(format!(
+                "{}-{}-s{}-{}",
+                r.name,
+                r.info.name,
+                r.seed,
+                config_hash(&r)?
+            )),
+        };
+        let lock = runfolder::claim(&out, FolderKind::Run, cfg.folder, "--out")?;
+        (cfg.clone(), r, out, lock)
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .build()
         .context("cannot start the worker threads")?;
     let watch = watch_for(&r, stop, String::new());
-    pool.install(|| execute(&r, cfg, &out, watch))
+    pool.install(|| execute(&r, &cfg, &out, watch, &plan))
 }
 
 /// Settings of `bilevel compare`.
@@ -751,7 +841,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         r.seed = job.seed;
         // The comparison folder was new or cleared: so is each run folder.
         let _lock = runfolder::claim(&job.out, FolderKind::Run, FolderMode::New, "--out")?;
-        let o = execute(&r, &job_cfg, &job.out, watches[i].clone());
+        let o = execute(&r, &job_cfg, &job.out, watches[i].clone(), &Plan::default());
         board.finished(&format!(
             "{} seed {}: {}",
             job.solver,

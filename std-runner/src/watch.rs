@@ -309,6 +309,11 @@ impl<O> Watched<O> {
         Watched { inner, watch }
     }
 
+    /// The wrapped oracle.
+    pub fn inner_mut(&mut self) -> &mut O {
+        &mut self.inner
+    }
+
     fn called(&self) {
         self.watch.calls.fetch_add(1, Ordering::Relaxed);
     }

@@ -296,6 +296,12 @@ where
     }
 }
 
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for AccBo<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, x_prev, m, g, g_old, cross, y, y_prev, y_hat, y_hat_prev, y_init, w, p, p_old, hv; f64 ; u64 iter; bool initialized);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

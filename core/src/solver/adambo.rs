@@ -253,6 +253,12 @@ where
     }
 }
 
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for AdamBo<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, m, v, g, cross, y, y_next, y_init, z, z_init, gy, hz, gyf; f64 beta1_pow, beta2_pow; u64 iter; bool initialized);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,6 +199,12 @@ where
     }
 }
 
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for AidCg<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, gx, cross, y, y_init, b, v, s1, s2, s3; f64 ; u64 iter; bool initialized);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

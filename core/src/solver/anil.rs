@@ -215,3 +215,11 @@ where
         Ok(())
     }
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>, BM: Buffer<T>> crate::state::VisitState<T>
+    for Anil<T, BX, BY, BM>
+{
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, gx, gx_task, cross, head, head_init, theta, gh, v, grad, memory; f64 ; u64 iter; bool initialized);
+    }
+}

@@ -222,6 +222,22 @@ macro_rules! any_solver {
             }
         }
 
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T>
+            for AnySolver<T, BX, BY>
+        {
+            fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+                match self {
+                    $( AnySolver::$variant(s) => s.visit_state(v), )*
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Itd(s) => s.visit_state(v),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Maml(s) => s.visit_state(v),
+                    #[cfg(feature = "alloc")]
+                    AnySolver::Anil(s) => s.visit_state(v),
+                }
+            }
+        }
+
         impl<T, BX, BY, O> Solver<T, O> for AnySolver<T, BX, BY>
         where
             T: Real,

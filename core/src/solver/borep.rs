@@ -531,3 +531,10 @@ where
         Ok(())
     }
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for BoRep<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        self.upper.visit_state(v);
+        crate::state::visit!(self, v; reals y, y_init, center, u, avg, grad, acc; f64; u64 iter, until_lower; bool initialized);
+    }
+}

@@ -246,6 +246,12 @@ where
     }
 }
 
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for Fsla<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, x_prev, d, g_new, g_old, cross, y, y_prev, y_init, z, z_prev, z_init, gy, hz; f64 ; u64 iter; bool initialized);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,14 @@ where
     }
 }
 
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>, BM: Buffer<T>> crate::state::VisitState<T>
+    for Itd<T, BX, BY, BM>
+{
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, gx, cross, y, y_init, grad, v, hv, memory; f64 ; u64 iter; bool initialized);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,3 +196,11 @@ where
         Ok(())
     }
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>, BM: Buffer<T>> crate::state::VisitState<T>
+    for Maml<T, BX, BY, BM>
+{
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, g, phi, grad, v, memory; f64 ; u64 iter; bool initialized);
+    }
+}

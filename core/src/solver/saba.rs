@@ -379,3 +379,28 @@ where
         Ok(())
     }
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>, BM: Buffer<T>> crate::state::VisitState<T>
+    for Saba<T, BX, BY, BM>
+{
+    /// The iterates, the five SAGA averages and their scratch, the memory
+    /// tables (their sizes come from the build and are not state).
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, y, z, y_init; f64; u64; bool);
+        let [a0, a1, a2] = &mut self.avg_y;
+        v.reals("avg_y0", a0.as_mut());
+        v.reals("avg_y1", a1.as_mut());
+        v.reals("avg_y2", a2.as_mut());
+        let [b0, b1] = &mut self.avg_x;
+        v.reals("avg_x0", b0.as_mut());
+        v.reals("avg_x1", b1.as_mut());
+        let [c0, c1, c2] = &mut self.new_y;
+        v.reals("new_y0", c0.as_mut());
+        v.reals("new_y1", c1.as_mut());
+        v.reals("new_y2", c2.as_mut());
+        let [d0, d1] = &mut self.new_x;
+        v.reals("new_x0", d0.as_mut());
+        v.reals("new_x1", d1.as_mut());
+        crate::state::visit!(self, v; reals memory; f64; u64 iter; bool initialized);
+    }
+}

@@ -367,3 +367,10 @@ where
         Ok(())
     }
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for Slip<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        self.upper.visit_state(v);
+        crate::state::visit!(self, v; reals y, y_init, y_next, grad; f64; u64 iter; bool initialized);
+    }
+}

@@ -283,3 +283,10 @@ where
         Ok(())
     }
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for Ufom<T, BX, BY> {
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, g, phi, grad, f_r, v; f64 d2, v2, q; u64 iter; bool initialized);
+        crate::state::visit_u32(v, "exact_draws", &mut self.exact_draws);
+    }
+}

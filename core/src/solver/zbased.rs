@@ -255,3 +255,11 @@ pub(crate) fn sgd_update<T: Real>(u: &mut [T], g: &[T], acc: &mut [T], lr: T, ac
 pub(crate) fn divide<T: Real>(v: &mut [T], n: usize) {
     scale(T::ONE / T::from_usize(n), v);
 }
+
+impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for UpperHalf<T, BX, BY> {
+    /// x, the momentum m, z and the scratch of the z and x steps (the
+    /// settings come from the config and are not state).
+    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+        crate::state::visit!(self, v; reals x, m, gx, cross, z, hz, gyf, znew; f64; u64; bool);
+    }
+}
