@@ -68,6 +68,9 @@ pub const LANES: usize = 16;
 
 /// Adds `term(x[i], y[i])` into the lanes in the fixed order of the module
 /// documentation (over the common length of `x` and `y`) and combines them.
+// Inlined into each public kernel so that `term` is inlined too and the lane
+// loop vectorises (and, at the firmware's `opt-level = "s"`, is not a call).
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn reduce<T: Real>(x: &[T], y: &[T], term: impl Fn(T, T) -> T) -> T {
     let n = x.len().min(y.len());
@@ -87,12 +90,13 @@ fn reduce<T: Real>(x: &[T], y: &[T], term: impl Fn(T, T) -> T) -> T {
 
 /// The fixed halving tree over the lanes: lane `k` += lane `k + w` for
 /// `w` = 8, 4, 2, 1 and `k < w`.
+#[allow(clippy::inline_always)] // part of `reduce`'s body, see there
 #[inline(always)]
 fn combine<T: Real>(acc: &mut [T; LANES]) -> T {
     let mut w = LANES / 2;
     while w > 0 {
         for k in 0..w {
-            acc[k] = acc[k] + acc[k + w];
+            acc[k] += acc[k + w];
         }
         w /= 2;
     }

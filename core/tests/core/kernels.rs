@@ -26,17 +26,17 @@ fn reference<T: Real>(n: usize, term: impl Fn(usize) -> T) -> T {
     let mut p = [T::ZERO; 16];
     let mut i = 0;
     while i < n {
-        p[i % 16] = p[i % 16] + term(i);
+        p[i % 16] += term(i);
         i += 1;
     }
     for k in 0..8 {
-        p[k] = p[k] + p[k + 8];
+        p[k] += p[k + 8];
     }
     for k in 0..4 {
-        p[k] = p[k] + p[k + 4];
+        p[k] += p[k + 4];
     }
     for k in 0..2 {
-        p[k] = p[k] + p[k + 2];
+        p[k] += p[k + 2];
     }
     p[0] + p[1]
 }
@@ -56,7 +56,7 @@ fn entries<T: Real>(n: usize, rng: &mut DefaultRng) -> Vec<T> {
     (0..n)
         .map(|_| {
             let m = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
-            let e = (rng.next_u32() % 41) as i32 - 20;
+            let e = i32::try_from(rng.next_u32() % 41).unwrap_or(0) - 20;
             T::from_f64(m * 2f64.powi(e))
         })
         .collect()
