@@ -5,13 +5,12 @@
 //! d ∈ {100, 1000}, f64 and f32, one thread:
 //!
 //! * `iter/<solver>/<T>/d<d>`: one BO-REP, SLIP and StocBio iteration;
-//! * `floor/<T>/d<d>`: one streaming read of the six d × d matrices of the
-//!   same instance (A, B, C, F, H, K, in storage order), summed with
-//!   independent lanes so that the adds never wait; a sixth of it is the
-//!   floor of one matrix pass, and an iteration's floor is that times its
-//!   matrix passes (printed once per solver at start-up, counted with
-//!   `Counted` over 60 iterations: ∇ᵧg, ∇ₓg, ∇ᵧf, ∇ₓf read two matrices
-//!   each, ∇²ᵧᵧg·v and ∇²ₓᵧg·v one);
+//! * `floor/<solver>/<T>/d<d>`: the memory-bandwidth floor of that
+//!   iteration: the d × d matrices the solver's oracle calls read over 60
+//!   iterations (recorded by a logging oracle: ∇ᵧg reads A and C, ∇ᵧf F
+//!   and K, ∇ₓf H and K, ∇²ᵧᵧg·v A, ∇²ₓᵧg·v C), each streamed once in the
+//!   same order and summed with independent lanes so that the adds never
+//!   wait, divided by 60;
 //! * `matvec/<T>/d<d>/{chain,lanes}`: one d × d matrix–vector product with
 //!   the single left-to-right chain the kernels used before issue 16 (copied
 //!   here) and with `kernels::matvec`, side by side.
@@ -19,16 +18,18 @@
 //! `cargo bench -p bilevel-core --bench kernels`
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bilevel_core::kernels;
 use bilevel_core::solver::{
     BoRep, BoRepConfig, Slip, SlipConfig, Solver, StocBio, StocBioConfig, WarmStart,
 };
 use bilevel_core::testing::Quadratic;
-use bilevel_core::{Counted, DefaultRng, Oracle, Real};
+use bilevel_core::{
+    CrossJvp, DefaultRng, Level, LowerGradY, LowerHvp, Oracle, Real, UpperGradX, UpperGradY,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 
 /// The reduction of the kernels before issue 16: one chain of adds.
 fn chain_dot<T: Real>(x: &[T], y: &[T]) -> T {
@@ -69,22 +70,92 @@ fn borep_cfg() -> BoRepConfig {
     }
 }
 
-/// Matrix passes per iteration of `solver` on `q`, averaged over 60 steps.
-fn passes<T: Real, S: Solver<T, Counted<Quadratic<T, Vec<T>>>>>(
-    mut solver: S,
-    q: &Quadratic<T, Vec<T>>,
-) -> f64 {
-    let mut o = Counted::new(q.clone());
+/// The quadratic oracle, logging which matrices each call reads (indices
+/// into [`MATRICES`]), in call order.
+struct Trace<T: Real> {
+    q: Quadratic<T, Vec<T>>,
+    log: Vec<usize>,
+}
+
+impl<T: Real> Oracle<T> for Trace<T> {
+    type Sample = u64;
+    fn dim_x(&self) -> usize {
+        self.q.dim_x()
+    }
+    fn dim_y(&self) -> usize {
+        self.q.dim_y()
+    }
+    fn sample<R: Rng + ?Sized>(&mut self, l: Level, rng: &mut R) -> u64 {
+        self.q.sample(l, rng)
+    }
+}
+
+macro_rules! traced_grad {
+    ($($tr:ident :: $m:ident => [$($mat:expr),*]),*) => {$(
+        impl<T: Real> $tr<T> for Trace<T> {
+            fn $m(&mut self, x: &[T], y: &[T], s: &u64, out: &mut [T]) {
+                self.log.extend([$($mat),*]);
+                self.q.$m(x, y, s, out);
+            }
+        }
+    )*};
+}
+// A, B, C, F, H, K = 0..6 (the oracle's products, `testing::Quadratic`).
+traced_grad!(
+    UpperGradX::grad_x_f => [4, 5],
+    UpperGradY::grad_y_f => [3, 5],
+    LowerGradY::grad_y_g => [0, 2]
+);
+
+impl<T: Real> LowerHvp<T> for Trace<T> {
+    fn hvp_yy(&mut self, x: &[T], y: &[T], v: &[T], s: &u64, out: &mut [T]) {
+        self.log.push(0);
+        self.q.hvp_yy(x, y, v, s, out);
+    }
+}
+impl<T: Real> CrossJvp<T> for Trace<T> {
+    fn jvp_xy(&mut self, x: &[T], y: &[T], v: &[T], s: &u64, out: &mut [T]) {
+        self.log.push(2);
+        self.q.jvp_xy(x, y, v, s, out);
+    }
+}
+
+/// Steps over which the matrix reads are recorded.
+const TRACE_STEPS: u32 = 60;
+
+/// The matrices `solver` reads in [`TRACE_STEPS`] iterations on `q`, in order.
+fn reads<T: Real, S: Solver<T, Trace<T>>>(mut solver: S, q: &Quadratic<T, Vec<T>>) -> Vec<usize> {
+    let mut o = Trace {
+        q: q.clone(),
+        log: Vec::new(),
+    };
     let mut rng = DefaultRng::seed_from_u64(1);
     solver.init(&mut o, &mut rng).unwrap();
-    o.reset();
-    let k = 60;
-    for _ in 0..k {
+    o.log.clear();
+    for _ in 0..TRACE_STEPS {
         solver.step(&mut o, &mut rng).unwrap();
     }
-    let c = o.counts();
-    let two = c.grad_x_f + c.grad_y_f + c.grad_y_g + c.grad_x_g;
-    (2 * two + c.hvp_yy + c.jvp_xy) as f64 / f64::from(k)
+    o.log
+}
+
+/// The floor of one iteration: the recorded reads streamed in order, timed
+/// over [`TRACE_STEPS`] iterations' worth and divided by it.
+fn bench_floor<T: Real>(c: &mut Criterion, name: &str, id: &str, mats: &[&[T]], log: &[usize]) {
+    let mut g = c.benchmark_group(format!("floor/{name}"));
+    g.bench_function(BenchmarkId::from_parameter(id), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let mut s = T::ZERO;
+                for &m in log {
+                    s += stream_sum(black_box(mats[m]));
+                }
+                black_box(s);
+            }
+            start.elapsed() / TRACE_STEPS
+        });
+    });
+    g.finish();
 }
 
 fn bench_solver<T, O, S>(c: &mut Criterion, name: &str, id: &str, mut solver: S, mut oracle: O)
@@ -114,28 +185,21 @@ fn bench_dtype<T: Real>(c: &mut Criterion) {
         let slip = || Slip::new(SlipConfig::default(), zeros.clone(), zeros.clone()).unwrap();
         let stocbio =
             || StocBio::new(StocBioConfig::default(), zeros.clone(), zeros.clone()).unwrap();
-        eprintln!(
-            "matrix passes per iteration at {id}: borep {:.3}, slip {:.3}, stocbio {:.3}",
-            passes(borep(), &q),
-            passes(slip(), &q),
-            passes(stocbio(), &q)
-        );
-
-        let mut g = c.benchmark_group("floor");
         let mats: Vec<&[T]> = MATRICES
             .iter()
             .map(|n| q.coefficients(n).unwrap())
             .collect();
-        g.bench_function(BenchmarkId::from_parameter(&id), |b| {
-            b.iter(|| {
-                let mut s = T::ZERO;
-                for m in &mats {
-                    s += stream_sum(black_box(m));
-                }
-                black_box(s)
-            });
-        });
-        g.finish();
+        for (name, log) in [
+            ("borep", reads(borep(), &q)),
+            ("slip", reads(slip(), &q)),
+            ("stocbio", reads(stocbio(), &q)),
+        ] {
+            eprintln!(
+                "{name} at {id}: {:.3} matrix passes per iteration",
+                log.len() as f64 / f64::from(TRACE_STEPS)
+            );
+            bench_floor(c, name, &id, &mats, &log);
+        }
 
         let mut g = c.benchmark_group("matvec");
         let a = q.coefficients("A").unwrap();
