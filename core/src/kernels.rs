@@ -15,9 +15,8 @@
 //! wait on each other; on a scalar FPU (the Cortex-M4F) the same code runs
 //! lane by lane and computes the same IEEE operations in the same order. There
 //! is no FMA contraction (Rust never fuses `a * b + c` on its own) and no
-//! runtime dispatch: the order does not depend on the vector width, but the
-//! baseline x86_64 code is already close to the memory bandwidth on the
-//! products that matter (`docs/decisions.md`, `BENCHMARKS.md`).
+//! runtime dispatch (the order would not depend on the vector width, but a
+//! `no_std` crate cannot detect CPU features; `docs/decisions.md` 37).
 
 use crate::Real;
 
