@@ -16,7 +16,7 @@
 //! lane by lane and computes the same IEEE operations in the same order. There
 //! is no FMA contraction (Rust never fuses `a * b + c` on its own) and no
 //! runtime dispatch (the order would not depend on the vector width, but a
-//! `no_std` crate cannot detect CPU features; `docs/decisions.md` 37).
+//! `no_std` crate cannot detect CPU features; `docs/decisions.md` 47).
 
 use crate::Real;
 
