@@ -1,8 +1,22 @@
 //! Slice kernels shared by every solver.
 //!
-//! All reductions run left to right in one fixed order, so results are the same
-//! bits on every platform and at every call (no SIMD reassociation, no FMA
-//! contraction: Rust never fuses `a * b + c` on its own).
+//! Every reduction (inner products, norms, distances, the rows of a
+//! matrix–vector product) runs in one fixed order, the same on every platform
+//! and at every call, so results are the same bits everywhere:
+//!
+//! * [`LANES`] = 16 partial sums; entry `i` goes to lane `i mod 16`, and each
+//!   lane adds its entries in increasing `i`, starting from `+0.0`;
+//! * the lanes are then combined in a fixed halving tree: lane `k` += lane
+//!   `k + 8` for `k < 8`, then `k + 4` for `k < 4`, then `k + 2`, then `k + 1`;
+//!   lane 0 is the result.
+//!
+//! The lanes are independent chains, so on x86_64 LLVM keeps them in vector
+//! registers (two, four or eight lanes per register) and the adds no longer
+//! wait on each other; on a scalar FPU (the Cortex-M4F) the same code runs
+//! lane by lane and computes the same IEEE operations in the same order. There
+//! is no FMA contraction (Rust never fuses `a * b + c` on its own) and no
+//! runtime dispatch (the order would not depend on the vector width, but a
+//! `no_std` crate cannot detect CPU features; `docs/decisions.md` 47).
 
 use crate::Real;
 
@@ -47,18 +61,56 @@ pub fn copy<T: Real>(src: &[T], dst: &mut [T]) {
     dst.copy_from_slice(src);
 }
 
-/// Inner product `⟨x, y⟩`.
+/// Number of independent partial sums in every reduction (see the module
+/// documentation for the order).
+pub const LANES: usize = 16;
+
+/// Adds `term(x[i], y[i])` into the lanes in the fixed order of the module
+/// documentation (over the common length of `x` and `y`) and combines them.
+// Inlined into each public kernel so that `term` is inlined too and the lane
+// loop vectorises (and, at the firmware's `opt-level = "s"`, is not a call).
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn reduce<T: Real>(x: &[T], y: &[T], term: impl Fn(T, T) -> T) -> T {
+    let n = x.len().min(y.len());
+    let (xc, xt) = x[..n].as_chunks::<LANES>();
+    let (yc, yt) = y[..n].as_chunks::<LANES>();
+    let mut acc = [T::ZERO; LANES];
+    for (a, b) in xc.iter().zip(yc) {
+        for k in 0..LANES {
+            acc[k] += term(a[k], b[k]);
+        }
+    }
+    for ((s, &a), &b) in acc.iter_mut().zip(xt).zip(yt) {
+        *s += term(a, b);
+    }
+    combine(&mut acc)
+}
+
+/// The fixed halving tree over the lanes: lane `k` += lane `k + w` for
+/// `w` = 8, 4, 2, 1 and `k < w`.
+#[allow(clippy::inline_always)] // part of `reduce`'s body, see there
+#[inline(always)]
+fn combine<T: Real>(acc: &mut [T; LANES]) -> T {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for k in 0..w {
+            acc[k] += acc[k + w];
+        }
+        w /= 2;
+    }
+    acc[0]
+}
+
+/// Inner product `⟨x, y⟩`, in the fixed lane order of the module
+/// documentation.
 #[inline]
 pub fn dot<T: Real>(x: &[T], y: &[T]) -> T {
     debug_assert_eq!(x.len(), y.len());
-    let mut s = T::ZERO;
-    for (&a, &b) in x.iter().zip(y) {
-        s += a * b;
-    }
-    s
+    reduce(x, y, |a, b| a * b)
 }
 
-/// Squared Euclidean norm.
+/// Squared Euclidean norm, `⟨x, x⟩` in the same lane order.
 #[inline]
 pub fn norm2sq<T: Real>(x: &[T]) -> T {
     dot(x, x)
@@ -70,16 +122,16 @@ pub fn norm<T: Real>(x: &[T]) -> T {
     norm2sq(x).sqrt()
 }
 
-/// Euclidean distance `‖x − y‖`.
+/// Euclidean distance `‖x − y‖`: the square root of the lane-ordered sum of
+/// `(xᵢ − yᵢ)²`.
 #[inline]
 pub fn dist<T: Real>(x: &[T], y: &[T]) -> T {
     debug_assert_eq!(x.len(), y.len());
-    let mut s = T::ZERO;
-    for (&a, &b) in x.iter().zip(y) {
+    reduce(x, y, |a, b| {
         let d = a - b;
-        s += d * d;
-    }
-    s.sqrt()
+        d * d
+    })
+    .sqrt()
 }
 
 /// `true` when every entry is finite.
@@ -105,11 +157,16 @@ pub fn project_ball<T: Real>(u: &mut [T], c: &[T], r: T) {
 }
 
 /// Dense row-major matrix–vector product `out ← M·v` with `M` of shape
-/// `out.len() × v.len()`.
+/// `out.len() × v.len()`; each entry is the [`dot`] of a row with `v`.
 #[inline]
 pub fn matvec<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     let cols = v.len();
     debug_assert_eq!(m.len(), out.len() * cols);
+    if cols == 0 {
+        // No columns: every row's sum is empty (and `chunks_exact(0)` panics).
+        fill(out, T::ZERO);
+        return;
+    }
     for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
         *o = dot(row, v);
     }
@@ -122,16 +179,24 @@ pub fn matvec_t<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     let cols = out.len();
     debug_assert_eq!(m.len(), v.len() * cols);
     fill(out, T::ZERO);
+    if cols == 0 {
+        return;
+    }
     for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
         axpy(vi, row, out);
     }
 }
 
-/// `out ← out + M·v`, with `M` row-major of shape `out.len() × v.len()`.
+/// `out ← out + M·v`, with `M` row-major of shape `out.len() × v.len()`:
+/// each entry adds the [`dot`] of a row with `v`.
 #[inline]
 pub fn matvec_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     let cols = v.len();
     debug_assert_eq!(m.len(), out.len() * cols);
+    if cols == 0 {
+        // No columns: nothing to add (and `chunks_exact(0)` panics).
+        return;
+    }
     for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
         *o += dot(row, v);
     }
@@ -142,6 +207,9 @@ pub fn matvec_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
 pub fn matvec_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     let cols = out.len();
     debug_assert_eq!(m.len(), v.len() * cols);
+    if cols == 0 {
+        return;
+    }
     for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
         axpy(vi, row, out);
     }

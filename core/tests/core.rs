@@ -6,5 +6,6 @@ mod core {
     pub mod convergence;
     pub mod determinism;
     pub mod golden;
+    pub mod kernels;
     pub mod unbounded;
 }
