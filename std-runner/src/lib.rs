@@ -10,6 +10,7 @@ pub mod output;
 pub mod plot;
 pub mod rnn;
 pub mod session;
+pub mod settings;
 pub mod spec;
 
 use std::fmt::Write as _;

@@ -164,36 +164,8 @@ impl RunOutcome {
     }
 }
 
-/// Parses one `key=value` override into an owned setting: `true`/`false`,
-/// an integer, a real (`inf` allowed), or a name.
-pub fn parse_setting(kv: &str) -> Result<(String, Setting)> {
-    let (k, v) = kv
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--set `{kv}`: expected key=value"))?;
-    let (k, v) = (k.trim(), v.trim());
-    if k.is_empty() || v.is_empty() {
-        bail!("--set `{kv}`: expected key=value");
-    }
-    let val = if v == "true" || v == "false" {
-        Setting::Bool(v == "true")
-    } else if let Ok(i) = v.parse::<i64>() {
-        Setting::Int(i)
-    } else if let Ok(r) = v.parse::<f64>() {
-        Setting::Real(r)
-    } else {
-        Setting::Str(v.to_string())
-    };
-    Ok((k.to_string(), val))
-}
-
-fn as_param(s: &Setting) -> ParamValue<'_> {
-    match s {
-        Setting::Real(v) => ParamValue::Real(*v),
-        Setting::Int(v) => ParamValue::Int(*v),
-        Setting::Bool(v) => ParamValue::Bool(*v),
-        Setting::Str(v) => ParamValue::Str(v),
-    }
-}
+use crate::settings::as_param;
+pub use crate::settings::parse_setting;
 
 /// Solvers whose samples are tasks (one group of every data source).
 const META_SOLVERS: &[&str] = &["maml", "anil", "fomaml", "ufom"];
@@ -237,11 +209,19 @@ fn load(cfg: &RunConfig) -> Result<Loaded> {
 }
 
 fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
-    resolve_loaded(load(cfg)?, cfg, algorithm)
+    resolve_loaded(load(cfg)?, cfg, algorithm, &[])
 }
 
 /// Chooses the solver and its settings for a loaded spec.
-fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
+///
+/// `listed` holds every solver of the command (those of a comparison), for
+/// which `SOLVER:KEY=VALUE` overrides are accepted; empty: only this one.
+fn resolve_loaded(
+    loaded: Loaded,
+    cfg: &RunConfig,
+    algorithm: Option<&str>,
+    listed: &[&'static SolverInfo],
+) -> Result<Resolved> {
     let Loaded {
         spec: spec_path,
         name,
@@ -266,30 +246,12 @@ fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> R
         .find(|a| a.info.name == info.name)
         .map(|a| a.settings.clone())
         .unwrap_or_default();
-    for kv in &cfg.set {
-        // `solver:key=value` applies to that solver only (for compare).
-        let kv = match kv.split_once(':') {
-            Some((solver, rest)) if !solver.contains('=') => {
-                let target = registry::find(solver)
-                    .ok_or_else(|| anyhow!("--set {kv}: unknown algorithm `{solver}`"))?;
-                if target.name != info.name {
-                    continue;
-                }
-                rest
-            }
-            _ => kv.as_str(),
-        };
-        let (k, v) = parse_setting(kv)?;
-        let p = info.param(&k).ok_or_else(|| {
-            let names: Vec<&str> = info.params.iter().map(|p| p.name).collect();
-            anyhow!(
-                "--set {k}: `{}` has no hyperparameter `{k}`; it accepts: {}",
-                info.name,
-                names.join(", ")
-            )
-        })?;
-        p.check(as_param(&v))
-            .map_err(|e| anyhow!("--set {kv}: {e}"))?;
+    let listed = if listed.is_empty() {
+        std::slice::from_ref(&info)
+    } else {
+        listed
+    };
+    for (k, v) in crate::settings::overrides(&cfg.set, info, listed)? {
         settings.retain(|(n, _)| *n != k);
         settings.push((k, v));
     }
@@ -573,6 +535,17 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         })
         .collect();
     let solvers: Vec<String> = entries.iter().map(|(s, _)| (*s).to_string()).collect();
+    // Every solver of the comparison, for `--set SOLVER:…` (a prefix naming
+    // a solver not compared is an error, not a setting that does nothing).
+    let listed = solvers
+        .iter()
+        .map(|a| {
+            registry::find(a).ok_or_else(|| {
+                let names: Vec<&str> = registry::SOLVERS.iter().map(|s| s.name).collect();
+                anyhow!("unknown algorithm `{a}`; available: {}", names.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     // Load (read, check, load the data, compile) each spec once and resolve
     // every algorithm up front: no job starts on a typo, and jobs clone the
     // result instead of reloading.
@@ -586,7 +559,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             loaded.push(l.clone());
             l
         };
-        let r = resolve_loaded(l, c, Some(a))?;
+        let r = resolve_loaded(l, c, Some(a), &listed)?;
         // By the registry's name, so that spellings of one solver are caught.
         if resolved
             .iter()
@@ -645,7 +618,9 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
     }
     let rows = aggregate::table(&runs);
     aggregate::write_table(&out, &rows)?;
-    aggregate::plot_runs(&out.join("plots"), &runs)?;
+    if cfg.base.plots {
+        aggregate::plot_runs(&out.join("plots"), &runs)?;
+    }
     Ok(CompareOutcome {
         out,
         table: aggregate::table_markdown(&rows),
