@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod compare;
 pub mod output;
 pub mod plot;
+pub mod provenance;
 pub mod rnn;
 pub mod session;
 pub mod settings;

@@ -90,9 +90,6 @@ enum Command {
         /// First seed; default: the spec's.
         #[arg(long)]
         seed: Option<u64>,
-        /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
         /// The comparison folder; default: runs/PROBLEM-compare.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -147,6 +144,10 @@ struct RunOpts {
     /// Do not render plots.
     #[arg(long)]
     no_plots: bool,
+    /// Worker threads (0: one per core); default: the spec's
+    /// `run { threads }`, else one per core. The results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn run_config(
@@ -167,6 +168,7 @@ fn run_config(
         progress: ProgressMode::auto(),
         plots: !opts.no_plots,
         color: std::io::stderr().is_terminal(),
+        threads: opts.threads,
     }
 }
 
@@ -211,15 +213,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             algorithms,
             seeds,
             seed,
-            threads,
             out,
         } => {
             let base = run_config(file, opts, None, seed, out);
             let cfg = CompareConfig {
+                threads: base.threads,
                 base,
                 algorithms,
                 seeds,
-                threads,
             };
             let stop = bilevel_runner::compare::interrupt_flag()?;
             let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;

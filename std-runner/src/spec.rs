@@ -1,5 +1,6 @@
 //! `.bilevel` specs on the command line: `check`, `run` and `compare`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,38 @@ pub fn check_files(paths: &[PathBuf], json: bool, color: bool) -> Result<(String
     let mut all_ok = true;
     let mut values = Vec::new();
     for p in paths {
-        let (src, name, base) = read_spec(p)?;
-        match bilevel_dsl::summary::summarize_with(&src, &base, &crate::rnn::RnnRegistry) {
+        // A file that cannot be read is reported like a spec that does not
+        // check, and the others are still checked (and, with `json`, still
+        // reported as JSON).
+        let (src, name, base) = match read_spec(p) {
+            Ok(r) => r,
+            Err(e) => {
+                all_ok = false;
+                let msg = format!("{e:#}");
+                if json {
+                    values.push(serde_json::json!({
+                        "file": p.display().to_string(), "ok": false, "error": msg,
+                    }));
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "error: {msg}
+"
+                    );
+                }
+                continue;
+            }
+        };
+        let checked = bilevel_dsl::summary::summarize_with(&src, &base, &crate::rnn::RnnRegistry)
+            .and_then(|s| {
+                let refused = crate::provenance::refusals(&s.program.spec);
+                if refused.is_empty() {
+                    Ok(s)
+                } else {
+                    Err(refused)
+                }
+            });
+        match checked {
             Ok(s) if json => {
                 values.push(serde_json::json!({ "file": name, "ok": true, "summary": s.json() }));
             }
@@ -116,6 +147,9 @@ pub struct RunConfig {
     pub plots: bool,
     /// Colour in diagnostics.
     pub color: bool,
+    /// Worker threads of the run's pool (0: one per core); `None`: the
+    /// spec's `run { threads }`, else one per core.
+    pub threads: Option<usize>,
 }
 
 /// What `bilevel run` produced.
@@ -127,6 +161,8 @@ pub struct RunOutcome {
     pub summary: RunSummary,
     /// The `expect` block's outcomes (empty without one).
     pub expectations: Vec<ExpectOutcome>,
+    /// Where the trace was copied (the spec's `run { log }`), if anywhere.
+    pub log: Option<PathBuf>,
 }
 
 impl RunOutcome {
@@ -178,6 +214,9 @@ struct Resolved {
     compiled: Compiled,
     name: String,
     src_hash: String,
+    data_sha256: BTreeMap<String, String>,
+    /// A job of `bilevel compare` (its `run { log }` file is per job).
+    in_compare: bool,
     info: &'static SolverInfo,
     settings: Vec<(String, Setting)>,
     seed: u64,
@@ -194,17 +233,24 @@ struct Loaded {
     name: String,
     compiled: Compiled,
     src_hash: String,
+    data_sha256: BTreeMap<String, String>,
 }
 
 fn load(cfg: &RunConfig) -> Result<Loaded> {
     let (src, name, base) = read_spec(&cfg.spec)?;
     let compiled = Compiled::from_source_with(&src, &base, &crate::rnn::RnnRegistry)
         .map_err(|d| spec_errors(&d, &name, &src, cfg.color))?;
+    let refused = crate::provenance::refusals(&compiled.program().spec);
+    if !refused.is_empty() {
+        return Err(spec_errors(&refused, &name, &src, cfg.color).into());
+    }
+    let data_sha256 = crate::provenance::data_sha256(&compiled.program().spec, &base)?;
     Ok(Loaded {
         spec: cfg.spec.clone(),
         name,
         compiled,
         src_hash: format!("{:x}", Sha256::digest(src.as_bytes())),
+        data_sha256,
     })
 }
 
@@ -227,6 +273,7 @@ fn resolve_loaded(
         name,
         compiled,
         src_hash,
+        data_sha256,
     } = loaded;
     let spec = &compiled.program().spec;
     let spec_algo = spec.algorithm.as_ref();
@@ -246,6 +293,7 @@ fn resolve_loaded(
         .find(|a| a.info.name == info.name)
         .map(|a| a.settings.clone())
         .unwrap_or_default();
+    let in_compare = !listed.is_empty();
     let listed = if listed.is_empty() {
         std::slice::from_ref(&info)
     } else {
@@ -291,6 +339,8 @@ fn resolve_loaded(
         name: compiled.program().spec.name.clone(),
         compiled,
         src_hash,
+        data_sha256,
+        in_compare,
         info,
         settings,
         seed,
@@ -357,6 +407,8 @@ impl Evaluate for SpecEval {
 struct ResolvedConfig<'a> {
     spec: String,
     spec_sha256: &'a str,
+    /// SHA-256 of each data file the spec reads, by its path in the spec.
+    data_sha256: &'a BTreeMap<String, String>,
     problem: &'a str,
     algorithm: &'a str,
     hyperparameters: serde_json::Map<String, serde_json::Value>,
@@ -365,6 +417,8 @@ struct ResolvedConfig<'a> {
     epochs: Option<u64>,
     oracle_calls: Option<u64>,
     eval_every: u64,
+    /// Where the spec's `run { log }` has the trace copied, if anywhere.
+    log: Option<&'a Path>,
     bilevel_version: &'static str,
 }
 
@@ -376,6 +430,42 @@ fn setting_json(v: ParamValue<'_>) -> serde_json::Value {
         ParamValue::Bool(b) => serde_json::json!(b),
         ParamValue::Str(s) => serde_json::json!(s),
     }
+}
+
+/// Where the spec's `run { log = PATH }` puts a copy of the trace: PATH,
+/// relative to the working directory (like the default run folders under
+/// `runs/`). Within a comparison (run folders `…/SOLVER-sSEED`) each job
+/// gets its own file, `STEM-SOLVER-sSEED.EXT`, so that no run overwrites
+/// another's.
+fn log_path(r: &Resolved) -> Option<PathBuf> {
+    let log = PathBuf::from(r.compiled.program().spec.run.log.as_ref()?);
+    if !r.in_compare {
+        return Some(log);
+    }
+    let job = format!("{}-s{}", r.info.name, r.seed);
+    let stem = log
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let name = match log.extension() {
+        Some(e) => format!("{stem}-{job}.{}", e.to_string_lossy()),
+        None => format!("{stem}-{job}"),
+    };
+    Some(log.with_file_name(name))
+}
+
+/// Copies a finished trace to the spec's `log` path (atomically; its folder
+/// is created).
+fn copy_trace(trace: &Path, log: &Path) -> Result<()> {
+    let bytes = std::fs::read(trace).with_context(|| format!("cannot read {}", trace.display()))?;
+    if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create {} for the spec's `run {{ log }}`",
+                dir.display()
+            )
+        })?;
+    }
+    write_atomic(log, &bytes).context("the spec's `run { log }`")
 }
 
 fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
@@ -393,6 +483,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     .map_err(|e| anyhow!("{}: {e}", r.info.name))?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
+    let log = log_path(r);
     // Every hyperparameter as resolved: registry defaults, then the spec's
     // and the command line's settings.
     let mut hyper = serde_json::Map::new();
@@ -407,6 +498,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     let resolved = ResolvedConfig {
         spec: r.spec.display().to_string(),
         spec_sha256: &r.src_hash,
+        data_sha256: &r.data_sha256,
         problem: &r.name,
         algorithm: r.info.name,
         hyperparameters: hyper,
@@ -415,6 +507,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
         epochs: r.epochs,
         oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
         eval_every: r.eval_every,
+        log: log.as_deref(),
         bilevel_version: env!("CARGO_PKG_VERSION"),
     };
     write_atomic(
@@ -433,6 +526,9 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     let mut rng = DefaultRng::seed_from_u64(r.seed);
     let eval = SpecEval::new(r.compiled.clone(), r.epochs);
     let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
+    if let Some(log) = &log {
+        copy_trace(&out.join("trace.jsonl"), log)?;
+    }
     let mut checker = r.compiled.clone();
     let x = bilevel_core::SolverState::x(&solver).to_vec();
     let y = bilevel_core::SolverState::y(&solver).to_vec();
@@ -450,6 +546,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
         out: out.to_path_buf(),
         summary,
         expectations,
+        log,
     })
 }
 
@@ -468,9 +565,24 @@ pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
         PathBuf::from("runs").join(format!("{}-{}-s{}", r.name, r.info.name, r.seed))
     });
     let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(pool_size(cfg.threads, &r.compiled))
         .build()
         .context("cannot start the worker threads")?;
     pool.install(|| execute(&r, cfg, &out, stop))
+}
+
+/// The size of a run's or comparison's pool: the command line's
+/// `--threads`, else the spec's `run { threads }`, else 0 (rayon's default:
+/// `RAYON_NUM_THREADS`, else one per core).
+fn pool_size(flag: Option<usize>, c: &Compiled) -> usize {
+    flag.or_else(|| {
+        c.program()
+            .spec
+            .run
+            .threads
+            .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
+    })
+    .unwrap_or(0)
 }
 
 /// Settings of `bilevel compare`.
@@ -485,8 +597,9 @@ pub struct CompareConfig {
     pub algorithms: Vec<String>,
     /// Seeds per solver (seeds `seed..seed + seeds`).
     pub seeds: u64,
-    /// Worker threads (0: one per core).
-    pub threads: usize,
+    /// Worker threads (0: one per core); `None`: the first spec's
+    /// `run { threads }`, else one per core.
+    pub threads: Option<usize>,
 }
 
 /// What `bilevel compare` produced.
@@ -586,7 +699,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         plots: false,
         ..cfg.base.clone()
     };
-    let results = run_jobs(&js, cfg.threads, |job| {
+    let results = run_jobs(&js, pool_size(cfg.threads, &first.compiled), |job| {
         let k = solvers
             .iter()
             .position(|a| *a == job.solver)

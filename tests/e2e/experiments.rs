@@ -30,10 +30,11 @@ fn tiny(name: &str, out: &Path, algorithms: &[&str]) -> CompareConfig {
             progress: ProgressMode::Quiet,
             plots: false,
             color: false,
+            threads: None,
         },
         algorithms: algorithms.iter().map(|s| (*s).to_string()).collect(),
         seeds: 1,
-        threads: 2,
+        threads: Some(2),
     }
 }
 

@@ -28,6 +28,7 @@ fn cfg(out: &Path) -> RunConfig {
         progress: ProgressMode::Quiet,
         plots: false,
         color: false,
+        threads: None,
     }
 }
 
@@ -100,7 +101,7 @@ fn compare_runs_every_algorithm_and_seed() {
         base,
         algorithms: vec!["bo-rep".into(), "slip".into(), "ma-soba".into()],
         seeds: 2,
-        threads: 2,
+        threads: Some(2),
     };
     let o = compare_spec(&c, &no_stop()).unwrap();
     assert!(o.failures.is_empty(), "{:?}", o.failures);
