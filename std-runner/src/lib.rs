@@ -9,6 +9,7 @@ pub mod compare;
 pub mod output;
 pub mod plot;
 pub mod provenance;
+pub mod report;
 pub mod rnn;
 pub mod session;
 pub mod settings;

@@ -17,7 +17,7 @@ const AFTER_HELP: &str = "\
 Examples:
   bilevel check examples/specs/toy_quadratic.bilevel
   bilevel run examples/specs/toy_quadratic.bilevel --out runs/toy
-  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3
+  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3
   bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3
   bilevel plot runs/toy runs/toy-slip --out runs/plots
 
@@ -54,7 +54,7 @@ enum Command {
     /// Run a spec with one solver; writes a run folder with the resolved
     /// config, the trace, the summary and plots, and checks `expect`.
     ///
-    /// Example: `bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3`
+    /// Example: `bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3`
     Run {
         /// The .bilevel file.
         file: PathBuf,
@@ -95,7 +95,15 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// List the solvers: names, hyperparameters with defaults and ranges, oracles.
-    Algorithms,
+    ///
+    /// Example: `bilevel algorithms slip --format json`
+    Algorithms {
+        /// Only these solvers (registry names; default: all).
+        names: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Plot existing runs: one colour per solver, a band for the spread over seeds.
     ///
     /// Example: `bilevel plot runs/toy-bo-rep-s0 runs/toy-slip-s0 --out runs/plots`
@@ -117,7 +125,7 @@ enum Command {
     },
 }
 
-/// Output formats of `check`.
+/// Output formats of `check`, `run`, `compare` and `algorithms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     /// Human-readable.
@@ -144,6 +152,9 @@ struct RunOpts {
     /// Do not render plots.
     #[arg(long)]
     no_plots: bool,
+    /// Output format of the result on stdout (progress stays on stderr).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
     /// Worker threads (0: one per core); default: the spec's
     /// `run { threads }`, else one per core. The results do not depend on it.
     #[arg(long)]
@@ -197,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             out,
         } => {
+            let format = opts.format;
             let cfg = run_config(file, opts, algorithm, seed, out);
             let stop = bilevel_runner::compare::interrupt_flag()?;
             let o = bilevel_runner::spec::run_spec(&cfg, stop.clone())?;
@@ -205,7 +217,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else if !o.expectations_hold() {
                 code = ExitCode::FAILURE;
             }
-            o.report(&cfg.spec)
+            match format {
+                Format::Text => o.report(&cfg.spec),
+                Format::Json => serde_json::to_string_pretty(&o.json(&cfg.spec))? + "\n",
+            }
         }
         Command::Compare {
             file,
@@ -215,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             out,
         } => {
+            let format = opts.format;
             let base = run_config(file, opts, None, seed, out);
             let cfg = CompareConfig {
                 threads: base.threads,
@@ -229,9 +245,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else if !o.failures.is_empty() {
                 code = ExitCode::FAILURE;
             }
-            o.report()
+            match format {
+                Format::Text => o.report(),
+                Format::Json => serde_json::to_string_pretty(&o.json())? + "\n",
+            }
         }
-        Command::Algorithms => bilevel_runner::algorithms(),
+        Command::Algorithms { names, format } => {
+            let solvers = bilevel_runner::report::select_solvers(&names)?;
+            match format {
+                Format::Text => bilevel_runner::algorithms_text(&solvers),
+                Format::Json => {
+                    let v: Vec<_> = solvers
+                        .iter()
+                        .map(|s| bilevel_runner::report::solver_json(s))
+                        .collect();
+                    serde_json::to_string_pretty(&v)? + "\n"
+                }
+            }
+        }
         Command::Plot { runs, out } => {
             let table = bilevel_runner::plot_command(&runs, &out)?;
             format!("{table}\nplots and tables written to {}\n", out.display())

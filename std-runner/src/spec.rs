@@ -170,34 +170,6 @@ impl RunOutcome {
     pub fn expectations_hold(&self) -> bool {
         self.expectations.iter().all(|e| e.ok)
     }
-
-    /// What `bilevel run` prints: termination, final metrics, each
-    /// expectation with expected and actual values, the run folder.
-    pub fn report(&self, spec: &Path) -> String {
-        let s = &self.summary;
-        let mut t = format!(
-            "{} on {}: {} after {} iterations, {} oracle calls, {:.2}s\n",
-            s.solver,
-            spec.display(),
-            s.termination,
-            s.iters,
-            s.oracle_calls,
-            s.wall_s
-        );
-        for (k, v) in &s.final_metrics {
-            let _ = writeln!(t, "  {k} = {v:.6e}");
-        }
-        for e in &self.expectations {
-            let verdict = if e.ok { "ok" } else { "VIOLATED" };
-            let _ = writeln!(
-                t,
-                "  expect {}: {verdict} (expected {:?}, got {:?})",
-                e.text, e.expected, e.actual
-            );
-        }
-        let _ = writeln!(t, "run folder: {}", self.out.display());
-        t
-    }
 }
 
 use crate::settings::as_param;
@@ -610,6 +582,8 @@ pub struct CompareOutcome {
     pub out: PathBuf,
     /// The Markdown table.
     pub table: String,
+    /// The table's rows.
+    pub rows: Vec<aggregate::TableRow>,
     /// Jobs that failed, with their errors.
     pub failures: Vec<(Job, String)>,
 }
@@ -737,6 +711,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
     Ok(CompareOutcome {
         out,
         table: aggregate::table_markdown(&rows),
+        rows,
         failures,
     })
 }
