@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod axis;
 pub mod compare;
 pub mod output;
 pub mod plot;
