@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod axis;
 pub mod compare;
+pub mod groups;
 pub mod output;
 pub mod plot;
 pub mod provenance;
@@ -58,6 +59,19 @@ pub fn algorithms_text(solvers: &[&SolverInfo]) -> String {
 pub fn plot_command(runs: &[std::path::PathBuf], out: &std::path::Path) -> anyhow::Result<String> {
     if runs.is_empty() {
         anyhow::bail!("no run folder given");
+    }
+    // The same folder twice would count as two seeds.
+    let mut seen: Vec<(std::path::PathBuf, &std::path::PathBuf)> = Vec::new();
+    for r in runs {
+        let canon = std::fs::canonicalize(r).unwrap_or_else(|_| r.clone());
+        if let Some((_, first)) = seen.iter().find(|(c, _)| *c == canon) {
+            anyhow::bail!(
+                "{} and {} are the same run folder: give each run once",
+                first.display(),
+                r.display()
+            );
+        }
+        seen.push((canon, r));
     }
     let loaded = runs
         .iter()

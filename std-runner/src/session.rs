@@ -325,6 +325,7 @@ where
             solver: summary.solver.clone(),
             summary: Some(summary.clone()),
             records,
+            identity: None,
         };
         plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run))?;
     }
