@@ -185,7 +185,10 @@ fn group_label(name: &str, g: &[&RunTrace]) -> String {
     if g.len() < 2 {
         return name.to_string();
     }
-    let mut seeds: Vec<u64> = g.iter().filter_map(|r| r.summary.as_ref().map(|s| s.seed)).collect();
+    let mut seeds: Vec<u64> = g
+        .iter()
+        .filter_map(|r| r.summary.as_ref().map(|s| s.seed))
+        .collect();
     seeds.sort_unstable();
     seeds.dedup();
     if seeds.len() == g.len() {

@@ -32,7 +32,12 @@ pub fn read_identity(dir: &Path) -> Result<Option<RunIdentity>> {
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
     let v: Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not a run configuration", p.display()))?;
-    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let hyperparameters = v
         .get("hyperparameters")
         .and_then(Value::as_object)
@@ -168,7 +173,10 @@ mod tests {
             ]
         );
         // Two versions of one spec (same name, other text): the hash tells.
-        let runs = [run("slip", "toy", "aa11223344", "0.1"), run("slip", "toy", "bb55667788", "0.1")];
+        let runs = [
+            run("slip", "toy", "aa11223344", "0.1"),
+            run("slip", "toy", "bb55667788", "0.1"),
+        ];
         assert_eq!(
             labels(&runs),
             [

@@ -17,8 +17,8 @@ const AFTER_HELP: &str = "\
 Examples:
   bilevel check examples/specs/toy_quadratic.bilevel
   bilevel run examples/specs/toy_quadratic.bilevel --out runs/toy
-  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3
-  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3
+  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3 --out runs/toy-slip
+  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3
   bilevel plot runs/toy runs/toy-slip --out runs/plots
 
 Exit status: 0 success; 1 bad input, a spec that does not check or a violated
@@ -73,7 +73,7 @@ enum Command {
     /// Run every algorithm × seed on one spec in parallel: a table (CSV and
     /// Markdown) and overlay plots with a band for the seed spread.
     ///
-    /// Example: `bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3`
+    /// Example: `bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3`
     Compare {
         /// The .bilevel file.
         file: PathBuf,
@@ -106,7 +106,7 @@ enum Command {
     },
     /// Plot existing runs: one colour per solver, a band for the spread over seeds.
     ///
-    /// Example: `bilevel plot runs/toy-bo-rep-s0 runs/toy-slip-s0 --out runs/plots`
+    /// Example: `bilevel plot runs/toy runs/toy-slip --out runs/plots`
     Plot {
         /// Run folders (each holding trace.jsonl, or trace.jsonl.part of a killed run).
         #[arg(required = true)]

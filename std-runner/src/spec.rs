@@ -391,6 +391,8 @@ struct ResolvedConfig<'a> {
     eval_every: u64,
     /// Where the spec's `run { log }` has the trace copied, if anywhere.
     log: Option<&'a Path>,
+    /// Worker threads of the pool the run executes in.
+    threads: usize,
     bilevel_version: &'static str,
 }
 
@@ -480,6 +482,7 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
         oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
         eval_every: r.eval_every,
         log: log.as_deref(),
+        threads: rayon::current_num_threads(),
         bilevel_version: env!("CARGO_PKG_VERSION"),
     };
     write_atomic(
