@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context, Result};
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -151,7 +152,10 @@ const AREA: (f64, f64) = (790.0, 450.0);
 /// The curves of a series split at non-finite (or, on a log axis,
 /// non-positive) values, and the point where a curve stopped at such a
 /// value (the last drawable point before it), if it did.
-fn segments(s: &Series, ok: impl Fn(f64) -> bool) -> (Vec<Vec<(f64, f64)>>, Option<(f64, f64)>) {
+/// Pieces of a curve, and where it stopped early.
+type Segments = (Vec<Vec<(f64, f64)>>, Option<(f64, f64)>);
+
+fn segments(s: &Series, ok: impl Fn(f64) -> bool) -> Segments {
     let mut segs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
     let mut stop = None;
     for &(x, y) in &s.points {
@@ -221,6 +225,120 @@ fn legend_place(fig: &Figure<'_>, xs: (f64, f64), ys: (f64, f64)) -> (SeriesLabe
     }
 }
 
+/// The curves of one series, its band and, when it stopped at a
+/// non-finite value or broke down, a cross with a note at its last point.
+fn draw_series<DB, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    s: &Series,
+    color: RGBColor,
+    log_y: bool,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    Y: Ranged<ValueType = f64>,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e:?}");
+    let ok = |y: f64| y.is_finite() && (!log_y || y > 0.0);
+    let ty = |y: f64| if log_y { y.log10() } else { y };
+    if !s.band.is_empty() {
+        let upper = s
+            .band
+            .iter()
+            .filter(|b| ok(b.2))
+            .map(|&(x, _, hi)| (x, ty(hi)));
+        let lower = s
+            .band
+            .iter()
+            .rev()
+            .filter(|b| ok(b.1))
+            .map(|&(x, lo, _)| (x, ty(lo)));
+        let poly: Vec<(f64, f64)> = upper.chain(lower).collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                poly,
+                color.mix(0.18).filled(),
+            )))
+            .map_err(err)?;
+    }
+    let (segs, stop) = segments(s, ok);
+    let why = s
+        .stopped
+        .clone()
+        .or_else(|| stop.map(|_| "non-finite".to_string()));
+    let legend = match &why {
+        Some(w) if s.stopped.is_none() => format!("{} ({w})", s.label),
+        _ => s.legend(),
+    };
+    for (k, seg) in segs.iter().enumerate() {
+        let line = seg.iter().map(|&(x, y)| (x, ty(y)));
+        let drawn = chart
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))
+            .map_err(err)?;
+        if k == 0 {
+            drawn.label(legend.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+        }
+    }
+    if let (Some((x, y)), Some(text)) = (stop, why) {
+        let at = (x, ty(y));
+        chart
+            .draw_series(std::iter::once(Cross::new(at, 7, color.stroke_width(3))))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at(at)
+                    + Text::new(
+                        format!("stopped: {text}"),
+                        (10, -6),
+                        ("sans-serif", 13).into_font().color(&color),
+                    ),
+            ))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Mesh, labels, every series and the legend on a built chart.
+fn draw_body<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    fig: &Figure<'_>,
+    legend_pos: SeriesLabelPosition,
+    y_fmt: &dyn Fn(&f64) -> String,
+    x_fmt: &dyn Fn(&f64) -> String,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    DB: 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e:?}");
+    chart
+        .configure_mesh()
+        .x_desc(fig.x_label)
+        .y_desc(fig.y_label)
+        .x_label_formatter(x_fmt)
+        .y_label_formatter(y_fmt)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    for (i, s) in fig.series.iter().enumerate() {
+        draw_series(chart, s, COLORS[i % COLORS.len()], fig.log_y)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(legend_pos)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure<'_>) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -241,11 +359,6 @@ where
     let (u0, u1) = (ty(ya), ty(yb));
     let pad = (u1 - u0) * 0.03;
     let (u0, u1) = (u0 - pad, u1 + pad + (u1 - u0) * raise);
-    let (major, minor) = if fig.log_y {
-        axis::log_ticks(10_f64.powf(u0), 10_f64.powf(u1))
-    } else {
-        (Vec::new(), Vec::new())
-    };
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(fig.title, ("sans-serif", 22))
@@ -264,89 +377,8 @@ where
         }
     };
     let x_fmt = |v: &f64| axis::tick_label(snap(*v, x1 - x0));
-    let ok = |y: f64| y.is_finite() && (!fig.log_y || y > 0.0);
-    macro_rules! body {
-        ($chart:ident) => {{
-            $chart
-                .configure_mesh()
-                .x_desc(fig.x_label)
-                .y_desc(fig.y_label)
-                .x_label_formatter(&x_fmt)
-                .y_label_formatter(&y_fmt)
-                .label_style(("sans-serif", 14))
-                .axis_desc_style(("sans-serif", 15))
-                .draw()
-                .map_err(err)?;
-            for (i, s) in fig.series.iter().enumerate() {
-                let color = COLORS[i % COLORS.len()];
-                if !s.band.is_empty() {
-                    let upper = s
-                        .band
-                        .iter()
-                        .filter(|b| ok(b.2))
-                        .map(|&(x, _, hi)| (x, ty(hi)));
-                    let lower = s
-                        .band
-                        .iter()
-                        .rev()
-                        .filter(|b| ok(b.1))
-                        .map(|&(x, lo, _)| (x, ty(lo)));
-                    let poly: Vec<(f64, f64)> = upper.chain(lower).collect();
-                    $chart
-                        .draw_series(std::iter::once(Polygon::new(
-                            poly,
-                            color.mix(0.18).filled(),
-                        )))
-                        .map_err(err)?;
-                }
-                let (segs, stop) = segments(s, ok);
-                let why = s
-                    .stopped
-                    .clone()
-                    .or_else(|| stop.map(|_| "non-finite".to_string()));
-                let legend = match &why {
-                    Some(w) if s.stopped.is_none() => format!("{} ({w})", s.label),
-                    _ => s.legend(),
-                };
-                for (k, seg) in segs.iter().enumerate() {
-                    let line = seg.iter().map(|&(x, y)| (x, ty(y)));
-                    let drawn = $chart
-                        .draw_series(LineSeries::new(line, color.stroke_width(2)))
-                        .map_err(err)?;
-                    if k == 0 {
-                        drawn.label(legend.clone()).legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-                        });
-                    }
-                }
-                if let (Some((x, y)), Some(text)) = (stop, why) {
-                    let at = (x, ty(y));
-                    $chart
-                        .draw_series(std::iter::once(Cross::new(at, 7, color.stroke_width(3))))
-                        .map_err(err)?;
-                    $chart
-                        .draw_series(std::iter::once(
-                            EmptyElement::at(at)
-                                + Text::new(
-                                    format!("stopped: {text}"),
-                                    (10, -6),
-                                    ("sans-serif", 13).into_font().color(&color),
-                                ),
-                        ))
-                        .map_err(err)?;
-                }
-            }
-            $chart
-                .configure_series_labels()
-                .position(legend_pos)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(err)?;
-        }};
-    }
     if fig.log_y {
+        let (major, minor) = axis::log_ticks(10_f64.powf(u0), 10_f64.powf(u1));
         let y_range = LogTicks {
             lo: u0,
             hi: u1,
@@ -354,10 +386,10 @@ where
             minor,
         };
         let mut chart = builder.build_cartesian_2d(x0..x1, y_range).map_err(err)?;
-        body!(chart);
+        draw_body(&mut chart, fig, legend_pos, &y_fmt, &x_fmt)?;
     } else {
         let mut chart = builder.build_cartesian_2d(x0..x1, u0..u1).map_err(err)?;
-        body!(chart);
+        draw_body(&mut chart, fig, legend_pos, &y_fmt, &x_fmt)?;
     }
     root.present().map_err(err)?;
     Ok(())

@@ -627,15 +627,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
     let solvers: Vec<String> = entries.iter().map(|(s, _)| (*s).to_string()).collect();
     // Every solver of the comparison, for `--set SOLVER:…` (a prefix naming
     // a solver not compared is an error, not a setting that does nothing).
-    let listed = solvers
-        .iter()
-        .map(|a| {
-            registry::find(a).ok_or_else(|| {
-                let names: Vec<&str> = registry::SOLVERS.iter().map(|s| s.name).collect();
-                anyhow!("unknown algorithm `{a}`; available: {}", names.join(", "))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let listed = crate::report::select_solvers(&solvers)?;
     // Load (read, check, load the data, compile) each spec once and resolve
     // every algorithm up front: no job starts on a typo, and jobs clone the
     // result instead of reloading.

@@ -223,9 +223,11 @@ fn compare_no_plots_draws_nothing() {
             if e.is_dir() {
                 stack.push(e.clone());
             }
-            let n = e.to_string_lossy().into_owned();
-            if n.ends_with(".png") || n.ends_with(".svg") || n.ends_with("plots") {
-                found.push(n);
+            let plot = e
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("png") || x.eq_ignore_ascii_case("svg"));
+            if plot || e.file_name().is_some_and(|n| n == "plots") {
+                found.push(e.display().to_string());
             }
         }
     }
@@ -233,13 +235,16 @@ fn compare_no_plots_draws_nothing() {
     assert!(d.join("c/table.md").exists());
 }
 
+/// A way to spoil the training table, and what the error must say.
+type Case<'a> = (Box<dyn Fn() + 'a>, Vec<&'a str>);
+
 #[test]
 fn bad_tables_and_tolerances_are_refused_with_their_reason() {
     let w = workspace();
     let d = w.path();
     let train = d.join("data/logreg_train.csv");
     let real = std::fs::read_to_string(&train).unwrap();
-    let cases: Vec<(Box<dyn Fn()>, Vec<&str>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             Box::new(|| {
                 std::fs::write(&train, real.replacen("f3", "f1", 1)).unwrap();
@@ -383,7 +388,7 @@ fn run_log_threads_and_data_hashes_are_honoured() {
 }
 
 #[test]
-fn json_output_of_run_compare_algorithms_and_check() {
+fn json_output_of_run_and_compare() {
     let w = workspace();
     let d = w.path();
     let o = ok(
@@ -453,6 +458,12 @@ fn json_output_of_run_compare_algorithms_and_check() {
     );
     assert!(rows[1]["metrics"]["upper_loss"]["mean"].is_number());
     assert_eq!(v["failures"], serde_json::json!([]));
+}
+
+#[test]
+fn json_output_of_algorithms_and_check() {
+    let w = workspace();
+    let d = w.path();
     // `algorithms NAME --format json`, and every solver without a name.
     let one = json(&ok(d, &["algorithms", "SLIP", "--format", "json"]).stdout);
     assert_eq!(one.as_array().unwrap().len(), 1);
@@ -547,7 +558,7 @@ fn final_x_of_small_problems_is_printed_with_its_distance() {
         assert!((a - b).abs() <= 1e-6 * b.abs(), "{a} {b}");
     }
     let expect_x = o.stdout.lines().find(|l| l.contains("expect x:")).unwrap();
-    let want = [0.776841, -1.429095];
+    let want = [0.776_841, -1.429_095];
     let gap = want
         .iter()
         .zip(&x)
