@@ -132,10 +132,17 @@ fn hyper_representation_runs_every_algorithm_of_its_figure_and_reproduces() {
     // MAML's run records its own spec.
     let config = std::fs::read_to_string(dir.path().join("maml-s1/config.json")).unwrap();
     assert!(config.contains("hyperrep_maml.bilevel"), "{config}");
-    // Its rows join the others in the comparison's table.
+    // Its rows join the others in the comparison's table, each labelled
+    // with the problem (formulation) it ran on.
     let table = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
-    assert!(table.contains("| maml |"), "{table}");
-    assert!(table.contains("| anil |"), "{table}");
+    assert!(
+        table.contains("| maml @ rnn_hyper_representation_maml |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| anil @ rnn_hyper_representation |"),
+        "{table}"
+    );
     // The same seed again: the same trace apart from wall time.
     let again = tempfile::tempdir().unwrap();
     compare_spec(

@@ -97,6 +97,9 @@ fn compare_runs_every_algorithm_and_seed() {
     let dir = tempfile::tempdir().unwrap();
     let mut base = cfg(dir.path());
     base.iterations = Some(600);
+    // The overlay plots are drawn only when asked for (`--no-plots` draws
+    // nothing).
+    base.plots = true;
     let c = CompareConfig {
         base,
         algorithms: vec!["bo-rep".into(), "slip".into(), "ma-soba".into()],
