@@ -7,15 +7,21 @@
 pub mod aggregate;
 pub mod axis;
 pub mod compare;
+pub mod exit;
 pub mod groups;
+pub mod iofault;
 pub mod output;
 pub mod plot;
+pub mod preflight;
 pub mod provenance;
 pub mod report;
 pub mod rnn;
+pub mod runfolder;
 pub mod session;
 pub mod settings;
+pub mod signals;
 pub mod spec;
+pub mod watch;
 
 use std::fmt::Write as _;
 

@@ -94,6 +94,9 @@ impl RunOutcome {
                 distance(&e.expected, &e.actual)
             );
         }
+        if let Some(b) = &s.breakdown {
+            let _ = writeln!(t, "  breakdown: {b}");
+        }
         if let Some(log) = &self.log {
             let _ = writeln!(
                 t,
@@ -140,6 +143,7 @@ impl RunOutcome {
             "x": nums(&s.x),
             "expectations": expectations,
             "expectations_hold": self.expectations_hold(),
+            "breakdown": s.breakdown,
             "log": self.log.as_ref().map(|p| p.display().to_string()),
             "run_folder": self.out.display().to_string(),
         })
@@ -186,6 +190,9 @@ impl CompareOutcome {
         json!({
             "rows": self.rows.iter().map(row_json).collect::<Vec<_>>(),
             "failures": failures,
+            "violated": self.violated,
+            "breakdowns": self.breakdowns,
+            "exit_code": self.exit_code(),
             "out": self.out.display().to_string(),
         })
     }
