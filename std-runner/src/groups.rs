@@ -133,6 +133,7 @@ mod tests {
             solver: solver.into(),
             summary: None,
             records: Vec::new(),
+            expect: None,
             identity: Some(RunIdentity {
                 problem: problem.into(),
                 spec_sha256: hash.into(),

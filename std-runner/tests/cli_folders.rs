@@ -254,9 +254,11 @@ fn default_folders_differ_by_resolved_configuration() {
         );
         folders.push((o.status.code(), text(&o)));
     }
+    // Run folders only: `runs/toy.jsonl` is the spec's `run { log }` copy.
     let names: Vec<PathBuf> = std::fs::read_dir(d.path().join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     for n in &names {

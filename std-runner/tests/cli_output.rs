@@ -58,11 +58,11 @@ fn ok(dir: &Path, args: &[&str]) -> Outcome {
 }
 
 /// Runs a short run, which finishes but may violate the spec's `expect`
-/// block (exit 1 then): asserts that it wrote its folder.
+/// block (exit 3 then): asserts that it wrote its folder.
 fn ran(dir: &Path, args: &[&str]) -> Outcome {
     let o = bilevel(dir, args);
     assert!(
-        matches!(o.code, Some(0 | 1)) && o.stdout.contains("run folder: "),
+        matches!(o.code, Some(0 | 3)) && o.stdout.contains("run folder: "),
         "{}",
         o.shown(args)
     );
@@ -70,10 +70,10 @@ fn ran(dir: &Path, args: &[&str]) -> Outcome {
 }
 
 /// Runs a short comparison, whose runs finish but may violate the spec's
-/// `expect` block (exit 1 then, or 0 in versions that do not check it).
+/// `expect` block (exit 3 then).
 fn compared(dir: &Path, args: &[&str]) -> Outcome {
     let o = bilevel(dir, args);
-    assert!(matches!(o.code, Some(0 | 1)), "{}", o.shown(args));
+    assert!(matches!(o.code, Some(0 | 3)), "{}", o.shown(args));
     assert!(!o.stderr.contains("panicked"), "{}", o.shown(args));
     o
 }
