@@ -225,6 +225,7 @@ fn load_table(
             .with_note(e.to_string()))
         }
     };
+    header_ok(d, path, &header)?;
     let col = |name: &str, span| -> Result<usize, Diagnostic> {
         header.iter().position(|h| h == name).ok_or_else(|| {
             let mut dg = Diagnostic::new(
@@ -484,11 +485,60 @@ fn select_rows(t: &mut Table, sp: &crate::check::Split) {
     t.rows = keep.len();
 }
 
+/// Refuses a header that is empty (an empty file) or names a column twice
+/// (a column chosen by name would be ambiguous).
+fn header_ok(d: &DataDef, path: &str, header: &[String]) -> Result<(), Diagnostic> {
+    if header.iter().all(String::is_empty) {
+        let mut needed: Vec<&str> = [&d.label, &d.weight, &d.group]
+            .into_iter()
+            .flatten()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        needed.extend(d.text.as_ref().map(|t| t.column.as_str()));
+        if let Features::List(names) = &d.features {
+            needed.extend(names.iter().map(String::as_str));
+        }
+        if !matches!(d.features, Features::List(_)) {
+            needed.push("the feature columns");
+        }
+        let needs = format!("a header line with {}", needed.join(", "));
+        return Err(Diagnostic::new(
+            Code::E0503,
+            format!("`{path}` has no header line (the file is empty)"),
+            d.span,
+            "this data source",
+        )
+        .with_note(format!(
+            "{path}:1 has no columns; this data source needs {needs}"
+        )));
+    }
+    for (j, h) in header.iter().enumerate() {
+        if let Some(i) = header[..j].iter().position(|g| g == h) {
+            return Err(Diagnostic::new(
+                Code::E0503,
+                format!("column `{h}` appears twice in the header of `{path}`"),
+                d.span,
+                "this data source",
+            )
+            .with_note(format!(
+                "{path}:1 has `{h}` as columns {} and {}",
+                i + 1,
+                j + 1
+            ))
+            .with_help("rename one of them: columns are chosen by name"));
+        }
+    }
+    Ok(())
+}
+
 /// A platform-independent reason for an I/O error.
 fn io_reason(e: &std::io::Error) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file",
         std::io::ErrorKind::PermissionDenied => "permission denied",
+        std::io::ErrorKind::IsADirectory => "is a directory, not a file",
+        std::io::ErrorKind::InvalidData => "not valid gzip data",
+        std::io::ErrorKind::UnexpectedEof => "ends in the middle (truncated gzip data)",
         _ => "cannot be read",
     }
 }

@@ -145,6 +145,7 @@ fn command(iters: u64, out: &Path) -> u64 {
         progress: ProgressMode::Log,
         plots: false,
         color: false,
+        threads: None,
     };
     run_spec(&cfg, Arc::new(AtomicBool::new(false)))
         .expect("runs")

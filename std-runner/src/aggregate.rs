@@ -21,6 +21,9 @@ pub struct RunTrace {
     pub summary: Option<RunSummary>,
     /// The trace records.
     pub records: Vec<TraceRecord>,
+    /// Problem, spec hash and hyperparameters from `config.json`, when the
+    /// folder has one: runs are averaged only within one of these.
+    pub identity: Option<crate::groups::RunIdentity>,
     /// The `expect` block's outcome from `expect.json`, when the run checked
     /// one: (expectations that held, expectations).
     pub expect: Option<(usize, usize)>,
@@ -62,6 +65,7 @@ pub fn load_run(dir: &Path) -> Result<RunTrace> {
         solver,
         summary,
         records,
+        identity: crate::groups::read_identity(dir)?,
         expect: read_expect(dir)?,
     })
 }
@@ -93,7 +97,9 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Groups runs by solver, keeping the order of first appearance.
+/// Groups runs by solver name alone, keeping the order of first
+/// appearance (plots and tables group by problem and settings too:
+/// [`crate::groups::by_group`]).
 pub fn by_solver(runs: &[RunTrace]) -> Vec<(String, Vec<&RunTrace>)> {
     let mut groups: Vec<(String, Vec<&RunTrace>)> = Vec::new();
     for r in runs {
@@ -152,7 +158,7 @@ pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
     metrics.sort();
     metrics.dedup();
     let has_epochs = runs.iter().any(|r| r.records.iter().any(|t| t.epoch > 0.0));
-    let groups = by_solver(runs);
+    let groups = crate::groups::by_group(runs);
     let mut written = Vec::new();
     for m in metrics {
         // A log axis only for positive values spanning more than a decade:
@@ -172,11 +178,8 @@ pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
             let series: Vec<Series> = groups
                 .iter()
                 .map(|(name, g)| Series {
-                    label: if g.len() > 1 {
-                        format!("{name} ({} seeds)", g.len())
-                    } else {
-                        name.clone()
-                    },
+                    label: group_label(name, g),
+                    stopped: broke_down(g),
                     ..averaged(g, m, axis)
                 })
                 .collect();
@@ -194,6 +197,48 @@ pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(written)
+}
+
+/// A curve's legend: the group's label and how many seeds it averages
+/// (`runs` when some seed appears twice).
+fn group_label(name: &str, g: &[&RunTrace]) -> String {
+    if g.len() < 2 {
+        return name.to_string();
+    }
+    let mut seeds: Vec<u64> = g
+        .iter()
+        .filter_map(|r| r.summary.as_ref().map(|s| s.seed))
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    if seeds.len() == g.len() {
+        format!("{name} ({} seeds)", g.len())
+    } else {
+        format!("{name} ({} runs)", g.len())
+    }
+}
+
+/// How many runs of a group broke down (`diverged`, `non_finite`), as the
+/// note of its curve's end mark.
+fn broke_down(g: &[&RunTrace]) -> Option<String> {
+    let mut reasons: Vec<&str> = g
+        .iter()
+        .filter_map(|r| r.summary.as_ref())
+        .map(|s| s.termination.as_str())
+        .filter(|t| matches!(*t, "diverged" | "non_finite"))
+        .collect();
+    if reasons.is_empty() {
+        return None;
+    }
+    let n = reasons.len();
+    reasons.sort_unstable();
+    reasons.dedup();
+    let what = reasons.join("/").replace('_', "-");
+    Some(if g.len() > 1 {
+        format!("{what}: {n} of {}", g.len())
+    } else {
+        what
+    })
 }
 
 /// One row of the comparison table: a solver's final figures over its seeds.
@@ -218,7 +263,7 @@ pub struct TableRow {
 
 /// The comparison table, one row per solver in order of appearance.
 pub fn table(runs: &[RunTrace]) -> Vec<TableRow> {
-    by_solver(runs)
+    crate::groups::by_group(runs)
         .into_iter()
         .map(|(solver, g)| {
             let mut finals: BTreeMap<String, Vec<f64>> = BTreeMap::new();

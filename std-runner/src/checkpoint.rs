@@ -50,9 +50,17 @@ pub const FILE: &str = "checkpoint.bin";
 /// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"BLVLCKPT";
-/// Keys of `config.json` that a resumed run may change: its budgets, and the
-/// spec's path as typed (the spec's content is checked by its hash).
-pub const MUTABLE_KEYS: &[&str] = &["iterations", "epochs", "oracle_calls", "spec"];
+/// Keys of `config.json` that a resumed run may change: its budgets, the
+/// spec's path as typed (the spec's content is checked by its hash), the
+/// pool size (results do not depend on it) and the trace copy's path.
+pub const MUTABLE_KEYS: &[&str] = &[
+    "iterations",
+    "epochs",
+    "oracle_calls",
+    "spec",
+    "threads",
+    "log",
+];
 
 /// What a checkpoint is of and where the run was: its JSON header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -622,8 +630,17 @@ pub fn resume_config(cfg: &RunConfig, dir: &Path) -> Result<(RunConfig, u64)> {
         .as_u64()
         .with_context(|| format!("{}: `eval_every` is not an integer", path.display()))?;
     let mut set: Vec<String> = Vec::new();
+    // A key the command line sets is not repeated from the record: the
+    // resolved configuration then differs (or not) from the checkpoint's,
+    // which `Checkpoint::check_matches` reports by name.
+    let given: Vec<&str> = cfg
+        .set
+        .iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+        .map(|k| k.rsplit_once(':').map_or(k, |(_, k)| k).trim())
+        .collect();
     if let Some(h) = c.get("hyperparameters").and_then(|h| h.as_object()) {
-        for (k, v) in h {
+        for (k, v) in h.iter().filter(|(k, _)| !given.contains(&k.as_str())) {
             let v = match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),

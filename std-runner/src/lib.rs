@@ -5,16 +5,21 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod axis;
 pub mod checkpoint;
 pub mod compare;
 pub mod exit;
+pub mod groups;
 pub mod iofault;
 pub mod output;
 pub mod plot;
 pub mod preflight;
+pub mod provenance;
+pub mod report;
 pub mod rnn;
 pub mod runfolder;
 pub mod session;
+pub mod settings;
 pub mod signals;
 pub mod spec;
 pub mod watch;
@@ -61,6 +66,19 @@ pub fn algorithms_text(solvers: &[&SolverInfo]) -> String {
 pub fn plot_command(runs: &[std::path::PathBuf], out: &std::path::Path) -> anyhow::Result<String> {
     if runs.is_empty() {
         anyhow::bail!("no run folder given");
+    }
+    // The same folder twice would count as two seeds.
+    let mut seen: Vec<(std::path::PathBuf, &std::path::PathBuf)> = Vec::new();
+    for r in runs {
+        let canon = std::fs::canonicalize(r).unwrap_or_else(|_| r.clone());
+        if let Some((_, first)) = seen.iter().find(|(c, _)| *c == canon) {
+            anyhow::bail!(
+                "{} and {} are the same run folder: give each run once",
+                first.display(),
+                r.display()
+            );
+        }
+        seen.push((canon, r));
     }
     let loaded = runs
         .iter()

@@ -19,9 +19,9 @@ const AFTER_HELP: &str = "\
 Examples:
   bilevel check examples/specs/toy_quadratic.bilevel
   bilevel run examples/specs/toy_quadratic.bilevel --out runs/toy
-  bilevel run --resume runs/toy
-  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3
-  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3
+  bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3 --out runs/toy-slip
+  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3
+  bilevel run --resume runs/toy-slip
   bilevel plot runs/toy runs/toy-slip --out runs/plots
 
 Exit status: 0 success; 1 error (bad input, a spec that does not check, a
@@ -60,7 +60,7 @@ enum Command {
     /// Run a spec with one solver; writes a run folder with the resolved
     /// config, the trace, the summary and plots, and checks `expect`.
     ///
-    /// Example: `bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --seed 3`
+    /// Example: `bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3`
     Run {
         /// The .bilevel file (with `--resume`: default, the spec recorded in
         /// the run folder's config.json).
@@ -91,7 +91,7 @@ enum Command {
     /// Run every algorithm × seed on one spec in parallel: a table (CSV and
     /// Markdown) and overlay plots with a band for the seed spread.
     ///
-    /// Example: `bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3`
+    /// Example: `bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3`
     Compare {
         /// The .bilevel file.
         file: PathBuf,
@@ -108,19 +108,24 @@ enum Command {
         /// First seed; default: the spec's.
         #[arg(long)]
         seed: Option<u64>,
-        /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
         /// The comparison folder (new or empty, see --force); default:
         /// runs/PROBLEM-compare-HASH, HASH from the resolved configurations.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// List the solvers: names, hyperparameters with defaults and ranges, oracles.
-    Algorithms,
+    ///
+    /// Example: `bilevel algorithms slip --format json`
+    Algorithms {
+        /// Only these solvers (registry names; default: all).
+        names: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Plot existing runs: one colour per solver, a band for the spread over seeds.
     ///
-    /// Example: `bilevel plot runs/toy-bo-rep-s0 runs/toy-slip-s0 --out runs/plots`
+    /// Example: `bilevel plot runs/toy runs/toy-slip --out runs/plots`
     Plot {
         /// Run folders (each holding trace.jsonl, or trace.jsonl.part of a killed run).
         #[arg(required = true)]
@@ -139,7 +144,7 @@ enum Command {
     },
 }
 
-/// Output formats of `check`.
+/// Output formats of `check`, `run`, `compare` and `algorithms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     /// Human-readable.
@@ -166,6 +171,13 @@ struct RunOpts {
     /// Do not render plots.
     #[arg(long)]
     no_plots: bool,
+    /// Output format of the result on stdout (progress stays on stderr).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Worker threads (0: one per core); default: the spec's
+    /// `run { threads }`, else one per core. The results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Reuse a run folder that holds an earlier run: its run files
     /// (config, trace, summary, expect, checkpoint, plots) are removed first;
     /// other files stay. A folder that is not a run folder is still refused.
@@ -196,6 +208,7 @@ fn run_config(
         progress: ProgressMode::auto(),
         plots: !opts.no_plots,
         color: std::io::stderr().is_terminal(),
+        threads: opts.threads,
     }
 }
 
@@ -231,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resume,
             checkpoint_every,
         } => {
+            let format = opts.format;
             let cfg = run_config(file.unwrap_or_default(), opts, algorithm, seed, out);
             let ck = bilevel_runner::spec::CheckpointSettings {
                 every: checkpoint_every,
@@ -243,7 +257,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 code = ExitCode::from(exit::of_run(&o.summary.termination, o.expectations_hold()));
             }
-            o.report(&cfg.spec)
+            match format {
+                Format::Text => o.report(&cfg.spec),
+                Format::Json => serde_json::to_string_pretty(&o.json(&cfg.spec))? + "\n",
+            }
         }
         Command::Compare {
             file,
@@ -251,15 +268,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             algorithms,
             seeds,
             seed,
-            threads,
             out,
         } => {
+            let format = opts.format;
             let base = run_config(file, opts, None, seed, out);
             let cfg = CompareConfig {
+                threads: base.threads,
                 base,
                 algorithms,
                 seeds,
-                threads,
             };
             let stop = bilevel_runner::compare::interrupt_flag()?;
             let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
@@ -268,9 +285,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 code = ExitCode::from(o.exit_code());
             }
-            o.report()
+            match format {
+                Format::Text => o.report(),
+                Format::Json => serde_json::to_string_pretty(&o.json())? + "\n",
+            }
         }
-        Command::Algorithms => bilevel_runner::algorithms(),
+        Command::Algorithms { names, format } => {
+            let solvers = bilevel_runner::report::select_solvers(&names)?;
+            match format {
+                Format::Text => bilevel_runner::algorithms_text(&solvers),
+                Format::Json => {
+                    let v: Vec<_> = solvers
+                        .iter()
+                        .map(|s| bilevel_runner::report::solver_json(s))
+                        .collect();
+                    serde_json::to_string_pretty(&v)? + "\n"
+                }
+            }
+        }
         Command::Plot { runs, out } => {
             let table = bilevel_runner::plot_command(&runs, &out)?;
             format!("{table}\nplots and tables written to {}\n", out.display())

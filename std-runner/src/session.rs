@@ -685,6 +685,7 @@ fn write_summary(
             solver: summary.solver.clone(),
             summary: Some(summary.clone()),
             records,
+            identity: None,
             expect: None,
         };
         // A run that broke down may have nothing finite to plot: its summary

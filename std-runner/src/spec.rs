@@ -1,5 +1,6 @@
 //! `.bilevel` specs on the command line: `check`, `run` and `compare`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -91,8 +92,38 @@ pub fn check_files(paths: &[PathBuf], json: bool, color: bool) -> Result<(String
     let mut all_ok = true;
     let mut values = Vec::new();
     for p in paths {
-        let (src, name, base) = read_spec(p)?;
-        match bilevel_dsl::summary::summarize_with(&src, &base, &crate::rnn::RnnRegistry) {
+        // A file that cannot be read is reported like a spec that does not
+        // check, and the others are still checked (and, with `json`, still
+        // reported as JSON).
+        let (src, name, base) = match read_spec(p) {
+            Ok(r) => r,
+            Err(e) => {
+                all_ok = false;
+                let msg = format!("{e:#}");
+                if json {
+                    values.push(serde_json::json!({
+                        "file": p.display().to_string(), "ok": false, "error": msg,
+                    }));
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "error: {msg}
+"
+                    );
+                }
+                continue;
+            }
+        };
+        let checked = bilevel_dsl::summary::summarize_with(&src, &base, &crate::rnn::RnnRegistry)
+            .and_then(|s| {
+                let refused = crate::provenance::refusals(&s.program.spec);
+                if refused.is_empty() {
+                    Ok(s)
+                } else {
+                    Err(refused)
+                }
+            });
+        match checked {
             Ok(s) if json => {
                 values.push(serde_json::json!({ "file": name, "ok": true, "summary": s.json() }));
             }
@@ -148,6 +179,9 @@ pub struct RunConfig {
     pub plots: bool,
     /// Colour in diagnostics.
     pub color: bool,
+    /// Worker threads of the run's pool (0: one per core); `None`: the
+    /// spec's `run { threads }`, else one per core.
+    pub threads: Option<usize>,
 }
 
 /// What `bilevel run` produced.
@@ -159,6 +193,8 @@ pub struct RunOutcome {
     pub summary: RunSummary,
     /// The `expect` block's outcomes (empty without one).
     pub expectations: Vec<ExpectOutcome>,
+    /// Where the trace was copied (the spec's `run { log }`), if anywhere.
+    pub log: Option<PathBuf>,
 }
 
 impl RunOutcome {
@@ -166,69 +202,10 @@ impl RunOutcome {
     pub fn expectations_hold(&self) -> bool {
         self.expectations.iter().all(|e| e.ok)
     }
-
-    /// What `bilevel run` prints: termination, final metrics, each
-    /// expectation with expected and actual values, the run folder.
-    pub fn report(&self, spec: &Path) -> String {
-        let s = &self.summary;
-        let mut t = format!(
-            "{} on {}: {} after {} iterations, {} oracle calls, {:.2}s\n",
-            s.solver,
-            spec.display(),
-            s.termination,
-            s.iters,
-            s.oracle_calls,
-            s.wall_s
-        );
-        for (k, v) in &s.final_metrics {
-            let _ = writeln!(t, "  {k} = {v:.6e}");
-        }
-        for e in &self.expectations {
-            let verdict = if e.ok { "ok" } else { "VIOLATED" };
-            let _ = writeln!(
-                t,
-                "  expect {}: {verdict} (expected {:?}, got {:?})",
-                e.text, e.expected, e.actual
-            );
-        }
-        if let Some(b) = &s.breakdown {
-            let _ = writeln!(t, "  breakdown: {b}");
-        }
-        let _ = writeln!(t, "run folder: {}", self.out.display());
-        t
-    }
 }
 
-/// Parses one `key=value` override into an owned setting: `true`/`false`,
-/// an integer, a real (`inf` allowed), or a name.
-pub fn parse_setting(kv: &str) -> Result<(String, Setting)> {
-    let (k, v) = kv
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--set `{kv}`: expected key=value"))?;
-    let (k, v) = (k.trim(), v.trim());
-    if k.is_empty() || v.is_empty() {
-        bail!("--set `{kv}`: expected key=value");
-    }
-    let val = if v == "true" || v == "false" {
-        Setting::Bool(v == "true")
-    } else if let Ok(i) = v.parse::<i64>() {
-        Setting::Int(i)
-    } else if let Ok(r) = v.parse::<f64>() {
-        Setting::Real(r)
-    } else {
-        Setting::Str(v.to_string())
-    };
-    Ok((k.to_string(), val))
-}
-
-fn as_param(s: &Setting) -> ParamValue<'_> {
-    match s {
-        Setting::Real(v) => ParamValue::Real(*v),
-        Setting::Int(v) => ParamValue::Int(*v),
-        Setting::Bool(v) => ParamValue::Bool(*v),
-        Setting::Str(v) => ParamValue::Str(v),
-    }
-}
+use crate::settings::as_param;
+pub use crate::settings::parse_setting;
 
 /// Solvers whose samples are tasks (one group of every data source).
 const META_SOLVERS: &[&str] = &["maml", "anil", "fomaml", "ufom"];
@@ -241,6 +218,9 @@ struct Resolved {
     compiled: Compiled,
     name: String,
     src_hash: String,
+    data_sha256: BTreeMap<String, String>,
+    /// A job of `bilevel compare` (its `run { log }` file is per job).
+    in_compare: bool,
     info: &'static SolverInfo,
     settings: Vec<(String, Setting)>,
     seed: u64,
@@ -259,22 +239,29 @@ struct Loaded {
     name: String,
     compiled: Compiled,
     src_hash: String,
+    data_sha256: BTreeMap<String, String>,
 }
 
 fn load(cfg: &RunConfig) -> Result<Loaded> {
     let (src, name, base) = read_spec(&cfg.spec)?;
     let compiled = Compiled::from_source_with(&src, &base, &crate::rnn::RnnRegistry)
         .map_err(|d| spec_errors(&d, &name, &src, cfg.color))?;
+    let refused = crate::provenance::refusals(&compiled.program().spec);
+    if !refused.is_empty() {
+        return Err(spec_errors(&refused, &name, &src, cfg.color).into());
+    }
+    let data_sha256 = crate::provenance::data_sha256(&compiled.program().spec, &base)?;
     Ok(Loaded {
         spec: cfg.spec.clone(),
         name,
         compiled,
         src_hash: format!("{:x}", Sha256::digest(src.as_bytes())),
+        data_sha256,
     })
 }
 
 fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
-    resolve_loaded(load(cfg)?, cfg, algorithm)
+    resolve_loaded(load(cfg)?, cfg, algorithm, &[])
 }
 
 /// Refuses budgets that could never be used up ([`crate::preflight`]);
@@ -304,12 +291,21 @@ fn refuse_unreachable(
 }
 
 /// Chooses the solver and its settings for a loaded spec.
-fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
+///
+/// `listed` holds every solver of the command (those of a comparison), for
+/// which `SOLVER:KEY=VALUE` overrides are accepted; empty: only this one.
+fn resolve_loaded(
+    loaded: Loaded,
+    cfg: &RunConfig,
+    algorithm: Option<&str>,
+    listed: &[&'static SolverInfo],
+) -> Result<Resolved> {
     let Loaded {
         spec: spec_path,
         name,
         compiled,
         src_hash,
+        data_sha256,
     } = loaded;
     let spec = &compiled.program().spec;
     let spec_algo = spec.algorithm.as_ref();
@@ -329,30 +325,13 @@ fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> R
         .find(|a| a.info.name == info.name)
         .map(|a| a.settings.clone())
         .unwrap_or_default();
-    for kv in &cfg.set {
-        // `solver:key=value` applies to that solver only (for compare).
-        let kv = match kv.split_once(':') {
-            Some((solver, rest)) if !solver.contains('=') => {
-                let target = registry::find(solver)
-                    .ok_or_else(|| anyhow!("--set {kv}: unknown algorithm `{solver}`"))?;
-                if target.name != info.name {
-                    continue;
-                }
-                rest
-            }
-            _ => kv.as_str(),
-        };
-        let (k, v) = parse_setting(kv)?;
-        let p = info.param(&k).ok_or_else(|| {
-            let names: Vec<&str> = info.params.iter().map(|p| p.name).collect();
-            anyhow!(
-                "--set {k}: `{}` has no hyperparameter `{k}`; it accepts: {}",
-                info.name,
-                names.join(", ")
-            )
-        })?;
-        p.check(as_param(&v))
-            .map_err(|e| anyhow!("--set {kv}: {e}"))?;
+    let in_compare = !listed.is_empty();
+    let listed = if listed.is_empty() {
+        std::slice::from_ref(&info)
+    } else {
+        listed
+    };
+    for (k, v) in crate::settings::overrides(&cfg.set, info, listed)? {
         settings.retain(|(n, _)| *n != k);
         settings.push((k, v));
     }
@@ -394,6 +373,8 @@ fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> R
         name: compiled.program().spec.name.clone(),
         compiled,
         src_hash,
+        data_sha256,
+        in_compare,
         info,
         settings,
         seed,
@@ -464,6 +445,8 @@ impl Evaluate for SpecEval {
 struct ResolvedConfig<'a> {
     spec: String,
     spec_sha256: &'a str,
+    /// SHA-256 of each data file the spec reads, by its path in the spec.
+    data_sha256: &'a BTreeMap<String, String>,
     problem: &'a str,
     algorithm: &'a str,
     hyperparameters: serde_json::Map<String, serde_json::Value>,
@@ -472,6 +455,10 @@ struct ResolvedConfig<'a> {
     epochs: Option<u64>,
     oracle_calls: Option<u64>,
     eval_every: u64,
+    /// Where the spec's `run { log }` has the trace copied, if anywhere.
+    log: Option<PathBuf>,
+    /// Worker threads of the pool the run executes in.
+    threads: usize,
     bilevel_version: &'static str,
 }
 
@@ -483,6 +470,42 @@ fn setting_json(v: ParamValue<'_>) -> serde_json::Value {
         ParamValue::Bool(b) => serde_json::json!(b),
         ParamValue::Str(s) => serde_json::json!(s),
     }
+}
+
+/// Where the spec's `run { log = PATH }` puts a copy of the trace: PATH,
+/// relative to the working directory (like the default run folders under
+/// `runs/`). Within a comparison (run folders `…/SOLVER-sSEED`) each job
+/// gets its own file, `STEM-SOLVER-sSEED.EXT`, so that no run overwrites
+/// another's.
+fn log_path(r: &Resolved) -> Option<PathBuf> {
+    let log = PathBuf::from(r.compiled.program().spec.run.log.as_ref()?);
+    if !r.in_compare {
+        return Some(log);
+    }
+    let job = format!("{}-s{}", r.info.name, r.seed);
+    let stem = log
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let name = match log.extension() {
+        Some(e) => format!("{stem}-{job}.{}", e.to_string_lossy()),
+        None => format!("{stem}-{job}"),
+    };
+    Some(log.with_file_name(name))
+}
+
+/// Copies a finished trace to the spec's `log` path (atomically; its folder
+/// is created).
+fn copy_trace(trace: &Path, log: &Path) -> Result<()> {
+    let bytes = std::fs::read(trace).with_context(|| format!("cannot read {}", trace.display()))?;
+    if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create {} for the spec's `run {{ log }}`",
+                dir.display()
+            )
+        })?;
+    }
+    write_atomic(log, &bytes).context("the spec's `run { log }`")
 }
 
 /// The resolved configuration written to `config.json`: every
@@ -502,6 +525,7 @@ fn resolved_config(r: &Resolved) -> ResolvedConfig<'_> {
     ResolvedConfig {
         spec: r.spec.display().to_string(),
         spec_sha256: &r.src_hash,
+        data_sha256: &r.data_sha256,
         problem: &r.name,
         algorithm: r.info.name,
         hyperparameters: hyper,
@@ -510,6 +534,8 @@ fn resolved_config(r: &Resolved) -> ResolvedConfig<'_> {
         epochs: r.epochs,
         oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
         eval_every: r.eval_every,
+        log: log_path(r),
+        threads: rayon::current_num_threads(),
         bilevel_version: env!("CARGO_PKG_VERSION"),
     }
 }
@@ -519,6 +545,8 @@ fn resolved_config(r: &Resolved) -> ResolvedConfig<'_> {
 fn config_hash(r: &Resolved) -> Result<String> {
     let mut c = resolved_config(r);
     c.spec = String::new();
+    // The pool size does not change the results (nor the folder).
+    c.threads = 0;
     Ok(runfolder::short_hash(&serde_json::to_vec(&c)?))
 }
 
@@ -560,6 +588,7 @@ fn execute(
     if let Some(c) = &plan.resume {
         c.check_matches(&r.src_hash, r.info.name, &config)?;
     }
+    let log = log_path(r);
     write_atomic(
         &out.join("config.json"),
         &serde_json::to_vec_pretty(&resolved_config(r))?,
@@ -601,6 +630,9 @@ fn execute(
         resumed,
         (plan.every.unwrap_or(r.eval_every), &mut save),
     )?;
+    if let Some(log) = &log {
+        copy_trace(&out.join("trace.jsonl"), log)?;
+    }
     let mut checker = r.compiled.clone();
     let x = bilevel_core::SolverState::x(&solver).to_vec();
     let y = bilevel_core::SolverState::y(&solver).to_vec();
@@ -619,6 +651,7 @@ fn execute(
         out: out.to_path_buf(),
         summary,
         expectations,
+        log,
     })
 }
 
@@ -677,10 +710,25 @@ pub fn run_spec_with(
         (cfg.clone(), r, out, lock)
     };
     let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(pool_size(cfg.threads, &r.compiled))
         .build()
         .context("cannot start the worker threads")?;
     let watch = watch_for(&r, stop, String::new());
     pool.install(|| execute(&r, &cfg, &out, watch, &plan))
+}
+
+/// The size of a run's or comparison's pool: the command line's
+/// `--threads`, else the spec's `run { threads }`, else 0 (rayon's default:
+/// `RAYON_NUM_THREADS`, else one per core).
+fn pool_size(flag: Option<usize>, c: &Compiled) -> usize {
+    flag.or_else(|| {
+        c.program()
+            .spec
+            .run
+            .threads
+            .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
+    })
+    .unwrap_or(0)
 }
 
 /// Settings of `bilevel compare`.
@@ -695,8 +743,9 @@ pub struct CompareConfig {
     pub algorithms: Vec<String>,
     /// Seeds per solver (seeds `seed..seed + seeds`).
     pub seeds: u64,
-    /// Worker threads (0: one per core).
-    pub threads: usize,
+    /// Worker threads (0: one per core); `None`: the first spec's
+    /// `run { threads }`, else one per core.
+    pub threads: Option<usize>,
 }
 
 /// What `bilevel compare` produced.
@@ -707,6 +756,8 @@ pub struct CompareOutcome {
     pub out: PathBuf,
     /// The Markdown table.
     pub table: String,
+    /// The table's rows.
+    pub rows: Vec<aggregate::TableRow>,
     /// Jobs that failed, with their errors.
     pub failures: Vec<(Job, String)>,
     /// Runs whose `expect` block was violated.
@@ -783,6 +834,9 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         })
         .collect();
     let solvers: Vec<String> = entries.iter().map(|(s, _)| (*s).to_string()).collect();
+    // Every solver of the comparison, for `--set SOLVER:…` (a prefix naming
+    // a solver not compared is an error, not a setting that does nothing).
+    let listed = crate::report::select_solvers(&solvers)?;
     // Load (read, check, load the data, compile) each spec once and resolve
     // every algorithm up front: no job starts on a typo, and jobs clone the
     // result instead of reloading.
@@ -796,7 +850,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             loaded.push(l.clone());
             l
         };
-        let r = resolve_loaded(l, c, Some(a))?;
+        let r = resolve_loaded(l, c, Some(a), &listed)?;
         // By the registry's name, so that spellings of one solver are caught.
         if resolved
             .iter()
@@ -831,7 +885,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         })
         .collect();
     let board = crate::watch::Board::start(watches.clone(), cfg.base.progress);
-    let results = run_jobs(&js, cfg.threads, |job| {
+    let results = run_jobs(&js, pool_size(cfg.threads, &first.compiled), |job| {
         let k = solvers
             .iter()
             .position(|a| *a == job.solver)
@@ -858,12 +912,17 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         Ok(o.summary)
     })?;
     board.end();
-    collect(out, &js, results)
+    collect(out, &js, results, cfg.base.plots)
 }
 
 /// Reads the finished runs of a comparison back, writes its table and
 /// plots, and counts failures, breakdowns and violated expectations.
-fn collect(out: PathBuf, js: &[Job], results: Vec<Result<RunSummary>>) -> Result<CompareOutcome> {
+fn collect(
+    out: PathBuf,
+    js: &[Job],
+    results: Vec<Result<RunSummary>>,
+    plots: bool,
+) -> Result<CompareOutcome> {
     let mut runs: Vec<RunTrace> = Vec::new();
     let mut failures = Vec::new();
     for (job, res) in js.iter().zip(results) {
@@ -892,20 +951,23 @@ fn collect(out: PathBuf, js: &[Job], results: Vec<Result<RunSummary>>) -> Result
         .count();
     let rows = aggregate::table(&runs);
     aggregate::write_table(&out, &rows)?;
-    // Runs that broke down may leave nothing finite to plot: noted, and
-    // the table and exit code say what happened.
-    match aggregate::plot_runs(&out.join("plots"), &runs) {
-        Err(e) if breakdowns > 0 => {
-            let line = format!("note: no comparison plots: {e:#}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-        }
-        r => {
-            r?;
+    if plots {
+        // Runs that broke down may leave nothing finite to plot: noted, and
+        // the table and exit code say what happened.
+        match aggregate::plot_runs(&out.join("plots"), &runs) {
+            Err(e) if breakdowns > 0 => {
+                let line = format!("note: no comparison plots: {e:#}\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+            }
+            r => {
+                r?;
+            }
         }
     }
     Ok(CompareOutcome {
         out,
         table: aggregate::table_markdown(&rows),
+        rows,
         failures,
         violated,
         breakdowns,

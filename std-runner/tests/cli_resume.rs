@@ -58,6 +58,7 @@ fn cfg(spec: &Path, algorithm: &str, set: &[String], iters: Option<u64>, out: &P
         plots: false,
         color: false,
         folder: bilevel_runner::runfolder::FolderMode::New,
+        threads: None,
     }
 }
 

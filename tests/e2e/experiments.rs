@@ -31,10 +31,11 @@ fn tiny(name: &str, out: &Path, algorithms: &[&str]) -> CompareConfig {
             progress: ProgressMode::Quiet,
             plots: false,
             color: false,
+            threads: None,
         },
         algorithms: algorithms.iter().map(|s| (*s).to_string()).collect(),
         seeds: 1,
-        threads: 2,
+        threads: Some(2),
     }
 }
 
@@ -132,10 +133,17 @@ fn hyper_representation_runs_every_algorithm_of_its_figure_and_reproduces() {
     // MAML's run records its own spec.
     let config = std::fs::read_to_string(dir.path().join("maml-s1/config.json")).unwrap();
     assert!(config.contains("hyperrep_maml.bilevel"), "{config}");
-    // Its rows join the others in the comparison's table.
+    // Its rows join the others in the comparison's table, each labelled
+    // with the problem (formulation) it ran on.
     let table = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
-    assert!(table.contains("| maml |"), "{table}");
-    assert!(table.contains("| anil |"), "{table}");
+    assert!(
+        table.contains("| maml @ rnn_hyper_representation_maml |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| anil @ rnn_hyper_representation |"),
+        "{table}"
+    );
     // The same seed again: the same trace apart from wall time.
     let again = tempfile::tempdir().unwrap();
     compare_spec(

@@ -29,6 +29,7 @@ fn cfg(out: &Path) -> RunConfig {
         progress: ProgressMode::Quiet,
         plots: false,
         color: false,
+        threads: None,
     }
 }
 
@@ -97,11 +98,14 @@ fn compare_runs_every_algorithm_and_seed() {
     let dir = tempfile::tempdir().unwrap();
     let mut base = cfg(dir.path());
     base.iterations = Some(600);
+    // The overlay plots are drawn only when asked for (`--no-plots` draws
+    // nothing).
+    base.plots = true;
     let c = CompareConfig {
         base,
         algorithms: vec!["bo-rep".into(), "slip".into(), "ma-soba".into()],
         seeds: 2,
-        threads: 2,
+        threads: Some(2),
     };
     let o = compare_spec(&c, &no_stop()).unwrap();
     assert!(o.failures.is_empty(), "{:?}", o.failures);
