@@ -572,18 +572,6 @@ pub enum Verdict {
 /// are loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Deferred {
-    /// λ_min of the symmetric part of parameter `param` is at least zero;
-    /// its value enters μ with factor `factor` for lower variable `var`.
-    PsdParam {
-        /// The parameter.
-        param: usize,
-        /// Where it is used.
-        span: Span,
-        /// μ contribution = factor · λ_min.
-        factor: f64,
-        /// The lower variable it covers.
-        var: usize,
-    },
     /// The weights of data source `data` are non-negative.
     NonnegWeights {
         /// The source.
@@ -593,22 +581,21 @@ pub enum Deferred {
     },
 }
 
-/// The strong-convexity analysis of g in y.
+/// The strong-convexity analysis of g in y (see [`crate::convexity`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     /// The verdict.
     pub verdict: Verdict,
-    /// Symbolic μ (e.g. `λmin(H)`), per lower variable, joined by `, `.
+    /// Symbolic μ: the credit of the least-credited coordinates of y.
     pub mu_text: String,
-    /// Numeric part of μ known before loading (excluding deferred λ_min
-    /// terms), per lower variable.
-    pub mu_const: Vec<f64>,
     /// `true` when every term of g is C².
     pub smooth: bool,
     /// Facts to verify at load time.
     pub deferred: Vec<Deferred>,
-    /// An assumed modulus from `assume strongly_convex(y, mu = …)`.
-    pub assumed_mu: Option<f64>,
+    /// The per-coordinate certificate, completed at load time.
+    pub certificate: crate::convexity::Certificate,
+    /// Where g is written.
+    pub span: Span,
 }
 
 /// A checked algorithm block.
@@ -1244,7 +1231,7 @@ impl<'a> Checker<'a> {
         // 8. Roles and analysis.
         let assumed = self.assumes(&assumes);
         let analysis = match (&g, lower_block) {
-            (Some(g), Some(b)) => Some(self.analyse(g, b, assumed)),
+            (Some(g), Some(b)) => Some(self.analyse(g, b, &assumed)),
             _ => None,
         };
         // 9. Algorithm, run, expectations.
@@ -3189,15 +3176,18 @@ impl<'a> Checker<'a> {
 
     // ----- roles and analysis ------------------------------------------
 
-    fn assumes(&mut self, assumes: &[&Call]) -> Option<f64> {
-        let mut mu = None;
+    fn assumes(&mut self, assumes: &[&Call]) -> Vec<(usize, f64, Span)> {
+        let mut mu: Vec<(usize, f64, Span)> = Vec::new();
         for a in assumes {
             let name = a.func.to_string();
             if name.as_str() == "strongly_convex" {
-                let var_ok = matches!(
-                    a.args.first().map(|x| &x.value.kind),
-                    Some(ExprKind::Path(p)) if matches!(self.names.get(&p.to_string()), Some((Def::Var(LevelKind::Lower, _), _)))
-                );
+                let var = match a.args.first().map(|x| &x.value.kind) {
+                    Some(ExprKind::Path(p)) => match self.names.get(&p.to_string()) {
+                        Some(&(Def::Var(LevelKind::Lower, v), _)) => Some(v),
+                        _ => None,
+                    },
+                    _ => None,
+                };
                 let m = a
                     .args
                     .iter()
@@ -3206,8 +3196,21 @@ impl<'a> Checker<'a> {
                         ExprKind::Num(v) => Some(v),
                         _ => None,
                     });
-                match (var_ok, m) {
-                    (true, Some(v)) if v > 0.0 => mu = Some(v),
+                match (var, m) {
+                    (Some(var), Some(v)) if v > 0.0 && v.is_finite() => {
+                        if let Some(first) = mu.iter().find(|x| x.0 == var) {
+                            let d = Diagnostic::new(
+                                Code::E0104,
+                                "`assume strongly_convex` is stated twice for one variable",
+                                a.span,
+                                "stated again here",
+                            )
+                            .with_secondary(first.2, "first stated here");
+                            self.err(d);
+                        } else {
+                            mu.push((var, v, a.span));
+                        }
+                    }
                     _ => {
                         let d = Diagnostic::new(
                             Code::E0104,
@@ -3233,7 +3236,7 @@ impl<'a> Checker<'a> {
         mu
     }
 
-    fn analyse(&mut self, g: &Attr, b: &crate::ast::LevelBlock, assumed: Option<f64>) -> Analysis {
+    fn analyse(&mut self, g: &Attr, b: &crate::ast::LevelBlock, assumed: &[(usize, f64, Span)]) -> Analysis {
         let span = b.objective.span;
         if g.dep_y == 0 {
             let d = Diagnostic::new(
@@ -3258,107 +3261,36 @@ impl<'a> Checker<'a> {
             .with_note("y* does not move with x, so the hypergradient is just ∇ₓf");
             self.err(d);
         }
-        let mut deferred: Vec<Deferred> = g
+        let lets: Vec<Option<&Hir>> = self.lets.iter().map(|l| l.as_ref().map(|a| &a.hir)).collect();
+        let params: Vec<Option<&ParamDef>> = self
+            .params
+            .iter()
+            .map(|p| p.as_ref().map(|(d, _)| d))
+            .collect();
+        let out = crate::convexity::analyse(&crate::convexity::Input {
+            src: self.src,
+            lets: &lets,
+            params: &params,
+            lower: &self.lower,
+            g: &g.hir,
+            span,
+            assumptions: assumed,
+        });
+        for d in out.diags {
+            self.err(d);
+        }
+        let deferred = out
             .weights
             .iter()
             .map(|&(data, span)| Deferred::NonnegWeights { data, span })
             .collect();
-        deferred.dedup();
-        let n = self.lower.len();
-        let mut mu_const = vec![0.0; n];
-        let mut texts = Vec::new();
-        let mut depends_x = false;
-        let mut all_covered = true;
-        for (v, mu_v) in mu_const.iter_mut().enumerate().take(n) {
-            if let Some(m) = g.mu.get(&v) {
-                if m.dep_x {
-                    depends_x = true;
-                }
-                *mu_v = m.value.unwrap_or(0.0);
-                for &(param, factor, span) in &m.psd {
-                    deferred.push(Deferred::PsdParam {
-                        param,
-                        span,
-                        factor,
-                        var: v,
-                    });
-                }
-                let positive =
-                    m.value.is_some_and(|x| x > 0.0) || m.dep_x || m.psd.iter().any(|p| p.1 > 0.0);
-                all_covered &= positive;
-                texts.push(m.text.clone());
-            } else {
-                all_covered = false;
-                texts.push("0".into());
-            }
-        }
-        let mu_text = texts.join(", ");
-        let lower_name = b.vars.first().map_or("y", |v| v.name.name.as_str());
-        let verdict = if let Some(m) = assumed {
-            let d = Diagnostic::new(
-                Code::N0303,
-                format!(
-                    "strong convexity is assumed, not proven: mu = {}",
-                    fmt_num(m)
-                ),
-                span,
-                "taken from `assume strongly_convex`",
-            );
-            let _ = d;
-            Verdict::Assumed
-        } else if matches!(g.curv, Curv::Unknown | Curv::Concave) {
-            let d = Diagnostic::new(
-                Code::E0302,
-                format!("the lower objective is not provably convex in `{lower_name}`"),
-                span,
-                "curvature unknown",
-            )
-            .with_note("the analysis is conservative (like CVXPY's DCP rules); this objective may still be convex")
-            .with_help(format!("if g(x, ·) is strongly convex where it matters, add `assume strongly_convex({lower_name}, mu = …)`"));
-            self.err(d);
-            Verdict::Unknown
-        } else if g.curv == Curv::Affine || !all_covered {
-            let d = Diagnostic::new(
-                Code::W0301,
-                format!("the lower objective is convex in `{lower_name}` but not provably strongly convex"),
-                span,
-                "no strongly convex term found",
-            )
-            .with_note("the solvers assume g(x, ·) is μ-strongly convex; without it y*(x) may not be unique")
-            .with_help(format!("add a ridge term such as `+ 0.5 * 1e-3 * norm2sq({lower_name})`, or state `assume strongly_convex({lower_name}, mu = …)`"));
-            self.err(d);
-            Verdict::Convex
-        } else if depends_x {
-            let d = Diagnostic::new(
-                Code::N0303,
-                format!("the modulus of strong convexity depends on the upper variable: mu >= {mu_text}"),
-                span,
-                "μ varies with x",
-            )
-            .with_note("no uniform bound: step sizes tuned for one x may be too large for another");
-            self.err(d);
-            Verdict::StronglyConvexDependsOnX
-        } else {
-            Verdict::StronglyConvex
-        };
-        if !g.smooth {
-            let d = Diagnostic::new(
-                Code::W0304,
-                "the lower objective has a term that is not twice differentiable",
-                span,
-                "contains `abs` or `norm2` of a lower variable",
-            )
-            .with_note("Hessian-vector products are then defined only almost everywhere")
-            .with_help("use `norm2sq` or `softplus` for a smooth alternative");
-            self.err(d);
-        }
         Analysis {
-            verdict,
-            mu_text,
-            mu_const,
-            smooth: g.smooth,
+            verdict: out.verdict,
+            mu_text: out.mu_text,
+            smooth: out.smooth,
             deferred,
-            assumed_mu: assumed,
+            certificate: out.cert,
+            span,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod ast;
 pub mod backend;
 pub mod check;
 pub mod compiled;
+pub mod convexity;
 pub mod data;
 pub mod diag;
 pub mod lower;
