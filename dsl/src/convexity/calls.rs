@@ -328,7 +328,7 @@ impl Walker<'_> {
                 }
             }
             Builtin::Dot => self.dot(args, &infos, dep),
-            Builtin::Quad => self.quad(h, args, &infos, dep),
+            Builtin::Quad => self.quad(args, &infos, dep),
             Builtin::LogisticLoss
                 if (infos[0].affine() && infos[1].yfree())
                     || (infos[1].affine() && infos[0].yfree()) =>
@@ -374,7 +374,7 @@ impl Walker<'_> {
         Info::unknown(dep)
     }
 
-    fn quad(&mut self, h: &Hir, args: &[Hir], infos: &[Info], dep: u64) -> Info {
+    fn quad(&mut self, args: &[Hir], infos: &[Info], dep: u64) -> Info {
         let (p, z) = (&infos[0], &infos[1]);
         let Some(param) = self.param_of(&args[0]) else {
             return Info::unknown(dep);
@@ -383,7 +383,7 @@ impl Walker<'_> {
             return Info::unknown(dep);
         }
         if !self.quads.iter().any(|q| q.0 == param) {
-            self.quads.push((param, h.span));
+            self.quads.push((param, args[0].span));
         }
         // zᵀPz has Hessian 2·sym(P) in z ⪰ 2 λmin(P) I once P ⪰ 0 is verified.
         let credit = match &z.lin {

@@ -25,6 +25,10 @@ pub struct Bound {
     /// `true` when S + τI is not positive definite for a τ of the order of
     /// the rounding error: the matrix is indefinite beyond rounding.
     pub indefinite: bool,
+    /// That τ: when `indefinite`, λ_min < −τ.
+    pub tau: f64,
+    /// The estimate the verification started from (not a bound).
+    pub estimate: Option<f64>,
 }
 
 /// The symmetric part of the row-major `n × n` matrix `m`.
@@ -93,6 +97,8 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
         return Bound {
             lower: f64::NEG_INFINITY,
             indefinite: false,
+            tau: 0.0,
+            estimate: None,
         };
     }
     let s = sym(m, n);
@@ -120,7 +126,7 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
     let tau = 16.0 * (n as f64 + 1.0) * f64::EPSILON * (abs_trace + frob) + f64::MIN_POSITIVE;
     let mut best: Option<f64> = None;
     if let Some(e) = est.filter(|e| e.is_finite()) {
-        for t in [e - 1e-9 * e.abs(), e - 1e-6 * e.abs() - tau] {
+        for t in [e - 4.0 * tau, e - 1e-9 * e.abs() - tau, e - 1e-6 * e.abs() - tau] {
             if let Some(b) = try_shift(&s, n, t, frob) {
                 best = Some(b);
                 break;
@@ -128,10 +134,12 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
         }
     }
     if best.is_none() {
-        // Bisection on the shift between the Gershgorin bound and the
-        // largest diagonal entry: each step is one Cholesky.
+        // Bisection on the shift between (just below) the Gershgorin bound
+        // and the largest diagonal entry: each step is one Cholesky.
         let steps = if n <= EIGEN_ORDER { 40 } else { 8 };
-        let (mut a, mut b) = (lo.min(hi), hi);
+        let mut a = lo - 1e-9 * lo.abs() - tau;
+        best = try_shift(&s, n, a, frob);
+        let mut b = hi.max(a);
         for _ in 0..steps {
             let t = 0.5 * (a + b);
             if let Some(v) = try_shift(&s, n, t, frob) {
@@ -141,14 +149,17 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
                 b = t;
             }
         }
-        if best.is_none() {
-            best = try_shift(&s, n, lo.min(0.0) - tau, frob);
-        }
     }
-    let indefinite = try_shift(&s, n, -tau, frob).is_none();
+    let psd = try_shift(&s, n, -tau, frob);
+    let indefinite = psd.is_none();
+    if best.is_none() {
+        best = psd;
+    }
     Bound {
         lower: best.unwrap_or(f64::NEG_INFINITY),
         indefinite,
+        tau,
+        estimate: est,
     }
 }
 

@@ -343,10 +343,10 @@ fn verdict(
                 format!(
                     "no term gives curvature to `{}`",
                     coord_name(inp.lower, &cert.vars, p.start)
-                ) + if p.end - p.start > 1 {
-                    " (and the coordinates after it in the same block)"
+                ) + &if p.end - p.start > 1 {
+                    format!(" nor to the {} coordinates after it", p.end - p.start - 1)
                 } else {
-                    ""
+                    String::new()
                 }
             })
     };
@@ -423,10 +423,13 @@ pub fn evaluate(
                         def.name
                     ),
                     use_span,
-                    format!("λmin({}) < 0 beyond rounding error", def.name),
+                    match b.estimate {
+                        Some(e) => format!("λmin({}) ≈ {e:.6} < 0", def.name),
+                        None => format!("λmin({}) < -{:.1e}", def.name, b.tau),
+                    },
                 )
                 .with_secondary(def.span, "declared here")
-                .with_note("convexity of `quad(P, y)` relies on P ⪰ 0"),
+                .with_note("convexity of `quad(P, y)` relies on P ⪰ 0; a Cholesky factorisation of P + τI, τ far above its rounding error, fails"),
             );
             continue;
         }
