@@ -807,70 +807,6 @@ impl Sign {
     }
 }
 
-/// A lower bound on a modulus: a numeric part, plus symbolic factors.
-#[derive(Debug, Clone, PartialEq)]
-struct Mu {
-    /// Numeric value when fully known at check time.
-    value: Option<f64>,
-    /// The symbolic form.
-    text: String,
-    /// Depends on an upper variable.
-    dep_x: bool,
-    /// λ_min factors to fill in at load time: (param, factor, span).
-    psd: Vec<(usize, f64, Span)>,
-}
-
-impl Mu {
-    fn num(v: f64, text: impl Into<String>) -> Mu {
-        Mu {
-            value: Some(v),
-            text: text.into(),
-            dep_x: false,
-            psd: Vec::new(),
-        }
-    }
-    fn scale(&self, k: &Attr, ktext: &str) -> Mu {
-        let value = match (self.value, k.konst) {
-            (Some(v), Some(c)) => Some(v * c),
-            _ => None,
-        };
-        let text = match k.konst {
-            Some(c) if (c - 1.0).abs() < f64::EPSILON => self.text.clone(),
-            Some(c) => format!("{}*{}", fmt_num(c), paren(&self.text)),
-            None => format!("{}*{}", paren(ktext), paren(&self.text)),
-        };
-        let psd = match k.konst {
-            Some(c) => self.psd.iter().map(|&(p, f, s)| (p, f * c, s)).collect(),
-            None => Vec::new(),
-        };
-        Mu {
-            value,
-            text,
-            dep_x: self.dep_x || k.dep_x != 0 || k.konst.is_none(),
-            psd,
-        }
-    }
-    fn add(&self, o: &Mu) -> Mu {
-        Mu {
-            value: match (self.value, o.value) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            },
-            text: format!("{} + {}", self.text, o.text),
-            dep_x: self.dep_x || o.dep_x,
-            psd: self.psd.iter().chain(&o.psd).copied().collect(),
-        }
-    }
-}
-
-fn paren(s: &str) -> String {
-    if s.contains([' ', '+', '-', '*', '/']) && !(s.starts_with('(') && s.ends_with(')')) {
-        format!("({s})")
-    } else {
-        s.to_string()
-    }
-}
-
 /// Formats a number compactly (shortest round-trip form).
 pub fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -890,10 +826,6 @@ struct Attr {
     curv: Curv,
     sign: Sign,
     smooth: bool,
-    /// Per lower variable: a lower bound on the modulus.
-    mu: BTreeMap<usize, Mu>,
-    /// The expression is α·y_v + (y-free terms).
-    ycoef: Option<(usize, f64)>,
     /// The scalar value when known at check time.
     konst: Option<f64>,
     /// An integer index bound (class labels, row indices).
@@ -911,8 +843,6 @@ impl Attr {
             curv: Curv::Const,
             sign: Sign::Unknown,
             smooth: true,
-            mu: BTreeMap::new(),
-            ycoef: None,
             konst: None,
             int_bound: None,
             weights: Vec::new(),
@@ -2119,7 +2049,6 @@ impl<'a> Checker<'a> {
                     LevelKind::Lower => {
                         a.dep_y = 1 << i;
                         a.curv = Curv::Affine;
-                        a.ycoef = Some((i, 1.0));
                     }
                 }
                 Some(a)
@@ -2216,9 +2145,7 @@ impl<'a> Checker<'a> {
                 };
                 a.sign = a.sign.neg();
                 a.konst = a.konst.map(|v| -v);
-                a.ycoef = a.ycoef.map(|(v, c)| (v, -c));
-                a.mu.clear();
-                Some(a)
+                                Some(a)
             }
             ExprKind::Transpose(x) => {
                 let mut a = self.expr(x)?;
@@ -2242,10 +2169,8 @@ impl<'a> Checker<'a> {
                     shape,
                     span,
                 };
-                a.ycoef = None;
                 if a.curv != Curv::Const && a.curv != Curv::Affine {
-                    a.mu.clear();
-                }
+                                    }
                 Some(a)
             }
             ExprKind::Index(x, idx) => self.index(x, idx, span),
@@ -2302,7 +2227,6 @@ impl<'a> Checker<'a> {
                     span,
                 };
                 a.konst = None;
-                a.ycoef = None;
                 a.int_bound = None;
                 Some(a)
             }
@@ -2540,7 +2464,6 @@ impl<'a> Checker<'a> {
         a.weights = l.weights.iter().chain(&r.weights).copied().collect();
         let lconst = l.dep_y == 0;
         let rconst = r.dep_y == 0;
-        let (ltext, rtext) = (self.text(ls).to_string(), self.text(rs).to_string());
         match op {
             BinOp::Add | BinOp::Sub => {
                 let sgn = if op == BinOp::Add { 1.0 } else { -1.0 };
@@ -2563,27 +2486,6 @@ impl<'a> Checker<'a> {
                     (Some(x), Some(y)) => Some(x + sgn * y),
                     _ => None,
                 };
-                a.ycoef = match (l.ycoef, r.ycoef, lconst, rconst) {
-                    (Some(c), None, _, true) => Some(c),
-                    (None, Some((v, c)), true, _) => Some((v, sgn * c)),
-                    (Some((v1, c1)), Some((v2, c2)), _, _) if v1 == v2 => Some((v1, c1 + sgn * c2)),
-                    _ => None,
-                };
-                if a.curv == Curv::Convex {
-                    a.mu = l.mu.clone();
-                    if op == BinOp::Add {
-                        for (v, m) in &r.mu {
-                            let merged = match a.mu.get(v) {
-                                Some(prev) => prev.add(m),
-                                None => m.clone(),
-                            };
-                            a.mu.insert(*v, merged);
-                        }
-                    }
-                }
-                if lsh.rank() == 0 && rsh.rank() > 0 || rsh.rank() == 0 && lsh.rank() > 0 {
-                    a.ycoef = None;
-                }
             }
             BinOp::Mul | BinOp::Div => {
                 a.konst = match (l.konst, r.konst) {
@@ -2599,10 +2501,10 @@ impl<'a> Checker<'a> {
                 if lconst && rconst {
                     a.curv = Curv::Const;
                 } else if (rconst && op == BinOp::Div) || (op == BinOp::Mul && (lconst || rconst)) {
-                    let (k, kt, v) = if op == BinOp::Mul && lconst {
-                        (l.clone(), ltext.clone(), &r)
+                    let (k, v) = if op == BinOp::Mul && lconst {
+                        (l.clone(), &r)
                     } else {
-                        (r.clone(), rtext.clone(), &l)
+                        (r.clone(), &l)
                     };
                     let mut k = k;
                     if op == BinOp::Div {
@@ -2613,11 +2515,6 @@ impl<'a> Checker<'a> {
                             _ => Sign::Unknown,
                         };
                     }
-                    let kt = if op == BinOp::Div {
-                        format!("1/{}", paren(&kt))
-                    } else {
-                        kt
-                    };
                     a.curv = match v.curv {
                         Curv::Affine => Curv::Affine,
                         Curv::Convex if k.sign.nonneg() => Curv::Convex,
@@ -2625,18 +2522,6 @@ impl<'a> Checker<'a> {
                         Curv::Concave if k.sign.nonneg() => Curv::Concave,
                         Curv::Concave if k.sign.nonpos() => Curv::Convex,
                         _ => Curv::Unknown,
-                    };
-                    if a.curv == Curv::Convex {
-                        let strictly = matches!(k.sign, Sign::Pos);
-                        for (var, m) in &v.mu {
-                            if strictly {
-                                a.mu.insert(*var, m.scale(&k, &kt));
-                            }
-                        }
-                    }
-                    a.ycoef = match (v.ycoef, k.konst) {
-                        (Some((var, c)), Some(s)) if k.shape().rank() == 0 => Some((var, c * s)),
-                        _ => None,
                     };
                 } else {
                     a.curv = Curv::Unknown;
@@ -2666,20 +2551,12 @@ impl<'a> Checker<'a> {
                 } else if (p - 2.0).abs() < f64::EPSILON && l.curv == Curv::Affine {
                     a.curv = Curv::Convex;
                     a.sign = Sign::Nonneg;
-                    if let Some((v, c)) = l.ycoef {
-                        a.mu.insert(v, Mu::num(2.0 * c * c, fmt_num(2.0 * c * c)));
-                    }
                 } else if (p - 1.0).abs() < f64::EPSILON {
                     a.curv = l.curv;
-                    a.mu = l.mu.clone();
-                    a.ycoef = l.ycoef;
                 } else {
                     a.curv = Curv::Unknown;
                 }
             }
-        }
-        if a.curv == Curv::Const {
-            a.mu.clear();
         }
         Some(a)
     }
@@ -2935,7 +2812,6 @@ impl<'a> Checker<'a> {
             }
             return Some(a);
         }
-        let lin = |v: &Attr| v.ycoef;
         a.curv = match b {
             Builtin::Exp
             | Builtin::Softplus
@@ -2948,34 +2824,10 @@ impl<'a> Checker<'a> {
             }
             Builtin::Log | Builtin::Sqrt if affine(x) => Curv::Concave,
             Builtin::Sum | Builtin::Mean => {
-                a.ycoef = None;
-                if x.curv == Curv::Convex {
-                    a.mu = x.mu.clone();
-                    if b == Builtin::Mean {
-                        if let Some(n) = x.shape().len().filter(|&n| n > 1) {
-                            let k = Attr {
-                                konst: Some(1.0 / n as f64),
-                                sign: Sign::Pos,
-                                ..Attr::leaf(x.hir.clone())
-                            };
-                            a.mu = x.mu.iter().map(|(v, m)| (*v, m.scale(&k, ""))).collect();
-                        }
-                    }
-                }
                 x.curv
             }
-            Builtin::Norm2sq if affine(x) => {
-                if let Some((v, c)) = lin(x) {
-                    a.mu.insert(v, Mu::num(2.0 * c * c, fmt_num(2.0 * c * c)));
-                }
-                Curv::Convex
-            }
-            Builtin::SqLoss if affine(x) && args[1].dep_y == 0 => {
-                if let Some((v, c)) = lin(x) {
-                    a.mu.insert(v, Mu::num(c * c, fmt_num(c * c)));
-                }
-                Curv::Convex
-            }
+            Builtin::Norm2sq if affine(x) => Curv::Convex,
+            Builtin::SqLoss if affine(x) && args[1].dep_y == 0 => Curv::Convex,
             Builtin::Dot => {
                 let (p, q) = (&args[0], &args[1]);
                 if (p.dep_y == 0 && affine(q)) || (q.dep_y == 0 && affine(p)) {
@@ -2984,46 +2836,8 @@ impl<'a> Checker<'a> {
                     Curv::Unknown
                 }
             }
-            Builtin::Quad if affine(&args[1]) => {
-                if let (HirKind::Param(pi), Some((v, coef))) = (&args[0].hir.kind, lin(&args[1])) {
-                    let pname = self
-                        .params
-                        .get(*pi)
-                        .and_then(|p| p.as_ref())
-                        .map_or("P", |p| p.0.name.as_str())
-                        .to_string();
-                    let factor = 2.0 * coef * coef;
-                    let text = if (factor - 1.0).abs() < f64::EPSILON {
-                        format!("λmin({pname})")
-                    } else {
-                        format!("{}*λmin({pname})", fmt_num(factor))
-                    };
-                    a.mu.insert(
-                        v,
-                        Mu {
-                            value: None,
-                            text,
-                            dep_x: false,
-                            psd: vec![(*pi, factor, c.args[0].value.span)],
-                        },
-                    );
-                    Curv::Convex
-                } else if let HirKind::Param(pi) = &args[0].hir.kind {
-                    // Convex when P is PSD: record the fact with factor 0.
-                    let v = args[1].dep_y.trailing_zeros() as usize;
-                    a.mu.insert(
-                        v,
-                        Mu {
-                            value: None,
-                            text: "0".into(),
-                            dep_x: false,
-                            psd: vec![(*pi, 0.0, c.args[0].value.span)],
-                        },
-                    );
-                    Curv::Convex
-                } else {
-                    Curv::Unknown
-                }
+            Builtin::Quad if affine(&args[1]) && matches!(args[0].hir.kind, HirKind::Param(_)) => {
+                Curv::Convex
             }
             Builtin::LogisticLoss | Builtin::SoftmaxXent if affine(x) && args[1].dep_y == 0 => {
                 Curv::Convex

@@ -344,3 +344,169 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Regression fixtures: every unsound family and false alarm of issue 14 §2.
+
+/// Builds a spec with upper `x: vector[3]`, scalar upper `t`, the given
+/// extra declarations and lower block body.
+fn build(decls: &str, lower: &str) -> Result<bilevel_dsl::compiled::Program, String> {
+    let src = format!(
+        "bilevel \"reg\" version 1\n\
+         param c: vector[3] = [0.5, -1.0, 0.25]\n\
+         data d = csv(\"d.csv\") {{ header = true, label = \"y\", features = all_except([\"y\"]), batch = 2, sampler = shuffle, seed = 3 }}\n\
+         {decls}\n\
+         upper {{ var x: vector[3] init zeros\n var t: scalar init 0  minimize norm2sq(x) + t * t }}\n\
+         lower {{ {lower} }}\n"
+    );
+    bilevel_dsl::compiled::build(&src, &data_dir()).map_err(|d| bilevel_dsl::diag::render(&d, "reg", &src))
+}
+
+fn verdict_of(decls: &str, lower: &str) -> (Verdict, Option<f64>) {
+    let p = build(decls, lower).unwrap_or_else(|e| panic!("{e}"));
+    (p.spec.analysis.verdict.clone(), p.mu)
+}
+
+fn error_of(decls: &str, lower: &str) -> String {
+    match build(decls, lower) {
+        Ok(p) => panic!("accepted with {:?}, mu {:?}", p.spec.analysis.verdict, p.mu),
+        Err(e) => e,
+    }
+}
+
+const Y3: &str = "var y: vector[3] init zeros\n";
+const YM: &str = "var Y: matrix[2, 3] init zeros\n";
+
+#[test]
+fn indexing_and_gathers_credit_only_the_coordinates_they_cover() {
+    for g in [
+        "(y[0])^2 + dot(y, x)",
+        "let_a ^ 2 + dot(y, x)",
+        "mean over s in d { (y[s.index])^2 } + dot(y, x)",
+        "(y[0] + y[1])^2 + (y[2])^2 + dot(y, x)",
+        "norm2sq(y[0] + y[1]) + norm2sq(y[2]) + dot(y, x)",
+    ] {
+        let decls = "let let_a = y[2]";
+        let (v, mu) = verdict_of(decls, &format!("{Y3} minimize {g}"));
+        assert_eq!((v, mu), (Verdict::Convex, None), "{g}");
+    }
+    for g in ["norm2sq(Y[0]) + dot(Y[1], x)", "quad(P, Y[0]) + dot(Y[1], x)"] {
+        let decls = "param P: matrix[3, 3] = eye";
+        let (v, mu) = verdict_of(decls, &format!("{YM} minimize {g}"));
+        assert_eq!((v, mu), (Verdict::Convex, None), "{g}");
+    }
+    // Positive controls: every coordinate covered, with its multiplicity.
+    let (v, mu) = verdict_of("", &format!("{Y3} minimize (y[0])^2 + (y[1])^2 + (y[2])^2 + (y[2])^2 + dot(y, x)"));
+    assert_eq!(v, Verdict::StronglyConvex);
+    let mu = mu.expect("mu");
+    assert!(mu <= 2.0 && mu > 2.0 - 1e-12, "{mu}");
+    let (v, mu) = verdict_of("", &format!("{YM} minimize norm2sq(Y[0]) + 3.0 * norm2sq(Y[1]) + dot(Y[1], x)"));
+    assert_eq!(v, Verdict::StronglyConvex);
+    assert!(mu.expect("mu") <= 2.0 && mu.expect("mu") > 2.0 - 1e-12);
+}
+
+#[test]
+fn stored_matrices_are_verified_not_trusted() {
+    // spd at κ = 1e17: the rounded matrix's λmin is not 1e-17; whatever is
+    // certified is below the stored matrix's smallest eigenvalue.
+    let decls = "param A: matrix[40, 40] = spd(kappa = 1e17, seed = 5)";
+    let p = build(decls, "var y: vector[40] init zeros\n minimize 0.5 * quad(A, y) - x[0] * sum(y)")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = nalgebra::DMatrix::from_row_slice(40, 40, &p.params[1]);
+    let eig = ((&a + a.transpose()) * 0.5).symmetric_eigen().eigenvalues.min();
+    if let Some(mu) = p.mu {
+        assert!(mu <= eig, "mu {mu} above the stored λmin {eig}");
+    }
+    // An exactly singular integer matrix is not strongly convex.
+    let (v, mu) = verdict_of(
+        "param P: matrix[2, 2] = [[1.0, 2.0], [2.0, 4.0]]",
+        "var y: vector[2] init zeros\n minimize quad(P, y) - x[0] * sum(y)",
+    );
+    assert_eq!((v, mu), (Verdict::Convex, None));
+    // Above n = 256 the check still runs: spd(κ = 10) certifies ≈ 0.1, an
+    // indefinite matrix is refused.
+    let p = build(
+        "param A: matrix[300, 300] = spd(kappa = 10, seed = 2)",
+        "var y: vector[300] init zeros\n minimize 0.5 * quad(A, y) - x[0] * sum(y)",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mu = p.mu.expect("mu");
+    assert!(mu <= 0.1 + 1e-12 && mu > 0.1 * (1.0 - 1e-6), "{mu}");
+    let e = error_of(
+        "param A: matrix[300, 300] = normal(std = 1, seed = 2)",
+        "var y: vector[300] init zeros\n minimize quad(A, y) + norm2sq(y) - x[0] * sum(y)",
+    );
+    assert!(e.contains("E0505"), "{e}");
+}
+
+#[test]
+fn exponents_are_exact_and_overflow_is_an_error() {
+    let e = error_of("", &format!("{Y3} minimize (norm2sq(y))^0.9999999999999999 - dot(y, x)"));
+    assert!(e.contains("E0302"), "{e}");
+    let (v, mu) = verdict_of("", &format!("{Y3} minimize (norm2sq(y))^1.0 - dot(y, x)"));
+    assert_eq!(v, Verdict::StronglyConvex);
+    assert!(mu.is_some_and(|m| m <= 2.0 && m > 2.0 - 1e-12));
+    let (v, _) = verdict_of("", &format!("{Y3} minimize (norm2sq(y))^1.0000000000000002 - dot(y, x)"));
+    assert_eq!(v, Verdict::Convex);
+    for g in ["exp(1000.0) * norm2sq(y) - dot(y, x)", "1e308 * 10.0 * norm2sq(y) - dot(y, x)"] {
+        let e = error_of("", &format!("{Y3} minimize {g}"));
+        assert!(e.contains("E0305"), "{g}: {e}");
+    }
+}
+
+#[test]
+fn assumptions_name_their_variable_apply_to_it_alone_and_cannot_contradict() {
+    // Proven 1e-3, assumed 1: the run uses the assumption, and says so.
+    let p = build(
+        "assume strongly_convex(y, mu = 1.0)",
+        &format!("{Y3} minimize 0.5 * 1e-3 * norm2sq(y) + sum(cos(y)) - dot(y, x)"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.spec.analysis.verdict, Verdict::Assumed);
+    assert_eq!(p.mu, Some(1.0));
+    assert!(p.warnings.iter().any(|d| d.code == bilevel_dsl::Code::N0307));
+    // Concave or affine in y: an assumption contradicts the analysis.
+    for g in ["dot(y, x) - norm2sq(y)", "dot(y, x)"] {
+        let e = error_of("assume strongly_convex(y, mu = 1.0)", &format!("{Y3} minimize {g}"));
+        assert!(e.contains("E0306"), "{g}: {e}");
+    }
+    // An assumption on y says nothing about z.
+    let p = build(
+        "assume strongly_convex(y, mu = 1.0)",
+        &format!("{Y3} var z: vector[2] init zeros\n minimize norm2sq(y) + sum(exp(z)) - dot(y, x) - t * sum(z)"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.mu, None);
+    // It must name a lower variable.
+    let e = error_of("assume strongly_convex(x, mu = 1.0)", &format!("{Y3} minimize norm2sq(y) - dot(y, x)"));
+    assert!(e.contains("E0104"), "{e}");
+}
+
+#[test]
+fn affine_terms_and_products_are_not_false_alarms() {
+    let (v, mu) = verdict_of("", &format!("{Y3} minimize 0.5 * norm2sq(y) - t * sum(y + c)"));
+    assert_eq!(v, Verdict::StronglyConvex);
+    assert!(mu.is_some_and(|m| m <= 1.0 && m > 1.0 - 1e-12));
+    let (v, _) = verdict_of("", &format!("{Y3} minimize sum(exp(t) * y * y) - dot(y, x)"));
+    assert_eq!(v, Verdict::StronglyConvexDependsOnX);
+    let (v, _) = verdict_of("", &format!("{Y3} minimize sum(exp(t) * y ^ 2) - dot(y, x)"));
+    assert_eq!(v, Verdict::StronglyConvexDependsOnX);
+}
+
+#[test]
+fn doubling_let_chains_stay_linear() {
+    // a_{k+1} = a_k + a_k: the old μ text doubled at every level.
+    let mut decls = String::from("let a0 = 0.5 * norm2sq(y)\n");
+    for k in 1..=200 {
+        decls.push_str(&format!("let a{k} = a{} + a{}\n", k - 1, k - 1));
+    }
+    let start = std::time::Instant::now();
+    let p = build(&decls, &format!("{Y3} minimize a200 * 1e-60 - dot(y, x)")).unwrap_or_else(|e| panic!("{e}"));
+    let took = start.elapsed();
+    assert_eq!(p.spec.analysis.verdict, Verdict::StronglyConvex);
+    assert!(p.spec.analysis.mu_text.len() < 40, "{}", p.spec.analysis.mu_text);
+    let want = 2f64.powi(200) * 1e-60;
+    let mu = p.mu.expect("mu");
+    assert!(mu <= want && mu > want * (1.0 - 1e-9), "{mu} vs {want}");
+    assert!(took.as_secs_f64() < 10.0, "{took:?}");
+}
