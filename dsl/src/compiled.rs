@@ -13,9 +13,10 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::ast::{Cmp, LevelKind, Span};
 use crate::backend::{ModelContext, ModelRegistry, Models};
-use crate::check::{self, Deferred, ExpectTarget, HirKind, Init, Shape, Spec, Verdict};
+use crate::check;
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
 use crate::diag::{Code, Diagnostic};
+use crate::hir::{Deferred, ExpectTarget, HirKind, Init, Shape, Spec, Verdict};
 use crate::lower::{self, Bound};
 use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
 
@@ -83,7 +84,7 @@ pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
 /// The data sources each model is applied to, by model index.
 fn model_sources(spec: &Spec) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); spec.models.len()];
-    let mut stack: Vec<(&check::Hir, Vec<usize>)> =
+    let mut stack: Vec<(&crate::hir::Hir, Vec<usize>)> =
         vec![(&spec.f, Vec::new()), (&spec.g, Vec::new())];
     for (_, h) in &spec.lets {
         stack.push((h, Vec::new()));
@@ -413,7 +414,7 @@ pub fn spd(n: usize, kappa: f64, seed: u64) -> Vec<f64> {
     m
 }
 
-fn param_refs(h: &check::Hir, out: &mut Vec<usize>) {
+fn param_refs(h: &crate::hir::Hir, out: &mut Vec<usize>) {
     let mut stack = vec![h];
     while let Some(h) = stack.pop() {
         if let HirKind::Param(i) = h.kind {

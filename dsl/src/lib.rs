@@ -11,6 +11,7 @@ pub mod check;
 pub mod compiled;
 pub mod data;
 pub mod diag;
+pub mod hir;
 pub mod lower;
 mod parser;
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::ast::{BinOp, LevelKind, RedOp};
-use crate::check::{Builtin, Hir, HirKind, Spec};
+use crate::hir::{Builtin, Hir, HirKind, Spec};
 use crate::tape::{Node, NodeId, Op, Tape, VarKind};
 
 /// Parameter values and facts the lowering needs.
@@ -22,7 +22,7 @@ pub struct Bound<'a> {
 
 /// Offsets of each variable inside the flat x and y vectors.
 pub fn layout(spec: &Spec) -> (Vec<usize>, Vec<usize>, usize, usize) {
-    let offs = |vars: &[crate::check::VarDef]| {
+    let offs = |vars: &[crate::hir::VarDef]| {
         let mut o = Vec::new();
         let mut acc = 0usize;
         for v in vars {

@@ -5,9 +5,9 @@
 
 use bilevel_core::oracle::{CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::check::Field;
 use bilevel_dsl::compiled::Compiled;
 use bilevel_dsl::data::View;
+use bilevel_dsl::hir::Field;
 use bilevel_dsl::tape::SampleSource;
 use num_dual::{Dual64, DualNum, HyperDual64};
 use proptest::prelude::*;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use bilevel_core::registry::ParamValue;
 use bilevel_core::solver::AnySolver;
 use bilevel_core::{run, Budget, Counted, DefaultRng, Level, LowerValue, UpperValue};
-use bilevel_dsl::check::Setting;
+use bilevel_dsl::hir::Setting;
 use bilevel_dsl::compiled::Compiled;
 use bilevel_dsl::data::Batch;
 use bilevel_runner::session::{observe_run, Evaluate, ProgressMode, SessionOptions};

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bilevel_core::registry::{self, ParamValue, SolverInfo};
 use bilevel_core::solver::AnySolver;
 use bilevel_core::{Budget, Counted, DefaultRng, Level, LowerValue, UpperValue};
-use bilevel_dsl::check::Setting;
+use bilevel_dsl::hir::Setting;
 use bilevel_dsl::compiled::{Compiled, ExpectOutcome};
 use bilevel_dsl::Diagnostic;
 use rand_core::SeedableRng;
