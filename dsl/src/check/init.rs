@@ -89,7 +89,7 @@ impl Checker<'_> {
             "zeros" => Init::Zeros,
             "ones" => Init::Ones,
             "eye" | "spd" if !square => {
-                let d = errors::init_not_square(name, &shape, e.span);
+                let d = errors::init_not_square(name, shape, e.span);
                 self.err(d);
                 return None;
             }
