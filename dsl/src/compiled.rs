@@ -909,6 +909,7 @@ impl Compiled {
             wrt_x: wrt == VarKind::X,
             wrt_y: wrt == VarKind::Y,
             second: false,
+            first: true,
         };
         self.sweep(upper, x, y, None, s, mode, false);
         self.read(upper, wrt, false, out);
@@ -934,6 +935,7 @@ impl Compiled {
             wrt_x: !grad_x.is_empty() || !jvp_xy.is_empty(),
             wrt_y: !grad_y.is_empty() || !hvp_yy.is_empty(),
             second: !hvp_yy.is_empty() || !jvp_xy.is_empty(),
+            first: !grad_y.is_empty() || !grad_x.is_empty(),
         };
         let g = self.sweep(false, x, y, Some(v), s, mode, true);
         if !grad_y.is_empty() {
@@ -1078,6 +1080,7 @@ impl LowerHvp<f64> for Compiled {
             wrt_x: false,
             wrt_y: true,
             second: true,
+            first: false,
         };
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::Y, true, out);
@@ -1090,6 +1093,7 @@ impl CrossJvp<f64> for Compiled {
             wrt_x: true,
             wrt_y: false,
             second: true,
+            first: false,
         };
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::X, true, out);

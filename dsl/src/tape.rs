@@ -170,6 +170,10 @@ pub struct Mode {
     pub wrt_y: bool,
     /// Propagate adjoint tangents (forward-over-reverse).
     pub second: bool,
+    /// With `second`: the variables' adjoints (first-order gradients) are
+    /// read too, not only their adjoint tangents. Without `second` they are
+    /// always computed.
+    pub first: bool,
 }
 
 impl Mode {
@@ -179,6 +183,7 @@ impl Mode {
         wrt_x: false,
         wrt_y: false,
         second: false,
+        first: false,
     };
 }
 
@@ -532,7 +537,7 @@ impl Tape {
         for (i, node) in self.nodes.iter().enumerate() {
             if let Op::Var(..) = node.op {
                 if w(i) {
-                    need_a[i] = !mode.second;
+                    need_a[i] = !mode.second || mode.first;
                     need_t[i] = mode.second;
                 }
             }

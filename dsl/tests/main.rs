@@ -1,6 +1,7 @@
 //! The integration tests of `bilevel-dsl`, in one test binary.
 
 mod ad;
+mod defects;
 mod e2e;
 mod models;
 mod robust;
