@@ -13,9 +13,10 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::ast::{Cmp, LevelKind};
 use crate::backend::{ModelContext, ModelRegistry, Models};
-use crate::check::{self, ExpectTarget, HirKind, Init, Shape, Spec};
+use crate::check;
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
 use crate::diag::{Code, Diagnostic};
+use crate::hir::{ExpectTarget, HirKind, Init, Shape, Spec};
 use crate::lower::{self, Bound};
 use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
 
@@ -83,7 +84,7 @@ pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
 /// The data sources each model is applied to, by model index.
 fn model_sources(spec: &Spec) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); spec.models.len()];
-    let mut stack: Vec<(&check::Hir, Vec<usize>)> =
+    let mut stack: Vec<(&crate::hir::Hir, Vec<usize>)> =
         vec![(&spec.f, Vec::new()), (&spec.g, Vec::new())];
     for (_, h) in &spec.lets {
         stack.push((h, Vec::new()));
@@ -413,7 +414,7 @@ pub fn spd(n: usize, kappa: f64, seed: u64) -> Vec<f64> {
     m
 }
 
-fn param_refs(h: &check::Hir, out: &mut Vec<usize>) {
+fn param_refs(h: &crate::hir::Hir, out: &mut Vec<usize>) {
     let mut stack = vec![h];
     while let Some(h) = stack.pop() {
         if let HirKind::Param(i) = h.kind {
@@ -848,6 +849,7 @@ impl Compiled {
             wrt_x: wrt == VarKind::X,
             wrt_y: wrt == VarKind::Y,
             second: false,
+            first: true,
         };
         self.sweep(upper, x, y, None, s, mode, false);
         self.read(upper, wrt, false, out);
@@ -873,6 +875,7 @@ impl Compiled {
             wrt_x: !grad_x.is_empty() || !jvp_xy.is_empty(),
             wrt_y: !grad_y.is_empty() || !hvp_yy.is_empty(),
             second: !hvp_yy.is_empty() || !jvp_xy.is_empty(),
+            first: !grad_y.is_empty() || !grad_x.is_empty(),
         };
         let g = self.sweep(false, x, y, Some(v), s, mode, true);
         if !grad_y.is_empty() {
@@ -1017,6 +1020,7 @@ impl LowerHvp<f64> for Compiled {
             wrt_x: false,
             wrt_y: true,
             second: true,
+            first: false,
         };
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::Y, true, out);
@@ -1029,6 +1033,7 @@ impl CrossJvp<f64> for Compiled {
             wrt_x: true,
             wrt_y: false,
             second: true,
+            first: false,
         };
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::X, true, out);

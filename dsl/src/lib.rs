@@ -12,6 +12,7 @@ pub mod compiled;
 pub mod convexity;
 pub mod data;
 pub mod diag;
+pub mod hir;
 pub mod lower;
 mod parser;
 #[cfg(test)]

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use bilevel_core::oracle::{Level, LowerHvp, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::check::Verdict;
 use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::hir::Verdict;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand_core::SeedableRng;
@@ -64,11 +64,20 @@ fn matrix3() -> impl Strategy<Value = String> {
         }),
         (0usize..4).prop_map(|k| {
             let d = [0.0, 1e-15, 1e-9, 1e-3][k];
-            format!("[[1.0, 1.0, 0.0], [1.0, {:?}, 0.0], [0.0, 0.0, 2.0]]", 1.0 + d)
+            format!(
+                "[[1.0, 1.0, 0.0], [1.0, {:?}, 0.0], [0.0, 0.0, 2.0]]",
+                1.0 + d
+            )
         }),
         prop::array::uniform9(-4i32..5).prop_map(|v| {
-            let e: Vec<String> = v.iter().map(|x| format!("{:?}", f64::from(*x) * 0.5)).collect();
-            format!("[[{}, {}, {}], [{}, {}, {}], [{}, {}, {}]]", e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8])
+            let e: Vec<String> = v
+                .iter()
+                .map(|x| format!("{:?}", f64::from(*x) * 0.5))
+                .collect();
+            format!(
+                "[[{}, {}, {}], [{}, {}, {}], [{}, {}, {}]]",
+                e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
+            )
         }),
         Just("[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [3.0, 6.0, 9.0]]".to_string()),
         Just("eye".to_string()),
@@ -119,7 +128,9 @@ fn vec2() -> BoxedStrategy<String> {
 fn scal(sampled: bool) -> BoxedStrategy<String> {
     let mut v = vec![
         (0usize..3).prop_map(|k| format!("y[{k}]")).boxed(),
-        (0usize..2, 0usize..2).prop_map(|(i, j)| format!("Y[{i}, {j}]")).boxed(),
+        (0usize..2, 0usize..2)
+            .prop_map(|(i, j)| format!("Y[{i}, {j}]"))
+            .boxed(),
         Just("(y[0] + y[1])".to_string()).boxed(),
         Just("dot(y, c)".to_string()).boxed(),
         Just("sum(y)".to_string()).boxed(),
@@ -209,20 +220,29 @@ fn objective() -> impl Strategy<Value = (String, String, String)> {
         Just(" + 1e-3 * norm2sq(y) + norm2sq(Y)"),
         Just(" + norm2sq(y) + 1e-6 * sum(Y ^ 2)"),
     ];
-    (prop::collection::vec(term(), 1..5), ridge, matrix3(), matrix2()).prop_map(
-        |(ts, ridge, p, q)| {
+    (
+        prop::collection::vec(term(), 1..5),
+        ridge,
+        matrix3(),
+        matrix2(),
+    )
+        .prop_map(|(ts, ridge, p, q)| {
             (
                 format!("{}{ridge} - x[0] * sum(y) - x[1] * sum(Y)", ts.join(" + ")),
                 p,
                 q,
             )
-        },
-    )
+        })
 }
 
 /// The smallest eigenvalue of the symmetrised dense Hessian of g in y at
 /// (x, y) on `batch`, and ‖H‖_F.
-fn lambda_min(c: &mut Compiled, x: &[f64], y: &[f64], batch: &bilevel_dsl::data::Batch) -> (f64, f64) {
+fn lambda_min(
+    c: &mut Compiled,
+    x: &[f64],
+    y: &[f64],
+    batch: &bilevel_dsl::data::Batch,
+) -> (f64, f64) {
     let n = y.len();
     let mut h = nalgebra::DMatrix::<f64>::zeros(n, n);
     let mut e = vec![0.0; n];
@@ -310,7 +330,10 @@ fn certified_mu_bounds_the_hessian_of_every_accepted_spec() {
     let (a, c) = (accepted.get(), certified.get());
     eprintln!("{CASES} specs: {a} accepted, {c} certified with a μ");
     assert!(a >= CASES / 3, "only {a} of {CASES} specs accepted");
-    assert!(c >= CASES / 10, "only {c} of {CASES} specs certified with a μ");
+    assert!(
+        c >= CASES / 10,
+        "only {c} of {CASES} specs certified with a μ"
+    );
 }
 
 proptest! {
@@ -359,7 +382,8 @@ fn build(decls: &str, lower: &str) -> Result<bilevel_dsl::compiled::Program, Str
          upper {{ var x: vector[3] init zeros\n var t: scalar init 0  minimize norm2sq(x) + t * t }}\n\
          lower {{ {lower} }}\n"
     );
-    bilevel_dsl::compiled::build(&src, &data_dir()).map_err(|d| bilevel_dsl::diag::render(&d, "reg", &src))
+    bilevel_dsl::compiled::build(&src, &data_dir())
+        .map_err(|d| bilevel_dsl::diag::render(&d, "reg", &src))
 }
 
 fn verdict_of(decls: &str, lower: &str) -> (Verdict, Option<f64>) {
@@ -390,17 +414,26 @@ fn indexing_and_gathers_credit_only_the_coordinates_they_cover() {
         let (v, mu) = verdict_of(decls, &format!("{Y3} minimize {g}"));
         assert_eq!((v, mu), (Verdict::Convex, None), "{g}");
     }
-    for g in ["norm2sq(Y[0]) + dot(Y[1], x)", "quad(P, Y[0]) + dot(Y[1], x)"] {
+    for g in [
+        "norm2sq(Y[0]) + dot(Y[1], x)",
+        "quad(P, Y[0]) + dot(Y[1], x)",
+    ] {
         let decls = "param P: matrix[3, 3] = eye";
         let (v, mu) = verdict_of(decls, &format!("{YM} minimize {g}"));
         assert_eq!((v, mu), (Verdict::Convex, None), "{g}");
     }
     // Positive controls: every coordinate covered, with its multiplicity.
-    let (v, mu) = verdict_of("", &format!("{Y3} minimize (y[0])^2 + (y[1])^2 + (y[2])^2 + (y[2])^2 + dot(y, x)"));
+    let (v, mu) = verdict_of(
+        "",
+        &format!("{Y3} minimize (y[0])^2 + (y[1])^2 + (y[2])^2 + (y[2])^2 + dot(y, x)"),
+    );
     assert_eq!(v, Verdict::StronglyConvex);
     let mu = mu.expect("mu");
     assert!(mu <= 2.0 && mu > 2.0 - 1e-12, "{mu}");
-    let (v, mu) = verdict_of("", &format!("{YM} minimize norm2sq(Y[0]) + 3.0 * norm2sq(Y[1]) + dot(Y[1], x)"));
+    let (v, mu) = verdict_of(
+        "",
+        &format!("{YM} minimize norm2sq(Y[0]) + 3.0 * norm2sq(Y[1]) + dot(Y[1], x)"),
+    );
     assert_eq!(v, Verdict::StronglyConvex);
     assert!(mu.expect("mu") <= 2.0 && mu.expect("mu") > 2.0 - 1e-12);
 }
@@ -410,10 +443,16 @@ fn stored_matrices_are_verified_not_trusted() {
     // spd at κ = 1e17: the rounded matrix's λmin is not 1e-17; whatever is
     // certified is below the stored matrix's smallest eigenvalue.
     let decls = "param A: matrix[40, 40] = spd(kappa = 1e17, seed = 5)";
-    let p = build(decls, "var y: vector[40] init zeros\n minimize 0.5 * quad(A, y) - x[0] * sum(y)")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let p = build(
+        decls,
+        "var y: vector[40] init zeros\n minimize 0.5 * quad(A, y) - x[0] * sum(y)",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let a = nalgebra::DMatrix::from_row_slice(40, 40, &p.params[1]);
-    let eig = ((&a + a.transpose()) * 0.5).symmetric_eigen().eigenvalues.min();
+    let eig = ((&a + a.transpose()) * 0.5)
+        .symmetric_eigen()
+        .eigenvalues
+        .min();
     if let Some(mu) = p.mu {
         assert!(mu <= eig, "mu {mu} above the stored λmin {eig}");
     }
@@ -441,14 +480,23 @@ fn stored_matrices_are_verified_not_trusted() {
 
 #[test]
 fn exponents_are_exact_and_overflow_is_an_error() {
-    let e = error_of("", &format!("{Y3} minimize (norm2sq(y))^0.9999999999999999 - dot(y, x)"));
+    let e = error_of(
+        "",
+        &format!("{Y3} minimize (norm2sq(y))^0.9999999999999999 - dot(y, x)"),
+    );
     assert!(e.contains("E0302"), "{e}");
     let (v, mu) = verdict_of("", &format!("{Y3} minimize (norm2sq(y))^1.0 - dot(y, x)"));
     assert_eq!(v, Verdict::StronglyConvex);
     assert!(mu.is_some_and(|m| m <= 2.0 && m > 2.0 - 1e-12));
-    let (v, _) = verdict_of("", &format!("{Y3} minimize (norm2sq(y))^1.0000000000000002 - dot(y, x)"));
+    let (v, _) = verdict_of(
+        "",
+        &format!("{Y3} minimize (norm2sq(y))^1.0000000000000002 - dot(y, x)"),
+    );
     assert_eq!(v, Verdict::Convex);
-    for g in ["exp(1000.0) * norm2sq(y) - dot(y, x)", "1e308 * 10.0 * norm2sq(y) - dot(y, x)"] {
+    for g in [
+        "exp(1000.0) * norm2sq(y) - dot(y, x)",
+        "1e308 * 10.0 * norm2sq(y) - dot(y, x)",
+    ] {
         let e = error_of("", &format!("{Y3} minimize {g}"));
         assert!(e.contains("E0305"), "{g}: {e}");
     }
@@ -464,10 +512,16 @@ fn assumptions_name_their_variable_apply_to_it_alone_and_cannot_contradict() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.spec.analysis.verdict, Verdict::Assumed);
     assert_eq!(p.mu, Some(1.0));
-    assert!(p.warnings.iter().any(|d| d.code == bilevel_dsl::Code::N0307));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|d| d.code == bilevel_dsl::Code::N0307));
     // Concave or affine in y: an assumption contradicts the analysis.
     for g in ["dot(y, x) - norm2sq(y)", "dot(y, x)"] {
-        let e = error_of("assume strongly_convex(y, mu = 1.0)", &format!("{Y3} minimize {g}"));
+        let e = error_of(
+            "assume strongly_convex(y, mu = 1.0)",
+            &format!("{Y3} minimize {g}"),
+        );
         assert!(e.contains("E0306"), "{g}: {e}");
     }
     // An assumption on y says nothing about z.
@@ -478,18 +532,30 @@ fn assumptions_name_their_variable_apply_to_it_alone_and_cannot_contradict() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.mu, None);
     // It must name a lower variable.
-    let e = error_of("assume strongly_convex(x, mu = 1.0)", &format!("{Y3} minimize norm2sq(y) - dot(y, x)"));
+    let e = error_of(
+        "assume strongly_convex(x, mu = 1.0)",
+        &format!("{Y3} minimize norm2sq(y) - dot(y, x)"),
+    );
     assert!(e.contains("E0104"), "{e}");
 }
 
 #[test]
 fn affine_terms_and_products_are_not_false_alarms() {
-    let (v, mu) = verdict_of("", &format!("{Y3} minimize 0.5 * norm2sq(y) - t * sum(y + c)"));
+    let (v, mu) = verdict_of(
+        "",
+        &format!("{Y3} minimize 0.5 * norm2sq(y) - t * sum(y + c)"),
+    );
     assert_eq!(v, Verdict::StronglyConvex);
     assert!(mu.is_some_and(|m| m <= 1.0 && m > 1.0 - 1e-12));
-    let (v, _) = verdict_of("", &format!("{Y3} minimize sum(exp(t) * y * y) - dot(y, x)"));
+    let (v, _) = verdict_of(
+        "",
+        &format!("{Y3} minimize sum(exp(t) * y * y) - dot(y, x)"),
+    );
     assert_eq!(v, Verdict::StronglyConvexDependsOnX);
-    let (v, _) = verdict_of("", &format!("{Y3} minimize sum(exp(t) * y ^ 2) - dot(y, x)"));
+    let (v, _) = verdict_of(
+        "",
+        &format!("{Y3} minimize sum(exp(t) * y ^ 2) - dot(y, x)"),
+    );
     assert_eq!(v, Verdict::StronglyConvexDependsOnX);
 }
 
@@ -501,10 +567,15 @@ fn doubling_let_chains_stay_linear() {
         decls.push_str(&format!("let a{k} = a{} + a{}\n", k - 1, k - 1));
     }
     let start = std::time::Instant::now();
-    let p = build(&decls, &format!("{Y3} minimize a200 * 1e-60 - dot(y, x)")).unwrap_or_else(|e| panic!("{e}"));
+    let p = build(&decls, &format!("{Y3} minimize a200 * 1e-60 - dot(y, x)"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let took = start.elapsed();
     assert_eq!(p.spec.analysis.verdict, Verdict::StronglyConvex);
-    assert!(p.spec.analysis.mu_text.len() < 40, "{}", p.spec.analysis.mu_text);
+    assert!(
+        p.spec.analysis.mu_text.len() < 40,
+        "{}",
+        p.spec.analysis.mu_text
+    );
     let want = 2f64.powi(200) * 1e-60;
     let mu = p.mu.expect("mu");
     assert!(mu <= want && mu > want * (1.0 - 1e-9), "{mu} vs {want}");

@@ -2,6 +2,7 @@
 
 mod ad;
 mod convexity;
+mod defects;
 mod e2e;
 mod models;
 mod robust;

@@ -11,8 +11,8 @@ use bilevel_core::oracle::{
 };
 use bilevel_core::DefaultRng;
 use bilevel_dsl::backend::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
-use bilevel_dsl::check::ModelDef;
 use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::hir::ModelDef;
 use rand_core::SeedableRng;
 
 /// h_c(seq) = (1/len) Σ_t tanh(E[tok_t, c]) with θ = E (vocab × outputs).

@@ -1,7 +1,7 @@
 //! Curvature rules of operators and built-in functions.
 
 use crate::ast::BinOp;
-use crate::check::{Builtin, Hir, HirKind};
+use crate::hir::{Builtin, Hir, HirKind};
 
 use super::cover::{Cover, Credit, Key};
 use super::rules::{add_curv, neg_curv, negate, Curv, Factor, Info, Lin, Map, Sign, Walker};
@@ -32,12 +32,7 @@ pub fn same(a: &Hir, b: &Hir) -> bool {
 
 /// The credit of a sum of squares `Σ_k (coef · y[map(k)] + c_k)²` times
 /// `scale` (2 for norm2sq, 1 for sq_loss): 2·coef²·(multiplicity).
-fn square_credit(
-    coef: &Factor,
-    map: &Map,
-    scale: f64,
-    lambda: &dyn Fn(usize) -> String,
-) -> Credit {
+fn square_credit(coef: &Factor, map: &Map, scale: f64, lambda: &dyn Fn(usize) -> String) -> Credit {
     let Map::Range(start, len) = map else {
         return Credit::default();
     };
@@ -308,7 +303,9 @@ impl Walker<'_> {
                     convex(dep, square_credit(k, m, 2.0, &lambda), Sign::Nonneg)
                 }
                 (_, Curv::Affine) => convex(dep, Credit::default(), Sign::Nonneg),
-                (_, Curv::Convex) if x.sign.nonneg() => convex(dep, Credit::default(), Sign::Nonneg),
+                (_, Curv::Convex) if x.sign.nonneg() => {
+                    convex(dep, Credit::default(), Sign::Nonneg)
+                }
                 _ => Info::unknown(dep),
             },
             Builtin::SqLoss => {

@@ -107,10 +107,7 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
     // Gershgorin interval: in exact arithmetic it holds every eigenvalue.
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for i in 0..n {
-        let r: f64 = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| s[i * n + j].abs())
-            .sum();
+        let r: f64 = (0..n).filter(|&j| j != i).map(|j| s[i * n + j].abs()).sum();
         lo = lo.min(s[i * n + i] - r);
         hi = hi.max(s[i * n + i]);
     }
@@ -126,7 +123,11 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
     let tau = 16.0 * (n as f64 + 1.0) * f64::EPSILON * (abs_trace + frob) + f64::MIN_POSITIVE;
     let mut best: Option<f64> = None;
     if let Some(e) = est.filter(|e| e.is_finite()) {
-        for t in [e - 4.0 * tau, e - 1e-9 * e.abs() - tau, e - 1e-6 * e.abs() - tau] {
+        for t in [
+            e - 4.0 * tau,
+            e - 1e-9 * e.abs() - tau,
+            e - 1e-6 * e.abs() - tau,
+        ] {
             if let Some(b) = try_shift(&s, n, t, frob) {
                 best = Some(b);
                 break;

@@ -18,8 +18,8 @@ pub mod matrix;
 mod rules;
 
 use crate::ast::Span;
-use crate::check::{fmt_num, Hir, ParamDef, VarDef, Verdict};
 use crate::diag::{Code, Diagnostic};
+use crate::hir::{fmt_num, Hir, ParamDef, VarDef, Verdict};
 
 pub use cover::{Cover, Credit, Key};
 pub use rules::Curv;
@@ -318,7 +318,11 @@ fn verdict(
                 diags.push(d);
             }
         }
-        return if ok { Verdict::Assumed } else { Verdict::Unknown };
+        return if ok {
+            Verdict::Assumed
+        } else {
+            Verdict::Unknown
+        };
     }
     if matches!(info.curv, Curv::Unknown | Curv::Concave) {
         diags.push(
@@ -409,8 +413,8 @@ pub fn evaluate(
         };
         let (n, _) = def.shape.rows_cols();
         let hint = match def.value {
-            crate::check::Init::Spd { kappa, .. } => Some(1.0 / kappa),
-            crate::check::Init::Eye => Some(1.0),
+            crate::hir::Init::Spd { kappa, .. } => Some(1.0 / kappa),
+            crate::hir::Init::Eye => Some(1.0),
             _ => None,
         };
         let b = matrix::lambda_min_bound(vals, n, hint);

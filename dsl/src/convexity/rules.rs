@@ -5,7 +5,7 @@
 //! its elements). `let`s and parameters are analysed once each.
 
 use crate::ast::{LevelKind, Span};
-use crate::check::{Field, Hir, HirKind, Init, ParamDef, VarDef};
+use crate::hir::{Field, Hir, HirKind, Init, ParamDef, VarDef};
 
 use super::cover::{cap, Credit};
 
@@ -151,7 +151,11 @@ impl Factor {
     }
     /// The credit of `cover` scaled by this factor when it is > 0 for all x,
     /// or `None` when its sign is not proven positive.
-    pub(super) fn scale_credit(&self, c: &Credit, lambda: &dyn Fn(usize) -> String) -> Option<Credit> {
+    pub(super) fn scale_credit(
+        &self,
+        c: &Credit,
+        lambda: &dyn Fn(usize) -> String,
+    ) -> Option<Credit> {
         match &self.sym {
             None if self.num > 0.0 => Some(c.scale(self.num)),
             Some((t, Sign::Pos)) if self.num > 0.0 => {
@@ -379,10 +383,14 @@ impl<'a> Walker<'a> {
                 ),
                 Def::Param(i) => (
                     self.param_memo.get(i).is_none_or(Option::is_some),
-                    self.params.get(i).copied().flatten().and_then(|p| match &p.value {
-                        Init::Expr(h) => Some(&**h),
-                        _ => None,
-                    }),
+                    self.params
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .and_then(|p| match &p.value {
+                            Init::Expr(h) => Some(&**h),
+                            _ => None,
+                        }),
                 ),
             };
             if done {
@@ -576,8 +584,7 @@ impl<'a> Walker<'a> {
         }
         if ai.yfree() {
             let mut r = ai;
-            r.factor = (h.shape.rank() == 0)
-                .then(|| Factor::sym(self.text(h.span), r.sign));
+            r.factor = (h.shape.rank() == 0).then(|| Factor::sym(self.text(h.span), r.sign));
             return r;
         }
         match ai.curv {
@@ -620,7 +627,7 @@ impl<'a> Walker<'a> {
 
 /// The sub-range of a row-major slice `start..start+len` of shape `shape`
 /// selected by constant indices, when they are in bounds.
-fn sub_range(shape: &crate::check::Shape, start: usize, len: usize, idx: &[usize]) -> Option<Map> {
+fn sub_range(shape: &crate::hir::Shape, start: usize, len: usize, idx: &[usize]) -> Option<Map> {
     let dims: Vec<usize> = shape
         .0
         .iter()
