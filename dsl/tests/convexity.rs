@@ -13,6 +13,7 @@
 //! must have λ_min ≥ −TOL · max(1, ‖H‖_F). Regression tests pin every
 //! unsound family and false alarm of issue 14.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use bilevel_core::oracle::{Level, LowerHvp, Oracle};
@@ -248,7 +249,7 @@ fn lambda_min(
     let mut e = vec![0.0; n];
     let mut col = vec![0.0; n];
     for j in 0..n {
-        e.iter_mut().for_each(|v| *v = 0.0);
+        e.fill(0.0);
         e[j] = 1.0;
         c.hvp_yy(x, y, &e, batch, &mut col);
         for i in 0..n {
@@ -564,7 +565,7 @@ fn doubling_let_chains_stay_linear() {
     // a_{k+1} = a_k + a_k: the old μ text doubled at every level.
     let mut decls = String::from("let a0 = 0.5 * norm2sq(y)\n");
     for k in 1..=200 {
-        decls.push_str(&format!("let a{k} = a{} + a{}\n", k - 1, k - 1));
+        let _ = writeln!(decls, "let a{k} = a{} + a{}", k - 1, k - 1);
     }
     let start = std::time::Instant::now();
     let p = build(&decls, &format!("{Y3} minimize a200 * 1e-60 - dot(y, x)"))

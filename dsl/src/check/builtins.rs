@@ -42,7 +42,7 @@ impl Checker<'_> {
         }
         let args: Vec<Attr> = args.into_iter().collect::<Option<_>>()?;
         let shape = self.call_shape(c, b, &args)?;
-        Some(self.call_attr(c, b, &args, shape))
+        Some(Self::call_attr(c, b, &args, shape))
     }
 
     /// The shape of built-in `b` applied to `args`, or `None` after

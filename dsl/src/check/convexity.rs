@@ -232,7 +232,7 @@ impl Checker<'_> {
 
     /// The attributes of built-in `b` applied to `args` (of result shape
     /// `shape`): dependencies, sign, constant value, curvature and modulus.
-    pub(super) fn call_attr(&self, c: &Call, b: Builtin, args: &[Attr], shape: Shape) -> Attr {
+    pub(super) fn call_attr(c: &Call, b: Builtin, args: &[Attr], shape: Shape) -> Attr {
         let span = c.span;
         let x = &args[0];
         let mut a = Attr::leaf(Hir {
@@ -287,12 +287,12 @@ impl Checker<'_> {
             }
             return a;
         }
-        self.builtin_curv(b, args, &mut a);
+        Self::builtin_curv(b, args, &mut a);
         a
     }
 
     /// The curvature and modulus of built-in `b` of `args` that depend on y.
-    fn builtin_curv(&self, b: Builtin, args: &[Attr], a: &mut Attr) {
+    fn builtin_curv(b: Builtin, args: &[Attr], a: &mut Attr) {
         let x = &args[0];
         let affine = |a: &Attr| matches!(a.curv, Curv::Affine | Curv::Const);
         a.curv = match b {
@@ -330,7 +330,6 @@ impl Checker<'_> {
     /// The attributes of `l op r` (of result shape `shape`): dependencies,
     /// sign, constant value, curvature and modulus.
     pub(super) fn binary_attr(
-        &self,
         op: BinOp,
         (l, _): (&Attr, Span),
         (r, _): (&Attr, Span),

@@ -305,7 +305,7 @@ impl Checker<'_> {
                 lsh.clone()
             }
         };
-        Some(self.binary_attr(op, (l, ls), (r, rs), shape, span))
+        Some(Self::binary_attr(op, (l, ls), (r, rs), shape, span))
     }
 
     pub(super) fn mismatch(

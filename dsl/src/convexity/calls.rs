@@ -25,7 +25,7 @@ pub fn same(a: &Hir, b: &Hir) -> bool {
         (HirKind::Index(x, xs), HirKind::Index(y, ys)) => {
             same(x, y) && xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same(x, y))
         }
-        (HirKind::Reduce(..), _) | (HirKind::Model { .. }, _) => false,
+        (HirKind::Reduce(..) | HirKind::Model { .. }, _) => false,
         (x, y) => x == y,
     }
 }
@@ -130,9 +130,9 @@ impl Walker<'_> {
                 (BinOp::Add, None, None) => Factor::num(x.num + y.num),
                 (BinOp::Sub, None, None) => Factor::num(x.num - y.num),
                 (BinOp::Pow, None, None) => Factor::num(x.num.powf(y.num)),
-                _ => Factor::sym(self.text_of(h), sign),
+                _ => Factor::sym(&self.text_of(h), sign),
             }),
-            _ if scalar => Some(Factor::sym(self.text_of(h), sign)),
+            _ if scalar => Some(Factor::sym(&self.text_of(h), sign)),
             _ => None,
         };
         let mut r = Info::konst(Factor::num(0.0), sign);
@@ -191,8 +191,8 @@ impl Walker<'_> {
                     _ => Lin::General,
                 };
                 Info {
-                    lin,
                     sign,
+                    lin,
                     ..Info::unknown(dep)
                 }
                 .with_curv(Curv::Affine)
@@ -442,7 +442,7 @@ impl Walker<'_> {
         };
         let factor = match num {
             Some(v) if scalar => Some(Factor::num(v)),
-            _ if scalar => Some(Factor::sym(self.text_of(h), sign)),
+            _ if scalar => Some(Factor::sym(&self.text_of(h), sign)),
             _ => None,
         };
         let mut r = Info::konst(Factor::num(0.0), sign);

@@ -1,6 +1,6 @@
 //! The strong-convexity certificate of g in y.
 //!
-//! One pass over the checked HIR of g ([`rules`]) bounds the Hessian of
+//! One pass over the checked HIR of g (`rules.rs`) bounds the Hessian of
 //! every term below by a diagonal matrix over the flattened coordinates of
 //! the lower variables ([`cover`]): a term credits only the coordinates it
 //! covers, with the multiplicity it covers them (`norm2sq(Y[0])` credits

@@ -114,10 +114,10 @@ impl Factor {
     pub(super) fn num(v: f64) -> Factor {
         Factor { num: v, sym: None }
     }
-    pub(super) fn sym(text: String, sign: Sign) -> Factor {
+    pub(super) fn sym(text: &str, sign: Sign) -> Factor {
         Factor {
             num: 1.0,
-            sym: Some((cap(&text), sign)),
+            sym: Some((cap(text), sign)),
         }
     }
     pub(super) fn sign(&self) -> Sign {
@@ -312,16 +312,13 @@ impl<'a> Walker<'a> {
             .iter()
             .map(|v| {
                 let len = v.shape.len().filter(|_| known);
-                match len.and_then(|l| off.checked_add(l).map(|e| (l, e))) {
-                    Some((l, e)) => {
-                        let r = (off, l);
-                        off = e;
-                        Some(r)
-                    }
-                    None => {
-                        known = false;
-                        None
-                    }
+                if let Some((l, e)) = len.and_then(|l| off.checked_add(l).map(|e| (l, e))) {
+                    let r = (off, l);
+                    off = e;
+                    Some(r)
+                } else {
+                    known = false;
+                    None
                 }
             })
             .collect();
@@ -425,7 +422,7 @@ impl<'a> Walker<'a> {
             return Info::unknown(0);
         };
         let scalar = p.shape.rank() == 0;
-        let sym = || Factor::sym(p.name.clone(), Sign::Unknown);
+        let sym = || Factor::sym(&p.name, Sign::Unknown);
         let (sign, factor) = match &p.value {
             Init::Zeros => (Sign::Zero, Factor::num(0.0)),
             Init::Ones => (Sign::Pos, Factor::num(1.0)),
@@ -436,14 +433,14 @@ impl<'a> Walker<'a> {
                 let info = self.expr(h);
                 let f = match info.factor {
                     Some(f) if f.sym.is_none() => f,
-                    _ => Factor::sym(p.name.clone(), info.sign),
+                    _ => Factor::sym(&p.name, info.sign),
                 };
                 (info.sign, f)
             }
             _ => (Sign::Unknown, sym()),
         };
         let factor = match factor.sym {
-            Some(_) => Factor::sym(p.name.clone(), sign),
+            Some(_) => Factor::sym(&p.name, sign),
             None => factor,
         };
         Info::konst(factor, sign).scalar_only(scalar)
@@ -461,10 +458,11 @@ impl<'a> Walker<'a> {
                     .unwrap_or(Sign::Zero);
                 Info::konst(Factor::num(0.0), s).scalar_only(false)
             }
-            HirKind::Var(LevelKind::Upper, _) => {
-                Info::konst(Factor::sym(self.text(h.span), Sign::Unknown), Sign::Unknown)
-                    .scalar_only(h.shape.rank() == 0)
-            }
+            HirKind::Var(LevelKind::Upper, _) => Info::konst(
+                Factor::sym(&self.text(h.span), Sign::Unknown),
+                Sign::Unknown,
+            )
+            .scalar_only(h.shape.rank() == 0),
             HirKind::Var(LevelKind::Lower, v) => {
                 let lin = match self.offsets.get(*v).copied().flatten() {
                     Some((o, l)) => Lin::Select(Factor::num(1.0), Map::Range(o, l)),
@@ -509,7 +507,7 @@ impl<'a> Walker<'a> {
                     Field::Index | Field::Group => Sign::Nonneg,
                     _ => Sign::Unknown,
                 };
-                Info::konst(Factor::sym(self.text(h.span), sign), sign)
+                Info::konst(Factor::sym(&self.text(h.span), sign), sign)
                     .scalar_only(h.shape.rank() == 0)
             }
             HirKind::Neg(a) => {
@@ -530,7 +528,7 @@ impl<'a> Walker<'a> {
                 let mut b = self.expr(body);
                 self.scope.pop();
                 if b.yfree() {
-                    b.factor = Some(Factor::sym(self.text(h.span), b.sign));
+                    b.factor = Some(Factor::sym(&self.text(h.span), b.sign));
                 } else if b.affine() {
                     b.lin = Lin::General;
                 }
@@ -539,7 +537,10 @@ impl<'a> Walker<'a> {
             HirKind::Model { theta, .. } => {
                 let t = self.expr(theta);
                 if t.yfree() {
-                    Info::konst(Factor::sym(self.text(h.span), Sign::Unknown), Sign::Unknown)
+                    Info::konst(
+                        Factor::sym(&self.text(h.span), Sign::Unknown),
+                        Sign::Unknown,
+                    )
                 } else {
                     Info::unknown(t.dep_y)
                 }
@@ -584,7 +585,7 @@ impl<'a> Walker<'a> {
         }
         if ai.yfree() {
             let mut r = ai;
-            r.factor = (h.shape.rank() == 0).then(|| Factor::sym(self.text(h.span), r.sign));
+            r.factor = (h.shape.rank() == 0).then(|| Factor::sym(&self.text(h.span), r.sign));
             return r;
         }
         match ai.curv {
