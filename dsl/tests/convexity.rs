@@ -454,9 +454,15 @@ fn stored_matrices_are_verified_not_trusted() {
         .symmetric_eigen()
         .eigenvalues
         .min();
-    if let Some(mu) = p.mu {
-        assert!(mu <= eig, "mu {mu} above the stored λmin {eig}");
-    }
+    // The reported λmin is the verified bound (below the eigen-solver's
+    // value), and μ never exceeds it: the generator's 1/κ is not used.
+    let (_, bound) = p.lambda_min[0].clone();
+    assert!(bound <= eig + 1e-12, "bound {bound} above λmin {eig}");
+    assert!(
+        p.mu.is_none_or(|mu| mu <= bound.max(0.0)),
+        "mu {:?} above the verified bound {bound}",
+        p.mu
+    );
     // An exactly singular integer matrix is not strongly convex.
     let (v, mu) = verdict_of(
         "param P: matrix[2, 2] = [[1.0, 2.0], [2.0, 4.0]]",
