@@ -5,7 +5,7 @@ use crate::ast::{Call, Span};
 use crate::diag::did_you_mean;
 use crate::hir::{Builtin, Dim, Field, Hir, HirKind, Shape};
 
-use super::convexity::{Attr, Curv};
+use super::convexity::Attr;
 use super::{compat, dims_eq, errors, mentions_field, Checker, Def, INITIALISERS};
 
 impl Checker<'_> {
@@ -159,13 +159,6 @@ impl Checker<'_> {
         });
         a.dep_x = theta.dep_x;
         a.dep_y = theta.dep_y;
-        // A model is nonlinear in its parameters: constant in y unless the
-        // parameters are lower variables.
-        a.curv = if theta.dep_y == 0 {
-            Curv::Const
-        } else {
-            Curv::Unknown
-        };
         Some(a)
     }
 }

@@ -4,7 +4,7 @@
 use crate::ast::{BinOp, Expr, ExprKind, LevelKind, Span};
 use crate::hir::{Dim, Hir, HirKind, Shape};
 
-use super::convexity::{Attr, Curv, Sign};
+use super::convexity::Attr;
 use super::{compat, dims_eq, errors, Checker, Def, INITIALISERS};
 
 impl Checker<'_> {
@@ -33,7 +33,6 @@ impl Checker<'_> {
                     span,
                 });
                 a.konst = Some(*v);
-                a.sign = Sign::of(*v);
                 Some(a)
             }
             ExprKind::Bool(_) | ExprKind::Str(_) => {
@@ -61,12 +60,6 @@ impl Checker<'_> {
                     kind: HirKind::Neg(Box::new(a.hir)),
                     span,
                 };
-                a.curv = match a.curv {
-                    Curv::Convex => Curv::Concave,
-                    Curv::Concave => Curv::Convex,
-                    c => c,
-                };
-                a.sign = a.sign.neg();
                 a.konst = a.konst.map(|v| -v);
                 Some(a)
             }
@@ -185,13 +178,11 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let mut a = Attr::leaf(Hir {
+        Some(Attr::leaf(Hir {
             kind: HirKind::Array(vals),
             shape,
             span,
-        });
-        a.sign = Sign::Unknown;
-        Some(a)
+        }))
     }
 
     pub(super) fn index(&mut self, x: &Expr, idx: &[Expr], span: Span) -> Option<Attr> {
@@ -249,9 +240,6 @@ impl Checker<'_> {
             span,
         };
         a.konst = None;
-        for i in &ids {
-            a.weights.extend(i.weights.iter().copied());
-        }
         Some(a)
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::ast::{Expr, ExprKind, Span};
 use crate::hir::{Hir, HirKind, Init, Shape};
 
-use super::convexity::{Attr, Sign};
+use super::convexity::Attr;
 use super::{compat, errors, Checker, INITIALISERS};
 
 impl Checker<'_> {
@@ -114,11 +114,7 @@ impl Checker<'_> {
                 Init::Spd { kappa, seed }
             }
         };
-        let mut attr = leaf(shape);
-        if matches!(init, Init::Zeros) {
-            attr.sign = Sign::Zero;
-        }
-        Some((init, attr))
+        Some((init, leaf(shape)))
     }
 
     pub(super) fn const_number(&mut self, e: &Expr) -> Option<f64> {

@@ -6,7 +6,7 @@ use crate::ast::{Expr, ExprKind, Ident, LevelKind, Path, Span};
 use crate::diag::did_you_mean;
 use crate::hir::{sample_fields, Field, Hir, HirKind, Shape};
 
-use super::convexity::{Attr, Curv, Sign};
+use super::convexity::Attr;
 use super::{errors, push_children, Checker, Def};
 
 impl Checker<'_> {
@@ -180,13 +180,6 @@ impl Checker<'_> {
             }
             let mut a = Attr::leaf(hir(HirKind::Field(depth, *f), shape.clone()));
             a.int_bound.clone_from(bound);
-            if *f == Field::Weight {
-                a.sign = Sign::Nonneg;
-                a.weights.push((data_idx, span));
-            }
-            if matches!(f, Field::Index | Field::Group) {
-                a.sign = Sign::Nonneg;
-            }
             if *f == Field::Text && !self.allow_text {
                 let d = errors::text_not_number(first, span);
                 self.err(d);
@@ -209,7 +202,6 @@ impl Checker<'_> {
                     Shape::scalar(),
                 ));
                 a.konst = dim.map(|v| v as f64);
-                a.sign = Sign::Nonneg;
                 if dim.is_none() {
                     let d = errors::fact_after_loading(&key, span);
                     self.err(d);
@@ -236,7 +228,6 @@ impl Checker<'_> {
                 };
                 let mut a = Attr::leaf(hir(HirKind::Const(v as f64), Shape::scalar()));
                 a.konst = Some(v as f64);
-                a.sign = Sign::of(v as f64);
                 Some(a)
             }
             Def::Param(i) => {
@@ -271,7 +262,6 @@ impl Checker<'_> {
                     }
                     LevelKind::Lower => {
                         a.dep_y = 1 << i;
-                        a.curv = Curv::Affine;
                     }
                 }
                 Some(a)
