@@ -104,7 +104,7 @@ pub trait ModelRegistry {
     /// point at the option.
     fn build(
         &self,
-        model: &crate::check::ModelDef,
+        model: &crate::hir::ModelDef,
         ctx: &ModelContext<'_>,
     ) -> Result<std::sync::Arc<dyn ModelBackend<f64>>, (String, String)>;
 }

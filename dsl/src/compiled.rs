@@ -11,11 +11,12 @@ use bilevel_core::oracle::{
 use bilevel_core::random::{below, normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
-use crate::ast::{Cmp, LevelKind, Span};
+use crate::ast::{Cmp, LevelKind};
 use crate::backend::{ModelContext, ModelRegistry, Models};
-use crate::check::{self, Deferred, ExpectTarget, HirKind, Init, Shape, Spec, Verdict};
+use crate::check;
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
 use crate::diag::{Code, Diagnostic};
+use crate::hir::{ExpectTarget, HirKind, Init, Shape, Spec};
 use crate::lower::{self, Bound};
 use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
 
@@ -83,7 +84,7 @@ pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
 /// The data sources each model is applied to, by model index.
 fn model_sources(spec: &Spec) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); spec.models.len()];
-    let mut stack: Vec<(&check::Hir, Vec<usize>)> =
+    let mut stack: Vec<(&crate::hir::Hir, Vec<usize>)> =
         vec![(&spec.f, Vec::new()), (&spec.g, Vec::new())];
     for (_, h) in &spec.lets {
         stack.push((h, Vec::new()));
@@ -253,7 +254,7 @@ pub fn build_with(
     let spec0 = check::check(&file, src, None)?;
     let (mut loaded, mut warnings) = data::load(&spec0, base)?;
     let models = build_models(&spec0, &mut loaded, base, registry)?;
-    let spec = check::check(&file, src, Some(&loaded.facts))?;
+    let mut spec = check::check(&file, src, Some(&loaded.facts))?;
     let mut all_warnings = spec.warnings.clone();
     all_warnings.append(&mut warnings);
     let params = eval_params(&spec)?;
@@ -268,7 +269,7 @@ pub fn build_with(
                 && (0..r).all(|i| (0..i).all(|j| v[i * c + j].to_bits() == v[j * c + i].to_bits()))
         })
         .collect();
-    let (mu, lambda_min) = verify_facts(&spec, &params)?;
+    let (mu, lambda_min) = verify_facts(&mut spec, &params, &mut all_warnings)?;
     let bound = Bound {
         params: &params,
         symmetric: &symmetric,
@@ -413,7 +414,7 @@ pub fn spd(n: usize, kappa: f64, seed: u64) -> Vec<f64> {
     m
 }
 
-fn param_refs(h: &check::Hir, out: &mut Vec<usize>) {
+fn param_refs(h: &crate::hir::Hir, out: &mut Vec<usize>) {
     let mut stack = vec![h];
     while let Some(h) = stack.pop() {
         if let HirKind::Param(i) = h.kind {
@@ -461,82 +462,22 @@ fn eval_params(spec: &Spec) -> Result<Vec<Vec<f64>>, Vec<Diagnostic>> {
     Ok(vals.into_iter().map(Option::unwrap_or_default).collect())
 }
 
-/// λ_min of the symmetric part of an `n × n` matrix: exact (eigenvalues)
-/// for n ≤ 256, otherwise the Gershgorin lower bound.
-fn lambda_min(m: &[f64], n: usize, init: &Init) -> f64 {
-    match init {
-        Init::Spd { kappa, .. } => return 1.0 / kappa,
-        Init::Eye => return 1.0,
-        _ => {}
-    }
-    let s = |i: usize, j: usize| 0.5 * (m[i * n + j] + m[j * n + i]);
-    if n <= 256 {
-        let mat = nalgebra::DMatrix::from_fn(n, n, s);
-        mat.symmetric_eigen().eigenvalues.min()
-    } else {
-        (0..n)
-            .map(|i| {
-                s(i, i)
-                    - (0..n)
-                        .filter(|&j| j != i)
-                        .map(|j| s(i, j).abs())
-                        .sum::<f64>()
-            })
-            .fold(f64::INFINITY, f64::min)
-    }
-}
-
-/// μ and the λ_min of each parameter used in `quad`.
+/// μ and the verified λ_min bound of each parameter used in `quad`.
 type Facts = (Option<f64>, Vec<(String, f64)>);
 
-fn verify_facts(spec: &Spec, params: &[Vec<f64>]) -> Result<Facts, Vec<Diagnostic>> {
+/// Completes the certificate with the stored parameters
+/// ([`crate::convexity::evaluate`]); a λ_min that cannot be verified positive
+/// downgrades the verdict (W0301 in `warnings`).
+fn verify_facts(
+    spec: &mut Spec,
+    params: &[Vec<f64>],
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Facts, Vec<Diagnostic>> {
     let a = &spec.analysis;
-    let mut mu = a.mu_const.clone();
-    let mut lmins: Vec<(String, f64)> = Vec::new();
-    let mut errors = Vec::new();
-    for f in &a.deferred {
-        if let Deferred::PsdParam {
-            param,
-            span,
-            factor,
-            var,
-        } = f
-        {
-            let p = &spec.params[*param];
-            let (n, _) = p.shape.rows_cols();
-            let l = lambda_min(&params[*param], n, &p.value);
-            if !lmins.iter().any(|(name, _)| *name == p.name) {
-                lmins.push((p.name.clone(), l));
-            }
-            if l.is_nan() || l < 0.0 {
-                errors.push(
-                    Diagnostic::new(
-                        Code::E0505,
-                        format!(
-                            "`{}` is not positive semidefinite, so the lower level is not convex",
-                            p.name
-                        ),
-                        *span,
-                        format!("λmin({}) = {l:.6} < 0", p.name),
-                    )
-                    .with_secondary(p.span, "declared here")
-                    .with_note("convexity of `quad(P, y)` relies on P ⪰ 0"),
-                );
-            } else if let Some(m) = mu.get_mut(*var) {
-                *m += factor * l;
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let value = match a.verdict {
-        Verdict::Assumed => a.assumed_mu,
-        Verdict::StronglyConvex => mu.iter().copied().reduce(f64::min),
-        _ => None,
-    };
-    let _ = Span::default();
-    Ok((value, lmins))
+    let e = crate::convexity::evaluate(&a.certificate, &a.verdict, a.span, &spec.params, params)?;
+    spec.analysis.verdict = e.verdict;
+    warnings.extend(e.warnings);
+    Ok((e.mu, e.lambda_min))
 }
 
 /// The compiled oracle: f and g as tapes with workspaces, the data, and the
@@ -919,6 +860,7 @@ impl Compiled {
             wrt_x: wrt == VarKind::X,
             wrt_y: wrt == VarKind::Y,
             second: false,
+            first: true,
         };
         self.sweep(upper, x, y, None, s, mode, false);
         self.read(upper, wrt, false, out);
@@ -944,6 +886,7 @@ impl Compiled {
             wrt_x: !grad_x.is_empty() || !jvp_xy.is_empty(),
             wrt_y: !grad_y.is_empty() || !hvp_yy.is_empty(),
             second: !hvp_yy.is_empty() || !jvp_xy.is_empty(),
+            first: !grad_y.is_empty() || !grad_x.is_empty(),
         };
         let g = self.sweep(false, x, y, Some(v), s, mode, true);
         if !grad_y.is_empty() {
@@ -1088,6 +1031,7 @@ impl LowerHvp<f64> for Compiled {
             wrt_x: false,
             wrt_y: true,
             second: true,
+            first: false,
         };
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::Y, true, out);
@@ -1100,6 +1044,7 @@ impl CrossJvp<f64> for Compiled {
             wrt_x: true,
             wrt_y: false,
             second: true,
+            first: false,
         };
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::X, true, out);

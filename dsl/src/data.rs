@@ -12,11 +12,11 @@ use std::sync::Arc;
 use bilevel_core::random::{below, mix64, normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
-use crate::check::{
+use crate::diag::{Code, Diagnostic};
+use crate::hir::{
     DataDef, DataFacts, Deferred, Features, Field, LabelEncoding, Sampler, SourceKind, Spec,
     TextSource,
 };
-use crate::diag::{Code, Diagnostic};
 use crate::tape::SampleSource;
 
 /// A loaded table: features row-major, labels and weights per row.
@@ -446,7 +446,7 @@ fn load_table(
 
 /// Keeps the rows whose position in a seeded permutation of `0..rows` falls
 /// in `[from·rows, to·rows)`, in file order.
-fn select_rows(t: &mut Table, sp: &crate::check::Split) {
+fn select_rows(t: &mut Table, sp: &crate::hir::Split) {
     let n = t.rows;
     let mut perm: Vec<usize> = (0..n).collect();
     let mut rng = DefaultRng::seed_from_u64(mix64(sp.seed ^ 0x5711_7000_0000_0001));

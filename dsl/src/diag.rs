@@ -84,6 +84,9 @@ codes! {
     E0302 = "E0302", Error, "lower objective not provably convex";
     N0303 = "N0303", Note, "the strong-convexity modulus depends on the upper variable";
     W0304 = "W0304", Warning, "non-C² term in the lower objective";
+    E0305 = "E0305", Error, "a coefficient of the lower objective is not finite";
+    E0306 = "E0306", Error, "an assumption contradicts what the analysis proves";
+    N0307 = "N0307", Note, "strong convexity is assumed, not proven";
     E0401 = "E0401", Error, "unknown algorithm";
     E0402 = "E0402", Error, "unknown hyperparameter for this algorithm";
     E0403 = "E0403", Error, "hyperparameter of the wrong type or out of range";

@@ -9,8 +9,10 @@ pub mod ast;
 pub mod backend;
 pub mod check;
 pub mod compiled;
+pub mod convexity;
 pub mod data;
 pub mod diag;
+pub mod hir;
 pub mod lower;
 mod parser;
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::ast::{BinOp, LevelKind, RedOp};
-use crate::check::{Builtin, Hir, HirKind, Spec};
+use crate::hir::{Builtin, Hir, HirKind, Spec};
 use crate::tape::{Node, NodeId, Op, Tape, VarKind};
 
 /// Parameter values and facts the lowering needs.
@@ -22,7 +22,7 @@ pub struct Bound<'a> {
 
 /// Offsets of each variable inside the flat x and y vectors.
 pub fn layout(spec: &Spec) -> (Vec<usize>, Vec<usize>, usize, usize) {
-    let offs = |vars: &[crate::check::VarDef]| {
+    let offs = |vars: &[crate::hir::VarDef]| {
         let mut o = Vec::new();
         let mut acc = 0usize;
         for v in vars {
@@ -49,6 +49,10 @@ struct Lowerer<'a> {
     xo: Vec<usize>,
     yo: Vec<usize>,
     levels: Vec<Builder>,
+    /// The tape level of each enclosing sample by source nesting (0: the
+    /// top; a reduction hoisted out of a loop runs at a lower tape level
+    /// than its source nesting).
+    scope: Vec<usize>,
     memo: HashMap<(u8, usize, usize), NodeId>,
 }
 
@@ -61,6 +65,7 @@ pub fn lower(spec: &Spec, bound: &Bound<'_>) -> (Tape, Tape) {
         xo,
         yo,
         levels: Vec::new(),
+        scope: vec![0],
         memo: HashMap::new(),
     };
     let f = l.tape(&spec.f);
@@ -77,6 +82,7 @@ pub fn lower_expr(spec: &Spec, bound: &Bound<'_>, h: &Hir) -> Tape {
         xo,
         yo,
         levels: Vec::new(),
+        scope: vec![0],
         memo: HashMap::new(),
     };
     l.tape(h)
@@ -131,6 +137,7 @@ fn need(h: &Hir, s: usize) -> usize {
 impl Lowerer<'_> {
     fn tape(&mut self, h: &Hir) -> Tape {
         self.memo.clear();
+        self.scope = vec![0];
         self.levels = vec![Builder {
             nodes: Vec::new(),
             outer: HashMap::new(),
@@ -210,12 +217,17 @@ impl Lowerer<'_> {
 
     /// Lowers `h` (at source nesting `s`) for use in tape `level`.
     fn node(&mut self, h: &Hir, level: usize, s: usize) -> NodeId {
-        let target = need(h, s).min(level);
+        let target = self.tape_level(need(h, s)).min(level);
         if target < level {
             let id = self.node_at(h, target, s);
             return self.lift(id, target, level);
         }
         self.node_at(h, level, s)
+    }
+
+    /// The tape level of the sample at source nesting `src`.
+    fn tape_level(&self, src: usize) -> usize {
+        self.scope.get(src).copied().unwrap_or(src)
     }
 
     fn const_value(&self, h: &Hir) -> f64 {
@@ -317,7 +329,7 @@ impl Lowerer<'_> {
                 n
             }
             HirKind::Field(depth, f) => {
-                let lv = s.saturating_sub(*depth);
+                let lv = self.tape_level(s.saturating_sub(*depth));
                 let data = self.levels.get(lv).map_or(0, |b| b.data);
                 self.push(level, Op::Field(lv, data, *f), Vec::new(), rows, cols)
             }
@@ -384,7 +396,7 @@ impl Lowerer<'_> {
             } => {
                 // One batched model node in the tape that runs the
                 // reduction over the sample, and its row per sample here.
-                let lv = s.saturating_sub(*depth).min(level);
+                let lv = self.tape_level(s.saturating_sub(*depth)).min(level);
                 let parent = lv.saturating_sub(1);
                 let data = self.levels.get(lv).map_or(0, |b| b.data);
                 let batch = self.spec.data.get(data).map_or(1, |d| d.batch as usize);
@@ -410,24 +422,7 @@ impl Lowerer<'_> {
                 self.lift(r, lv, level)
             }
             HirKind::Reduce(op, data, body) => {
-                self.levels.push(Builder {
-                    nodes: Vec::new(),
-                    outer: HashMap::new(),
-                    data: *data,
-                });
-                let inner = level + 1;
-                let out = self.node(body, inner, s + 1);
-                // Memo entries of the popped level are no longer valid.
-                self.memo.retain(|k, _| k.2 < inner);
-                let b = self.levels.pop().unwrap_or(Builder {
-                    nodes: Vec::new(),
-                    outer: HashMap::new(),
-                    data: *data,
-                });
-                let tape = Tape {
-                    nodes: b.nodes,
-                    output: out,
-                };
+                let tape = self.reduce_body(body, *data, level, s);
                 self.push(
                     level,
                     Op::Reduce {
@@ -440,6 +435,46 @@ impl Lowerer<'_> {
                     cols,
                 )
             }
+        }
+    }
+
+    /// The body tape of a reduction over `data` that runs at tape `level`
+    /// and source nesting `s`. When it was hoisted out of enclosing loops
+    /// whose samples it does not use, the tapes of those loops are set
+    /// aside while the body is built.
+    fn reduce_body(&mut self, body: &Hir, data: usize, level: usize, s: usize) -> Tape {
+        let inner = level + 1;
+        let saved = self.levels.split_off(inner.min(self.levels.len()));
+        let saved_memo: Vec<_> = self
+            .memo
+            .iter()
+            .filter(|(k, _)| k.2 >= inner)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        self.memo.retain(|k, _| k.2 < inner);
+        let saved_scope = self.scope.split_off((s + 1).min(self.scope.len()));
+        self.scope.resize(s + 1, 0);
+        self.scope.push(inner);
+        self.levels.push(Builder {
+            nodes: Vec::new(),
+            outer: HashMap::new(),
+            data,
+        });
+        let out = self.node(body, inner, s + 1);
+        // Memo entries of the popped level are no longer valid.
+        self.memo.retain(|k, _| k.2 < inner);
+        self.memo.extend(saved_memo);
+        let b = self.levels.pop().unwrap_or(Builder {
+            nodes: Vec::new(),
+            outer: HashMap::new(),
+            data,
+        });
+        self.levels.extend(saved);
+        self.scope.truncate(s + 1);
+        self.scope.extend(saved_scope);
+        Tape {
+            nodes: b.nodes,
+            output: out,
         }
     }
 

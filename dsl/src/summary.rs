@@ -6,9 +6,9 @@ use std::path::Path;
 
 use bilevel_core::OracleKind;
 
-use crate::check::{fmt_num, Init, LabelEncoding, Sampler, SourceKind, Verdict};
 use crate::compiled::{build, Program};
 use crate::diag::Diagnostic;
+use crate::hir::{fmt_num, Init, LabelEncoding, Sampler, SourceKind, Verdict};
 
 /// What `bilevel check` prints for a valid spec.
 #[derive(Debug, Clone)]
@@ -327,7 +327,7 @@ impl Summary {
     pub fn json(&self) -> serde_json::Value {
         let p = &self.program;
         let s = &p.spec;
-        let var = |v: &crate::check::VarDef| serde_json::json!({"name": v.name, "type": v.shape.to_string(), "len": v.shape.len(), "init": init_text(&v.init)});
+        let var = |v: &crate::hir::VarDef| serde_json::json!({"name": v.name, "type": v.shape.to_string(), "len": v.shape.len(), "init": init_text(&v.init)});
         let (verdict, mu_text) = self.verdict_text();
         serde_json::json!({
             "problem": s.name,

@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 
 use crate::backend::{ModelBackend, TokenBatch};
-use crate::check::{Builtin, Field};
+use crate::hir::{Builtin, Field};
 
 /// Most sequences per forward call of a model (whole-data evaluations are
 /// cut into chunks of this size; outputs are per sequence, so the bits do not
@@ -170,6 +170,10 @@ pub struct Mode {
     pub wrt_y: bool,
     /// Propagate adjoint tangents (forward-over-reverse).
     pub second: bool,
+    /// With `second`: the variables' adjoints (first-order gradients) are
+    /// read too, not only their adjoint tangents. Without `second` they are
+    /// always computed.
+    pub first: bool,
 }
 
 impl Mode {
@@ -179,6 +183,7 @@ impl Mode {
         wrt_x: false,
         wrt_y: false,
         second: false,
+        first: false,
     };
 }
 
@@ -532,7 +537,7 @@ impl Tape {
         for (i, node) in self.nodes.iter().enumerate() {
             if let Op::Var(..) = node.op {
                 if w(i) {
-                    need_a[i] = !mode.second;
+                    need_a[i] = !mode.second || mode.first;
                     need_t[i] = mode.second;
                 }
             }
@@ -1684,7 +1689,7 @@ impl Tape {
         for (i, n) in self.nodes.iter().enumerate() {
             let args: Vec<String> = n.args.iter().map(|a| format!("%{a}")).collect();
             let op = match &n.op {
-                Op::Const(v) if v.len() == 1 => format!("const {}", crate::check::fmt_num(v[0])),
+                Op::Const(v) if v.len() == 1 => format!("const {}", crate::hir::fmt_num(v[0])),
                 Op::Const(v) => format!("const[{}]", v.len()),
                 Op::Var(VarKind::X, o) => format!("x[{o}..{}]", o + n.len()),
                 Op::Var(VarKind::Y, o) => format!("y[{o}..{}]", o + n.len()),
@@ -1692,7 +1697,7 @@ impl Tape {
                 Op::Row(p) => format!("row of %{p}"),
                 Op::Model { model, data } => format!("model{model} over data{data}"),
                 Op::Field(l, data, f) => format!("field {f:?} of data{data} (level {l})"),
-                Op::Pow(p) => format!("pow {}", crate::check::fmt_num(*p)),
+                Op::Pow(p) => format!("pow {}", crate::hir::fmt_num(*p)),
                 Op::Unary(b) => b.name().to_string(),
                 Op::MatMul { ta, tb } => format!(
                     "matmul{}{}",

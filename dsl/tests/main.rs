@@ -1,6 +1,8 @@
 //! The integration tests of `bilevel-dsl`, in one test binary.
 
 mod ad;
+mod convexity;
+mod defects;
 mod e2e;
 mod models;
 mod robust;

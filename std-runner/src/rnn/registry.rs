@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bilevel_dsl::backend::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
-use bilevel_dsl::check::ModelDef;
+use bilevel_dsl::hir::ModelDef;
 
 use super::data::WordVectors;
 use super::{RnnConfig, RnnError, RnnModel, Vocab};

@@ -1,0 +1,188 @@
+//! Verified lower bounds on λ_min of a stored matrix.
+//!
+//! An estimate t (an eigen-solver's value, the generator's hint, or a
+//! bisection) is only ever a guess; the bound is proven by a floating-point
+//! Cholesky factorisation of B = fl(S − tI), S the symmetric part of the
+//! stored matrix. If it runs to completion, R̂ᵀR̂ = B + ΔB with
+//! |ΔB| ≤ γₙ₊₁|R̂ᵀ||R̂| (Higham, *Accuracy and Stability*, Thm 10.3), hence
+//! λ_min(B) ≥ −γₙ₊₁‖R̂‖²_F ≥ −γₙ₊₁/(1 − γₙ₊₁) · tr(B). Forming S and B
+//! perturbs each entry by at most 2u|·|, bounded in norm by
+//! 2u(‖S‖_F + √n|t|). So λ_min(S) ≥ t − γₙ₊₁/(1 − γₙ₊₁)·tr(B) − 2u(‖S‖_F +
+//! √n|t|), computed with an extra safety factor and rounded down.
+
+/// Largest order whose λ_min is verified (a Cholesky costs n³/3 flops).
+pub const MAX_ORDER: usize = 2048;
+
+/// Largest order for which an eigen-solver gives the first estimate.
+const EIGEN_ORDER: usize = 256;
+
+/// What the verification found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    /// A proven lower bound on λ_min of the symmetric part (may be ≤ 0,
+    /// and −∞ when nothing could be proven).
+    pub lower: f64,
+    /// `true` when S + τI is not positive definite for a τ of the order of
+    /// the rounding error: the matrix is indefinite beyond rounding.
+    pub indefinite: bool,
+    /// That τ: when `indefinite`, λ_min < −τ.
+    pub tau: f64,
+    /// The estimate the verification started from (not a bound).
+    pub estimate: Option<f64>,
+}
+
+/// The symmetric part of the row-major `n × n` matrix `m`.
+fn sym(m: &[f64], n: usize) -> Vec<f64> {
+    let mut s = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            s[i * n + j] = 0.5 * m[i * n + j] + 0.5 * m[j * n + i];
+        }
+    }
+    s
+}
+
+/// Cholesky of `b` in place (lower triangle); `false` when a pivot is not
+/// positive (or not finite).
+fn cholesky(b: &mut [f64], n: usize) -> bool {
+    for j in 0..n {
+        let mut d = b[j * n + j];
+        for k in 0..j {
+            d -= b[j * n + k] * b[j * n + k];
+        }
+        if !(d > 0.0 && d.is_finite()) {
+            return false;
+        }
+        let d = d.sqrt();
+        b[j * n + j] = d;
+        for i in (j + 1)..n {
+            let (ri, rj) = (i * n, j * n);
+            let mut s = b[ri + j];
+            for k in 0..j {
+                s -= b[ri + k] * b[rj + k];
+            }
+            b[ri + j] = s / d;
+        }
+    }
+    true
+}
+
+/// `Some(proven bound)` when the Cholesky of S − tI succeeds.
+fn try_shift(s: &[f64], n: usize, t: f64, frob: f64) -> Option<f64> {
+    let mut b = s.to_vec();
+    let mut trace = 0.0;
+    for i in 0..n {
+        b[i * n + i] -= t;
+        trace += b[i * n + i];
+    }
+    if !cholesky(&mut b, n) {
+        return None;
+    }
+    let u = f64::EPSILON / 2.0;
+    let nu = (n as f64 + 1.0) * u;
+    let gamma = nu / (1.0 - nu);
+    let chol = gamma / (1.0 - gamma) * trace;
+    let form = 2.0 * u * (frob + (n as f64).sqrt() * t.abs());
+    // Safety factor for the rounding of these bounds themselves, plus a
+    // margin for underflow in the factorisation.
+    let margin = (chol + form) * (1.0 + 1e-6) + (n as f64) * f64::MIN_POSITIVE * 16.0;
+    Some((t - margin).next_down())
+}
+
+/// A proven lower bound on λ_min of the symmetric part of the row-major
+/// `n × n` matrix `m`; `hint` is an estimate (e.g. `1/κ` of `spd`), never
+/// trusted.
+pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
+    if n == 0 || m.len() != n * n || m.iter().any(|v| !v.is_finite()) || n > MAX_ORDER {
+        return Bound {
+            lower: f64::NEG_INFINITY,
+            indefinite: false,
+            tau: 0.0,
+            estimate: None,
+        };
+    }
+    let s = sym(m, n);
+    let frob = s.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let abs_trace: f64 = (0..n).map(|i| s[i * n + i].abs()).sum();
+    // Gershgorin interval: in exact arithmetic it holds every eigenvalue.
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for i in 0..n {
+        let r: f64 = (0..n).filter(|&j| j != i).map(|j| s[i * n + j].abs()).sum();
+        lo = lo.min(s[i * n + i] - r);
+        hi = hi.max(s[i * n + i]);
+    }
+    let est = hint.or_else(|| {
+        (n <= EIGEN_ORDER).then(|| {
+            nalgebra::DMatrix::from_row_slice(n, n, &s)
+                .symmetric_eigen()
+                .eigenvalues
+                .min()
+        })
+    });
+    // Tolerance of "indefinite beyond rounding".
+    let tau = 16.0 * (n as f64 + 1.0) * f64::EPSILON * (abs_trace + frob) + f64::MIN_POSITIVE;
+    let mut best: Option<f64> = None;
+    if let Some(e) = est.filter(|e| e.is_finite()) {
+        for t in [
+            e - 4.0 * tau,
+            e - 1e-9 * e.abs() - tau,
+            e - 1e-6 * e.abs() - tau,
+        ] {
+            if let Some(b) = try_shift(&s, n, t, frob) {
+                best = Some(b);
+                break;
+            }
+        }
+    }
+    if best.is_none() {
+        // Bisection on the shift between (just below) the Gershgorin bound
+        // and the largest diagonal entry: each step is one Cholesky.
+        let steps = if n <= EIGEN_ORDER { 40 } else { 8 };
+        let mut a = lo - 1e-9 * lo.abs() - tau;
+        best = try_shift(&s, n, a, frob);
+        let mut b = hi.max(a);
+        for _ in 0..steps {
+            let t = 0.5 * (a + b);
+            if let Some(v) = try_shift(&s, n, t, frob) {
+                best = Some(best.map_or(v, |w: f64| w.max(v)));
+                a = t;
+            } else {
+                b = t;
+            }
+        }
+    }
+    let psd = try_shift(&s, n, -tau, frob);
+    let indefinite = psd.is_none();
+    if best.is_none() {
+        best = psd;
+    }
+    Bound {
+        lower: best.unwrap_or(f64::NEG_INFINITY),
+        indefinite,
+        tau,
+        estimate: est,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lambda_min_bound;
+
+    #[test]
+    fn bounds_are_below_the_eigenvalue_and_close_to_it() {
+        // [[2, 1], [1, 2]]: eigenvalues 1 and 3.
+        let b = lambda_min_bound(&[2.0, 1.0, 1.0, 2.0], 2, None);
+        assert!(b.lower <= 1.0 && b.lower > 1.0 - 1e-8, "{b:?}");
+        assert!(!b.indefinite);
+        // A wrong hint is not trusted.
+        let b = lambda_min_bound(&[2.0, 1.0, 1.0, 2.0], 2, Some(5.0));
+        assert!(b.lower <= 1.0 && b.lower > 0.9, "{b:?}");
+        // Exactly singular integer matrix: no positive bound.
+        let b = lambda_min_bound(&[1.0, 2.0, 2.0, 4.0], 2, None);
+        assert!(b.lower <= 0.0, "{b:?}");
+        assert!(!b.indefinite);
+        // Indefinite.
+        let b = lambda_min_bound(&[1.0, 2.0, 2.0, 1.0], 2, None);
+        assert!(b.lower <= -1.0 && b.indefinite, "{b:?}");
+    }
+}
