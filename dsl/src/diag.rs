@@ -67,6 +67,7 @@ macro_rules! codes {
 
 codes! {
     E0001 = "E0001", Error, "syntax error";
+    E0002 = "E0002", Error, "unsupported language version";
     E0003 = "E0003", Error, "malformed number literal, or one that overflows f64";
     E0101 = "E0101", Error, "undeclared name";
     E0102 = "E0102", Error, "duplicate declaration";
@@ -80,6 +81,7 @@ codes! {
     E0202 = "E0202", Error, "rank or type error";
     E0203 = "E0203", Error, "a value does not have its declared size";
     E0204 = "E0204", Error, "dimension arithmetic overflows, or a tensor is too large";
+    E0205 = "E0205", Error, "a constant outside a function's domain (log, sqrt, division by zero, fractional power of a negative number)";
     W0301 = "W0301", Warning, "lower objective convex but not provably strongly convex";
     E0302 = "E0302", Error, "lower objective not provably convex";
     N0303 = "N0303", Note, "the strong-convexity modulus depends on the upper variable";
@@ -259,6 +261,9 @@ pub fn render(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
 /// Renders diagnostics, with ANSI colours when `color` is set (use it only
 /// when printing to a terminal).
 pub fn render_with(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
+    // Lone `\r` line ends become `\n` (same length: spans stay valid).
+    let text = crate::lone_cr_to_lf(src);
+    let src: &str = &text;
     let file = SimpleFile::new(file_name, src);
     let config = term::Config::default();
     let mut out = String::new();

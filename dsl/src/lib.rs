@@ -22,7 +22,8 @@ pub mod text;
 
 pub use diag::{Code, Diagnostic, Severity};
 pub use parser::{
-    parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_NESTING, RESERVED,
+    parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_LITERAL_TOKENS, MAX_NESTING,
+    RESERVED,
 };
 
 /// Maps byte offsets of one source file to 1-based line and column numbers
@@ -37,7 +38,13 @@ impl<'a> SourceMap<'a> {
     /// Indexes the line starts of `text`.
     pub fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let b = text.as_bytes();
+        // `\n`, `\r\n` and a lone `\r` end a line.
+        line_starts.extend(
+            (0..b.len())
+                .filter(|&i| b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')))
+                .map(|i| i + 1),
+        );
         SourceMap { text, line_starts }
     }
 
@@ -59,8 +66,27 @@ impl<'a> SourceMap<'a> {
     pub fn line(&self, line: usize) -> Option<&'a str> {
         let start = *self.line_starts.get(line.checked_sub(1)?)?;
         let rest = &self.text[start..];
-        Some(rest.split('\n').next().unwrap_or("").trim_end_matches('\r'))
+        Some(rest.split(['\n', '\r']).next().unwrap_or(""))
     }
+}
+
+/// `src` with every lone `\r` (a classic Mac OS line end) replaced by `\n`:
+/// the same length, so byte spans stay valid.
+pub(crate) fn lone_cr_to_lf(src: &str) -> std::borrow::Cow<'_, str> {
+    let b = src.as_bytes();
+    if !(0..b.len()).any(|i| b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')) {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len());
+    let mut it = src.chars().peekable();
+    while let Some(c) = it.next() {
+        out.push(if c == '\r' && it.peek() != Some(&'\n') {
+            '\n'
+        } else {
+            c
+        });
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -897,3 +897,74 @@ pub(super) fn not_smooth(at: Span) -> Diagnostic {
     .with_note("Hessian-vector products are then defined only almost everywhere")
     .with_help("use `norm2sq` or `softplus` for a smooth alternative")
 }
+
+// ----- values known at check time ------------------------------------------
+
+/// E0205: `log`/`sqrt` of a constant outside its domain.
+pub(super) fn domain_error(func: &str, v: f64, at: Span) -> Diagnostic {
+    let domain = match func {
+        "log" => "positive numbers",
+        "sqrt" => "numbers >= 0",
+        _ => "numbers",
+    };
+    Diagnostic::new(
+        Code::E0205,
+        format!("`{func}` of {}: the result is not a number", fmt_num(v)),
+        at,
+        format!("`{func}` is defined for {domain}"),
+    )
+}
+
+/// E0205: division by a constant zero.
+pub(super) fn division_by_zero(at: Span) -> Diagnostic {
+    Diagnostic::new(Code::E0205, "division by zero", at, "this is 0")
+}
+
+/// E0205: a fractional power of a negative constant.
+pub(super) fn fractional_power_of_negative(b: f64, p: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0205,
+        format!(
+            "{} ^ {}: a fractional power of a negative number is not a real number",
+            fmt_num(b),
+            fmt_num(p)
+        ),
+        at,
+        "not a real number",
+    )
+}
+
+/// E0201: a class index known at check time outside `0..classes`.
+pub(super) fn class_out_of_range(v: f64, classes: u64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0201,
+        format!("class {} is out of range for {classes} logits", fmt_num(v)),
+        at,
+        "out of range",
+    )
+    .with_note(format!(
+        "classes are whole numbers 0 to {}",
+        classes.saturating_sub(1)
+    ))
+}
+
+/// E0202: a `seed` that is not a whole number >= 0.
+pub(super) fn bad_seed(v: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0202,
+        format!("`seed` must be a whole number >= 0, not {}", fmt_num(v)),
+        at,
+        "not a seed",
+    )
+}
+
+/// E0002: a language version this checker does not implement.
+pub(super) fn unsupported_version(v: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0002,
+        format!("unsupported language version {}", fmt_num(v)),
+        at,
+        "in this header",
+    )
+    .with_help("this checker implements `version 1`")
+}

@@ -28,6 +28,9 @@ use crate::SourceMap;
 
 use convexity::Attr;
 
+/// The language versions this checker implements (`version 1`).
+pub const SUPPORTED_VERSIONS: &[f64] = &[1.0];
+
 const INITIALISERS: &[&str] = &["zeros", "ones", "eye", "normal", "uniform", "glorot", "spd"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +127,9 @@ impl Checker<'_> {
     /// The passes in order: names, dims, data, variable shapes, params and
     /// lets, variable inits, objectives, the analysis of g, blocks.
     fn run(&mut self, file: &File) -> Option<Spec> {
+        if let Some(v) = file.version.filter(|v| !SUPPORTED_VERSIONS.contains(v)) {
+            self.err(errors::unsupported_version(v, file.header_span));
+        }
         let decls = self.collect(file);
         let levels = self.levels(file, &decls.levels);
         self.dims_pass(&decls.dims);
