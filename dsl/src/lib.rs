@@ -70,6 +70,36 @@ impl<'a> SourceMap<'a> {
     }
 }
 
+/// Longest name [`path_safe_name`] returns, in bytes.
+pub const MAX_PATH_NAME: usize = 64;
+
+/// A problem name made safe as one path component (run folders are named
+/// after the problem): ASCII letters, digits, `-`, `_` and `.` are kept,
+/// every other character becomes `_`, a leading `.` becomes `_`, at most
+/// [`MAX_PATH_NAME`] bytes; an empty name is `spec`. The result never
+/// contains a separator, is never `.` or `..`, and never starts with `.`
+/// or `-`, so `runs/<name>-…` always stays inside `runs/`.
+pub fn path_safe_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_PATH_NAME)
+        .collect();
+    if out.starts_with(['.', '-']) {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() {
+        out.push_str("spec");
+    }
+    out
+}
+
 /// `src` with every lone `\r` (a classic Mac OS line end) replaced by `\n`:
 /// the same length, so byte spans stay valid.
 pub(crate) fn lone_cr_to_lf(src: &str) -> std::borrow::Cow<'_, str> {
@@ -91,7 +121,37 @@ pub(crate) fn lone_cr_to_lf(src: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::SourceMap;
+    use super::{path_safe_name, SourceMap};
+    use proptest::prelude::*;
+    use std::path::{Component, Path};
+
+    proptest! {
+        #[test]
+        fn path_safe_names_stay_one_component(name in any::<String>(), tail in "[a-z0-9-]{0,12}") {
+            let p = path_safe_name(&name);
+            prop_assert!(!p.is_empty() && p.len() <= super::MAX_PATH_NAME);
+            let joined = Path::new("runs").join(format!("{p}{tail}"));
+            let comps: Vec<Component<'_>> = joined.components().collect();
+            prop_assert_eq!(comps.len(), 2, "{:?}", joined);
+            prop_assert!(matches!(comps[1], Component::Normal(_)), "{:?}", joined);
+            prop_assert!(!p.starts_with('.') && !p.starts_with('-'));
+        }
+    }
+
+    #[test]
+    fn path_safe_names_of_hostile_names() {
+        for (name, want) in [
+            ("../../../escaped", "_.._.._escaped"),
+            ("/elsewhere/x", "_elsewhere_x"),
+            ("..", "_."),
+            ("", "spec"),
+            ("toy_quadratic", "toy_quadratic"),
+            ("C:\\x", "C__x"),
+            ("μ-test", "_-test"),
+        ] {
+            assert_eq!(path_safe_name(name), want, "{name:?}");
+        }
+    }
 
     #[test]
     fn positions_are_one_based_and_unicode_aware() {

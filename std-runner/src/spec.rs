@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use bilevel_core::registry::{self, ParamValue, SolverInfo};
 use bilevel_core::solver::AnySolver;
 use bilevel_core::{Budget, Counted, DefaultRng, Level, LowerValue, UpperValue};
-use bilevel_dsl::hir::Setting;
 use bilevel_dsl::compiled::{Compiled, ExpectOutcome};
+use bilevel_dsl::hir::Setting;
 use bilevel_dsl::Diagnostic;
 use rand_core::SeedableRng;
 use serde::Serialize;
@@ -503,7 +503,12 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
 pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let r = resolve(cfg, None)?;
     let out = cfg.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-{}-s{}", r.name, r.info.name, r.seed))
+        PathBuf::from("runs").join(format!(
+            "{}-{}-s{}",
+            bilevel_dsl::path_safe_name(&r.name),
+            r.info.name,
+            r.seed
+        ))
     });
     let pool = rayon::ThreadPoolBuilder::new()
         .build()
@@ -600,11 +605,12 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         resolved.push(r);
     }
     let first = &resolved[0];
-    let out = cfg
-        .base
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-compare", first.name)));
+    let out = cfg.base.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-compare",
+            bilevel_dsl::path_safe_name(&first.name)
+        ))
+    });
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the comparison folder {}", out.display()))?;
     let js = jobs(&solvers, first.seed, cfg.seeds.max(1), &out);
