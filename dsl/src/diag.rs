@@ -104,6 +104,7 @@ codes! {
     E0602 = "E0602", Error, "expression too long";
     E0603 = "E0603", Error, "too many declarations";
     E0604 = "E0604", Error, "file too large";
+    E0605 = "E0605", Error, "sample reductions would evaluate their bodies too often per oracle call";
 }
 
 /// A labelled span.
@@ -352,14 +353,30 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The closest candidate within a small edit distance.
+/// Names longer than this (in characters) get no "did you mean": the edit
+/// distance is quadratic in the length, and a typo of a 64-character name
+/// is rare.
+pub const MAX_SUGGEST_LEN: usize = 64;
+
+/// The closest candidate within a small edit distance; names or candidates
+/// over [`MAX_SUGGEST_LEN`] characters, and candidates whose length differs
+/// by more than the allowed distance, are not compared (so the cost is at
+/// most `MAX_SUGGEST_LEN²` per candidate).
 pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let n = name.chars().count();
+    if n > MAX_SUGGEST_LEN {
+        return None;
+    }
     let limit = (name.len() / 3).max(1);
     candidates
         .into_iter()
+        .filter(|c| {
+            let m = c.chars().count();
+            m <= MAX_SUGGEST_LEN && m.abs_diff(n) <= limit
+        })
         .map(|c| {
             (
                 edit_distance(&name.to_ascii_lowercase(), &c.to_ascii_lowercase()),

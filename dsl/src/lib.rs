@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn path_safe_names_of_hostile_names() {
         for (name, want) in [
-            ("../../../escaped", "_.._.._escaped"),
+            ("../../../escaped", "_._.._.._escaped"),
             ("/elsewhere/x", "_elsewhere_x"),
             ("..", "_."),
             ("", "spec"),

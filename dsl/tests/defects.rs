@@ -287,3 +287,50 @@ fn a_23_by_23_matrix_literal_is_accepted() {
     );
     assert!(error_codes(&huge).contains(&"E0602"));
 }
+
+#[test]
+fn per_call_work_of_nested_reductions_is_bounded_at_check_time() {
+    let src = |batch: u32, depth: usize| {
+        let mut body = "dot(y, s0.z)".to_string();
+        for k in (0..depth).rev() {
+            body = format!("mean over s{k} in d {{ {body} }}");
+        }
+        format!(
+            "bilevel \"w\" version 1\n\
+             data d = synth.normal(dim = 2) {{ batch = {batch} }}\n\
+             upper {{ var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }}\n\
+             lower {{ var y: vector[2] init zeros  minimize {body} + 0.5 * norm2sq(y - x) }}\n"
+        )
+    };
+    // 1000 + 1000² body evaluations: accepted; 1000³: refused, with the estimate.
+    assert!(error_codes(&src(1000, 2)).is_empty());
+    let s = src(1000, 3);
+    let d = bilevel_dsl::compiled::check_source(&s).expect_err("too much work");
+    assert_eq!(d[0].code.as_str(), "E0605");
+    assert!(d[0].message.contains("1.001e9"), "{}", d[0].message);
+    // The bound is on the product of batch sizes, not on the nesting.
+    assert!(error_codes(&src(2, 20)).is_empty());
+    assert_eq!(error_codes(&src(4, 14)), ["E0605"]);
+}
+
+#[test]
+fn did_you_mean_is_bounded_on_long_names() {
+    // A 500,000-character undeclared name next to a declared one of the
+    // same length once took 437 s (quadratic edit distance).
+    let long = "a".repeat(500_000);
+    let src = format!(
+        "bilevel \"long\" version 1\nparam {long}b: scalar = 1\n\
+         upper {{ var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }}\n\
+         lower {{ var y: vector[2] init zeros  minimize {long}c * sum(y) + 0.5 * norm2sq(y - x) }}\n"
+    );
+    let d = bilevel_dsl::compiled::check_source(&src).expect_err("undeclared");
+    let e = d
+        .iter()
+        .find(|d| d.code.as_str() == "E0101")
+        .expect("E0101");
+    assert!(e.help.is_none(), "no suggestion for a name over the cutoff");
+    // Short names still get one.
+    let src = with_g("param alpha: scalar = 1", "alpa * sum(y)");
+    let d = bilevel_dsl::compiled::check_source(&src).expect_err("undeclared");
+    assert!(d[0].help.as_deref().unwrap_or("").contains("`alpha`"));
+}

@@ -968,3 +968,19 @@ pub(super) fn unsupported_version(v: f64, at: Span) -> Diagnostic {
     )
     .with_help("this checker implements `version 1`")
 }
+
+/// E0605: nested sample reductions that evaluate their bodies too often.
+pub(super) fn too_much_work(level: LevelKind, evals: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0605,
+        format!(
+            "the {} objective evaluates sample-reduction bodies about {evals:.3e} times per oracle call; the limit is {:.0e}",
+            level.name(),
+            super::MAX_BODY_EVALS
+        ),
+        at,
+        "nested sample reductions",
+    )
+    .with_note("each nested `mean over` multiplies the work by its minibatch size")
+    .with_help("reduce the batch sizes, or compute the inner average once in a `let`")
+}
