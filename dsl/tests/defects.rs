@@ -334,3 +334,20 @@ fn did_you_mean_is_bounded_on_long_names() {
     let d = bilevel_dsl::compiled::check_source(&src).expect_err("undeclared");
     assert!(d[0].help.as_deref().unwrap_or("").contains("`alpha`"));
 }
+
+#[test]
+fn total_parameter_memory_is_capped() {
+    // 12 parameters of 4096² once took 3 GB from a 1 KB file.
+    let mut head = String::new();
+    for k in 0..12 {
+        head.push_str(&format!("param P{k}: matrix[4096, 4096] = zeros\n"));
+    }
+    let src = with_g(&head, "sum(y)");
+    let d = bilevel_dsl::compiled::check_source(&src).expect_err("over the cap");
+    let e: Vec<_> = d.iter().filter(|d| d.code.as_str() == "E0204").collect();
+    assert_eq!(e.len(), 1, "one diagnostic: {d:?}");
+    assert!(e[0].message.contains("16777216"), "{}", e[0].message);
+    // Up to the cap it is fine (one 4096² matrix is exactly 2^24 numbers).
+    let src = with_g("param P: matrix[4096, 4096] = zeros", "sum(y)");
+    assert!(error_codes(&src).is_empty());
+}

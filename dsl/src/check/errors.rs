@@ -984,3 +984,17 @@ pub(super) fn too_much_work(level: LevelKind, evals: f64, at: Span) -> Diagnosti
     .with_note("each nested `mean over` multiplies the work by its minibatch size")
     .with_help("reduce the batch sizes, or compute the inner average once in a `let`")
 }
+
+/// E0204: the parameters together hold too many numbers.
+pub(super) fn params_too_large(total: u64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0204,
+        format!(
+            "the parameters up to this one hold {total} numbers; the limit for all parameters is {}",
+            crate::compiled::MAX_PARAM_ELEMENTS
+        ),
+        at,
+        "parameter memory limit reached here",
+    )
+    .with_help("load large matrices from a csv file with `data`")
+}

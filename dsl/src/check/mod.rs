@@ -327,6 +327,7 @@ impl Checker<'_> {
 
     /// Params and lets in dependency order (cycles → E0106).
     fn definitions(&mut self, params: &[&ast::ParamDecl], lets: &[&ast::LetDecl]) {
+        let mut total = 0u64;
         self.params = vec![None; params.len()];
         self.lets = vec![None; lets.len()];
         let order = self.definition_order(params, lets);
@@ -335,6 +336,16 @@ impl Checker<'_> {
                 Def::Param(i) => {
                     let p = params[i];
                     let shape = self.type_shape(&p.ty);
+                    let n = shape.as_ref().and_then(Shape::len).unwrap_or(0);
+                    let before = total;
+                    total = total.saturating_add(n as u64);
+                    if total > crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                        // Reported once; later params are not evaluated.
+                        if before <= crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                            self.err(errors::params_too_large(total, p.name.span));
+                        }
+                        continue;
+                    }
                     self.in_const = true;
                     let init = self.init_value(&p.value, shape.as_ref(), p.name.span);
                     self.in_const = false;
