@@ -338,9 +338,10 @@ fn did_you_mean_is_bounded_on_long_names() {
 #[test]
 fn total_parameter_memory_is_capped() {
     // 12 parameters of 4096² once took 3 GB from a 1 KB file.
-    let head: String = (0..12)
-        .map(|k| format!("param P{k}: matrix[4096, 4096] = zeros\n"))
-        .collect();
+    let head = (0..12)
+        .map(|k| format!("param P{k}: matrix[4096, 4096] = zeros"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let src = with_g(&head, "sum(y)");
     let d = bilevel_dsl::compiled::check_source(&src).expect_err("over the cap");
     let e: Vec<_> = d.iter().filter(|d| d.code.as_str() == "E0204").collect();
