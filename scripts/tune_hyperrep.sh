@@ -42,7 +42,8 @@ for level in ${LEVELS:-1 2 3 4 5 6 7 8}; do
     vals=("$v1" "$v2" "$v3" "$v4" "$v5" "$v6" "$v7" "$v8")
     sets+=(--set "$a:$key=${vals[$((level - 1))]}")
   done
-  "$bin" compare "$spec" --algorithms "$algos" --seeds 1 --epochs 2 --no-plots \
+  # --force: a rerun of the sweep replaces its earlier runs (run folders refuse reuse).
+  "$bin" compare "$spec" --algorithms "$algos" --seeds 1 --epochs 2 --no-plots --force \
     "${common[@]}" "${sets[@]}" --out "$out/level$level" 2> "$out/level$level.log" || true
 done
 # One line per algorithm and level: the swept value and the final upper loss.

@@ -43,6 +43,13 @@ pub trait Oracle<T: Real> {
     fn dim_y(&self) -> usize;
     /// Draws a fresh sample of the given level's data.
     fn sample<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> Self::Sample;
+    /// `true` once the caller asked the run to stop (Ctrl-C, SIGTERM). A
+    /// solver's warm start, the only loop that may run for long before the
+    /// first iteration, ends early when it sees it; iterations never do (the
+    /// run loop stops between iterations). Default: never.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// ∇ₓF(x, y; ξ), the upper gradient in x.
@@ -259,6 +266,9 @@ impl<T: Real, O: Oracle<T>> Oracle<T> for Counted<O> {
             Level::Lower => self.counts.samples_lower += 1,
         }
         self.inner.sample(level, rng)
+    }
+    fn stop_requested(&self) -> bool {
+        self.inner.stop_requested()
     }
 }
 

@@ -117,6 +117,7 @@ fn observed(compiled: &Compiled, iters: u64, every: u64, out: &Path) -> u64 {
         progress: ProgressMode::Log,
         stop: Arc::new(AtomicBool::new(false)),
         plots: false,
+        watch: None,
     };
     observe_run(
         &mut s,
@@ -139,6 +140,8 @@ fn command(iters: u64, out: &Path) -> u64 {
         iterations: Some(iters),
         epochs: None,
         out: Some(out.to_path_buf()),
+        // Run after run into the same folder.
+        folder: bilevel_runner::runfolder::FolderMode::Force,
         progress: ProgressMode::Log,
         plots: false,
         color: false,

@@ -21,6 +21,9 @@ pub struct RunTrace {
     pub summary: Option<RunSummary>,
     /// The trace records.
     pub records: Vec<TraceRecord>,
+    /// The `expect` block's outcome from `expect.json`, when the run checked
+    /// one: (expectations that held, expectations).
+    pub expect: Option<(usize, usize)>,
 }
 
 /// Reads a run folder: `trace.jsonl` (or the `.part` file of a killed run)
@@ -59,7 +62,24 @@ pub fn load_run(dir: &Path) -> Result<RunTrace> {
         solver,
         summary,
         records,
+        expect: read_expect(dir)?,
     })
+}
+
+/// `expect.json` of a run folder: (held, total); `None` when the file is
+/// missing or lists nothing.
+fn read_expect(dir: &Path) -> Result<Option<(usize, usize)>> {
+    let path = dir.join("expect.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a list of expectations", path.display()))?;
+    let held = v
+        .iter()
+        .filter(|e| e["ok"] == serde_json::json!(true))
+        .count();
+    Ok((!v.is_empty()).then_some((held, v.len())))
 }
 
 /// Mean and (population) standard deviation; `(NaN, NaN)` for no values.
@@ -192,6 +212,8 @@ pub struct TableRow {
     pub wall_s: (f64, f64),
     /// Termination reasons and how many runs ended with each.
     pub terminations: BTreeMap<String, usize>,
+    /// Runs whose whole `expect` block held, and runs that checked one.
+    pub expect: (usize, usize),
 }
 
 /// The comparison table, one row per solver in order of appearance.
@@ -229,7 +251,13 @@ pub fn table(runs: &[RunTrace]) -> Vec<TableRow> {
                     wall.push(last.wall_s);
                 }
             }
+            let checked: Vec<(usize, usize)> = g.iter().filter_map(|r| r.expect).collect();
+            let expect = (
+                checked.iter().filter(|(h, n)| h == n).count(),
+                checked.len(),
+            );
             TableRow {
+                expect,
                 solver,
                 runs: g.len(),
                 metrics: finals.into_iter().map(|(k, v)| (k, mean_std(&v))).collect(),
@@ -251,6 +279,15 @@ fn metric_names(rows: &[TableRow]) -> Vec<String> {
     names
 }
 
+/// `2/3 ok`: runs whose `expect` block held, of those that checked one.
+fn expect_cell(r: &TableRow) -> String {
+    match r.expect {
+        (_, 0) => "–".to_string(),
+        (ok, n) if ok == n => format!("{ok}/{n} ok"),
+        (ok, n) => format!("{ok}/{n} ok, {} VIOLATED", n - ok),
+    }
+}
+
 fn terminations(r: &TableRow) -> String {
     r.terminations
         .iter()
@@ -266,8 +303,8 @@ pub fn table_markdown(rows: &[TableRow]) -> String {
     for n in &names {
         let _ = write!(out, " {n} |");
     }
-    out.push_str(" oracle calls | time (s) | termination |\n|---|---|");
-    out.push_str(&"---|".repeat(names.len() + 3));
+    out.push_str(" oracle calls | time (s) | termination | expect |\n|---|---|");
+    out.push_str(&"---|".repeat(names.len() + 4));
     out.push('\n');
     for r in rows {
         let _ = write!(out, "| {} | {} |", r.solver, r.runs);
@@ -281,12 +318,13 @@ pub fn table_markdown(rows: &[TableRow]) -> String {
         }
         let _ = writeln!(
             out,
-            " {:.0} ± {:.0} | {:.3} ± {:.3} | {} |",
+            " {:.0} ± {:.0} | {:.3} ± {:.3} | {} | {} |",
             r.oracle_calls.0,
             r.oracle_calls.1,
             r.wall_s.0,
             r.wall_s.1,
-            terminations(r)
+            terminations(r),
+            expect_cell(r)
         );
     }
     out
@@ -299,7 +337,9 @@ pub fn table_csv(rows: &[TableRow]) -> String {
     for n in &names {
         let _ = write!(out, ",{n}_mean,{n}_std");
     }
-    out.push_str(",oracle_calls_mean,oracle_calls_std,wall_s_mean,wall_s_std,terminations\n");
+    out.push_str(
+        ",oracle_calls_mean,oracle_calls_std,wall_s_mean,wall_s_std,terminations,expect_ok,expect_runs\n",
+    );
     for r in rows {
         let _ = write!(out, "{},{}", r.solver, r.runs);
         for n in &names {
@@ -308,12 +348,14 @@ pub fn table_csv(rows: &[TableRow]) -> String {
         }
         let _ = writeln!(
             out,
-            ",{},{},{},{},{}",
+            ",{},{},{},{},{},{},{}",
             r.oracle_calls.0,
             r.oracle_calls.1,
             r.wall_s.0,
             r.wall_s.1,
-            terminations(r)
+            terminations(r),
+            r.expect.0,
+            r.expect.1
         );
     }
     out
@@ -355,6 +397,7 @@ mod tests {
             wall_s: 0.04,
             final_metrics: BTreeMap::new(),
             x: vec![0.0],
+            breakdown: None,
         };
         std::fs::write(
             dir.join("summary.json"),

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use crate::session::RunSummary;
@@ -53,34 +53,18 @@ where
     Ok(pool.install(|| jobs.par_iter().map(&f).collect()))
 }
 
-/// The process-wide stop flag, set by Ctrl-C: runs stop at the next
-/// iteration and still write their trace and summary. A second Ctrl-C ends
-/// the process at once.
+/// The process-wide stop flag, set by Ctrl-C, SIGTERM or SIGHUP: runs stop
+/// at the next iteration and still write their trace and summary. A second
+/// signal ends the process at once ([`crate::signals`]).
 pub fn interrupt_flag() -> Result<Arc<AtomicBool>> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    if let Some(f) = FLAG.get() {
-        return Ok(f.clone());
-    }
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    ctrlc::set_handler(move || {
-        if handler_flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        // Ignore a closed stderr: `eprintln!` would panic in the handler.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"interrupted: finishing the current iteration and writing results (Ctrl-C again to abort)\n",
-        );
-    })
-    .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-    Ok(FLAG.get_or_init(|| flag).clone())
+    crate::signals::install()
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
 
+    use anyhow::anyhow;
     use bilevel_core::solver::{BoRep, BoRepConfig, Slip, SlipConfig};
     use bilevel_core::testing::toy;
     use bilevel_core::{Budget, Counted, DefaultRng};
@@ -110,6 +94,7 @@ mod tests {
             progress: ProgressMode::Quiet,
             stop: Arc::new(AtomicBool::new(false)),
             plots: false,
+            watch: None,
         };
         let mut o = Counted::new(toy::<f64>(0.035));
         let mut rng = DefaultRng::seed_from_u64(job.seed);

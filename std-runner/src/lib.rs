@@ -6,11 +6,17 @@
 
 pub mod aggregate;
 pub mod compare;
+pub mod exit;
+pub mod iofault;
 pub mod output;
 pub mod plot;
+pub mod preflight;
 pub mod rnn;
+pub mod runfolder;
 pub mod session;
+pub mod signals;
 pub mod spec;
+pub mod watch;
 
 use std::fmt::Write as _;
 

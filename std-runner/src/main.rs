@@ -8,8 +8,10 @@ use std::sync::atomic::Ordering;
 
 use std::io::IsTerminal as _;
 
+use bilevel_runner::runfolder::FolderMode;
 use bilevel_runner::session::ProgressMode;
 use bilevel_runner::spec::{CompareConfig, RunConfig};
+use bilevel_runner::{exit, signals};
 use clap::{CommandFactory, Parser, Subcommand};
 
 /// Examples and exit codes, after the top-level help.
@@ -21,8 +23,11 @@ Examples:
   bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip,soba --seeds 3
   bilevel plot runs/toy runs/toy-slip --out runs/plots
 
-Exit status: 0 success; 1 bad input, a spec that does not check or a violated
-`expect`; 2 bad usage; 130 interrupted by Ctrl-C (the files written are complete).";
+Exit status: 0 success; 1 error (bad input, a spec that does not check, a
+refused run folder, a failed job); 2 bad usage; 3 a violated `expect`; 4 a
+breakdown (non_finite, diverged); 5 the run's files could not be written (disk
+full); 130, 143, 129 stopped by Ctrl-C, SIGTERM, SIGHUP (the files written are
+complete).";
 
 /// Stochastic bilevel optimization: run and compare BO-REP, SLIP and baselines.
 #[derive(Debug, Parser)]
@@ -66,7 +71,8 @@ enum Command {
         /// RNG seed; default: the spec's.
         #[arg(long)]
         seed: Option<u64>,
-        /// The run folder; default: runs/PROBLEM-SOLVER-sSEED.
+        /// The run folder (new or empty, see --force); default:
+        /// runs/PROBLEM-SOLVER-sSEED-HASH, HASH from the resolved configuration.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -93,7 +99,8 @@ enum Command {
         /// Worker threads (0: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// The comparison folder; default: runs/PROBLEM-compare.
+        /// The comparison folder (new or empty, see --force); default:
+        /// runs/PROBLEM-compare-HASH, HASH from the resolved configurations.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -147,6 +154,11 @@ struct RunOpts {
     /// Do not render plots.
     #[arg(long)]
     no_plots: bool,
+    /// Reuse a run folder that holds an earlier run: its run files
+    /// (config, trace, summary, expect, checkpoint, plots) are removed first;
+    /// other files stay. A folder that is not a run folder is still refused.
+    #[arg(long)]
+    force: bool,
 }
 
 fn run_config(
@@ -164,15 +176,25 @@ fn run_config(
         iterations: opts.iterations,
         epochs: opts.epochs,
         out,
+        folder: if opts.force {
+            FolderMode::Force
+        } else {
+            FolderMode::New
+        },
         progress: ProgressMode::auto(),
         plots: !opts.no_plots,
         color: std::io::stderr().is_terminal(),
     }
 }
 
-/// Exit code of a run or comparison ended by Ctrl-C (128 + SIGINT, as
-/// shells report it); its files are complete, with termination `interrupted`.
-const INTERRUPTED: u8 = 130;
+/// Exit code of a run or comparison ended by a stop signal (128 + its
+/// number, as shells report it); its files are complete, with termination
+/// `interrupted`.
+fn interrupted() -> ExitCode {
+    ExitCode::from(signals::exit_code(
+        signals::received().unwrap_or(signals::SIGINT),
+    ))
+}
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
@@ -199,9 +221,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stop = bilevel_runner::compare::interrupt_flag()?;
             let o = bilevel_runner::spec::run_spec(&cfg, stop.clone())?;
             if stop.load(Ordering::SeqCst) {
-                code = ExitCode::from(INTERRUPTED);
-            } else if !o.expectations_hold() {
-                code = ExitCode::FAILURE;
+                code = interrupted();
+            } else {
+                code = ExitCode::from(exit::of_run(&o.summary.termination, o.expectations_hold()));
             }
             o.report(&cfg.spec)
         }
@@ -224,9 +246,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stop = bilevel_runner::compare::interrupt_flag()?;
             let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
             if stop.load(Ordering::SeqCst) {
-                code = ExitCode::from(INTERRUPTED);
-            } else if !o.failures.is_empty() {
-                code = ExitCode::FAILURE;
+                code = interrupted();
+            } else {
+                code = ExitCode::from(o.exit_code());
             }
             o.report()
         }
@@ -264,7 +286,7 @@ fn main() -> ExitCode {
             };
             // A closed stderr leaves only the exit code; `eprintln!` would panic.
             let _ = std::io::stderr().lock().write_all(msg.as_bytes());
-            ExitCode::FAILURE
+            ExitCode::from(exit::of_error(&e))
         }
     }
 }

@@ -3,9 +3,10 @@
 //! Every file a reader may open is written atomically: whole files go to a
 //! temporary sibling and are renamed into place; the trace is appended line by
 //! line (each line written and flushed whole) to `trace.jsonl.part`, which is
-//! renamed to `trace.jsonl` when the run ends for any reason. A run killed
-//! outright leaves the `.part` file with every complete line, which
-//! [`read_trace`] accepts.
+//! renamed to `trace.jsonl` when the run ends. A run killed outright leaves
+//! the `.part` file with every complete line, which [`read_trace`] accepts.
+//! A write that fails (a full disk) is cut back to the last complete line,
+//! and a trace with a failed write is never renamed: the `.part` file stays.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -30,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        crate::iofault::write_all(&mut f, bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     };
@@ -182,6 +183,10 @@ pub struct TraceWriter {
     file: File,
     part: PathBuf,
     done: PathBuf,
+    /// Bytes of complete lines written.
+    len: u64,
+    /// A write failed: the file is not renamed.
+    failed: bool,
 }
 
 impl TraceWriter {
@@ -195,21 +200,53 @@ impl TraceWriter {
             .truncate(true)
             .open(&part)
             .with_context(|| format!("cannot create {}", part.display()))?;
-        Ok(TraceWriter { file, part, done })
+        Ok(TraceWriter {
+            file,
+            part,
+            done,
+            len: 0,
+            failed: false,
+        })
     }
 
-    /// Writes one record as one line, flushed to the operating system.
+    /// Writes one record as one line, flushed to the operating system. A
+    /// failed write is cut back to the end of the last complete line, and no
+    /// more lines are written.
     pub fn append(&mut self, rec: &TraceRecord) -> Result<()> {
+        if self.failed {
+            anyhow::bail!("{}: an earlier write failed", self.part.display());
+        }
         let mut line = serde_json::to_vec(rec).context("cannot encode a trace record")?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.flush())
-            .with_context(|| format!("cannot write {}", self.part.display()))
+        match crate::iofault::write_all(&mut self.file, &line).and_then(|()| self.file.flush()) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                // Shrinking needs no space; the file is opened for writing
+                // only, so the next write (there is none) would go at the end.
+                let cut = self.file.set_len(self.len);
+                let kept = match cut {
+                    Ok(()) => format!("it keeps its {} complete lines' bytes", self.len),
+                    Err(c) => format!("and cutting it back to its complete lines failed: {c}"),
+                };
+                Err(anyhow::Error::new(e)
+                    .context(format!("cannot write {} ({kept})", self.part.display())))
+            }
+        }
     }
 
-    /// Syncs the file and renames it to `trace.jsonl`.
+    /// Syncs the file and renames it to `trace.jsonl`; after a failed write,
+    /// an error, and the `.part` file stays.
     pub fn finish(self) -> Result<PathBuf> {
+        if self.failed {
+            anyhow::bail!(
+                "{} is incomplete (a write failed): not renamed",
+                self.part.display()
+            );
+        }
         self.file
             .sync_all()
             .with_context(|| format!("cannot sync {}", self.part.display()))?;

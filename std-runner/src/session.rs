@@ -1,6 +1,10 @@
 //! One run of one solver on one problem, observed: the run folder with the
-//! resolved config, the trace, the summary and the plots; progress on stderr;
-//! Ctrl-C and numerical breakdown end the run with a valid trace and summary.
+//! resolved config, the trace, the summary and the plots; progress on stderr
+//! (in the run's own budget: iterations, epochs or oracle calls, and through
+//! the warm start and long evaluations); a stop request (Ctrl-C, SIGTERM,
+//! SIGHUP) and numerical breakdown — non-finite iterates, metrics or oracle
+//! outputs — end the run with a valid trace and summary. A failed write ends
+//! it with an [`IoFailure`] and leaves the `.part` trace of complete lines.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
@@ -18,7 +22,9 @@ use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{plot_runs, RunTrace};
+use crate::exit::IoFailure;
 use crate::output::{nonfinite, write_atomic, CallsRecord, TraceRecord, TraceWriter};
+use crate::watch::{Limits, Phase, Watch};
 
 /// Computes the metrics of a run at an iterate (losses on evaluation data,
 /// accuracies, distance to a known solution).
@@ -37,6 +43,10 @@ pub trait Evaluate {
     /// `epoch_budget` (checked after every iteration).
     fn epochs_done(&self, _counts: &Counts) -> bool {
         false
+    }
+    /// The epoch budget, for progress displays (`None`: no epoch budget).
+    fn epoch_budget(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -78,6 +88,10 @@ pub struct SessionOptions {
     pub stop: Arc<AtomicBool>,
     /// Render the plots at the end.
     pub plots: bool,
+    /// The run's live state, shared with the caller (a comparison's progress
+    /// bar, the [`Watched`](crate::watch::Watched) oracle); `None`: the
+    /// session makes its own.
+    pub watch: Option<Arc<Watch>>,
 }
 
 /// `summary.json`: how a run ended.
@@ -111,6 +125,10 @@ pub struct RunSummary {
         deserialize_with = "nonfinite::deserialize_vec"
     )]
     pub x: Vec<f64>,
+    /// What broke, when the run broke down (`non_finite`, `diverged`): the
+    /// quantity, its value, and where (initialisation or iteration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<String>,
 }
 
 struct RunObserver<'a, E> {
@@ -126,6 +144,45 @@ struct RunObserver<'a, E> {
     records: Vec<TraceRecord>,
     error: Option<anyhow::Error>,
     last_logged: u64,
+    watch: Arc<Watch>,
+    /// What broke (a non-finite metric or oracle output), first seen.
+    breakdown: Option<String>,
+}
+
+impl<'a, E: Evaluate> RunObserver<'a, E> {
+    /// The observer of a run with `opts`: the trace file created, the
+    /// progress display chosen.
+    fn new(evaluator: E, opts: &'a SessionOptions, watch: Arc<Watch>) -> Result<Self> {
+        let max_iters = opts.budget.max_iters;
+        let bar = (opts.progress == ProgressMode::Bar).then(|| make_bar(&watch));
+        let names = evaluator.metric_names();
+        let trace = TraceWriter::create(&opts.out).map_err(|e| anyhow::Error::new(IoFailure(e)))?;
+        Ok(RunObserver {
+            evaluator,
+            names,
+            trace,
+            every: opts.eval_every.max(1),
+            start: Instant::now(),
+            stop: &opts.stop,
+            bar,
+            log_every: if opts.progress == ProgressMode::Log {
+                if max_iters == u64::MAX {
+                    // No iteration budget (epochs): log at every trace line.
+                    opts.eval_every.max(1)
+                } else {
+                    (max_iters / 10).max(1)
+                }
+            } else {
+                0
+            },
+            max_iters,
+            records: Vec::new(),
+            error: None,
+            last_logged: 0,
+            watch,
+            breakdown: None,
+        })
+    }
 }
 
 impl<E: Evaluate> RunObserver<'_, E> {
@@ -133,7 +190,15 @@ impl<E: Evaluate> RunObserver<'_, E> {
         if self.records.last().is_some_and(|r| r.iter == p.iter) {
             return;
         }
+        let phase = self.watch.phase();
+        self.watch.set_phase(Phase::Evaluating);
         let values = self.evaluator.evaluate(p.x, p.y);
+        self.watch.set_phase(phase);
+        if self.breakdown.is_none() {
+            if let Some((n, v)) = self.names.iter().zip(&values).find(|(_, v)| !v.is_finite()) {
+                self.breakdown = Some(format!("metric {n} = {v} at iteration {}", p.iter));
+            }
+        }
         let calls = CallsRecord::from(&p.counts);
         let rec = TraceRecord {
             iter: p.iter,
@@ -159,12 +224,25 @@ impl<E: Evaluate> RunObserver<'_, E> {
             .first()
             .and_then(|n| r.metrics.get(n).map(|v| format!("{n} {v:.6e}")))
             .unwrap_or_default();
-        format!("epoch {:.2}  {metric}  calls {}", r.epoch, r.oracle_calls)
+        // A budget in epochs or calls is shown beside the count.
+        let epochs = self
+            .watch
+            .limits
+            .epochs
+            .map_or_else(String::new, |e| format!("/{e}"));
+        let calls = match (self.watch.limits.iters, self.watch.limits.calls) {
+            (None, Some(c)) => format!("/{c}"),
+            _ => String::new(),
+        };
+        format!(
+            "epoch {:.2}{epochs}  {metric}  calls {}{calls}",
+            r.epoch, r.oracle_calls
+        )
     }
 
     fn show(&mut self, p: &Progress<'_, f64>) {
         if let Some(bar) = &self.bar {
-            bar.set_position(p.iter);
+            set_bar(bar, &self.watch);
             bar.set_message(self.headline());
         } else if self.log_every > 0 && (p.iter >= self.last_logged + self.log_every || p.iter == 0)
         {
@@ -179,14 +257,30 @@ impl<E: Evaluate> RunObserver<'_, E> {
             // issue one system call per formatted piece, and lines of
             // parallel runs could interleave). A closed stderr is no reason
             // to stop a run.
-            let line = format!(
-                "iter {}/{}  {}  {:.0} it/s  {:.1}s\n",
-                p.iter,
-                self.max_iters,
-                self.headline(),
-                rate,
-                secs
-            );
+            let line = if self.max_iters == u64::MAX {
+                // No iteration budget: the epoch or call budget is in the
+                // headline, and an ETA from it.
+                let eta = self
+                    .watch
+                    .fraction()
+                    .map_or_else(String::new, |(d, t, _)| eta(d, t, secs));
+                format!(
+                    "iter {}  {}  {:.0} it/s  {:.1}s{eta}\n",
+                    p.iter,
+                    self.headline(),
+                    rate,
+                    secs
+                )
+            } else {
+                format!(
+                    "iter {}/{}  {}  {:.0} it/s  {:.1}s\n",
+                    p.iter,
+                    self.max_iters,
+                    self.headline(),
+                    rate,
+                    secs
+                )
+            };
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
@@ -194,12 +288,17 @@ impl<E: Evaluate> RunObserver<'_, E> {
 
 impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
     fn observe_init(&mut self, p: &Progress<'_, f64>) -> Control {
+        self.watch.set_iter(p.iter, self.evaluator.epoch(&p.counts));
+        self.watch.set_phase(Phase::Iterating);
         self.record(p);
         self.control()
     }
     fn observe_iter(&mut self, p: &Progress<'_, f64>) -> Control {
+        self.watch.set_iter(p.iter, self.evaluator.epoch(&p.counts));
         if p.iter.is_multiple_of(self.every) {
             self.record(p);
+        } else if let Some(bar) = &self.bar {
+            set_bar(bar, &self.watch);
         }
         if self.evaluator.epochs_done(&p.counts) {
             return Control::Stop(Termination::EpochBudget);
@@ -207,7 +306,9 @@ impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
         self.control()
     }
     fn observe_final(&mut self, p: &Progress<'_, f64>, _reason: Termination) {
+        self.watch.set_iter(p.iter, self.evaluator.epoch(&p.counts));
         self.record(p);
+        self.watch.set_phase(Phase::Done);
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -215,11 +316,89 @@ impl<E: Evaluate> Observe<f64> for RunObserver<'_, E> {
 }
 
 impl<E> RunObserver<'_, E> {
-    fn control(&self) -> Control {
+    fn control(&mut self) -> Control {
+        if self.breakdown.is_none() {
+            self.breakdown = self.watch.nonfinite();
+        }
         if self.error.is_some() || self.stop.load(Ordering::Relaxed) {
             Control::Stop(Termination::Stopped)
+        } else if self.breakdown.is_some() {
+            Control::Stop(Termination::NonFinite)
         } else {
             Control::Continue
+        }
+    }
+}
+
+/// ` eta 12s` from progress `done` of `total` after `secs` seconds.
+fn eta(done: f64, total: f64, secs: f64) -> String {
+    if done <= 0.0 || secs <= 0.0 || done >= total {
+        return String::new();
+    }
+    let left = (total - done) * secs / done;
+    format!(
+        "  eta {}",
+        indicatif::HumanDuration(Duration::from_secs_f64(left))
+    )
+}
+
+/// Moves a bar to the run's progress in its budget (in thousandths of an
+/// epoch for an epoch budget).
+fn set_bar(bar: &ProgressBar, w: &Watch) {
+    if let Some((done, _, unit)) = w.fraction() {
+        bar.set_position(if unit == "epochs" {
+            (done * 1000.0) as u64
+        } else {
+            done as u64
+        });
+    }
+}
+
+/// A progress bar over the run's budget: iterations, else epochs, else
+/// oracle calls.
+fn make_bar(w: &Watch) -> ProgressBar {
+    // An epoch budget counts thousandths of an epoch: the message shows the
+    // epochs themselves (`epoch 1.23/20`), the bar how far and the ETA.
+    let (len, count) = match w.fraction() {
+        Some((_, t, "epochs")) => ((t * 1000.0) as u64, ""),
+        Some((_, t, "calls")) => (t as u64, "{pos}/{len} calls  "),
+        Some((_, t, _)) => (t as u64, "{pos}/{len} iters  "),
+        None => (0, "{pos} iters  "),
+    };
+    let bar = ProgressBar::new(len);
+    let template =
+        format!("{{spinner}} [{{elapsed_precise}}] {{bar:30}} {count}eta {{eta}}  {{msg}}");
+    bar.set_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Shows the warm start's and long evaluations' progress, which no observer
+/// call reports, until `done` is dropped: on the bar, or as a log line every
+/// few seconds.
+fn tick(w: &Watch, bar: Option<&ProgressBar>, log: bool, done: &std::sync::mpsc::Receiver<()>) {
+    let start = Instant::now();
+    let period = if bar.is_some() {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(5)
+    };
+    // An evaluation is shown once it has lasted a whole period.
+    let mut last = None;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(period) {
+        let now = (w.phase(), w.iter());
+        let shown = now.0 == Phase::Init || (now.0 == Phase::Evaluating && last == Some(now));
+        last = Some(now);
+        if !shown {
+            continue;
+        }
+        if let Some(bar) = bar {
+            bar.set_message(w.describe());
+        } else if log {
+            let line = format!("{}  {:.1}s\n", w.describe(), start.elapsed().as_secs_f64());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 }
@@ -231,6 +410,43 @@ fn termination_name(t: Termination, stop: &AtomicBool) -> String {
         "interrupted".to_string()
     } else {
         t.name().to_string()
+    }
+}
+
+/// What broke when the core stopped the run on a non-finite or diverged
+/// iterate: the variable, the first bad entry, and when.
+fn describe_breakdown(
+    t: Termination,
+    x: &[f64],
+    y: &[f64],
+    iters: u64,
+    budget: &Budget,
+) -> Option<String> {
+    let when = if iters == 0 {
+        "after the initialisation (warm start)".to_string()
+    } else {
+        format!("at iteration {iters}")
+    };
+    match t {
+        Termination::NonFinite => {
+            let (name, v) = if x.iter().all(|v| v.is_finite()) {
+                ("y", y)
+            } else {
+                ("x", x)
+            };
+            let i = v.iter().position(|e| !e.is_finite())?;
+            Some(format!("{name}[{i}] = {} {when}", v[i]))
+        }
+        Termination::Diverged => {
+            let norm = |v: &[f64]| v.iter().map(|e| e * e).sum::<f64>().sqrt();
+            let (nx, ny) = (norm(x), norm(y));
+            let (name, n) = if nx >= ny { ("x", nx) } else { ("y", ny) };
+            Some(format!(
+                "‖{name}‖ = {n:.3e} exceeded the divergence threshold {:e} {when}",
+                budget.divergence
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -258,55 +474,70 @@ where
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create the run folder {}", opts.out.display()))?;
     let max_iters = opts.budget.max_iters;
-    let bar = (opts.progress == ProgressMode::Bar).then(|| {
-        let bar = ProgressBar::new(max_iters);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} iters  {per_sec}  eta {eta}  {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
+    let watch = opts.watch.clone().unwrap_or_else(|| {
+        let limit = |v: u64| (v != u64::MAX).then_some(v);
+        let limits = Limits {
+            iters: limit(max_iters),
+            epochs: evaluator.epoch_budget(),
+            calls: limit(opts.budget.max_oracle_calls),
+            warm_calls: None,
+        };
+        Watch::new(opts.stop.clone(), limits, String::new())
     });
-    let names = evaluator.metric_names();
-    let mut obs = RunObserver {
-        evaluator,
-        names,
-        trace: TraceWriter::create(&opts.out)?,
-        every: opts.eval_every.max(1),
-        start: Instant::now(),
-        stop: &opts.stop,
-        bar,
-        log_every: if opts.progress == ProgressMode::Log {
-            if max_iters == u64::MAX {
-                // No iteration budget (epochs): log at every trace line.
-                opts.eval_every.max(1)
-            } else {
-                (max_iters / 10).max(1)
-            }
-        } else {
-            0
-        },
-        max_iters,
-        records: Vec::new(),
-        error: None,
-        last_logged: 0,
-    };
-    let report = run(solver, oracle, rng, &opts.budget, &mut obs);
+    watch.set_phase(Phase::Init);
+    let mut obs = RunObserver::new(evaluator, opts, watch.clone())?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let report = std::thread::scope(|scope| {
+        let (w, bar) = (&watch, obs.bar.clone());
+        let log = opts.progress == ProgressMode::Log;
+        // Nothing to show without a bar or a log (a comparison's jobs: its
+        // board reads the watch).
+        if bar.is_some() || log {
+            scope.spawn(move || tick(w, bar.as_ref(), log, &done_rx));
+        }
+        let report = run(solver, oracle, rng, &opts.budget, &mut obs);
+        drop(done_tx);
+        report
+    });
+    // Every stop — budget, breakdown, Ctrl-C, SIGTERM, SIGHUP — comes back
+    // here with the solver, oracle and RNG intact: the place for a final
+    // checkpoint (`bilevel run --resume`, issue 15 §2). A stop during the warm
+    // start (`report.iters == 0` with the stop flag set) has no resumable state.
     let wall_s = obs.start.elapsed().as_secs_f64();
     let RunObserver {
         trace,
         records,
         error,
+        breakdown,
         ..
     } = obs;
-    trace.finish()?;
+    // After a failed write the `.part` file stays as it is: complete lines.
     if let Some(e) = error {
-        return Err(e);
+        let at = records.last().map_or(0, |r| r.iter);
+        return Err(anyhow::Error::new(IoFailure(e.context(format!(
+            "the run stopped at iteration {at}; the trace's complete lines are in {}",
+            opts.out.join("trace.jsonl.part").display()
+        )))));
     }
+    trace
+        .finish()
+        .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
     let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
     let last = records.last();
+    // The core's reason (a non-finite or diverged iterate) first, else what
+    // the observer saw (a non-finite metric or oracle output).
+    let breakdown = describe_breakdown(
+        report.termination,
+        solver.x(),
+        solver.y(),
+        report.iters,
+        &opts.budget,
+    )
+    .map(|d| match watch.nonfinite() {
+        Some(o) => format!("{d}; first non-finite oracle output: {o}"),
+        None => d,
+    })
+    .or(breakdown);
     let summary = RunSummary {
         solver: solver.name().to_string(),
         seed,
@@ -317,16 +548,29 @@ where
         wall_s,
         final_metrics: last.map(|r| r.metrics.clone()).unwrap_or_default(),
         x: solver.x().to_vec(),
+        breakdown,
     };
     let json = serde_json::to_vec_pretty(&summary).context("cannot encode the summary")?;
-    write_atomic(&opts.out.join("summary.json"), &json)?;
+    write_atomic(&opts.out.join("summary.json"), &json)
+        .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
     if opts.plots {
         let run = RunTrace {
             solver: summary.solver.clone(),
             summary: Some(summary.clone()),
             records,
+            expect: None,
         };
-        plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run))?;
+        // A run that broke down may have nothing finite to plot: its summary
+        // says what broke, and the missing plots are only noted.
+        match plot_runs(&opts.out.join("plots"), std::slice::from_ref(&run)) {
+            Err(e) if summary.breakdown.is_some() => {
+                let line = format!("note: no plots for this run: {e:#}\n");
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            r => {
+                r?;
+            }
+        }
     }
     Ok(summary)
 }
@@ -363,6 +607,7 @@ mod tests {
             progress: ProgressMode::Quiet,
             stop: Arc::new(AtomicBool::new(stop)),
             plots: true,
+            watch: None,
         }
     }
 

@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 use crate::aggregate::{self, RunTrace};
 use crate::compare::{jobs, run_jobs, Job};
 use crate::output::write_atomic;
+use crate::runfolder::{self, FolderKind, FolderMode};
 use crate::session::{observe_run, Evaluate, ProgressMode, RunSummary, SessionOptions};
+use crate::watch::{Limits, Watch, Watched};
 
 /// A spec that did not check: its diagnostics, rendered like a compiler's.
 #[derive(Debug)]
@@ -108,8 +110,12 @@ pub struct RunConfig {
     /// budget replaces the spec's `iterations` and `epochs` (its
     /// `oracle_calls` still applies).
     pub epochs: Option<u64>,
-    /// The run folder; `None`: `runs/<spec name>-<solver>-s<seed>`.
+    /// The run folder; `None`: `runs/<spec name>-<solver>-s<seed>-<hash>`,
+    /// with a short hash of the resolved configuration.
     pub out: Option<PathBuf>,
+    /// What the run may find in its folder ([`FolderMode`]): nothing,
+    /// an earlier run to clear (`--force`), or a run to resume.
+    pub folder: FolderMode,
     /// Progress display on stderr.
     pub progress: ProgressMode,
     /// Render plots at the end.
@@ -158,6 +164,9 @@ impl RunOutcome {
                 "  expect {}: {verdict} (expected {:?}, got {:?})",
                 e.text, e.expected, e.actual
             );
+        }
+        if let Some(b) = &s.breakdown {
+            let _ = writeln!(t, "  breakdown: {b}");
         }
         let _ = writeln!(t, "run folder: {}", self.out.display());
         t
@@ -212,6 +221,8 @@ struct Resolved {
     budget: Budget,
     eval_every: u64,
     epochs: Option<u64>,
+    /// Gradient calls of the warm start, when the solver has one.
+    warm_calls: Option<u64>,
 }
 
 /// A spec read, checked, loaded and compiled: the part of [`Resolved`] that
@@ -238,6 +249,32 @@ fn load(cfg: &RunConfig) -> Result<Loaded> {
 
 fn resolve(cfg: &RunConfig, algorithm: Option<&str>) -> Result<Resolved> {
     resolve_loaded(load(cfg)?, cfg, algorithm)
+}
+
+/// Refuses budgets that could never be used up ([`crate::preflight`]);
+/// returns the warm start's gradient calls.
+fn refuse_unreachable(
+    cfg: &RunConfig,
+    epochs: Option<u64>,
+    compiled: &Compiled,
+    spec_path: &Path,
+    info: &SolverInfo,
+    settings: &[(String, Setting)],
+    budget: &Budget,
+) -> Result<Option<u64>> {
+    let src = std::fs::read_to_string(spec_path).unwrap_or_default();
+    crate::preflight::check_epochs(
+        epochs,
+        cfg.epochs.is_some(),
+        compiled.epochs_per_lower_sample(),
+        spec_path,
+        &src,
+    )?;
+    crate::preflight::check_warm_start(
+        info,
+        settings,
+        (budget.max_oracle_calls != u64::MAX).then_some(budget.max_oracle_calls),
+    )
 }
 
 /// Chooses the solver and its settings for a loaded spec.
@@ -317,6 +354,8 @@ fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> R
     if let Some(c) = run.oracle_calls {
         budget = budget.with_oracle_calls(c);
     }
+    let warm_calls =
+        refuse_unreachable(cfg, epochs, &compiled, &spec_path, info, &settings, &budget)?;
     let eval_every = run.eval_every.unwrap_or_else(|| {
         if epochs.is_some() {
             10
@@ -335,6 +374,7 @@ fn resolve_loaded(loaded: Loaded, cfg: &RunConfig, algorithm: Option<&str>) -> R
         budget,
         eval_every,
         epochs,
+        warm_calls,
     })
 }
 
@@ -389,6 +429,9 @@ impl Evaluate for SpecEval {
         self.max_epochs
             .is_some_and(|m| self.epoch(counts) >= m as f64)
     }
+    fn epoch_budget(&self) -> Option<u64> {
+        self.max_epochs
+    }
 }
 
 #[derive(Serialize)]
@@ -416,7 +459,57 @@ fn setting_json(v: ParamValue<'_>) -> serde_json::Value {
     }
 }
 
-fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
+/// The resolved configuration written to `config.json`: every
+/// hyperparameter as resolved (registry defaults, then the spec's and the
+/// command line's settings), seed and budget.
+fn resolved_config(r: &Resolved) -> ResolvedConfig<'_> {
+    let mut hyper = serde_json::Map::new();
+    for p in r.info.params {
+        let v = r
+            .settings
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == p.name)
+            .map_or(p.default, |(_, v)| as_param(v));
+        hyper.insert(p.name.to_string(), setting_json(v));
+    }
+    ResolvedConfig {
+        spec: r.spec.display().to_string(),
+        spec_sha256: &r.src_hash,
+        problem: &r.name,
+        algorithm: r.info.name,
+        hyperparameters: hyper,
+        seed: r.seed,
+        iterations: (r.budget.max_iters != u64::MAX).then_some(r.budget.max_iters),
+        epochs: r.epochs,
+        oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
+        eval_every: r.eval_every,
+        bilevel_version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+/// A short hash of the resolved configuration (apart from the spec's path:
+/// its contents' hash is in it), for default folder names.
+fn config_hash(r: &Resolved) -> Result<String> {
+    let mut c = resolved_config(r);
+    c.spec = String::new();
+    Ok(runfolder::short_hash(&serde_json::to_vec(&c)?))
+}
+
+/// The live state of a run of `r`, with its budget, for progress displays.
+fn watch_for(r: &Resolved, stop: Arc<AtomicBool>, label: String) -> Arc<Watch> {
+    let limit = |v: u64| (v != u64::MAX).then_some(v);
+    let limits = Limits {
+        iters: limit(r.budget.max_iters),
+        epochs: r.epochs,
+        calls: limit(r.budget.max_oracle_calls),
+        warm_calls: r.warm_calls,
+    };
+    Watch::new(stop, limits, label)
+}
+
+/// Runs `r` into the folder `out`, which the caller has claimed.
+fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, watch: Arc<Watch>) -> Result<RunOutcome> {
     let overrides: Vec<(&str, ParamValue<'_>)> = r
         .settings
         .iter()
@@ -431,43 +524,21 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
     .map_err(|e| anyhow!("{}: {e}", r.info.name))?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
-    // Every hyperparameter as resolved: registry defaults, then the spec's
-    // and the command line's settings.
-    let mut hyper = serde_json::Map::new();
-    for p in r.info.params {
-        let v = overrides
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == p.name)
-            .map_or(p.default, |(_, v)| *v);
-        hyper.insert(p.name.to_string(), setting_json(v));
-    }
-    let resolved = ResolvedConfig {
-        spec: r.spec.display().to_string(),
-        spec_sha256: &r.src_hash,
-        problem: &r.name,
-        algorithm: r.info.name,
-        hyperparameters: hyper,
-        seed: r.seed,
-        iterations: (r.budget.max_iters != u64::MAX).then_some(r.budget.max_iters),
-        epochs: r.epochs,
-        oracle_calls: (r.budget.max_oracle_calls != u64::MAX).then_some(r.budget.max_oracle_calls),
-        eval_every: r.eval_every,
-        bilevel_version: env!("CARGO_PKG_VERSION"),
-    };
     write_atomic(
         &out.join("config.json"),
-        &serde_json::to_vec_pretty(&resolved)?,
-    )?;
+        &serde_json::to_vec_pretty(&resolved_config(r))?,
+    )
+    .map_err(|e| anyhow::Error::new(crate::exit::IoFailure(e)))?;
     let opts = SessionOptions {
         out: out.to_path_buf(),
         eval_every: r.eval_every,
         budget: r.budget,
         progress: cfg.progress,
-        stop,
+        stop: watch.stop_flag().clone(),
         plots: cfg.plots,
+        watch: Some(watch.clone()),
     };
-    let mut oracle = Counted::new(r.compiled.clone());
+    let mut oracle = Counted::new(Watched::new(r.compiled.clone(), watch));
     let mut rng = DefaultRng::seed_from_u64(r.seed);
     let eval = SpecEval::new(r.compiled.clone(), r.epochs);
     let summary = observe_run(&mut solver, &mut oracle, eval, &mut rng, r.seed, &opts)?;
@@ -483,7 +554,8 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
                 .map(|e| serde_json::json!({"expect": e.text, "expected": e.expected, "actual": e.actual, "ok": e.ok}))
                 .collect::<Vec<_>>(),
         )?,
-    )?;
+    )
+    .map_err(|e| anyhow::Error::new(crate::exit::IoFailure(e)))?;
     Ok(RunOutcome {
         out: out.to_path_buf(),
         summary,
@@ -502,18 +574,23 @@ fn execute(r: &Resolved, cfg: &RunConfig, out: &Path, stop: Arc<AtomicBool>) -> 
 /// than one on small models (BENCHMARKS.md, "The RNN through a spec").
 pub fn run_spec(cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<RunOutcome> {
     let r = resolve(cfg, None)?;
-    let out = cfg.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-{}-s{}",
+    let out = match &cfg.out {
+        Some(o) => o.clone(),
+        None => PathBuf::from("runs").join(format!(
+            "{}-{}-s{}-{}",
             bilevel_dsl::path_safe_name(&r.name),
             r.info.name,
-            r.seed
-        ))
-    });
+            r.seed,
+            config_hash(&r)?
+        )),
+    };
+    // Held until the run has written its last file.
+    let _lock = runfolder::claim(&out, FolderKind::Run, cfg.folder, "--out")?;
     let pool = rayon::ThreadPoolBuilder::new()
         .build()
         .context("cannot start the worker threads")?;
-    pool.install(|| execute(&r, cfg, &out, stop))
+    let watch = watch_for(&r, stop, String::new());
+    pool.install(|| execute(&r, cfg, &out, watch))
 }
 
 /// Settings of `bilevel compare`.
@@ -542,6 +619,10 @@ pub struct CompareOutcome {
     pub table: String,
     /// Jobs that failed, with their errors.
     pub failures: Vec<(Job, String)>,
+    /// Runs whose `expect` block was violated.
+    pub violated: usize,
+    /// Runs that broke down (`non_finite`, `diverged`).
+    pub breakdowns: usize,
 }
 
 impl CompareOutcome {
@@ -554,10 +635,44 @@ impl CompareOutcome {
         let _ = writeln!(t, "\ntable, runs and plots in {}", self.out.display());
         t
     }
+
+    /// The exit code ([`crate::exit`]): a failed job, else a breakdown, else
+    /// a violated `expect`, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if !self.failures.is_empty() {
+            crate::exit::ERROR
+        } else if self.breakdowns > 0 {
+            crate::exit::BREAKDOWN
+        } else if self.violated > 0 {
+            crate::exit::EXPECT_VIOLATED
+        } else {
+            0
+        }
+    }
+}
+
+/// The comparison folder: `--out`, else `runs/PROBLEM-compare-HASH` with a
+/// hash of every resolved configuration and the number of seeds.
+fn compare_folder(cfg: &CompareConfig, resolved: &[Resolved]) -> Result<PathBuf> {
+    if let Some(o) = &cfg.base.out {
+        return Ok(o.clone());
+    }
+    let mut key = Vec::new();
+    for r in resolved {
+        key.extend_from_slice(config_hash(r)?.as_bytes());
+    }
+    key.extend_from_slice(format!("seeds {}", cfg.seeds).as_bytes());
+    Ok(PathBuf::from("runs").join(format!(
+        "{}-compare-{}",
+        bilevel_dsl::path_safe_name(&resolved[0].name),
+        runfolder::short_hash(&key)
+    )))
 }
 
 /// `bilevel compare`: every algorithm × seed on the same spec, in parallel,
 /// each deterministic for its seed; a table and overlay plots.
+/// Each run gets its own folder inside the comparison folder, which is
+/// locked and must be new or empty (or cleared with `--force`).
 pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<CompareOutcome> {
     if cfg.algorithms.is_empty() {
         bail!("--algorithms: give at least one solver");
@@ -605,36 +720,60 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
         resolved.push(r);
     }
     let first = &resolved[0];
-    let out = cfg.base.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-compare",
-            bilevel_dsl::path_safe_name(&first.name)
-        ))
-    });
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("cannot create the comparison folder {}", out.display()))?;
+    let out = compare_folder(cfg, &resolved)?;
+    // Held until the table and plots are written.
+    let _lock = runfolder::claim(&out, FolderKind::Compare, cfg.base.folder, "--out")?;
     let js = jobs(&solvers, first.seed, cfg.seeds.max(1), &out);
     let job_cfg = RunConfig {
         progress: ProgressMode::Quiet,
         plots: false,
         ..cfg.base.clone()
     };
+    let watches: Vec<Arc<Watch>> = js
+        .iter()
+        .map(|job| {
+            let k = solvers.iter().position(|a| *a == job.solver).unwrap_or(0);
+            watch_for(
+                &resolved[k],
+                stop.clone(),
+                format!("{} s{}", job.solver, job.seed),
+            )
+        })
+        .collect();
+    let board = crate::watch::Board::start(watches.clone(), cfg.base.progress);
     let results = run_jobs(&js, cfg.threads, |job| {
         let k = solvers
             .iter()
             .position(|a| *a == job.solver)
             .ok_or_else(|| anyhow!("job for an unlisted solver `{}`", job.solver))?;
+        let i = js.iter().position(|j| j == job).unwrap_or(0);
         let mut r = resolved[k].clone();
         r.seed = job.seed;
-        let o = execute(&r, &job_cfg, &job.out, stop.clone())?;
-        // One write per line; a closed stderr must not stop the comparison.
-        let line = format!(
-            "{} seed {}: {} after {} iterations, {} oracle calls\n",
-            job.solver, job.seed, o.summary.termination, o.summary.iters, o.summary.oracle_calls
-        );
-        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        // The comparison folder was new or cleared: so is each run folder.
+        let _lock = runfolder::claim(&job.out, FolderKind::Run, FolderMode::New, "--out")?;
+        let o = execute(&r, &job_cfg, &job.out, watches[i].clone());
+        board.finished(&format!(
+            "{} seed {}: {}",
+            job.solver,
+            job.seed,
+            match &o {
+                Ok(o) => format!(
+                    "{} after {} iterations, {} oracle calls",
+                    o.summary.termination, o.summary.iters, o.summary.oracle_calls
+                ),
+                Err(e) => format!("failed: {e:#}"),
+            }
+        ));
+        let o = o?;
         Ok(o.summary)
     })?;
+    board.end();
+    collect(out, &js, results)
+}
+
+/// Reads the finished runs of a comparison back, writes its table and
+/// plots, and counts failures, breakdowns and violated expectations.
+fn collect(out: PathBuf, js: &[Job], results: Vec<Result<RunSummary>>) -> Result<CompareOutcome> {
     let mut runs: Vec<RunTrace> = Vec::new();
     let mut failures = Vec::new();
     for (job, res) in js.iter().zip(results) {
@@ -649,12 +788,36 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             failures.first().map_or("", |f| f.1.as_str())
         );
     }
+    let violated = runs
+        .iter()
+        .filter(|r| r.expect.is_some_and(|(held, n)| held < n))
+        .count();
+    let breakdowns = runs
+        .iter()
+        .filter(|r| {
+            r.summary
+                .as_ref()
+                .is_some_and(|s| matches!(s.termination.as_str(), "non_finite" | "diverged"))
+        })
+        .count();
     let rows = aggregate::table(&runs);
     aggregate::write_table(&out, &rows)?;
-    aggregate::plot_runs(&out.join("plots"), &runs)?;
+    // Runs that broke down may leave nothing finite to plot: noted, and
+    // the table and exit code say what happened.
+    match aggregate::plot_runs(&out.join("plots"), &runs) {
+        Err(e) if breakdowns > 0 => {
+            let line = format!("note: no comparison plots: {e:#}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        }
+        r => {
+            r?;
+        }
+    }
     Ok(CompareOutcome {
         out,
         table: aggregate::table_markdown(&rows),
         failures,
+        violated,
+        breakdowns,
     })
 }

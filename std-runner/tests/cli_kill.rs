@@ -1,5 +1,6 @@
-//! The real `bilevel run`, stopped mid-way: Ctrl-C (SIGINT) ends it cleanly
-//! with a complete run folder whose termination is `interrupted`; SIGKILL
+//! The real `bilevel run`, stopped mid-way: Ctrl-C (SIGINT), SIGTERM and
+//! SIGHUP end it cleanly with a complete run folder whose termination is
+//! `interrupted` (exit 130, 143, 129); SIGKILL
 //! leaves the `.part` trace made of whole lines and an intact `config.json`.
 //! The files are read back with the runner's own readers.
 //!
@@ -127,17 +128,18 @@ fn config(run: &Path) -> serde_json::Value {
     v
 }
 
-#[test]
-fn ctrl_c_stops_the_run_cleanly() {
+/// Sends `sig` to a long run once it is under way and checks the complete
+/// run folder it leaves and its exit code.
+fn stops_cleanly_on(sig: &str, code: i32, says: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = start_long_run(dir.path());
     let run = run_folder(dir.path());
     wait_for_lines(&mut child, dir.path(), &run.join("trace.jsonl.part"), 2);
-    signal(&child, "-INT");
+    signal(&child, sig);
     let status = wait_for_exit(&mut child, dir.path());
     let err = stderr_of(dir.path());
-    assert_eq!(status.code(), Some(130), "{status}\n{err}");
-    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(status.code(), Some(code), "{status}\n{err}");
+    assert!(err.contains(says), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
     config(&run);
@@ -163,6 +165,21 @@ fn ctrl_c_stops_the_run_cleanly() {
     assert_eq!(expect.as_array().map(Vec::len), Some(4));
     let out = std::fs::read_to_string(dir.path().join("stdout.txt")).unwrap();
     assert!(out.contains("interrupted after"), "{out}");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_cleanly() {
+    stops_cleanly_on("-INT", 130, "interrupted: finishing the current iteration");
+}
+
+#[test]
+fn sigterm_stops_the_run_like_ctrl_c() {
+    stops_cleanly_on("-TERM", 143, "interrupted by SIGTERM");
+}
+
+#[test]
+fn sighup_stops_the_run_like_ctrl_c() {
+    stops_cleanly_on("-HUP", 129, "interrupted by SIGHUP");
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn tiny(name: &str, out: &Path, algorithms: &[&str]) -> CompareConfig {
             iterations: Some(2),
             epochs: None,
             out: Some(out.to_path_buf()),
+            folder: bilevel_runner::runfolder::FolderMode::New,
             progress: ProgressMode::Quiet,
             plots: false,
             color: false,

@@ -25,6 +25,7 @@ fn cfg(out: &Path) -> RunConfig {
         iterations: None,
         epochs: None,
         out: Some(out.to_path_buf()),
+        folder: bilevel_runner::runfolder::FolderMode::New,
         progress: ProgressMode::Quiet,
         plots: false,
         color: false,

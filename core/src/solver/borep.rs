@@ -380,7 +380,10 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
 
     /// `steps` projected SGD steps on G(x, ·) from `self.y` with step `lr` on
     /// the ball B(y, radius); writes the average (or last) iterate to `self.y`.
-    fn lower_sgd<O, R>(
+    /// In the warm start (`WARM`), a stop request
+    /// ([`Oracle::stop_requested`](crate::oracle::Oracle::stop_requested))
+    /// ends the steps early (the average is over the steps taken).
+    fn lower_sgd<O, R, const WARM: bool>(
         &mut self,
         oracle: &mut O,
         rng: &mut R,
@@ -400,7 +403,12 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
         copy(self.y.as_ref(), self.u.as_mut());
         fill(self.avg.as_mut(), T::ZERO);
         fill(self.acc.as_mut(), T::ZERO);
-        for _ in 0..steps {
+        let mut done = steps;
+        for k in 0..steps {
+            if WARM && oracle.stop_requested() {
+                done = k;
+                break;
+            }
             let pi = oracle.sample(Level::Lower, rng);
             oracle.grad_y_g(x, self.u.as_ref(), &pi, self.grad.as_mut());
             sgd_update(
@@ -416,8 +424,10 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
             }
         }
         if average {
-            divide(self.avg.as_mut(), steps as usize);
-            copy(self.avg.as_ref(), self.y.as_mut());
+            if done > 0 {
+                divide(self.avg.as_mut(), done as usize);
+                copy(self.avg.as_ref(), self.y.as_mut());
+            }
         } else {
             copy(self.u.as_ref(), self.y.as_mut());
         }
@@ -432,7 +442,14 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
             WarmStart::None => {}
             WarmStart::Plain => {
                 let lr = T::from_f64(self.cfg.warm_lr);
-                self.lower_sgd(oracle, rng, self.cfg.warm_len, lr, T::from_f64(INF), false);
+                self.lower_sgd::<O, R, true>(
+                    oracle,
+                    rng,
+                    self.cfg.warm_len,
+                    lr,
+                    T::from_f64(INF),
+                    false,
+                );
             }
             WarmStart::EpochSgd => {
                 // Arithmetic in T: no f64 code on f32-only targets.
@@ -442,7 +459,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> BoRep<T, BX, BY> {
                 let half = T::from_f64(0.5);
                 let sqrt2 = T::from_f64(core::f64::consts::SQRT_2);
                 for _ in 0..self.cfg.warm_epochs {
-                    self.lower_sgd(oracle, rng, len, lr, radius, true);
+                    self.lower_sgd::<O, R, true>(oracle, rng, len, lr, radius, true);
                     len = len.saturating_mul(2);
                     lr *= half;
                     radius /= sqrt2;
@@ -498,7 +515,14 @@ where
             let gamma = T::from_f64(self.cfg.gamma);
             let radius = T::from_f64(self.cfg.radius);
             let average = self.cfg.lower_output == LowerOutput::Average;
-            self.lower_sgd(oracle, rng, self.cfg.inner_steps, gamma, radius, average);
+            self.lower_sgd::<O, R, false>(
+                oracle,
+                rng,
+                self.cfg.inner_steps,
+                gamma,
+                radius,
+                average,
+            );
         }
         self.until_lower -= 1;
         let y = self.y.as_ref();

@@ -328,6 +328,10 @@ where
         };
         let x = self.upper.x.as_ref();
         for _ in 0..steps {
+            // A stop request ends the warm start early (Oracle::stop_requested).
+            if oracle.stop_requested() {
+                break;
+            }
             let pi = oracle.sample(Level::Lower, rng);
             oracle.grad_y_g(x, self.y.as_ref(), &pi, self.grad.as_mut());
             axpy(-lr, self.grad.as_ref(), self.y.as_mut());
