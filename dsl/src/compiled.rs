@@ -22,6 +22,8 @@ use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
 
 /// Most `f64` entries the workspaces of f and g may hold together (E0204).
 pub const MAX_TAPE_ELEMENTS: usize = 1 << 25;
+/// Most numbers held by all parameters together (E0204): 128 MiB.
+pub const MAX_PARAM_ELEMENTS: usize = 1 << 24;
 
 /// Entries of every buffer of a tape's workspace (value, tangent, adjoint,
 /// adjoint tangent and scratch), sub-tapes included.
@@ -426,12 +428,24 @@ fn param_refs(h: &crate::hir::Hir, out: &mut Vec<usize>) {
 
 fn eval_params(spec: &Spec) -> Result<Vec<Vec<f64>>, Vec<Diagnostic>> {
     let n = spec.params.len();
-    let mut vals: Vec<Option<Vec<f64>>> = vec![None; n];
+    let total: usize = spec.params.iter().filter_map(|p| p.shape.len()).sum();
+    if total > MAX_PARAM_ELEMENTS {
+        return Err(vec![Diagnostic::file_level(
+            Code::E0204,
+            format!(
+                "the parameters hold {total} numbers together; the limit is {MAX_PARAM_ELEMENTS}"
+            ),
+        )]);
+    }
+    // Values in place (empty until evaluated): each parameter reads the
+    // values it refers to without copying them.
+    let mut vals: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut done = vec![false; n];
     let mut progress = true;
     while progress {
         progress = false;
         for i in 0..n {
-            if vals[i].is_some() {
+            if done[i] {
                 continue;
             }
             let p = &spec.params[i];
@@ -439,13 +453,8 @@ fn eval_params(spec: &Spec) -> Result<Vec<Vec<f64>>, Vec<Diagnostic>> {
             if let Init::Expr(h) = &p.value {
                 param_refs(h, &mut refs);
             }
-            if refs
-                .iter()
-                .all(|&r| vals.get(r).is_some_and(Option::is_some))
-            {
-                let cur: Vec<Vec<f64>> =
-                    vals.iter().map(|v| v.clone().unwrap_or_default()).collect();
-                let v = init_values(&p.value, &p.shape, spec, &cur);
+            if refs.iter().all(|&r| done.get(r).copied().unwrap_or(false)) {
+                let v = init_values(&p.value, &p.shape, spec, &vals);
                 if v.iter().any(|x| !x.is_finite()) {
                     return Err(vec![Diagnostic::new(
                         Code::E0203,
@@ -454,12 +463,13 @@ fn eval_params(spec: &Spec) -> Result<Vec<Vec<f64>>, Vec<Diagnostic>> {
                         "NaN or infinite",
                     )]);
                 }
-                vals[i] = Some(v);
+                vals[i] = v;
+                done[i] = true;
                 progress = true;
             }
         }
     }
-    Ok(vals.into_iter().map(Option::unwrap_or_default).collect())
+    Ok(vals)
 }
 
 /// μ and the verified λ_min bound of each parameter used in `quad`.

@@ -67,6 +67,7 @@ macro_rules! codes {
 
 codes! {
     E0001 = "E0001", Error, "syntax error";
+    E0002 = "E0002", Error, "unsupported language version";
     E0003 = "E0003", Error, "malformed number literal, or one that overflows f64";
     E0101 = "E0101", Error, "undeclared name";
     E0102 = "E0102", Error, "duplicate declaration";
@@ -80,6 +81,7 @@ codes! {
     E0202 = "E0202", Error, "rank or type error";
     E0203 = "E0203", Error, "a value does not have its declared size";
     E0204 = "E0204", Error, "dimension arithmetic overflows, or a tensor is too large";
+    E0205 = "E0205", Error, "a constant outside a function's domain (log, sqrt, division by zero, fractional power of a negative number)";
     W0301 = "W0301", Warning, "lower objective convex but not provably strongly convex";
     E0302 = "E0302", Error, "lower objective not provably convex";
     N0303 = "N0303", Note, "the strong-convexity modulus depends on the upper variable";
@@ -105,6 +107,7 @@ codes! {
     E0602 = "E0602", Error, "expression too long";
     E0603 = "E0603", Error, "too many declarations";
     E0604 = "E0604", Error, "file too large";
+    E0605 = "E0605", Error, "sample reductions would evaluate their bodies too often per oracle call";
 }
 
 /// A labelled span.
@@ -262,6 +265,9 @@ pub fn render(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
 /// Renders diagnostics, with ANSI colours when `color` is set (use it only
 /// when printing to a terminal).
 pub fn render_with(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
+    // Lone `\r` line ends become `\n` (same length: spans stay valid).
+    let text = crate::lone_cr_to_lf(src);
+    let src: &str = &text;
     let file = SimpleFile::new(file_name, src);
     let config = term::Config::default();
     let mut out = String::new();
@@ -350,14 +356,30 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The closest candidate within a small edit distance.
+/// Names longer than this (in characters) get no "did you mean": the edit
+/// distance is quadratic in the length, and a typo of a 64-character name
+/// is rare.
+pub const MAX_SUGGEST_LEN: usize = 64;
+
+/// The closest candidate within a small edit distance; names or candidates
+/// over [`MAX_SUGGEST_LEN`] characters, and candidates whose length differs
+/// by more than the allowed distance, are not compared (so the cost is at
+/// most `MAX_SUGGEST_LEN²` per candidate).
 pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let n = name.chars().count();
+    if n > MAX_SUGGEST_LEN {
+        return None;
+    }
     let limit = (name.len() / 3).max(1);
     candidates
         .into_iter()
+        .filter(|c| {
+            let m = c.chars().count();
+            m <= MAX_SUGGEST_LEN && m.abs_diff(n) <= limit
+        })
         .map(|c| {
             (
                 edit_distance(&name.to_ascii_lowercase(), &c.to_ascii_lowercase()),

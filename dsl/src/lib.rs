@@ -23,7 +23,8 @@ pub mod text;
 
 pub use diag::{Code, Diagnostic, Severity};
 pub use parser::{
-    parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_NESTING, RESERVED,
+    parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_LITERAL_TOKENS, MAX_NESTING,
+    RESERVED,
 };
 
 /// Maps byte offsets of one source file to 1-based line and column numbers
@@ -38,7 +39,13 @@ impl<'a> SourceMap<'a> {
     /// Indexes the line starts of `text`.
     pub fn new(text: &'a str) -> Self {
         let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let b = text.as_bytes();
+        // `\n`, `\r\n` and a lone `\r` end a line.
+        line_starts.extend(
+            (0..b.len())
+                .filter(|&i| b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')))
+                .map(|i| i + 1),
+        );
         SourceMap { text, line_starts }
     }
 
@@ -60,13 +67,92 @@ impl<'a> SourceMap<'a> {
     pub fn line(&self, line: usize) -> Option<&'a str> {
         let start = *self.line_starts.get(line.checked_sub(1)?)?;
         let rest = &self.text[start..];
-        Some(rest.split('\n').next().unwrap_or("").trim_end_matches('\r'))
+        Some(rest.split(['\n', '\r']).next().unwrap_or(""))
     }
+}
+
+/// Longest name [`path_safe_name`] returns, in bytes.
+pub const MAX_PATH_NAME: usize = 64;
+
+/// A problem name made safe as one path component (run folders are named
+/// after the problem): ASCII letters, digits, `-`, `_` and `.` are kept,
+/// every other character becomes `_`, a leading `.` becomes `_`, at most
+/// [`MAX_PATH_NAME`] bytes; an empty name is `spec`. The result never
+/// contains a separator, is never `.` or `..`, and never starts with `.`
+/// or `-`, so `runs/<name>-…` always stays inside `runs/`.
+pub fn path_safe_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_PATH_NAME)
+        .collect();
+    if out.starts_with(['.', '-']) {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() {
+        out.push_str("spec");
+    }
+    out
+}
+
+/// `src` with every lone `\r` (a classic Mac OS line end) replaced by `\n`:
+/// the same length, so byte spans stay valid.
+pub(crate) fn lone_cr_to_lf(src: &str) -> std::borrow::Cow<'_, str> {
+    let b = src.as_bytes();
+    if !(0..b.len()).any(|i| b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')) {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len());
+    let mut it = src.chars().peekable();
+    while let Some(c) = it.next() {
+        out.push(if c == '\r' && it.peek() != Some(&'\n') {
+            '\n'
+        } else {
+            c
+        });
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SourceMap;
+    use super::{path_safe_name, SourceMap};
+    use proptest::prelude::*;
+    use std::path::{Component, Path};
+
+    proptest! {
+        #[test]
+        fn path_safe_names_stay_one_component(name in any::<String>(), tail in "[a-z0-9-]{0,12}") {
+            let p = path_safe_name(&name);
+            prop_assert!(!p.is_empty() && p.len() <= super::MAX_PATH_NAME);
+            let joined = Path::new("runs").join(format!("{p}{tail}"));
+            let comps: Vec<Component<'_>> = joined.components().collect();
+            prop_assert_eq!(comps.len(), 2, "{:?}", joined);
+            prop_assert!(matches!(comps[1], Component::Normal(_)), "{:?}", joined);
+            prop_assert!(!p.starts_with('.') && !p.starts_with('-'));
+        }
+    }
+
+    #[test]
+    fn path_safe_names_of_hostile_names() {
+        for (name, want) in [
+            ("../../../escaped", "_._.._.._escaped"),
+            ("/elsewhere/x", "_elsewhere_x"),
+            ("..", "_."),
+            ("", "spec"),
+            ("toy_quadratic", "toy_quadratic"),
+            ("C:\\x", "C__x"),
+            ("μ-test", "_-test"),
+        ] {
+            assert_eq!(path_safe_name(name), want, "{name:?}");
+        }
+    }
 
     #[test]
     fn positions_are_one_based_and_unicode_aware() {

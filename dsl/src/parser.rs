@@ -25,6 +25,10 @@ pub const MAX_NESTING: usize = 64;
 pub const MAX_CHAIN: usize = 32;
 /// Most tokens (operands and operators) in one top-level expression (E0602).
 pub const MAX_EXPR_TOKENS: usize = 512;
+/// Most numbers, signs and brackets inside the array literals of one
+/// expression (E0602): a 256 × 256 matrix fits. They do not count against
+/// [`MAX_EXPR_TOKENS`].
+pub const MAX_LITERAL_TOKENS: usize = 1 << 18;
 /// Most top-level declarations (E0603).
 pub const MAX_DECLS: usize = 1000;
 
@@ -193,7 +197,7 @@ fn describe(r: Rule) -> &'static str {
         Rule::expr | Rule::neg | Rule::paren | Rule::call | Rule::reduction | Rule::array => {
             "an expression"
         }
-        Rule::name | Rule::path => "a name",
+        Rule::name | Rule::path | Rule::algo_name => "a name",
         Rule::number | Rule::signed_number => "a number",
         Rule::string | Rule::str_inner => "a string",
         Rule::boolean => "`true` or `false`",
@@ -862,7 +866,33 @@ impl Builder {
 /// recursion (pest's flattened pair stream is iterative).
 fn check_expr_limits(p: &Pair<'_, Rule>) -> Option<Diagnostic> {
     let mut tokens = 0usize;
+    let mut literal = 0usize;
+    // End of the array literals seen so far: the flattened stream is in
+    // source order, so a token starting before it lies inside one.
+    let mut array_end = 0usize;
     for q in std::iter::once(p.clone()).chain(p.clone().into_inner().flatten()) {
+        let start = q.as_span().start();
+        if start < array_end && matches!(q.as_rule(), Rule::number | Rule::neg | Rule::array) {
+            if q.as_rule() == Rule::array {
+                array_end = array_end.max(q.as_span().end());
+            }
+            literal += 1;
+            if literal > MAX_LITERAL_TOKENS {
+                return Some(
+                    Diagnostic::new(
+                        Code::E0602,
+                        format!("array literal has more than {MAX_LITERAL_TOKENS} numbers, signs and brackets"),
+                        span_of(p),
+                        "this literal is too long",
+                    )
+                    .with_help("load large matrices from a csv file with `data`"),
+                );
+            }
+            continue;
+        }
+        if q.as_rule() == Rule::array {
+            array_end = array_end.max(q.as_span().end());
+        }
         match q.as_rule() {
             Rule::add
             | Rule::sub

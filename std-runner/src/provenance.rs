@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use bilevel_dsl::ast::Cmp;
-use bilevel_dsl::check::{SourceKind, Spec};
+use bilevel_dsl::hir::{SourceKind, Spec};
 use bilevel_dsl::{Code, Diagnostic};
 use sha2::{Digest, Sha256};
 

@@ -700,7 +700,7 @@ pub fn run_spec_with(
             Some(o) => o.clone(),
             None => PathBuf::from("runs").join(format!(
                 "{}-{}-s{}-{}",
-                r.name,
+                bilevel_dsl::path_safe_name(&r.name),
                 r.info.name,
                 r.seed,
                 config_hash(&r)?
@@ -805,7 +805,7 @@ fn compare_folder(cfg: &CompareConfig, resolved: &[Resolved]) -> Result<PathBuf>
     key.extend_from_slice(format!("seeds {}", cfg.seeds).as_bytes());
     Ok(PathBuf::from("runs").join(format!(
         "{}-compare-{}",
-        resolved[0].name,
+        bilevel_dsl::path_safe_name(&resolved[0].name),
         runfolder::short_hash(&key)
     )))
 }

@@ -202,3 +202,50 @@ fn short_compare_on_the_toy_spec() {
     assert!(cmp.join("table.md").exists());
     assert!(cmp.join("plots").join("upper_loss_vs_calls.svg").exists());
 }
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hostile_problem_name_cannot_move_the_default_run_folder() {
+    // Issue 14: `bilevel "../../../escaped"` made `run` write outside `runs/`.
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let work = dir.path().join("a/b/c");
+    std::fs::create_dir_all(&work).unwrap();
+    let toy = std::fs::read_to_string(root().join("examples/specs/toy_quadratic.bilevel")).unwrap();
+    let header = toy.lines().find(|l| l.starts_with("bilevel ")).unwrap();
+    let hostile = toy.replacen(header, "bilevel \"../../../escaped\" version 1", 1);
+    std::fs::write(work.join("hostile.bilevel"), hostile).unwrap();
+    let out = bilevel(&work)
+        .args(["run", "hostile.bilevel", "--iterations", "20"])
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "{out:?}");
+    let files = files_under(dir.path());
+    assert!(!files.is_empty());
+    for f in &files {
+        assert!(
+            f.starts_with("a/b/c/runs") || f == Path::new("a/b/c/hostile.bilevel"),
+            "{} written outside the run folder",
+            f.display()
+        );
+    }
+    assert!(
+        files.iter().any(|f| f.ends_with("trace.jsonl")),
+        "{files:?}"
+    );
+}

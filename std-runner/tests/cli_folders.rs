@@ -463,10 +463,12 @@ fn a_long_warm_start_shows_progress_and_stops_on_sigterm() {
 fn breakdowns_exit_4_and_say_what_broke() {
     let d = toy_dir();
     let toy = std::fs::read_to_string(d.path().join("toy.bilevel")).unwrap();
-    // A NaN objective with a finite iterate: log of a negative constant.
+    // A NaN objective with a finite iterate and finite gradients: log of a
+    // negative value that depends on x only in name (a constant one is
+    // refused by `check` as E0205).
     let nan = toy.replace(
         "+ 0.5 * rho * norm2sq(x)\n}",
-        "+ 0.5 * rho * norm2sq(x) + log(rho - 0.2)\n}",
+        "+ 0.5 * rho * norm2sq(x) + log(0.0 * norm2sq(x) - 0.2)\n}",
     );
     assert_ne!(nan, toy);
     std::fs::write(d.path().join("nan.bilevel"), nan).unwrap();

@@ -51,6 +51,7 @@ impl Checker<'_> {
         let (name, span) = (b.name(), c.span);
         let x = &args[0];
         if b.elementwise() {
+            self.domain_check(c, b, args)?;
             return Some(x.shape().clone());
         }
         let d = match b {
@@ -74,6 +75,16 @@ impl Checker<'_> {
             Builtin::Correct if x.shape().rank() > 1 || args[1].shape().rank() != 0 => {
                 errors::correct_shapes(x.shape(), args[1].shape(), span)
             }
+            Builtin::Correct
+                if x.shape().rank() == 1
+                    && matches!(
+                        (args[1].konst, x.shape().0[0].known()),
+                        (Some(v), Some(k)) if v.fract() != 0.0 || v < 0.0 || v >= k as f64
+                    ) =>
+            {
+                let k = x.shape().0[0].known().unwrap_or(0);
+                errors::class_out_of_range(args[1].konst.unwrap_or(0.0), k, c.args[1].value.span)
+            }
             Builtin::SoftmaxXent => {
                 if x.shape().rank() != 1 || args[1].shape().rank() != 0 {
                     errors::softmax_xent_shapes(x.shape(), args[1].shape(), span)
@@ -82,12 +93,19 @@ impl Checker<'_> {
                 {
                     errors::softmax_class_not_class(c.args[1].value.span)
                 } else {
+                    let k = x.shape().0[0].known();
                     match (
                         args[1].int_bound.as_ref().and_then(Dim::known),
-                        x.shape().0[0].known(),
+                        k,
+                        args[1].konst,
                     ) {
-                        (Some(ib), Some(k)) if ib != k => errors::class_count_differs(ib, k, span),
-                        _ => return Some(Shape::scalar()),
+                        (Some(ib), Some(k), _) if ib != k => {
+                            errors::class_count_differs(ib, k, span)
+                        }
+                        (_, Some(k), Some(v)) if v >= k as f64 => {
+                            errors::class_out_of_range(v, k, c.args[1].value.span)
+                        }
+                        _ => return self.domain_check(c, b, args),
                     }
                 }
             }
@@ -95,6 +113,28 @@ impl Checker<'_> {
         };
         self.err(d);
         None
+    }
+
+    /// `Some(scalar)` unless the argument of `log` or `sqrt` is a constant
+    /// (a number or an array literal) outside the function's domain, which
+    /// is reported (E0205).
+    fn domain_check(&mut self, c: &Call, b: Builtin, args: &[Attr]) -> Option<Shape> {
+        let x = &args[0];
+        let vals: &[f64] = match (&x.hir.kind, &x.konst) {
+            (_, Some(v)) if x.dep_x == 0 && x.dep_y == 0 => std::slice::from_ref(v),
+            (HirKind::Array(v), _) => v,
+            _ => &[],
+        };
+        let bad = vals.iter().copied().find(|&v| match b {
+            Builtin::Log => v.is_nan() || v <= 0.0,
+            Builtin::Sqrt => v.is_nan() || v < 0.0,
+            _ => v.is_nan(),
+        });
+        if let Some(v) = bad {
+            self.err(errors::domain_error(b.name(), v, c.args[0].value.span));
+            return None;
+        }
+        Some(Shape::scalar())
     }
 
     /// The span of a `correct(…)` call in `h` or in the lets it uses.

@@ -848,3 +848,104 @@ pub(super) fn g_without_x(at: Span) -> Diagnostic {
     )
     .with_note("y* does not move with x, so the hypergradient is just ∇ₓf")
 }
+
+// ----- values known at check time ------------------------------------------
+
+/// E0205: `log`/`sqrt` of a constant outside its domain.
+pub(super) fn domain_error(func: &str, v: f64, at: Span) -> Diagnostic {
+    let domain = match func {
+        "log" => "positive numbers",
+        "sqrt" => "numbers >= 0",
+        _ => "numbers",
+    };
+    Diagnostic::new(
+        Code::E0205,
+        format!("`{func}` of {}: the result is not a number", fmt_num(v)),
+        at,
+        format!("`{func}` is defined for {domain}"),
+    )
+}
+
+/// E0205: division by a constant zero.
+pub(super) fn division_by_zero(at: Span) -> Diagnostic {
+    Diagnostic::new(Code::E0205, "division by zero", at, "this is 0")
+}
+
+/// E0205: a fractional power of a negative constant.
+pub(super) fn fractional_power_of_negative(b: f64, p: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0205,
+        format!(
+            "{} ^ {}: a fractional power of a negative number is not a real number",
+            fmt_num(b),
+            fmt_num(p)
+        ),
+        at,
+        "not a real number",
+    )
+}
+
+/// E0201: a class index known at check time outside `0..classes`.
+pub(super) fn class_out_of_range(v: f64, classes: u64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0201,
+        format!("class {} is out of range for {classes} logits", fmt_num(v)),
+        at,
+        "out of range",
+    )
+    .with_note(format!(
+        "classes are whole numbers 0 to {}",
+        classes.saturating_sub(1)
+    ))
+}
+
+/// E0202: a `seed` that is not a whole number >= 0.
+pub(super) fn bad_seed(v: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0202,
+        format!("`seed` must be a whole number >= 0, not {}", fmt_num(v)),
+        at,
+        "not a seed",
+    )
+}
+
+/// E0002: a language version this checker does not implement.
+pub(super) fn unsupported_version(v: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0002,
+        format!("unsupported language version {}", fmt_num(v)),
+        at,
+        "in this header",
+    )
+    .with_help("this checker implements `version 1`")
+}
+
+/// E0605: nested sample reductions that evaluate their bodies too often.
+pub(super) fn too_much_work(level: LevelKind, evals: f64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0605,
+        format!(
+            "the {} objective evaluates sample-reduction bodies about {evals:.3e} times per oracle call; the limit is {:.0e}",
+            level.name(),
+            super::MAX_BODY_EVALS
+        ),
+        at,
+        "nested sample reductions",
+    )
+    .with_note("each nested `mean over` multiplies the work by its minibatch size")
+    .with_help("reduce the batch sizes, or compute the inner average once in a `let`")
+}
+
+/// E0204: the parameters together hold too many numbers.
+pub(super) fn params_too_large(total: u64, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0204,
+        format!(
+            "the parameters up to this one hold {total} numbers; the limit for all parameters is {}",
+            crate::compiled::MAX_PARAM_ELEMENTS
+        ),
+        at,
+        "parameter memory limit reached here",
+    )
+    .with_help("load large matrices from a csv file with `data`")
+}

@@ -293,6 +293,16 @@ impl Checker<'_> {
                 lsh.clone()
             }
         };
+        if op == BinOp::Div && r.konst == Some(0.0) && r.dep_x == 0 && r.dep_y == 0 {
+            self.err(errors::division_by_zero(rs));
+            return None;
+        }
+        if let (BinOp::Pow, Some(b), Some(p)) = (op, l.konst, r.konst) {
+            if b < 0.0 && p.fract() != 0.0 && l.dep_x == 0 && l.dep_y == 0 {
+                self.err(errors::fractional_power_of_negative(b, p, span));
+                return None;
+            }
+        }
         Some(Self::binary_attr(op, (l, ls), (r, rs), shape, span))
     }
 

@@ -83,7 +83,16 @@ impl Checker<'_> {
                 }
             }
         }
-        let seed = named.get("seed").copied().unwrap_or(0.0).max(0.0) as u64;
+        let seed = named.get("seed").copied().unwrap_or(0.0);
+        if !(seed >= 0.0 && seed.fract() == 0.0 && seed < 1.8e19) {
+            let at = args
+                .iter()
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "seed"))
+                .map_or(e.span, |a| a.value.span);
+            self.err(errors::bad_seed(seed, at));
+            return None;
+        }
+        let seed = seed as u64;
         let square = shape.rank() == 2 && shape.0[0] == shape.0[1];
         let init = match name {
             "zeros" => Init::Zeros,

@@ -28,6 +28,13 @@ use crate::SourceMap;
 
 use convexity::Attr;
 
+/// Most evaluations of sample-reduction bodies per oracle call, estimated
+/// at check time (E0605).
+pub const MAX_BODY_EVALS: f64 = 1e8;
+
+/// The language versions this checker implements (`version 1`).
+pub const SUPPORTED_VERSIONS: &[f64] = &[1.0];
+
 const INITIALISERS: &[&str] = &["zeros", "ones", "eye", "normal", "uniform", "glorot", "spd"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +131,9 @@ impl Checker<'_> {
     /// The passes in order: names, dims, data, variable shapes, params and
     /// lets, variable inits, objectives, the analysis of g, blocks.
     fn run(&mut self, file: &File) -> Option<Spec> {
+        if let Some(v) = file.version.filter(|v| !SUPPORTED_VERSIONS.contains(v)) {
+            self.err(errors::unsupported_version(v, file.header_span));
+        }
         let decls = self.collect(file);
         let levels = self.levels(file, &decls.levels);
         self.dims_pass(&decls.dims);
@@ -137,6 +147,11 @@ impl Checker<'_> {
         let [(_, upper_block), (_, lower_block)] = levels;
         let f = upper_block.and_then(|b| self.objective(&b.objective, LevelKind::Upper));
         let g = lower_block.and_then(|b| self.objective(&b.objective, LevelKind::Lower));
+        for (obj, level) in [(&f, LevelKind::Upper), (&g, LevelKind::Lower)] {
+            if let Some(o) = obj {
+                self.bound_work(&o.hir, level);
+            }
+        }
         let assumed = self.assumes(&decls.assumes);
         let analysis = match (&g, lower_block) {
             (Some(g), Some(b)) => Some(self.analyse(g, b, &assumed)),
@@ -312,6 +327,7 @@ impl Checker<'_> {
 
     /// Params and lets in dependency order (cycles → E0106).
     fn definitions(&mut self, params: &[&ast::ParamDecl], lets: &[&ast::LetDecl]) {
+        let mut total = 0u64;
         self.params = vec![None; params.len()];
         self.lets = vec![None; lets.len()];
         let order = self.definition_order(params, lets);
@@ -320,6 +336,16 @@ impl Checker<'_> {
                 Def::Param(i) => {
                     let p = params[i];
                     let shape = self.type_shape(&p.ty);
+                    let n = shape.as_ref().and_then(Shape::len).unwrap_or(0);
+                    let before = total;
+                    total = total.saturating_add(n as u64);
+                    if total > crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                        // Reported once; later params are not evaluated.
+                        if before <= crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                            self.err(errors::params_too_large(total, p.name.span));
+                        }
+                        continue;
+                    }
                     self.in_const = true;
                     let init = self.init_value(&p.value, shape.as_ref(), p.name.span);
                     self.in_const = false;
@@ -361,6 +387,51 @@ impl Checker<'_> {
                         LevelKind::Lower => self.lower[i].init = init,
                     }
                 }
+            }
+        }
+    }
+
+    /// Refuses an objective whose sample reductions evaluate their bodies
+    /// more than [`MAX_BODY_EVALS`] times per oracle call (E0605). The
+    /// estimate multiplies the minibatch sizes of nested reductions and adds
+    /// those of `let`s once (they are evaluated once per call); it is an
+    /// upper bound, as loop-invariant parts are hoisted when lowered.
+    fn bound_work(&mut self, h: &Hir, level: LevelKind) {
+        let evals = self.body_evals(h, &mut vec![None; self.lets.len()]);
+        if evals > MAX_BODY_EVALS {
+            self.err(errors::too_much_work(level, evals, h.span));
+        }
+    }
+
+    /// Body evaluations of the sample reductions in `h` per call; `lets`
+    /// memoises those of `let`s (counted once, where first used).
+    fn body_evals(&self, h: &Hir, lets: &mut Vec<Option<f64>>) -> f64 {
+        match &h.kind {
+            HirKind::Reduce(_, d, body) => {
+                let batch = self
+                    .data
+                    .get(*d)
+                    .and_then(Option::as_ref)
+                    .map_or(1.0, |d| d.batch as f64);
+                batch * (1.0 + self.body_evals(body, lets))
+            }
+            HirKind::Let(i) => {
+                if lets.get(*i).is_some_and(Option::is_some) {
+                    return 0.0;
+                }
+                let Some(Some(a)) = self.lets.get(*i) else {
+                    return 0.0;
+                };
+                let hir = a.hir.clone();
+                lets[*i] = Some(0.0);
+                let e = self.body_evals(&hir, lets);
+                lets[*i] = Some(e);
+                e
+            }
+            _ => {
+                let mut kids = Vec::new();
+                h.push_children(&mut kids);
+                kids.iter().map(|k| self.body_evals(k, lets)).sum()
             }
         }
     }
