@@ -73,20 +73,9 @@ pub struct Header {
     pub solver: String,
     /// The resolved configuration (`config.json`) without [`MUTABLE_KEYS`].
     pub config: serde_json::Value,
-    /// Outer iterations done.
-    pub iter: u64,
-    /// The run loop's start (iterations are counted from there).
-    pub start_iter: u64,
-    /// Trace lines that belong to the run up to `iter` (a line written at a
-    /// stop off the evaluation cadence is not counted: it is rewritten when
-    /// the run continues).
-    pub trace_lines: u64,
-    /// Seconds of run time so far.
-    pub elapsed_s: f64,
-    /// The iteration of the last progress log line.
-    pub last_logged: u64,
-    /// The termination name when written at a stop (`None` mid-run).
-    pub stop: Option<String>,
+    /// Where the run stood (its fields are the header's own in the JSON).
+    #[serde(flatten)]
+    pub position: Position,
 }
 
 /// One decoded entry.
@@ -742,15 +731,15 @@ where
     oracle.restore_state(&mut r)?;
     r.finish()?;
     let h = &c.header;
-    if solver.iter() != h.iter {
+    if solver.iter() != h.position.iter {
         bail!(
             "{}: the solver's state is at iteration {}, the header says {}",
             c.path.display(),
             solver.iter(),
-            h.iter
+            h.position.iter
         );
     }
-    let (kept, records) = kept_trace(dir, h.trace_lines, h.iter)?;
+    let (kept, records) = kept_trace(dir, h.position.trace_lines, h.position.iter)?;
     write_atomic(&dir.join("trace.jsonl.part"), &kept)?;
     for f in ["trace.jsonl", "summary.json", "expect.json"] {
         match std::fs::remove_file(dir.join(f)) {
@@ -763,14 +752,7 @@ where
     Ok(Resumed {
         kept,
         records,
-        position: Position {
-            iter: h.iter,
-            start_iter: h.start_iter,
-            trace_lines: h.trace_lines,
-            elapsed_s: h.elapsed_s,
-            last_logged: h.last_logged,
-            stop: h.stop.clone(),
-        },
+        position: h.position.clone(),
     })
 }
 
@@ -798,12 +780,7 @@ where
         spec_sha256: spec_sha256.to_string(),
         solver: solver.name().to_string(),
         config: identity.clone(),
-        iter: pos.iter,
-        start_iter: pos.start_iter,
-        trace_lines: pos.trace_lines,
-        elapsed_s: pos.elapsed_s,
-        last_logged: pos.last_logged,
-        stop: pos.stop.clone(),
+        position: pos.clone(),
     };
     write(dir, &encode(&header, &s)?)
 }
@@ -818,12 +795,14 @@ mod tests {
             spec_sha256: "ab".into(),
             solver: "soba".into(),
             config: serde_json::json!({"algorithm": "soba", "seed": 1, "hyperparameters": {"eta": 0.1}}),
-            iter: 7,
-            start_iter: 0,
-            trace_lines: 2,
-            elapsed_s: 0.5,
-            last_logged: 0,
-            stop: None,
+            position: Position {
+                iter: 7,
+                start_iter: 0,
+                trace_lines: 2,
+                elapsed_s: 0.5,
+                last_logged: 0,
+                stop: None,
+            },
         }
     }
 

@@ -483,8 +483,8 @@ fn describe_breakdown(
 }
 
 /// Where a run stands, for a checkpoint: what [`observe_run_with`] hands
-/// its `save` callback.
-#[derive(Debug, Clone, PartialEq)]
+/// its `save` callback, and what a checkpoint's header records.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     /// Outer iterations done.
     pub iter: u64,

@@ -350,7 +350,7 @@ mod signals {
         // The checkpoint is whole and mid-run.
         let c = bilevel_runner::checkpoint::read(&run).unwrap();
         assert!(
-            c.header.stop.is_none() && c.header.iter.is_multiple_of(1000),
+            c.header.position.stop.is_none() && c.header.position.iter.is_multiple_of(1000),
             "{:?}",
             c.header
         );
