@@ -22,6 +22,7 @@ pub mod session;
 pub mod settings;
 pub mod signals;
 pub mod spec;
+pub mod sweep;
 pub mod watch;
 
 use std::fmt::Write as _;
