@@ -63,7 +63,9 @@ pub enum StatusFormat {
 /// Runs `bilevel sweep` with `a`.
 pub fn run(a: &SweepArgs) -> Result<SweepResult> {
     let mode = if a.status {
-        Mode::Status { json: a.format == StatusFormat::Json }
+        Mode::Status {
+            json: a.format == StatusFormat::Json,
+        }
     } else if a.slurm {
         if a.jobs != 1 {
             anyhow::bail!("--jobs applies to local runs; with --slurm, use --max-parallel");
@@ -76,7 +78,10 @@ pub fn run(a: &SweepArgs) -> Result<SweepResult> {
             dry_run: a.dry_run,
         })
     } else {
-        Mode::Run { ids: None, jobs: a.jobs as usize }
+        Mode::Run {
+            ids: None,
+            jobs: a.jobs as usize,
+        }
     };
     command(&a.file, &a.out, a.task.as_deref(), mode)
 }

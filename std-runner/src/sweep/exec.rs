@@ -26,7 +26,14 @@ pub struct Planned {
 }
 
 /// The entries a sweep folder may hold (docs/sweeps.md).
-const OWN: &[&str] = &["sweep.json", "sweep.toml", "runs", "locks", "failed", "slurm"];
+const OWN: &[&str] = &[
+    "sweep.json",
+    "sweep.toml",
+    "runs",
+    "locks",
+    "failed",
+    "slurm",
+];
 
 /// Resolves every task (all checks of `bilevel run`), refusing two tasks of
 /// one configuration.
@@ -78,7 +85,10 @@ pub fn plan(sweep: &Sweep) -> Result<Vec<Planned>> {
 /// `solver s1 [eta=0.01]`, for messages.
 pub fn label(t: &Task) -> String {
     let set = t.set_args();
-    let spec = t.spec.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let spec = t
+        .spec
+        .file_stem()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
     if set.is_empty() {
         format!("{spec} {} s{}", t.solver, t.seed)
     } else {
@@ -142,7 +152,7 @@ pub fn prepare_dir(dir: &Path, sweep: &Sweep, planned: &[Planned], write: bool) 
         let foreign: Vec<String> = fs::read_dir(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .filter(|n| !OWN.contains(&n.as_str()) && !(n.starts_with('.') && n.contains(".tmp-")))
+            .filter(|n| !(OWN.contains(&n.as_str()) || n.starts_with('.') && n.contains(".tmp-")))
             .collect();
         if !foreign.is_empty() {
             bail!(
@@ -160,7 +170,9 @@ pub fn prepare_dir(dir: &Path, sweep: &Sweep, planned: &[Planned], write: bool) 
             .and_then(|b| serde_json::from_slice(&b).ok())
             .with_context(|| format!("--task: {} holds no sweep.json; run the sweep once without --task (or with --slurm)", dir.display()))?;
         let folders = |v: &serde_json::Value| -> Vec<serde_json::Value> {
-            v["tasks"].as_array().map_or_else(Vec::new, |t| t.iter().map(|t| t["folder"].clone()).collect())
+            v["tasks"].as_array().map_or_else(Vec::new, |t| {
+                t.iter().map(|t| t["folder"].clone()).collect()
+            })
         };
         if folders(&old) != folders(&m) {
             bail!(
@@ -243,7 +255,12 @@ pub fn run_one(dir: &Path, p: &Planned, threads: Option<usize>, stop: &Arc<Atomi
     }
 }
 
-fn run_locked(dir: &Path, p: &Planned, threads: Option<usize>, stop: &Arc<AtomicBool>) -> Result<Outcome> {
+fn run_locked(
+    dir: &Path,
+    p: &Planned,
+    threads: Option<usize>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Outcome> {
     // A `--status` probe holds the lock for an instant: try again before
     // taking the task for another process's.
     let mut lock = try_lock(dir, &p.plan.folder)?;
@@ -346,8 +363,14 @@ pub fn run_pool(
 /// One line about an outcome.
 pub fn describe(o: &Outcome) -> String {
     match o {
-        Outcome::Ran { resumed: false, termination } => format!("ran ({termination})"),
-        Outcome::Ran { resumed: true, termination } => format!("resumed from its checkpoint ({termination})"),
+        Outcome::Ran {
+            resumed: false,
+            termination,
+        } => format!("ran ({termination})"),
+        Outcome::Ran {
+            resumed: true,
+            termination,
+        } => format!("resumed from its checkpoint ({termination})"),
         Outcome::Done => "done already: skipped".to_string(),
         Outcome::Busy => "running in another process: skipped".to_string(),
         Outcome::Interrupted => "interrupted (its checkpoint is kept)".to_string(),

@@ -208,7 +208,10 @@ fn expand(raw: &Raw, file: &Path, d: &mut Diags<'_>) -> Vec<Task> {
     let base = file.parent().unwrap_or_else(|| Path::new("."));
     let mut specs = Vec::new();
     if raw.specs.get_ref().is_empty() {
-        d.error(Some(raw.specs.span()), "`specs` is empty: name at least one spec");
+        d.error(
+            Some(raw.specs.span()),
+            "`specs` is empty: name at least one spec",
+        );
     }
     for s in raw.specs.get_ref() {
         let p = base.join(s.get_ref());
@@ -216,16 +219,26 @@ fn expand(raw: &Raw, file: &Path, d: &mut Diags<'_>) -> Vec<Task> {
             Ok(a) if a.is_file() => specs.push(a),
             _ => d.error(
                 Some(s.span()),
-                &format!("cannot find the spec {} (paths are relative to the sweep file)", p.display()),
+                &format!(
+                    "cannot find the spec {} (paths are relative to the sweep file)",
+                    p.display()
+                ),
             ),
         }
     }
     let seeds = seeds(&raw.seeds, d);
     let budget = raw.budget.as_ref().map_or_else(Budget::default, |b| {
         let v = *b.get_ref();
-        for (name, x) in [("iterations", v.iterations), ("epochs", v.epochs), ("oracle_calls", v.oracle_calls)] {
+        for (name, x) in [
+            ("iterations", v.iterations),
+            ("epochs", v.epochs),
+            ("oracle_calls", v.oracle_calls),
+        ] {
             if x == Some(0) {
-                d.error(Some(b.span()), &format!("`budget.{name}` must be at least 1"));
+                d.error(
+                    Some(b.span()),
+                    &format!("`budget.{name}` must be at least 1"),
+                );
             }
         }
         v
@@ -263,19 +276,37 @@ fn seeds(v: &Spanned<Value>, d: &mut Diags<'_>) -> Vec<u64> {
                         d.error(span.clone(), &format!("seed {s} is listed twice"));
                     }
                     Some(s) => out.push(s),
-                    None => d.error(span.clone(), &format!("seeds are non-negative integers, not `{x}`")),
+                    None => d.error(
+                        span.clone(),
+                        &format!("seeds are non-negative integers, not `{x}`"),
+                    ),
                 }
             }
         }
         Value::Table(t) => {
-            let get = |k: &str| t.get(k).and_then(Value::as_integer).and_then(|i| u64::try_from(i).ok());
-            let unknown: Vec<&String> = t.keys().filter(|k| *k != "first" && *k != "count").collect();
+            let get = |k: &str| {
+                t.get(k)
+                    .and_then(Value::as_integer)
+                    .and_then(|i| u64::try_from(i).ok())
+            };
+            let unknown: Vec<&String> = t
+                .keys()
+                .filter(|k| *k != "first" && *k != "count")
+                .collect();
             match (get("first"), get("count"), unknown.is_empty()) {
-                (Some(f), Some(c), true) if c >= 1 && f.checked_add(c).is_some() => out.extend(f..f + c),
-                _ => d.error(span.clone(), "`seeds = { first = S, count = N }` takes two non-negative integers, N >= 1"),
+                (Some(f), Some(c), true) if c >= 1 && f.checked_add(c).is_some() => {
+                    out.extend(f..f + c);
+                }
+                _ => d.error(
+                    span.clone(),
+                    "`seeds = { first = S, count = N }` takes two non-negative integers, N >= 1",
+                ),
             }
         }
-        other => d.error(span.clone(), &format!("`seeds` is a list of integers or {{ first, count }}, not `{other}`")),
+        other => d.error(
+            span.clone(),
+            &format!("`seeds` is a list of integers or {{ first, count }}, not `{other}`"),
+        ),
     }
     if out.is_empty() && d.n == 0 {
         d.error(span, "`seeds` is empty: give at least one seed");
@@ -288,17 +319,30 @@ fn solver_axes<'r>(raw: &'r Raw, d: &mut Diags<'_>) -> Vec<(&'static SolverInfo,
     let mut out: Vec<(&'static SolverInfo, Vec<Axis<'r>>)> = Vec::new();
     let solvers = &raw.solvers.get_ref().0;
     if solvers.is_empty() {
-        d.error(Some(raw.solvers.span()), "`[solvers]` is empty: name at least one solver, as `[solvers.slip]`");
+        d.error(
+            Some(raw.solvers.span()),
+            "`[solvers]` is empty: name at least one solver, as `[solvers.slip]`",
+        );
     }
     let grid = raw.grid.as_ref().map_or(&[][..], |g| &g.0[..]);
     for (name, keys) in solvers {
         let Some(info) = registry::find(name.get_ref()) else {
             let names: Vec<&str> = registry::SOLVERS.iter().map(|s| s.name).collect();
-            d.error(Some(name.span()), &format!("unknown solver `{}`; available: {}", name.get_ref(), names.join(", ")));
+            d.error(
+                Some(name.span()),
+                &format!(
+                    "unknown solver `{}`; available: {}",
+                    name.get_ref(),
+                    names.join(", ")
+                ),
+            );
             continue;
         };
         if out.iter().any(|(i, _)| i.name == info.name) {
-            d.error(Some(name.span()), &format!("solver `{}` is listed twice", info.name));
+            d.error(
+                Some(name.span()),
+                &format!("solver `{}` is listed twice", info.name),
+            );
             continue;
         }
         let mut axes = Vec::new();
@@ -307,7 +351,14 @@ fn solver_axes<'r>(raw: &'r Raw, d: &mut Diags<'_>) -> Vec<(&'static SolverInfo,
                 continue;
             }
             if let Some((own, _)) = keys.0.iter().find(|(o, _)| o.get_ref() == k.get_ref()) {
-                d.error(Some(own.span()), &format!("`{}` of `{}` is also in [grid]: give it in one place", k.get_ref(), info.name));
+                d.error(
+                    Some(own.span()),
+                    &format!(
+                        "`{}` of `{}` is also in [grid]: give it in one place",
+                        k.get_ref(),
+                        info.name
+                    ),
+                );
                 continue;
             }
             axes.push(axis(info, k, v, d));
@@ -315,10 +366,23 @@ fn solver_axes<'r>(raw: &'r Raw, d: &mut Diags<'_>) -> Vec<(&'static SolverInfo,
         for (k, v) in &keys.0 {
             if info.param(k.get_ref()).is_none() {
                 let names: Vec<&str> = info.params.iter().map(|p| p.name).collect();
-                d.error(Some(k.span()), &format!("`{}` has no hyperparameter `{}`; it accepts: {}", info.name, k.get_ref(), names.join(", ")));
+                d.error(
+                    Some(k.span()),
+                    &format!(
+                        "`{}` has no hyperparameter `{}`; it accepts: {}",
+                        info.name,
+                        k.get_ref(),
+                        names.join(", ")
+                    ),
+                );
                 continue;
             }
-            if axes.iter().filter(|a: &&Axis<'_>| a.key == k.get_ref()).count() > 0 {
+            if axes
+                .iter()
+                .filter(|a: &&Axis<'_>| a.key == k.get_ref())
+                .count()
+                > 0
+            {
                 continue;
             }
             axes.push(axis(info, k, v, d));
@@ -326,10 +390,18 @@ fn solver_axes<'r>(raw: &'r Raw, d: &mut Diags<'_>) -> Vec<(&'static SolverInfo,
         out.push((info, axes));
     }
     for (k, _) in grid {
-        let listed = solvers.iter().filter_map(|(n, _)| registry::find(n.get_ref()));
+        let listed = solvers
+            .iter()
+            .filter_map(|(n, _)| registry::find(n.get_ref()));
         let users = listed.filter(|i| i.param(k.get_ref()).is_some()).count();
         if users == 0 {
-            d.error(Some(k.span()), &format!("no solver of the sweep has a hyperparameter `{}`: the grid would do nothing", k.get_ref()));
+            d.error(
+                Some(k.span()),
+                &format!(
+                    "no solver of the sweep has a hyperparameter `{}`: the grid would do nothing",
+                    k.get_ref()
+                ),
+            );
         }
     }
     out
@@ -337,7 +409,12 @@ fn solver_axes<'r>(raw: &'r Raw, d: &mut Diags<'_>) -> Vec<(&'static SolverInfo,
 
 /// The values of one key: a scalar, a list, or `{ log = [A, B], points = N }`,
 /// each checked against the registry's range.
-fn axis<'r>(info: &SolverInfo, key: &'r Spanned<String>, v: &Spanned<Value>, d: &mut Diags<'_>) -> Axis<'r> {
+fn axis<'r>(
+    info: &SolverInfo,
+    key: &'r Spanned<String>,
+    v: &Spanned<Value>,
+    d: &mut Diags<'_>,
+) -> Axis<'r> {
     let span = Some(v.span());
     let k = key.get_ref().as_str();
     let values: Vec<Value> = match v.get_ref() {
@@ -346,13 +423,22 @@ fn axis<'r>(info: &SolverInfo, key: &'r Spanned<String>, v: &Spanned<Value>, d: 
             Ok(vals) => vals,
             Err(msg) => {
                 d.error(span, &format!("`{k}`: {msg}"));
-                return Axis { key: k, values: Vec::new() };
+                return Axis {
+                    key: k,
+                    values: Vec::new(),
+                };
             }
         },
         scalar => vec![scalar.clone()],
     };
     if values.is_empty() {
-        d.error(span.clone(), &format!("`{k}` of `{}` has an empty list of values: the sweep would have no tasks", info.name));
+        d.error(
+            span.clone(),
+            &format!(
+                "`{k}` of `{}` has an empty list of values: the sweep would have no tasks",
+                info.name
+            ),
+        );
     }
     let p = info.param(k).expect("checked by the caller");
     for (i, x) in values.iter().enumerate() {
@@ -362,7 +448,10 @@ fn axis<'r>(info: &SolverInfo, key: &'r Spanned<String>, v: &Spanned<Value>, d: 
             Value::Boolean(b) => ParamValue::Bool(*b),
             Value::String(s) => ParamValue::Str(s),
             other => {
-                d.error(span.clone(), &format!("`{k}`: `{other}` is not a number, bool or name"));
+                d.error(
+                    span.clone(),
+                    &format!("`{k}`: `{other}` is not a number, bool or name"),
+                );
                 continue;
             }
         };
@@ -370,7 +459,10 @@ fn axis<'r>(info: &SolverInfo, key: &'r Spanned<String>, v: &Spanned<Value>, d: 
             d.error(span.clone(), &format!("`{k}` of `{}`: {e}", info.name));
         }
         if values[..i].contains(x) {
-            d.error(span.clone(), &format!("`{k}`: `{x}` is listed twice (its tasks would be the same run)"));
+            d.error(
+                span.clone(),
+                &format!("`{k}`: `{x}` is listed twice (its tasks would be the same run)"),
+            );
         }
     }
     Axis { key: k, values }
@@ -383,7 +475,10 @@ fn log_range(t: &toml::Table) -> Result<Vec<Value>, String> {
         return Err(FORM.to_string());
     }
     let num = |v: &Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
-    let ends = t.get("log").and_then(Value::as_array).filter(|a| a.len() == 2);
+    let ends = t
+        .get("log")
+        .and_then(Value::as_array)
+        .filter(|a| a.len() == 2);
     let (Some(ends), Some(n)) = (ends, t.get("points").and_then(Value::as_integer)) else {
         return Err(FORM.to_string());
     };

@@ -48,7 +48,10 @@ pub fn parse_ids(spec: &str, n: usize) -> Result<Vec<usize>> {
             bail!("--task {spec}: expected task ids such as 3, 0-5 or 1,4");
         };
         if a > b || b >= n {
-            bail!("--task {spec}: the sweep has tasks 0-{} ({n} tasks)", n.saturating_sub(1));
+            bail!(
+                "--task {spec}: the sweep has tasks 0-{} ({n} tasks)",
+                n.saturating_sub(1)
+            );
         }
         for i in a..=b {
             if !out.contains(&i) {
@@ -78,7 +81,10 @@ pub fn command(file: &Path, dir: &Path, task: Option<&str>, mode: Mode) -> Resul
             if !dir.join("sweep.json").is_file() {
                 bail!("--status: {} holds no sweep (no sweep.json)", dir.display());
             }
-            Ok(SweepResult { text: status::status(dir, &planned, json), code: 0 })
+            Ok(SweepResult {
+                text: status::status(dir, &planned, json),
+                code: 0,
+            })
         }
         Mode::Slurm(o) => {
             exec::prepare_dir(dir, &sweep, &planned, true)?;
@@ -107,7 +113,9 @@ pub fn command(file: &Path, dir: &Path, task: Option<&str>, mode: Mode) -> Resul
                 PathBuf::from(dir).join("runs").display()
             );
             let code = if stop.load(Ordering::SeqCst) {
-                crate::signals::exit_code(crate::signals::received().unwrap_or(crate::signals::SIGINT))
+                crate::signals::exit_code(
+                    crate::signals::received().unwrap_or(crate::signals::SIGINT),
+                )
             } else if failed > 0 {
                 crate::exit::ERROR
             } else {

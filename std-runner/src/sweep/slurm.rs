@@ -32,7 +32,10 @@ fn quote(s: &str) -> String {
 /// A value of an `#SBATCH` line: no spaces, quotes or newlines (sbatch
 /// does not parse shell quoting there).
 fn directive(flag: &str, v: &str) -> Result<String> {
-    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == '#') {
+    if v.is_empty()
+        || v.chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == '#')
+    {
         bail!("{flag} `{v}`: not a Slurm value (no spaces, quotes or #)");
     }
     Ok(v.to_string())
@@ -50,7 +53,11 @@ pub fn script(bin: &Path, file: &Path, dir: &Path, n: usize, o: &SlurmOptions) -
         let _ = write!(array, "%{k}");
     }
     let _ = writeln!(s, "#SBATCH --array={array}");
-    let _ = writeln!(s, "#SBATCH --output={}", directive("--out", &format!("{}/slurm/%A_%a.out", dir.display()))?);
+    let _ = writeln!(
+        s,
+        "#SBATCH --output={}",
+        directive("--out", &format!("{}/slurm/%A_%a.out", dir.display()))?
+    );
     let _ = writeln!(s, "#SBATCH --open-mode=append");
     let _ = writeln!(s, "#SBATCH --requeue");
     let _ = writeln!(s, "#SBATCH --ntasks=1");
@@ -88,13 +95,18 @@ pub fn submit(file: &Path, dir: &Path, n: usize, o: &SlurmOptions) -> Result<Str
         bail!("the sweep has no tasks");
     }
     let bin = std::env::current_exe().context("cannot find the bilevel binary's path")?;
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("cannot find {}", dir.display()))?;
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot find {}", dir.display()))?;
     std::fs::create_dir_all(dir.join("slurm")).context("cannot create the slurm folder")?;
     let text = script(&bin, file, &dir, n, o)?;
     let path: PathBuf = dir.join("slurm").join("sweep.sbatch");
     write_atomic(&path, text.as_bytes())?;
     if o.dry_run {
-        return Ok(format!("{}\n(dry run: not submitted) script written to {}\n", text.trim_end(), path.display()));
+        return Ok(format!(
+            "{}\n(dry run: not submitted) script written to {}\n",
+            text.trim_end(),
+            path.display()
+        ));
     }
     let out = Command::new("sbatch")
         .arg("--parsable")
@@ -102,11 +114,24 @@ pub fn submit(file: &Path, dir: &Path, n: usize, o: &SlurmOptions) -> Result<Str
         .output()
         .context("cannot run sbatch (is Slurm installed and on PATH?)")?;
     if !out.status.success() {
-        bail!("sbatch {} failed ({}): {}", path.display(), out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "sbatch {} failed ({}): {}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or("").to_string();
+    let id = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        bail!("sbatch printed no job id: `{}`", String::from_utf8_lossy(&out.stdout).trim());
+        bail!(
+            "sbatch printed no job id: `{}`",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
     }
     let m = o.tasks_per_job.max(1) as usize;
     let record = serde_json::json!({
@@ -116,6 +141,9 @@ pub fn submit(file: &Path, dir: &Path, n: usize, o: &SlurmOptions) -> Result<Str
         "tasks_per_job": m,
         "script": path.display().to_string(),
     });
-    write_atomic(&dir.join("slurm").join(format!("{id}.json")), &serde_json::to_vec_pretty(&record)?)?;
+    write_atomic(
+        &dir.join("slurm").join(format!("{id}.json")),
+        &serde_json::to_vec_pretty(&record)?,
+    )?;
     Ok(format!("{id}\n"))
 }

@@ -41,7 +41,11 @@ pub fn state(dir: &Path, p: &Planned) -> State {
     if held(&dir.join("locks").join(format!("{}.lock", p.plan.folder))) {
         return State::Running;
     }
-    if dir.join("failed").join(format!("{}.txt", p.plan.folder)).is_file() {
+    if dir
+        .join("failed")
+        .join(format!("{}.txt", p.plan.folder))
+        .is_file()
+    {
         return State::Failed;
     }
     State::Missing
@@ -87,7 +91,10 @@ pub fn status(dir: &Path, planned: &[Planned], json: bool) -> String {
         return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     }
     let w = solvers.iter().map(|s| s.len()).max().unwrap_or(0).max(6);
-    let mut t = format!("{:w$}  {:>5} {:>8} {:>7} {:>8}\n", "solver", "done", "running", "failed", "missing");
+    let mut t = format!(
+        "{:w$}  {:>5} {:>8} {:>7} {:>8}\n",
+        "solver", "done", "running", "failed", "missing"
+    );
     let mut row = |name: &str, s: Option<&str>| {
         let _ = writeln!(
             t,
@@ -104,8 +111,10 @@ pub fn status(dir: &Path, planned: &[Planned], json: bool) -> String {
     row("total", None);
     for (p, st) in planned.iter().zip(&states) {
         if *st == State::Failed {
-            let msg = std::fs::read_to_string(dir.join("failed").join(format!("{}.txt", p.plan.folder))).unwrap_or_default();
-            let _ = write!(t, "failed: {}", msg);
+            let msg =
+                std::fs::read_to_string(dir.join("failed").join(format!("{}.txt", p.plan.folder)))
+                    .unwrap_or_default();
+            let _ = write!(t, "failed: {msg}");
         }
     }
     t

@@ -77,7 +77,13 @@ pub fn manifest_folders(dir: &Path) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["folder"].as_str().unwrap().trim_start_matches("runs/").to_string())
+        .map(|t| {
+            t["folder"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("runs/")
+                .to_string()
+        })
         .collect()
 }
 
