@@ -547,7 +547,7 @@ mod tests {
             let mut body = format!("seeds = {{ first = 7, count = {seeds} }}\n[solvers.slip]\n");
             for (k, n) in keys.iter().zip(&counts) {
                 let vals: Vec<String> = (1..=*n).map(|i| format!("{:?}", i as f64 * 0.01)).collect();
-                body += &format!("{k} = [{}]\n", vals.join(", "));
+                let _ = writeln!(body, "{k} = [{}]", vals.join(", "));
             }
             if soba {
                 body += "[solvers.soba]\nstep_size = { log = [1e-3, 1e-1], points = 3 }\n";
