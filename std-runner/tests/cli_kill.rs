@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bilevel_runner::aggregate::load_run;
 use bilevel_runner::output::{read_trace, TraceRecord};
