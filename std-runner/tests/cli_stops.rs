@@ -296,3 +296,40 @@ fn compare_shows_an_overall_bar_on_a_terminal() {
     // A line per finished run above the bar.
     assert!(out.contains("[4/4] "), "{out}");
 }
+
+#[test]
+fn a_symlinked_run_folder_is_locked_as_the_folder_it_points_to() {
+    let d = toy_dir();
+    std::fs::create_dir(d.path().join("real")).unwrap();
+    std::os::unix::fs::symlink("real", d.path().join("link")).unwrap();
+    let long = [
+        "run",
+        "toy.bilevel",
+        "--iterations",
+        "1000000000",
+        "--no-plots",
+        "--out",
+        "link",
+    ];
+    let mut child = spawn_logged(d.path(), &long, "err.txt", &[]);
+    wait_for("the run through the link", || {
+        lines_in(&d.path().join("real/trace.jsonl.part")) >= 1
+    });
+    let short = ["run", "toy.bilevel", "--iterations", "10", "--no-plots"];
+    for out in ["real", "link"] {
+        let o = run(d.path(), &[&short[..], &["--force", "--out", out]].concat());
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            text(&o).contains("in use by another bilevel run"),
+            "{}",
+            text(&o)
+        );
+    }
+    kill(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child).code(), Some(143));
+    finished(&run(
+        d.path(),
+        &[&short[..], &["--force", "--out", "real"]].concat(),
+    ));
+    assert_eq!(summary(&d.path().join("link")).iters, 10);
+}
