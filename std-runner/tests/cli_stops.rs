@@ -79,13 +79,16 @@ fn a_resume_stopped_again_during_the_pending_evaluation_stays_resumable() {
     let base = ["run", "toy.bilevel", "--iterations", "1500", "--no-plots"];
     finished(&run(d.path(), &[&base[..], &["--out", "full"]].concat()));
     let args = [&base[..], &["--out", "run"]].concat();
-    let delay = format!("{FOREVER}@1");
-    for (i, a) in [args.clone(), vec!["run", "--resume", "run", "--no-plots"]]
+    // The first run is slow from its second evaluation (iteration 500); the
+    // resumed one from its first, the pending evaluation of iteration 500.
+    let first = format!("{FOREVER}@1");
+    let resume = vec!["run", "--resume", "run", "--no-plots"];
+    for (i, (a, delay)) in [(args.clone(), &first[..]), (resume, FOREVER)]
         .iter()
         .enumerate()
     {
         let name = format!("err{i}.txt");
-        let mut child = spawn_logged(d.path(), a, &name, &[(DELAY, &delay[..])]);
+        let mut child = spawn_logged(d.path(), a, &name, &[(DELAY, delay)]);
         let err = || read(&d.path().join(&name));
         wait_for("the slow evaluation", || {
             err().contains("evaluating at iter 500")
