@@ -2,6 +2,7 @@
 //! the separate calls, output by output, for every example spec at random
 //! points, directions and samples: bit for bit or within 1e-13 relative.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use bilevel_core::oracle::{
@@ -118,7 +119,7 @@ fn joint_calls_equal_separate_calls_on_every_example_spec() {
             c = o.into_inner();
             c.set_separate_calls(false);
         }
-        report.push_str(&format!("{name}: bitwise {all_bitwise}\n"));
+        let _ = writeln!(report, "{name}: bitwise {all_bitwise}");
     }
     eprintln!("{report}");
 }
