@@ -45,9 +45,7 @@ fn agree(what: &str, got: &[f64], want: &[f64]) -> bool {
 }
 
 fn jitter(base: &[f64], rng: &mut DefaultRng, s: f64) -> Vec<f64> {
-    base.iter()
-        .map(|b| b + s * random::normal(rng))
-        .collect()
+    base.iter().map(|b| b + s * random::normal(rng)).collect()
 }
 
 /// Every example spec, 6 random (x, y, v) and fresh samples each: the joint
