@@ -117,11 +117,11 @@ impl<O: CrossJvp<f64>> CrossJvp<f64> for Joint<O> {
 fn expected(name: &str, shared: bool) -> (bool, bool, bool) {
     match name {
         "soba" => (true, false, true),
-        "ma-soba" | "masoba" => (true, true, false),
-        "itd" | "anil" => (true, true, false),
-        "stocbio" | "aid-cg" | "aidcg" | "aid-neumann" | "aidneumann" | "amigo" | "accbo"
-        | "bsa" | "ttsa" | "alset" => (true, false, false),
-        "borep" | "bo-rep" | "slip" => (shared, false, false),
+        "ma-soba" | "itd" | "anil" => (true, true, false),
+        "stocbio" | "aid-cg" | "aid-neumann" | "amigo" | "accbo" | "bsa" | "ttsa" | "alset" => {
+            (true, false, false)
+        }
+        "bo-rep" | "slip" => (shared, false, false),
         _ => (false, false, false),
     }
 }
