@@ -509,6 +509,9 @@ pub struct Compiled {
     /// Task sampling for meta-learning: per data source, its rows by group,
     /// and the groups present in every source the objectives use.
     tasks: Option<Tasks>,
+    /// Decline the joint hooks (every output its own sweep), for measuring
+    /// what they save.
+    separate_calls: bool,
 }
 
 /// Rows by group, for drawing tasks.
@@ -586,6 +589,7 @@ impl Compiled {
         Compiled {
             metrics,
             tasks: None,
+            separate_calls: false,
             ws_f: Workspace::new(&program.f),
             ws_g: Workspace::new(&program.g),
             zeros_y: vec![0.0; program.dim_y],
@@ -914,6 +918,59 @@ impl Compiled {
         g
     }
 
+    /// With `true`, the oracle declines the joint hooks, so every output is
+    /// its own sweep as before the joint calls (the outputs are the same to
+    /// rounding; only the work differs). Default `false`.
+    pub fn set_separate_calls(&mut self, separate: bool) {
+        self.separate_calls = separate;
+    }
+
+    /// One forward and one reverse sweep of f for both gradients: ∇ₓf into
+    /// `gx`, ∇ᵧf into `gy` (the joint hook of [`bilevel_core::oracle::grads_f`]).
+    pub fn upper_grads(&mut self, x: &[f64], y: &[f64], s: &Batch, gx: &mut [f64], gy: &mut [f64]) {
+        let mode = Mode {
+            tangent: false,
+            wrt_x: true,
+            wrt_y: true,
+            second: false,
+            first: true,
+        };
+        self.sweep(true, x, y, None, s, mode, false);
+        self.read(true, VarKind::X, false, gx);
+        self.read(true, VarKind::Y, false, gy);
+    }
+
+    /// One forward-over-reverse sweep of g seeded with ẏ = v for
+    /// ∇²ᵧᵧg·v (`hv`), ∇²ₓᵧg·v (`jv`) and, when `gy` is given, ∇ᵧg: the
+    /// joint hooks of [`bilevel_core::oracle::hvp_jvp`] and
+    /// [`bilevel_core::oracle::grad_hvp_jvp`]. Unlike [`Compiled::lower_sweep`]
+    /// it skips the value.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lower_products(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        gy: Option<&mut [f64]>,
+        hv: &mut [f64],
+        jv: &mut [f64],
+    ) {
+        let mode = Mode {
+            tangent: true,
+            wrt_x: true,
+            wrt_y: true,
+            second: true,
+            first: gy.is_some(),
+        };
+        self.sweep(false, x, y, Some(v), s, mode, false);
+        if let Some(gy) = gy {
+            self.read(false, VarKind::Y, false, gy);
+        }
+        self.read(false, VarKind::Y, true, hv);
+        self.read(false, VarKind::X, true, jv);
+    }
+
     /// The upper objective on the population (noise-free for synthetic
     /// sources): the `F` of `expect` blocks.
     pub fn f_population(&mut self, x: &[f64], y: &[f64]) -> f64 {
@@ -1018,6 +1075,22 @@ impl UpperGradX<f64> for Compiled {
     fn grad_x_f(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
         self.grad(true, VarKind::X, x, y, s, out);
     }
+    /// Served by [`Compiled::upper_grads`] (one sweep of f) unless
+    /// [`Compiled::set_separate_calls`] turned the joint hooks off.
+    fn try_grads_f(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        s: &Batch,
+        gx: &mut [f64],
+        gy: &mut [f64],
+    ) -> bool {
+        if self.separate_calls {
+            return false;
+        }
+        self.upper_grads(x, y, s, gx, gy);
+        true
+    }
 }
 impl UpperGradY<f64> for Compiled {
     fn grad_y_f(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
@@ -1046,7 +1119,38 @@ impl LowerHvp<f64> for Compiled {
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::Y, true, out);
     }
+    /// Served by [`Compiled::lower_products`] (one sweep of g).
+    fn try_hvp_jvp(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        (hv, jv): (&mut [f64], &mut [f64]),
+    ) -> bool {
+        if self.separate_calls {
+            return false;
+        }
+        self.lower_products(x, y, v, s, None, hv, jv);
+        true
+    }
+    /// Served by [`Compiled::lower_products`] (one sweep of g).
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        (gy, hv, jv): (&mut [f64], &mut [f64], &mut [f64]),
+    ) -> bool {
+        if self.separate_calls {
+            return false;
+        }
+        self.lower_products(x, y, v, s, Some(gy), hv, jv);
+        true
+    }
 }
+
 impl CrossJvp<f64> for Compiled {
     fn jvp_xy(&mut self, x: &[f64], y: &[f64], v: &[f64], s: &Batch, out: &mut [f64]) {
         let mode = Mode {

@@ -4,6 +4,7 @@ mod ad;
 mod convexity;
 mod defects;
 mod e2e;
+mod joint;
 mod models;
 mod robust;
 mod snapshots;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod batch;
+mod cache;
 pub mod config;
 pub mod data;
 mod gemm;

@@ -87,6 +87,9 @@ impl ModelBackend<f64> for F32Model {
         );
         widen(&o, out);
     }
+    fn forward_sweeps(&self) -> Option<u64> {
+        Some(self.0.forward_sweeps())
+    }
 }
 
 /// `(option key, message)`: the key lets the diagnostic point at the option.
