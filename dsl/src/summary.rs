@@ -6,9 +6,10 @@ use std::path::Path;
 
 use bilevel_core::OracleKind;
 
-use crate::compiled::{build, Program};
+use crate::compiled::Program;
 use crate::diag::Diagnostic;
 use crate::hir::{fmt_num, Init, LabelEncoding, Sampler, SourceKind, Verdict};
+use crate::pipeline::{build, build_with};
 
 /// What `bilevel check` prints for a valid spec.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ pub fn summarize_with(
     base: &Path,
     registry: &dyn crate::backend::ModelRegistry,
 ) -> Result<Summary, Vec<Diagnostic>> {
-    crate::compiled::build_with(src, base, Some(registry)).map(|program| Summary { program })
+    build_with(src, base, Some(registry)).map(|program| Summary { program })
 }
 
 fn init_text(i: &Init) -> String {
@@ -188,7 +189,6 @@ impl Summary {
     }
 
     /// The summary as text (the golden format of `bilevel check`).
-    #[allow(clippy::too_many_lines)]
     pub fn text(&self) -> String {
         let p = &self.program;
         let s = &p.spec;

@@ -339,9 +339,9 @@ impl Checker<'_> {
                     let n = shape.as_ref().and_then(Shape::len).unwrap_or(0);
                     let before = total;
                     total = total.saturating_add(n as u64);
-                    if total > crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                    if total > crate::hir::MAX_PARAM_ELEMENTS as u64 {
                         // Reported once; later params are not evaluated.
-                        if before <= crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                        if before <= crate::hir::MAX_PARAM_ELEMENTS as u64 {
                             self.err(errors::params_too_large(total, p.name.span));
                         }
                         continue;

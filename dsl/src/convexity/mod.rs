@@ -21,7 +21,7 @@ use crate::ast::Span;
 use crate::diag::{Code, Diagnostic};
 use crate::hir::{fmt_num, Hir, ParamDef, VarDef, Verdict};
 
-pub use cover::{Cover, Credit, Key};
+pub use cover::{Credit, Key};
 pub use rules::Curv;
 
 /// What the analysis needs from the checker.

@@ -2,4 +2,4 @@
 //! the `.bilevel` language's own ([`bilevel_dsl::text`]), so that specs and
 //! the backend tokenize alike.
 
-pub use bilevel_dsl::text::{tokenize, Vocab, UNK};
+pub use bilevel_dsl::{tokenize, Vocab, UNK};
