@@ -351,3 +351,74 @@ fn total_parameter_memory_is_capped() {
     let src = with_g("param P: matrix[4096, 4096] = zeros", "sum(y)");
     assert!(error_codes(&src).is_empty());
 }
+
+#[test]
+fn an_epoch_budget_needs_a_data_table_in_the_lower_level() {
+    // Issue 15 §3: `run { epochs = 3 }` without a table in g once passed
+    // `check` and then ran forever (no epoch is ever counted).
+    let spec = |data: &str, lets: &str, term: &str, run: &str| {
+        format!(
+            "bilevel \"e\" version 1\n{data}\n{lets}\n\
+             upper {{ var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }}\n\
+             lower {{ var y: vector[2] init zeros  minimize {term} + 0.5 * norm2sq(y - x) }}\n\
+             run {{ {run} }}\n"
+        )
+    };
+    let table =
+        "data t = csv(\"data/t.csv\") { label = \"y\", features = [\"a\", \"b\"], batch = 2 }";
+    let synth = "data s = synth.normal(dim = 2) { batch = 2 }";
+    let both = format!("{table}\n{synth}");
+    let cases = [
+        // (data, lets, term of g, run, codes)
+        ("", "", "sum(y)", "epochs = 3", vec!["E0408"]),
+        (
+            synth,
+            "",
+            "mean over r in s { dot(y, r.z) }",
+            "epochs = 3",
+            vec!["E0408"],
+        ),
+        // A table declared but read by f only does not count.
+        (table, "", "sum(y)", "epochs = 1", vec!["E0408"]),
+        (
+            table,
+            "",
+            "mean over r in t { dot(y, r.x) }",
+            "epochs = 3",
+            vec![],
+        ),
+        // Through a `let`, and next to a synthetic source.
+        (
+            &both,
+            "let m = mean over r in t { r.x }",
+            "dot(y, m)",
+            "epochs = 2",
+            vec![],
+        ),
+        (
+            &both,
+            "let m = mean over r in s { r.z }",
+            "dot(y, m)",
+            "epochs = 2",
+            vec!["E0408"],
+        ),
+        // Iteration budgets need no table; both budgets is E0405 alone.
+        (synth, "", "sum(y)", "iterations = 5", vec![]),
+        (
+            "",
+            "",
+            "sum(y)",
+            "iterations = 5, epochs = 3",
+            vec!["E0405"],
+        ),
+    ];
+    for (data, lets, term, run, want) in cases {
+        let src = spec(data, lets, term, run);
+        assert_eq!(error_codes(&src), want, "{src}");
+    }
+    // The error points at the setting.
+    let src = spec(synth, "", "sum(y)", "seed = 1, epochs = 3");
+    let d = bilevel_dsl::check_source(&src).expect_err("E0408");
+    let text = bilevel_dsl::render(&d, "e.bilevel", &src);
+    assert!(text.contains("e.bilevel:6:17"), "{text}");
+}

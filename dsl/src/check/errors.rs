@@ -6,6 +6,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::hir::{fmt_num, Shape, MAX_ELEMENTS, MAX_VARS};
 
 mod blocks;
+pub(crate) mod convexity;
 
 pub(super) use blocks::*;
 

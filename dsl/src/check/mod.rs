@@ -28,6 +28,9 @@ use crate::SourceMap;
 
 use convexity::Attr;
 
+/// The diagnostics of the convexity analysis (built there, worded here).
+pub(crate) use errors::convexity as convexity_errors;
+
 /// Most evaluations of sample-reduction bodies per oracle call, estimated
 /// at check time (E0605).
 pub const MAX_BODY_EVALS: f64 = 1e8;
@@ -168,6 +171,12 @@ impl Checker<'_> {
                 self.run_block(first)
             }
         };
+        // With `iterations` too, E0405 already refuses the pair.
+        if let (Some(e), None, Some(o), Some(g)) =
+            (run.epochs, run.iterations, decls.runs.first(), &g)
+        {
+            self.epochs_reachable(e, o, &g.hir);
+        }
         let expects = self.expect_blocks(&decls.expects, &run);
         let (f, g, analysis) = (f?, g?, analysis?);
         let params = self
