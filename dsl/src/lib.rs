@@ -13,7 +13,7 @@
 //! `tape` (the AD interpreter), `compiled` (the [`Compiled`] oracle) and
 //! `summary` (what `bilevel check` prints). Only the `pipeline` module
 //! sequences them (parse → check → load → models → check again →
-//! parameters → facts → lower), behind [`build_with`].
+//! parameters → lower → facts), behind [`build_with`].
 //!
 //! # Facade
 //!
@@ -54,9 +54,11 @@ mod text;
 
 pub use ast::{Cmp, Span};
 pub use backend::{ModelBackend, ModelContext, ModelRegistry, Models, TokenBatch};
-pub use check::{MAX_BODY_EVALS, SUPPORTED_VERSIONS};
+pub use check::{MAX_BODY_EVALS, MAX_SUGGESTIONS, SUPPORTED_VERSIONS};
 pub use compiled::{spd, Compiled, ExpectOutcome, Program};
-pub use convexity::matrix::{lambda_min_bound, Bound as LambdaBound, MAX_ORDER};
+pub use convexity::matrix::{
+    lambda_min_bound, lambda_min_bound_within, Bound as LambdaBound, MAX_ORDER, MAX_VERIFY_WORK,
+};
 pub use data::{Batch, Loaded, SamplerState, SourceBatch, Table, View};
 pub use diag::{render, render_with, short, to_json, Code, Diagnostic, Label, Severity};
 pub use hir::{

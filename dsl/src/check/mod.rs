@@ -31,6 +31,10 @@ use convexity::Attr;
 /// The diagnostics of the convexity analysis (built there, worded here).
 pub(crate) use errors::convexity as convexity_errors;
 
+/// Most undeclared names per file that get a did-you-mean search (each
+/// compares the name with every declared one); later ones get none.
+pub const MAX_SUGGESTIONS: usize = 100;
+
 /// Most evaluations of sample-reduction bodies per oracle call, estimated
 /// at check time (E0605).
 pub const MAX_BODY_EVALS: f64 = 1e8;
@@ -69,6 +73,8 @@ struct Checker<'a> {
     in_const: bool,
     /// Set while resolving a model's input (where `s.text` is allowed).
     allow_text: bool,
+    /// Undeclared names given a did-you-mean search so far.
+    suggestions: usize,
 }
 
 /// Checks a parsed file; `facts` binds data-derived dims (after loading).
@@ -89,6 +95,7 @@ pub fn check(file: &File, src: &str, facts: Option<&DataFacts>) -> Result<Spec, 
         scope: Vec::new(),
         in_const: false,
         allow_text: false,
+        suggestions: 0,
     };
     let spec = c.run(file);
     let mut diags = c.diags;

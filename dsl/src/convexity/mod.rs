@@ -338,6 +338,8 @@ pub fn evaluate(
     let mut lambdas: Vec<(usize, f64)> = Vec::new();
     let mut lambda_min = Vec::new();
     let mut refused = Vec::new();
+    let mut budget = matrix::MAX_VERIFY_WORK;
+    let mut unverified: Vec<&str> = Vec::new();
     for &(p, use_span) in &cert.quads {
         let (Some(def), Some(vals)) = (params.get(p), values.get(p)) else {
             continue;
@@ -348,7 +350,10 @@ pub fn evaluate(
             crate::hir::Init::Eye => Some(1.0),
             _ => None,
         };
-        let b = matrix::lambda_min_bound(vals, n, hint);
+        let b = matrix::lambda_min_bound_within(vals, n, hint, &mut budget);
+        if b.out_of_budget {
+            unverified.push(def.name.as_str());
+        }
         if b.indefinite {
             refused.push(errors::matrix_not_psd(
                 &def.name, use_span, def.span, b.estimate, b.tau,
@@ -402,7 +407,7 @@ pub fn evaluate(
                 .iter()
                 .filter_map(|q| params.get(q.0).map(|p| p.name.as_str()))
                 .collect();
-            warnings.push(errors::modulus_not_positive(span, &names));
+            warnings.push(errors::modulus_not_positive(span, &names, &unverified));
             verdict = Verdict::Convex;
             None
         }

@@ -7,8 +7,10 @@
 //! 4. [`models`]: build the model backends and their size facts;
 //! 5. `check` again, with the data's sizes bound;
 //! 6. [`params`]: evaluate the parameters;
-//! 7. `facts`: complete the convexity certificate with the stored values;
-//! 8. `lower` f and g to tapes and bound their workspace → [`Program`].
+//! 7. `lower` f and g to tapes and bound their workspace (cheap, so
+//!    before the next stage);
+//! 8. `facts`: complete the convexity certificate with the stored values,
+//!    within a work budget → [`Program`].
 //!
 //! [`Compiled`](crate::compiled::Compiled) then owns the program and its
 //! workspaces. Every other module is one stage and calls no later one.
@@ -68,8 +70,9 @@ pub fn build_with(src: &str, base: &Path, registry: Option<&dyn ModelRegistry>) 
     let mut warnings = spec.warnings.clone();
     warnings.extend(load_warnings);
     let params = params::evaluate(&spec)?;
-    let (mu, lambda_min) = facts(&mut spec, &params, &mut warnings)?;
+    // Lowering first: its size bound is cheap, the facts' verification not.
     let (f, g, dim_x, dim_y) = lower(&spec, &params)?;
+    let (mu, lambda_min) = facts(&mut spec, &params, &mut warnings)?;
     crate::diag::sort(&mut warnings);
     Ok(Program {
         spec,

@@ -135,20 +135,26 @@ pub(crate) fn matrix_not_psd(
 }
 
 /// W0301: the certified modulus with the stored matrices (`names`) is not
-/// positive.
-pub(crate) fn modulus_not_positive(g: Span, names: &[&str]) -> Diagnostic {
-    let d = Diagnostic::new(
+/// positive; `unverified` are those the work budget left unverified.
+pub(crate) fn modulus_not_positive(g: Span, names: &[&str], unverified: &[&str]) -> Diagnostic {
+    let mut d = Diagnostic::new(
         Code::W0301,
         "the lower objective is convex but not provably strongly convex",
         g,
         "its certified modulus is not positive",
     );
-    if names.is_empty() {
-        d
-    } else {
-        d.with_note(format!(
+    if !names.is_empty() {
+        d = d.with_note(format!(
             "λmin of {} could not be verified positive in the stored values",
             names.join(", ")
-        ))
+        ));
     }
+    if !unverified.is_empty() {
+        d = d.with_note(format!(
+            "verifying {} would take more than {:e} multiply-adds (Cholesky factorisations of their order), so it was not done",
+            unverified.join(", "),
+            crate::convexity::matrix::MAX_VERIFY_WORK
+        ));
+    }
+    d
 }
