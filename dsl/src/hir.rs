@@ -572,7 +572,7 @@ pub enum Deferred {
     },
 }
 
-/// The strong-convexity analysis of g in y (see [`crate::convexity`]).
+/// The strong-convexity analysis of g in y (the crate's `convexity` module).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     /// The verdict.
