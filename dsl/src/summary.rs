@@ -247,7 +247,15 @@ impl Summary {
         let _ = writeln!(out, "analysis  g {verdict}");
         let _ = writeln!(out, "          {mu}");
         for (name, l) in &p.lambda_min {
-            let _ = writeln!(out, "          λmin({name}) = {}", sig6(*l));
+            if *l == f64::NEG_INFINITY {
+                let _ = writeln!(
+                    out,
+                    "          λmin({name}) not verified (order over {}, or over the work budget)",
+                    crate::convexity::matrix::MAX_ORDER
+                );
+            } else {
+                let _ = writeln!(out, "          λmin({name}) = {}", sig6(*l));
+            }
         }
         let _ = writeln!(
             out,

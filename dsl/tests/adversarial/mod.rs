@@ -51,3 +51,31 @@ fn every_adversarial_input_checks_or_is_refused_with_a_diagnostic() {
         assert_eq!(codes(&src), want, "{name}");
     }
 }
+
+#[test]
+fn matrices_past_the_verification_budget_get_no_credit() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // One factorisation of order 2048 is over the whole budget: no credit
+    // from Q, μ from the ridge alone (the true modulus is 1 + 2·0 = 1).
+    let (_, src) = inputs::all()
+        .into_iter()
+        .find(|(n, _)| *n == "ones_2048sq")
+        .expect("input");
+    let s = bilevel_dsl::summarize(&src, base).expect("checks");
+    let mu = s.program.mu.expect("mu");
+    assert!(mu > 0.99 && mu <= 1.0, "mu {mu}");
+    assert!(s.text().contains("λmin(Q) not verified"), "{}", s.text());
+    // Without the ridge, W0301 says why.
+    let src = "bilevel \"b\" version 1\nparam Q: matrix[2048, 2048] = eye\n\
+               upper { var x: vector[2048] init zeros  minimize norm2sq(x) + norm2sq(y) }\n\
+               lower { var y: vector[2048] init zeros  minimize quad(Q, y) - dot(x, y) }\n";
+    let s = bilevel_dsl::summarize(src, base).expect("checks with a warning");
+    assert!(s.program.mu.is_none());
+    let w = s
+        .program
+        .warnings
+        .iter()
+        .find(|d| d.code.as_str() == "W0301")
+        .expect("W0301");
+    assert!(w.notes.iter().any(|n| n.contains("multiply-adds")), "{w:?}");
+}
