@@ -1,6 +1,7 @@
 //! The integration tests of `bilevel-dsl`, in one test binary.
 
 mod ad;
+mod adversarial;
 mod convexity;
 mod defects;
 mod e2e;

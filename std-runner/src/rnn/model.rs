@@ -15,7 +15,7 @@
 
 use std::ops::Range;
 
-use bilevel_dsl::backend::{ModelBackend, TokenBatch};
+use bilevel_dsl::{ModelBackend, TokenBatch};
 use rand_core::SeedableRng;
 use rayon::prelude::*;
 

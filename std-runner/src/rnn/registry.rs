@@ -11,8 +11,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bilevel_dsl::backend::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
-use bilevel_dsl::hir::ModelDef;
+use bilevel_dsl::ModelDef;
+use bilevel_dsl::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
 
 use super::data::WordVectors;
 use super::{RnnConfig, RnnError, RnnModel, Vocab};
