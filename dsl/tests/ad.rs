@@ -7,8 +7,7 @@ use bilevel_core::oracle::{CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, Lo
 use bilevel_core::DefaultRng;
 use bilevel_dsl::compiled::Compiled;
 use bilevel_dsl::data::View;
-use bilevel_dsl::hir::Field;
-use bilevel_dsl::tape::SampleSource;
+use bilevel_dsl::tape::{Field, SampleSource};
 use num_dual::{Dual64, DualNum, HyperDual64};
 use proptest::prelude::*;
 use rand_core::SeedableRng;
