@@ -17,13 +17,13 @@
 //! files are: one module per family of operations holds its value,
 //! tangent (forward mode), adjoint (reverse mode) and adjoint-tangent
 //! (forward-over-reverse) rules side by side —
-//! [`leaf`] (constants, variables, sample fields, rows of a model's
-//! output), [`elementwise`] (arithmetic, powers, [`Func`]),
-//! [`reduction`] (sums, norms, `dot`, `quad`), [`loss`] (losses and the
-//! `correct` metric), [`linalg`] (products, transposes, indexing),
-//! [`model`] (model calls) and [`sample`] (sample reductions). The sweeps
-//! in [`sweep`] are short loops over the arena that dispatch to those
-//! rules; [`plan`] decides per node which of them a sweep runs.
+//! `leaf` (variables, sample fields, rows of a model's output),
+//! `elementwise` (arithmetic, powers, [`Func`]), `reduction` (sums, norms,
+//! `dot`, `quad`), `loss` (losses and the `correct` metric), `linalg`
+//! (products, transposes, indexing), `model` (model calls) and `sample`
+//! (sample reductions), all under `dsl/src/tape/`. The sweeps in `sweep.rs`
+//! are short loops over the arena that dispatch to those rules; `plan.rs`
+//! decides per node which of them a sweep runs ([`Plan`]).
 //!
 //! The tape has its own vocabulary ([`Op`], [`Func`], [`Field`]) and does
 //! not depend on the checker's types; `lower` translates the checked
