@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod axis;
 pub mod checkpoint;
 pub mod compare;
+pub mod evaluation;
 pub mod exit;
 pub mod groups;
 pub mod iofault;
