@@ -15,10 +15,9 @@ use rand_core::{Rng, SeedableRng};
 use crate::ast::Span;
 use crate::diag::{Code, Diagnostic};
 use crate::hir::{
-    DataDef, DataFacts, Deferred, Features, Field, LabelEncoding, Sampler, SourceKind, Spec,
-    TextSource,
+    DataDef, DataFacts, Deferred, Features, LabelEncoding, Sampler, SourceKind, Spec, TextSource,
 };
-use crate::tape::SampleSource;
+use crate::tape::{Field, SampleSource};
 
 /// A loaded table: features row-major, labels and weights per row.
 #[derive(Debug, Clone, PartialEq)]

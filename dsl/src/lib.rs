@@ -62,10 +62,10 @@ pub use convexity::matrix::{
 pub use data::{Batch, Loaded, SamplerState, SourceBatch, Table, View};
 pub use diag::{render, render_with, short, to_json, Code, Diagnostic, Label, Severity};
 pub use hir::{
-    fmt_num, AlgoDef, Analysis, DataDef, DataFacts, Dim, ExpectDef, ExpectTarget, Features, Field,
-    Init, LabelEncoding, LabelNoise, ModelDef, ParamDef, RunDef, Sampler, Setting, Shape,
-    SourceKind, Spec, Split, TextSource, VarDef, Verdict, MAX_BATCH, MAX_ELEMENTS,
-    MAX_PARAM_ELEMENTS, MAX_VARS,
+    fmt_num, AlgoDef, Analysis, DataDef, DataFacts, Dim, ExpectDef, ExpectTarget, Features, Init,
+    LabelEncoding, LabelNoise, ModelDef, ParamDef, RunDef, Sampler, Setting, Shape, SourceKind,
+    Spec, Split, TextSource, VarDef, Verdict, MAX_BATCH, MAX_ELEMENTS, MAX_PARAM_ELEMENTS,
+    MAX_VARS,
 };
 pub use parser::{
     parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_LITERAL_TOKENS, MAX_NESTING,
@@ -73,7 +73,7 @@ pub use parser::{
 };
 pub use pipeline::{build, build_with, check_source, MAX_TAPE_ELEMENTS};
 pub use summary::{summarize, summarize_with, Summary};
-pub use tape::SampleSource;
+pub use tape::{Field, SampleSource};
 pub use text::{tokenize, Vocab, UNK};
 
 /// Maps byte offsets of one source file to 1-based line and column numbers

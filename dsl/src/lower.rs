@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::ast::{BinOp, LevelKind, RedOp};
 use crate::hir::{Builtin, Hir, HirKind, Spec};
-use crate::tape::{Node, NodeId, Op, Tape, VarKind};
+use crate::tape::{Field, Func, Node, NodeId, Op, Tape, VarKind};
 
 /// Parameter values and facts the lowering needs.
 #[derive(Debug, Clone)]
@@ -339,7 +339,15 @@ impl Lowerer<'_> {
             Builtin::SqLoss => Op::SqLoss,
             Builtin::Logsumexp => Op::Logsumexp,
             Builtin::Correct => Op::Correct,
-            e => Op::Unary(e),
+            Builtin::Exp => Op::Unary(Func::Exp),
+            Builtin::Log => Op::Unary(Func::Log),
+            Builtin::Sqrt => Op::Unary(Func::Sqrt),
+            Builtin::Sigmoid => Op::Unary(Func::Sigmoid),
+            Builtin::Softplus => Op::Unary(Func::Softplus),
+            Builtin::Tanh => Op::Unary(Func::Tanh),
+            Builtin::Abs => Op::Unary(Func::Abs),
+            Builtin::Cos => Op::Unary(Func::Cos),
+            Builtin::Sin => Op::Unary(Func::Sin),
         };
         self.push(level, op, ids, rows, cols)
     }
@@ -387,7 +395,13 @@ impl Lowerer<'_> {
             HirKind::Field(depth, f) => {
                 let lv = self.tape_level(s.saturating_sub(*depth));
                 let data = self.levels.get(lv).map_or(0, |b| b.data);
-                self.push(level, Op::Field(lv, data, *f), Vec::new(), rows, cols)
+                self.push(
+                    level,
+                    Op::Field(lv, data, field(*f)),
+                    Vec::new(),
+                    rows,
+                    cols,
+                )
             }
             HirKind::Neg(x) => {
                 let a = self.node(x, level, s);
@@ -518,5 +532,17 @@ impl Lowerer<'_> {
             );
         }
         self.push(level, Op::MatMul { ta, tb }, vec![x, y], rows, cols)
+    }
+}
+
+/// The tape's field for a checked sample field.
+fn field(f: crate::hir::Field) -> Field {
+    match f {
+        crate::hir::Field::X => Field::X,
+        crate::hir::Field::Label => Field::Label,
+        crate::hir::Field::Weight => Field::Weight,
+        crate::hir::Field::Index => Field::Index,
+        crate::hir::Field::Text => Field::Text,
+        crate::hir::Field::Group => Field::Group,
     }
 }

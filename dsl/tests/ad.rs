@@ -6,9 +6,8 @@
 use bilevel_core::oracle::{CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle};
 use bilevel_core::DefaultRng;
 use bilevel_dsl::Compiled;
-use bilevel_dsl::Field;
-use bilevel_dsl::SampleSource;
 use bilevel_dsl::View;
+use bilevel_dsl::{Field, SampleSource};
 use num_dual::{Dual64, DualNum, HyperDual64};
 use proptest::prelude::*;
 use rand_core::SeedableRng;
