@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod axis;
+pub mod best;
 pub mod checkpoint;
 pub mod compare;
 pub mod exit;
@@ -22,7 +23,9 @@ pub mod session;
 pub mod settings;
 pub mod signals;
 pub mod spec;
+pub mod sweepreport;
 pub mod watch;
+pub mod writespec;
 
 use std::fmt::Write as _;
 
