@@ -77,11 +77,10 @@ fn direction(o: &BestOptions) -> Result<bool> {
     if let Some(m) = o.maximize {
         return Ok(m);
     }
-    let words: Vec<String> = o
-        .by
-        .split(['_', '-', '.'])
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let words: Vec<String> =
+        o.by.split(['_', '-', '.'])
+            .map(str::to_ascii_lowercase)
+            .collect();
     let has = |ws: &[&str]| words.iter().any(|w| ws.contains(&w.as_str()));
     match (
         has(&["loss", "error", "err", "dist", "gap", "regret", "objective"]),
@@ -176,7 +175,11 @@ pub fn rank(dir: &Path, o: &BestOptions) -> Result<(Vec<Candidate>, Vec<usize>)>
         );
     }
     let maximize = direction(o)?;
-    let worst = if maximize { f64::NEG_INFINITY } else { f64::INFINITY };
+    let worst = if maximize {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
     let c = collect(dir)?;
     if c.runs.is_empty() {
         bail!("{} holds no run with a trace", dir.display());
@@ -194,7 +197,11 @@ pub fn rank(dir: &Path, o: &BestOptions) -> Result<(Vec<Candidate>, Vec<usize>)>
         names.sort();
         names.dedup();
         let list: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-        bail!("--by {}: no run records this metric; the runs record: {}", o.by, list.join(", "));
+        bail!(
+            "--by {}: no run records this metric; the runs record: {}",
+            o.by,
+            list.join(", ")
+        );
     }
     let mut cands: Vec<(Candidate, Vec<f64>)> = Vec::new();
     for (d, r) in &c.runs {
@@ -235,11 +242,16 @@ pub fn rank(dir: &Path, o: &BestOptions) -> Result<(Vec<Candidate>, Vec<usize>)>
         })
         .collect();
     out.sort_by(|a, b| {
-        (&a.spec_sha256, &a.solver, Value::Object(a.hyperparameters.clone()).to_string()).cmp(&(
-            &b.spec_sha256,
-            &b.solver,
-            Value::Object(b.hyperparameters.clone()).to_string(),
-        ))
+        (
+            &a.spec_sha256,
+            &a.solver,
+            Value::Object(a.hyperparameters.clone()).to_string(),
+        )
+            .cmp(&(
+                &b.spec_sha256,
+                &b.solver,
+                Value::Object(b.hyperparameters.clone()).to_string(),
+            ))
     });
     let mut winners: Vec<usize> = Vec::new();
     for (i, k) in out.iter().enumerate() {
@@ -314,7 +326,8 @@ pub fn best_json(all: &[Candidate], winners: &[usize], o: &BestOptions) -> Value
 /// The ranking as text: each solver's candidates, the winner marked.
 pub fn best_text(all: &[Candidate], winners: &[usize], o: &BestOptions) -> String {
     let mut s = String::new();
-    let at = o.at.map_or_else(|| "final".to_string(), |a| format!("{a:?}"));
+    let at =
+        o.at.map_or_else(|| "final".to_string(), |a| format!("{a:?}"));
     let _ = writeln!(s, "ranked by median {} ({at}) over seeds", o.by);
     let mut last: Option<(&str, &str)> = None;
     for (i, k) in all.iter().enumerate() {
@@ -326,7 +339,11 @@ pub fn best_text(all: &[Candidate], winners: &[usize], o: &BestOptions) -> Strin
             .iter()
             .map(|(a, b)| format!("{a}={b}"))
             .collect();
-        let mark = if winners.contains(&i) { "  <- best" } else { "" };
+        let mark = if winners.contains(&i) {
+            "  <- best"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             "  {} [{}] runs {}{}{mark}",
@@ -345,7 +362,11 @@ pub fn best_text(all: &[Candidate], winners: &[usize], o: &BestOptions) -> Strin
 
 /// The winners of a solver map: solver → swept keys and values, for the
 /// spec with this SHA-256.
-pub fn winners_for(all: &[Candidate], winners: &[usize], sha: &str) -> BTreeMap<String, Vec<(String, Value)>> {
+pub fn winners_for(
+    all: &[Candidate],
+    winners: &[usize],
+    sha: &str,
+) -> BTreeMap<String, Vec<(String, Value)>> {
     winners
         .iter()
         .map(|&i| &all[i])
@@ -364,7 +385,11 @@ pub fn best_command(
 ) -> Result<String> {
     let (all, winners) = rank(dir, o)?;
     if winners.is_empty() {
-        bail!("no configuration below {} has a run that counts for --by {}", dir.display(), o.by);
+        bail!(
+            "no configuration below {} has a run that counts for --by {}",
+            dir.display(),
+            o.by
+        );
     }
     let mut text = if as_json {
         serde_json::to_string_pretty(&best_json(&all, &winners, o))? + "\n"
@@ -392,7 +417,12 @@ pub fn best_command(
         crate::writespec::write_spec(spec, out, &w)?;
         if !as_json {
             let names: Vec<&str> = w.keys().map(String::as_str).collect();
-            let _ = writeln!(text, "\nwrote {} (algorithm blocks: {}); it checks", out.display(), names.join(", "));
+            let _ = writeln!(
+                text,
+                "\nwrote {} (algorithm blocks: {}); it checks",
+                out.display(),
+                names.join(", ")
+            );
         }
     }
     Ok(text)

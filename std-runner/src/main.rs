@@ -365,7 +365,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_plots,
         } => {
             let out = out.unwrap_or_else(|| dir.join("report"));
-            bilevel_runner::sweepreport::report_command(&dir, &out, format == Format::Json, !no_plots)?
+            bilevel_runner::sweepreport::report_command(
+                &dir,
+                &out,
+                format == Format::Json,
+                !no_plots,
+            )?
         }
         Command::Best {
             dir,

@@ -43,9 +43,14 @@ pub struct Collected {
 }
 
 fn is_run_folder(d: &Path) -> bool {
-    ["config.json", "trace.jsonl", "trace.jsonl.part", "summary.json"]
-        .iter()
-        .any(|f| d.join(f).is_file())
+    [
+        "config.json",
+        "trace.jsonl",
+        "trace.jsonl.part",
+        "summary.json",
+    ]
+    .iter()
+    .any(|f| d.join(f).is_file())
 }
 
 fn has_trace(d: &Path) -> bool {
@@ -82,8 +87,8 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Vec<(String, String)>>> {
         return Ok(None);
     }
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not JSON", p.display()))?;
+    let v: Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", p.display()))?;
     let tasks = v
         .get("tasks")
         .and_then(Value::as_array)
@@ -94,9 +99,10 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Vec<(String, String)>>> {
             .get("folder")
             .and_then(Value::as_str)
             .with_context(|| format!("{}: field `tasks[{i}].folder` is missing", p.display()))?;
-        let id = t
-            .get("id")
-            .map_or_else(|| i.to_string(), |x| x.as_str().map_or(x.to_string(), String::from));
+        let id = t.get("id").map_or_else(
+            || i.to_string(),
+            |x| x.as_str().map_or(x.to_string(), String::from),
+        );
         out.push((id, folder.to_string()));
     }
     Ok(Some(out))
@@ -134,7 +140,11 @@ pub fn collect(dir: &Path) -> Result<Collected> {
     for f in folders {
         let rel = relative(dir, &f);
         if !has_trace(&f) {
-            if !c.missing.iter().any(|m| Path::new(&m.folder) == Path::new(&rel)) {
+            if !c
+                .missing
+                .iter()
+                .any(|m| Path::new(&m.folder) == Path::new(&rel))
+            {
                 c.missing.push(Missing {
                     task: rel.clone(),
                     folder: rel,
@@ -222,7 +232,11 @@ fn median_curve(group: &[&RunTrace], metric: &str, axis: fn(&TraceRecord) -> f64
 fn legend(name: &str, g: &[&RunTrace]) -> String {
     let n = g.len();
     let p = g.iter().filter(|r| partial(r)).count();
-    let runs = if n == 1 { "1 run".into() } else { format!("{n} runs") };
+    let runs = if n == 1 {
+        "1 run".into()
+    } else {
+        format!("{n} runs")
+    };
     if p > 0 {
         format!("{name} ({runs}, {p} partial)")
     } else {
@@ -384,7 +398,10 @@ pub fn report_text(j: &Value) -> String {
         j["runs"], j["partial"], j["missing"].as_array().map_or(0, Vec::len)
     );
     let _ = writeln!(s);
-    let _ = write!(s, "| group | runs | terminations | oracle calls | epochs | wall s |");
+    let _ = write!(
+        s,
+        "| group | runs | terminations | oracle calls | epochs | wall s |"
+    );
     for m in &metrics {
         let _ = write!(s, " {m} |");
     }
@@ -392,7 +409,11 @@ pub fn report_text(j: &Value) -> String {
     let _ = writeln!(s, "|{}", "---|".repeat(6 + metrics.len()));
     for g in &groups {
         let p = g["partial"].as_u64().unwrap_or(0);
-        let star = if p > 0 { format!(" ({p} partial*)") } else { String::new() };
+        let star = if p > 0 {
+            format!(" ({p} partial*)")
+        } else {
+            String::new()
+        };
         let terms = g["terminations"]
             .as_object()
             .map(|m| {

@@ -42,21 +42,40 @@ fn block_edits(o: &Opts, set: &[(String, Value)], edits: &mut Vec<(usize, usize,
         return;
     }
     match o.entries.last() {
-        Some((_, last)) => edits.push((last.span.end, last.span.end, format!(", {}", extra.join(", ")))),
-        None => edits.push((o.span.start, o.span.end, format!("{{ {} }}", extra.join(", ")))),
+        Some((_, last)) => edits.push((
+            last.span.end,
+            last.span.end,
+            format!(", {}", extra.join(", ")),
+        )),
+        None => edits.push((
+            o.span.start,
+            o.span.end,
+            format!("{{ {} }}", extra.join(", ")),
+        )),
     }
 }
 
 fn new_block(solver: &str, set: &[(String, Value)]) -> String {
-    let body: Vec<String> = set.iter().map(|(k, v)| format!("{k} = {}", literal(v))).collect();
-    format!("algorithm {} {{ {} }}\n", solver.replace('-', "_"), body.join(", "))
+    let body: Vec<String> = set
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", literal(v)))
+        .collect();
+    format!(
+        "algorithm {} {{ {} }}\n",
+        solver.replace('-', "_"),
+        body.join(", ")
+    )
 }
 
 /// The spec's text with `winners` (solver → keys and values) written into
 /// its `algorithm` blocks.
 pub fn rewrite(src: &str, winners: &BTreeMap<String, Vec<(String, Value)>>) -> Result<String> {
-    let file = bilevel_dsl::parse(src)
-        .map_err(|d| anyhow::anyhow!("the spec does not parse ({} diagnostics): run `bilevel check` on it", d.len()))?;
+    let file = bilevel_dsl::parse(src).map_err(|d| {
+        anyhow::anyhow!(
+            "the spec does not parse ({} diagnostics): run `bilevel check` on it",
+            d.len()
+        )
+    })?;
     // (start, end, replacement), applied back to front.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut done: Vec<&str> = Vec::new();
@@ -102,18 +121,31 @@ pub fn rewrite(src: &str, winners: &BTreeMap<String, Vec<(String, Value)>>) -> R
 
 /// Writes the rewritten spec to `out` after checking it; refuses to
 /// overwrite an existing file or the spec itself.
-pub fn write_spec(spec: &Path, out: &Path, winners: &BTreeMap<String, Vec<(String, Value)>>) -> Result<String> {
+pub fn write_spec(
+    spec: &Path,
+    out: &Path,
+    winners: &BTreeMap<String, Vec<(String, Value)>>,
+) -> Result<String> {
     if out.exists() {
-        bail!("{} exists: choose a new file (the spec is never overwritten)", out.display());
+        bail!(
+            "{} exists: choose a new file (the spec is never overwritten)",
+            out.display()
+        );
     }
-    let src = std::fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))?;
+    let src =
+        std::fs::read_to_string(spec).with_context(|| format!("cannot read {}", spec.display()))?;
     let text = rewrite(&src, winners)?;
     // Checked from a temporary file beside `out`, so relative data paths
     // resolve as they will for the written spec.
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.check.bilevel",
-        out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
     let checked = crate::spec::check_files(std::slice::from_ref(&tmp), false, false);
