@@ -23,6 +23,7 @@ pub mod session;
 pub mod settings;
 pub mod signals;
 pub mod spec;
+pub mod sweep;
 pub mod sweepreport;
 pub mod watch;
 pub mod writespec;

@@ -185,6 +185,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run a sweep file (docs/sweeps.md): every spec × solver × grid point ×
+    /// seed as a task with its own run folder in DIR/runs; finished tasks are
+    /// skipped, interrupted ones resumed. Locally, or as a Slurm job array.
+    ///
+    /// Example: `bilevel sweep examples/sweeps/toy.toml --out runs/sweep-toy --jobs 2`
+    Sweep(bilevel_runner::sweep::cli::SweepArgs),
     /// Print a shell completion script.
     ///
     /// Example: `bilevel completions bash > ~/.local/share/bash-completion/completions/bilevel`
@@ -391,6 +397,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_spec.as_deref().zip(out.as_deref()),
             format == Format::Json,
         )?,
+        Command::Sweep(args) => {
+            let r = bilevel_runner::sweep::cli::run(&args)?;
+            code = ExitCode::from(r.code);
+            r.text
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "bilevel", &mut buf);
@@ -415,6 +426,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let msg = if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {
                 format!("{}\n", spec.rendered.trim_end())
+            } else if let Some(s) = e.downcast_ref::<bilevel_runner::sweep::SweepErrors>() {
+                format!("{}\n", s.rendered.trim_end())
             } else {
                 format!("error: {e:#}\n")
             };
@@ -447,6 +460,7 @@ mod tests {
             "plot",
             "report",
             "best",
+            "sweep",
             "completions",
         ] {
             assert!(text.contains(cmd), "{cmd}");

@@ -28,6 +28,9 @@ use crate::session::{
 };
 use crate::watch::{Limits, Watch, Watched};
 
+mod task;
+pub use task::{absolute, run_task, SpecCache, TaskConfig, TaskPlan};
+
 /// The solver type of spec runs.
 type Solver = AnySolver<f64, Vec<f64>, Vec<f64>>;
 /// The oracle type of spec runs.

@@ -79,10 +79,11 @@ fn discover(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The tasks of `DIR/manifest.json` (written by `bilevel sweep`): each an
-/// `id` and a `folder` relative to DIR. `None` when there is no manifest.
+/// The tasks of `DIR/sweep.json`, the manifest `bilevel sweep` writes
+/// (docs/sweeps.md): each an `id` and a `folder` relative to DIR. `None`
+/// when there is no manifest (a comparison's folder, folders by hand).
 pub fn read_manifest(dir: &Path) -> Result<Option<Vec<(String, String)>>> {
-    let p = dir.join("manifest.json");
+    let p = dir.join("sweep.json");
     if !p.exists() {
         return Ok(None);
     }
@@ -130,10 +131,19 @@ pub fn collect(dir: &Path) -> Result<Collected> {
             } else {
                 continue;
             };
+            // The sweep's record of the task's last failed attempt.
+            let name = Path::new(&folder).file_name().unwrap_or_default();
+            let failed = std::fs::read_to_string(
+                dir.join("failed")
+                    .join(format!("{}.txt", name.to_string_lossy())),
+            )
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string));
+            let why = failed.map_or_else(|| why.to_string(), |f| format!("{why}; failed: {f}"));
             c.missing.push(Missing {
                 task: id,
                 folder,
-                why: why.into(),
+                why,
             });
         }
     }

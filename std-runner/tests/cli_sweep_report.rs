@@ -142,7 +142,8 @@ fn report_marks_the_missing_task_and_the_partial_run() {
         {"id": "t0", "folder": "a"}, {"id": "t1", "folder": "b"}, {"id": "t2", "folder": "c"},
         {"id": "t3", "folder": "k"}, {"id": "t4", "folder": "never-started"},
     ]});
-    std::fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
+    // The manifest `bilevel sweep` writes (docs/sweeps.md), by hand here.
+    std::fs::write(d.join("sweep.json"), manifest.to_string()).unwrap();
     let out = tmp.path().join("rep");
     let j = json(&ok(&bilevel(
         tmp.path(),
@@ -425,4 +426,52 @@ fn a_test_metric_is_refused_unless_asked_for() {
     // A metric whose direction the name does not tell needs --min/--max.
     let o = bilevel(tmp.path(), &["best", "grid", "--by", "ridge"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--min or --max"));
+}
+
+/// The real `bilevel sweep`, told to run only some tasks: the others are
+/// missing, named by the sweep's task ids; `best` over the sweep folder.
+#[test]
+fn report_and_best_over_a_real_sweep_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sweeps/toy_sweep.bilevel"),
+        tmp.path().join("toy_sweep.bilevel"),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("s.toml"),
+        "specs = [\"toy_sweep.bilevel\"]\nseeds = [1, 2]\n[budget]\niterations = 1500\n[solvers.slip]\neta = [0.0001, 0.08]\n",
+    )
+    .unwrap();
+    // The dry run writes sw/sweep.json (and the job script), runs nothing.
+    ok(&bilevel(
+        tmp.path(),
+        &["sweep", "s.toml", "--out", "sw", "--slurm", "--dry-run"],
+    ));
+    let o = bilevel(
+        tmp.path(),
+        &["sweep", "s.toml", "--out", "sw", "--task", "0-2"],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{o:?}");
+    let j = json(&ok(&bilevel(
+        tmp.path(),
+        &["report", "sw", "--no-plots", "--format", "json"],
+    )));
+    assert_eq!(j["runs"], 3);
+    let missing = j["missing"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0]["task"], "3");
+    assert_eq!(missing[0]["why"], "no folder");
+    let j = json(&ok(&bilevel(
+        tmp.path(),
+        &["best", "sw", "--format", "json"],
+    )));
+    let w: Vec<&Value> = j["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["best"] == true)
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0]["swept"]["eta"], 0.08);
 }
