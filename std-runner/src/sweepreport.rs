@@ -186,7 +186,7 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     let pos = q * (s.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;
-    if lo == hi || s[lo] == s[hi] {
+    if lo == hi || s[lo].total_cmp(&s[hi]).is_eq() {
         return s[lo];
     }
     s[lo] + (s[hi] - s[lo]) * (pos - lo as f64)
@@ -493,10 +493,44 @@ mod tests {
     #[test]
     fn quantiles_interpolate_between_order_statistics() {
         let v = [3.0, 1.0, 2.0, 5.0, 4.0];
-        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&v, 0.5).to_bits(), 3.0f64.to_bits());
         assert!((quantile(&v, 0.2) - 1.8).abs() < 1e-12);
         assert!((quantile(&v, 0.8) - 4.2).abs() < 1e-12);
         assert!(quantile(&[], 0.5).is_nan());
-        assert_eq!(quantile(&[7.0], 0.2), 7.0);
+        assert_eq!(quantile(&[7.0], 0.2).to_bits(), 7.0f64.to_bits());
+    }
+
+    /// Random lists (an xorshift generator): every quantile lies between the
+    /// minimum and maximum, grows with q, ignores the order of the values,
+    /// and the 0 and 1 quantiles are the extremes.
+    #[test]
+    fn quantiles_are_bounded_monotone_and_order_free() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let n = 1 + (next() % 9) as usize;
+            let v: Vec<f64> = (0..n)
+                .map(|_| (next() % 2001) as f64 / 100.0 - 10.0)
+                .collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut rev = v.clone();
+            rev.reverse();
+            let mut last = f64::NEG_INFINITY;
+            for k in 0..=10 {
+                let q = f64::from(k) / 10.0;
+                let x = quantile(&v, q);
+                assert!(lo <= x && x <= hi && x >= last, "{v:?} q={q}: {x}");
+                assert_eq!(x.to_bits(), quantile(&rev, q).to_bits());
+                last = x;
+            }
+            assert_eq!(quantile(&v, 0.0).to_bits(), lo.to_bits());
+            assert_eq!(quantile(&v, 1.0).to_bits(), hi.to_bits());
+        }
     }
 }
