@@ -6,7 +6,13 @@
 # runs it under QEMU (mps2-an386) with a timeout and fails on a non-zero exit
 # status, then builds the defmt variant and runs it too (its log goes to RTT,
 # which QEMU does not read, but the exit status is checked), and runs clippy
-# on both variants.
+# on both variants. Then it enforces the firmware budget (docs/decisions.md 61):
+# flash (.vector_table + .text + .rodata + .data) at most 32,768 B in both
+# variants, and RAM (static .data + .bss + .uninit, plus the painted stack's
+# high-water mark the default build prints) at most 8,192 B; it prints the
+# figures and fails with a message naming the figure and the budget when one
+# is exceeded. (Instructions per iteration are measured by
+# tools/fw-figures.sh, not here.)
 # Idempotent; run from anywhere (as root on Debian bookworm for the apt step).
 #
 # Note: Debian bookworm's qemu-system-arm (7.2) replaces the image's
@@ -16,6 +22,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 fw=examples/firmware
 start=$SECONDS
+FLASH_BUDGET=32768
+RAM_BUDGET=8192
 step() { printf '\n== firmware: %s\n' "$*"; t0=$SECONDS; }
 took() { echo "   ($((SECONDS - t0)) s)"; }
 
@@ -46,8 +54,10 @@ took
 step "run under QEMU (mps2-an386, Cortex-M4F)"
 # timeout: a firmware stuck in a loop never exits QEMU by itself.
 status=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-  -semihosting-config enable=on,target=native -kernel "$elf" || status=$?
+  -semihosting-config enable=on,target=native -kernel "$elf" | tee "$log" || status=${PIPESTATUS[0]}
 echo "   exit status $status"
 took
 if [ "$status" -ne 0 ]; then
@@ -75,13 +85,67 @@ step "clippy (both variants)"
   && cargo clippy --release --locked --all-targets --features defmt -- -D warnings)
 took
 
+# Section sizes of the ELF, from its section headers (binutils' readelf,
+# which reads an ARM ELF on any host): prints them and sets flash, ram.
+sections() {
+  if ! command -v readelf >/dev/null 2>&1; then
+    echo "firmware budget: cannot measure the sections: readelf (binutils) is not installed" >&2
+    exit 1
+  fi
+  local name hex sz line=""
+  flash=0 ram=0
+  while read -r name hex; do
+    sz=$((16#$hex))
+    line+="$name=$sz "
+    case $name in
+      .data) flash=$((flash + sz)) ram=$((ram + sz)) ;;
+      .bss | .uninit) ram=$((ram + sz)) ;;
+      *) flash=$((flash + sz)) ;;
+    esac
+  done < <(readelf -S -W "$1" | awk '
+    { for (i = 1; i <= NF; i++) if ($i ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/) {
+        print $i, $(i + 4); break } }')
+  echo "   ${line}flash=$flash static_ram=$ram"
+  if [ -z "$flash" ] || [ "$flash" -eq 0 ]; then
+    echo "firmware budget: no flash sections found in $1" >&2
+    exit 1
+  fi
+}
+over=0
+budget() { # NAME VALUE LIMIT
+  if [ "$2" -gt "$3" ]; then
+    echo "firmware budget EXCEEDED: $1 is $2 B, the budget is $3 B ($(($2 - $3)) B over)" >&2
+    over=1
+  else
+    echo "   $1: $2 B of $3 B ($(($3 - $2)) B to spare)"
+  fi
+}
+
+step "budget: flash <= $FLASH_BUDGET B, RAM (static + stack) <= $RAM_BUDGET B"
+stack=$(sed -n 's/.*stack high-water mark: \([0-9]*\) of.*/\1/p' "$log" | tail -1)
+if [ -z "$stack" ]; then
+  echo "firmware budget: the run under QEMU printed no stack high-water mark" >&2
+  exit 1
+fi
+# The ELF is the defmt variant after the steps above: the default again.
+(cd "$fw" && cargo build -q --release --locked)
+echo "   default build (semihosting text):"
+sections "$elf"
+budget "flash (default build)" "$flash" "$FLASH_BUDGET"
+echo "   stack high-water mark (painted, default build): $stack B"
+budget "RAM (default build: static $ram B + stack $stack B)" "$((ram + stack))" "$RAM_BUDGET"
+(cd "$fw" && cargo build -q --release --locked --features defmt)
+echo "   defmt-rtt build:"
+sections "$elf"
+budget "flash (defmt-rtt build)" "$flash" "$FLASH_BUDGET"
+# Its log goes to RTT, which QEMU does not read: its stack is not measured.
+budget "static RAM (defmt-rtt build; its stack is not measured)" "$ram" "$RAM_BUDGET"
 # (the ELF is the default variant again after this rebuild)
 (cd "$fw" && cargo build -q --release --locked)
-llvm_size="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
-if [ -x "$llvm_size" ]; then
-  step "size"
-  "$llvm_size" -A "$elf" | grep -E '^(section|\.vector_table|\.text|\.rodata|\.data|\.bss|\.uninit)'
-  took
+took
+if [ "$over" -ne 0 ]; then
+  echo "firmware FAILED: over its budget (see above; FIGURES.md in examples/firmware records the figures)" >&2
+  exit 1
 fi
 cd "$root"
 echo "== firmware: OK in $((SECONDS - start)) s"

@@ -802,6 +802,7 @@ mod tests {
                 elapsed_s: 0.5,
                 last_logged: 0,
                 stop: None,
+                pending_eval: false,
             },
         }
     }

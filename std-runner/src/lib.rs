@@ -9,6 +9,7 @@ pub mod axis;
 pub mod best;
 pub mod checkpoint;
 pub mod compare;
+pub mod evaluation;
 pub mod exit;
 pub mod groups;
 pub mod iofault;

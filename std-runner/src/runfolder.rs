@@ -199,7 +199,18 @@ fn check_contents(
     match mode {
         FolderMode::New => {
             if !own.is_empty() {
-                // `--resume` (issue 15 §2) adds its hint here.
+                if kind == FolderKind::Run {
+                    if let Some(state) = stopped_run(dir) {
+                        bail!(
+                            "{} holds a {state} ({}); continue it with `bilevel run --resume {}`, \
+                             or replace it with --force (which removes its files), or choose \
+                             another --out",
+                            dir.display(),
+                            listing(&own),
+                            dir.display(),
+                        );
+                    }
+                }
                 bail!(
                     "{} already holds a {} ({}); use --force to remove its files and start \
                      again, or choose another --out",
@@ -241,6 +252,22 @@ fn check_contents(
         }
     }
     Ok(())
+}
+
+/// What a run folder with a checkpoint holds when its run did not end by
+/// itself: a run that was stopped (summary `interrupted`) or killed (no
+/// summary). `None` without a checkpoint, or for a run that ended.
+fn stopped_run(dir: &Path) -> Option<&'static str> {
+    if !dir.join("checkpoint.bin").is_file() {
+        return None;
+    }
+    let Ok(bytes) = fs::read(dir.join("summary.json")) else {
+        return Some("killed run (no summary.json) with a checkpoint");
+    };
+    let termination = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("termination")?.as_str().map(str::to_string));
+    (termination.as_deref() == Some("interrupted")).then_some("stopped run (interrupted)")
 }
 
 /// A folder written before run folders had a lock file: its `config.json`
@@ -332,16 +359,29 @@ fn is_run_folder(dir: &Path) -> bool {
 }
 
 /// Removes the run files `own` of `dir` (plots and tables inside `plots/`,
-/// the run files of a comparison's run folders, whose locks are taken
-/// first: a run still writing into one is not touched).
+/// the run files of a comparison's run folders). A comparison's run folders
+/// are all locked before anything is removed: when one is in use by another
+/// run, the error comes before any folder was cleared, so `--force` never
+/// stops half-way.
 fn clear(dir: &Path, kind: FolderKind, own: &[String]) -> Result<()> {
+    let runs: Vec<&String> = own
+        .iter()
+        .filter(|n| *n != "plots" && kind == FolderKind::Compare && dir.join(n).is_dir())
+        .collect();
+    let mut held = Vec::with_capacity(runs.len());
+    for name in &runs {
+        let p = dir.join(name);
+        check_target(&p, "--force")?;
+        held.push(lock(&p)?);
+    }
+    for l in &held {
+        check_contents(l.dir(), FolderKind::Run, FolderMode::Force, "--force", true)?;
+    }
     for name in own {
         let p = dir.join(name);
         if name == "plots" {
             clear_plots(&p)?;
-        } else if p.is_dir() && kind == FolderKind::Compare {
-            drop(claim(&p, FolderKind::Run, FolderMode::Force, "--force")?);
-        } else {
+        } else if !runs.contains(&name) {
             fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
         }
     }

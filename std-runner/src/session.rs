@@ -34,6 +34,13 @@ pub trait Evaluate {
     fn metric_names(&self) -> Vec<String>;
     /// Metric values at (x, y).
     fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64>;
+    /// [`Evaluate::evaluate`], given up (`None`) when `stop` is set while
+    /// it runs; one begun with `stop` already set runs to its end. The
+    /// default cannot be interrupted: it evaluates.
+    fn evaluate_or_stop(&mut self, x: &[f64], y: &[f64], stop: &AtomicBool) -> Option<Vec<f64>> {
+        let _ = stop;
+        Some(self.evaluate(x, y))
+    }
     /// Passes over the lower-level training data so far (0 when there is no
     /// finite data set).
     fn epoch(&self, _counts: &Counts) -> f64 {
@@ -150,6 +157,10 @@ struct RunObserver<'a, E> {
     /// Trace lines before the one `observe_final` wrote (the lines a
     /// checkpoint at the stop counts).
     lines_before_final: Option<usize>,
+    /// A stop request came during an evaluation, which was given up: the
+    /// run ends at that iteration without its trace line (a resume
+    /// evaluates it first).
+    abandoned: bool,
 }
 
 impl<'a, E: Evaluate> RunObserver<'a, E> {
@@ -211,6 +222,7 @@ impl<'a, E: Evaluate> RunObserver<'a, E> {
             watch,
             breakdown: None,
             lines_before_final: None,
+            abandoned: false,
         };
         Ok((obs, start_iter))
     }
@@ -218,13 +230,17 @@ impl<'a, E: Evaluate> RunObserver<'a, E> {
 
 impl<E: Evaluate> RunObserver<'_, E> {
     fn record(&mut self, p: &Progress<'_, f64>) {
-        if self.records.last().is_some_and(|r| r.iter == p.iter) {
+        if self.abandoned || self.records.last().is_some_and(|r| r.iter == p.iter) {
             return;
         }
         let phase = self.watch.phase();
         self.watch.set_phase(Phase::Evaluating);
-        let values = self.evaluator.evaluate(p.x, p.y);
+        let values = self.evaluator.evaluate_or_stop(p.x, p.y, self.stop);
         self.watch.set_phase(phase);
+        let Some(values) = values else {
+            self.abandoned = true;
+            return;
+        };
         if self.breakdown.is_none() {
             if let Some((n, v)) = self.names.iter().zip(&values).find(|(_, v)| !v.is_finite()) {
                 self.breakdown = Some(format!("metric {n} = {v} at iteration {}", p.iter));
@@ -499,6 +515,10 @@ pub struct Position {
     pub last_logged: u64,
     /// The termination's name when the run has ended.
     pub stop: Option<String>,
+    /// The evaluation of iteration `iter` was given up (a stop request came
+    /// during it): a resumed run evaluates it before its next iteration.
+    #[serde(default)]
+    pub pending_eval: bool,
 }
 
 /// The observer's state of a run being resumed (its solver, generator and
@@ -586,6 +606,7 @@ where
         Watch::new(opts.stop.clone(), limits, String::new())
     });
     watch.set_phase(Phase::Init);
+    let pending = resume.as_ref().is_some_and(|r| r.position.pending_eval);
     let (mut obs, start_iter) = RunObserver::new(evaluator, opts, watch.clone(), resume)?;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let report = std::thread::scope(|scope| {
@@ -602,7 +623,7 @@ where
             rng,
             opts,
             &mut obs,
-            start_iter,
+            (start_iter, pending),
             (every, save),
         );
         drop(done_tx);
@@ -617,6 +638,7 @@ where
         records,
         error,
         breakdown,
+        abandoned,
         ..
     } = obs;
     // After a failed write the `.part` file stays as it is: complete lines.
@@ -630,7 +652,12 @@ where
     trace
         .finish()
         .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
-    let report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut report = report.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if abandoned {
+        // A stop during the last evaluation (even the one at the budget's
+        // end): the run was interrupted, its last iteration not evaluated.
+        report.termination = Termination::Stopped;
+    }
     // The core's reason (a non-finite or diverged iterate) first, else what
     // the observer saw (a non-finite metric or oracle output).
     let breakdown = describe_breakdown(
@@ -680,7 +707,12 @@ fn write_summary(
     let json = serde_json::to_vec_pretty(&summary).context("cannot encode the summary")?;
     write_atomic(&opts.out.join("summary.json"), &json)
         .map_err(|e| anyhow::Error::new(IoFailure(e)))?;
-    if opts.plots {
+    if opts.plots && records.is_empty() {
+        // Stopped during the first evaluation: nothing to plot.
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(b"note: no plots for this run: it stopped before its first trace line\n");
+    } else if opts.plots {
         let run = RunTrace {
             solver: summary.solver.clone(),
             summary: Some(summary.clone()),
@@ -711,7 +743,7 @@ fn drive<S, O, E, R>(
     rng: &mut R,
     opts: &SessionOptions,
     obs: &mut RunObserver<'_, E>,
-    resume_at: Option<u64>,
+    (resume_at, pending): (Option<u64>, bool),
     (every, save): (u64, Save<'_, S, O, R>),
 ) -> Result<bilevel_core::Report>
 where
@@ -725,6 +757,30 @@ where
         None => RunLoop::start(solver, oracle, rng, &opts.budget, obs).map_err(core)?,
         Some(start_iter) => RunLoop::resume(solver, &opts.budget, start_iter),
     };
+    if pending {
+        // The stopped run gave up this iteration's evaluation: it comes first.
+        let counts = oracle.call_counts();
+        obs.watch
+            .set_iter(solver.iter(), obs.evaluator.epoch(&counts));
+        obs.watch.set_phase(Phase::Iterating);
+        obs.record(&Progress {
+            iter: solver.iter(),
+            x: solver.x(),
+            y: solver.y(),
+            counts,
+        });
+        if obs.abandoned {
+            // Given up again: the same checkpoint, still pending.
+            let pos = obs.position(solver.iter(), l.start_iter(), Some("interrupted".into()));
+            obs.trace.sync()?;
+            save(solver, oracle, rng, &pos)?;
+            return Ok(bilevel_core::Report {
+                termination: Termination::Stopped,
+                iters: solver.iter().saturating_sub(l.start_iter()),
+                counts: oracle.call_counts(),
+            });
+        }
+    }
     loop {
         let Some(report) = l.step(solver, oracle, rng, obs).map_err(core)? else {
             if every > 0 && solver.iter().is_multiple_of(every) && obs.error.is_none() {
@@ -742,10 +798,18 @@ where
         // After a failed trace write the trace may lack lines a checkpoint
         // would count: the last good checkpoint stays.
         // A stop during the warm start leaves no resumable state.
-        let in_warm_start =
-            resume_at.is_none() && report.iters == 0 && opts.stop.load(Ordering::SeqCst);
+        // (A stop during the first evaluation came after a whole warm start:
+        // that state is resumable, its evaluation pending.)
+        let in_warm_start = resume_at.is_none()
+            && report.iters == 0
+            && opts.stop.load(Ordering::SeqCst)
+            && !obs.abandoned;
         if obs.error.is_none() && !in_warm_start {
-            let stop = termination_name(report.termination, &opts.stop);
+            let stop = if obs.abandoned {
+                "interrupted".to_string()
+            } else {
+                termination_name(report.termination, &opts.stop)
+            };
             let pos = obs.position(solver.iter(), l.start_iter(), Some(stop));
             obs.trace.sync()?;
             save(solver, oracle, rng, &pos)?;
@@ -767,6 +831,7 @@ impl<E> RunObserver<'_, E> {
             elapsed_s: self.start.elapsed().as_secs_f64(),
             last_logged: self.last_logged,
             stop,
+            pending_eval: self.abandoned,
         }
     }
 }

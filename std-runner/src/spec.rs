@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use bilevel_core::registry::{self, ParamValue, SolverInfo};
 use bilevel_core::solver::AnySolver;
-use bilevel_core::{Budget, Counted, DefaultRng, Level, LowerValue, UpperValue};
+use bilevel_core::{Budget, Counted, DefaultRng};
 use bilevel_dsl::compiled::{Compiled, ExpectOutcome};
 use bilevel_dsl::hir::Setting;
 use bilevel_dsl::Diagnostic;
@@ -21,11 +21,10 @@ use sha2::{Digest, Sha256};
 use crate::aggregate::{self, RunTrace};
 use crate::checkpoint::{self, Checkpoint};
 use crate::compare::{jobs, run_jobs, Job};
+use crate::evaluation::SpecEval;
 use crate::output::write_atomic;
 use crate::runfolder::{self, FolderKind, FolderMode};
-use crate::session::{
-    observe_run_with, Evaluate, Position, ProgressMode, RunSummary, SessionOptions,
-};
+use crate::session::{observe_run_with, Position, ProgressMode, RunSummary, SessionOptions};
 use crate::watch::{Limits, Watch, Watched};
 
 mod task;
@@ -388,62 +387,6 @@ fn resolve_loaded(
     })
 }
 
-/// The metrics of spec runs: the upper and lower objectives on the whole data
-/// (noise-free for synthetic sources).
-struct SpecEval {
-    c: Compiled,
-    upper: bilevel_dsl::data::Batch,
-    lower: bilevel_dsl::data::Batch,
-    /// The run's epoch budget, if any.
-    max_epochs: Option<u64>,
-}
-
-impl SpecEval {
-    /// The whole-data batches are built once per run, not per evaluation.
-    fn new(c: Compiled, max_epochs: Option<u64>) -> Self {
-        let upper = c.population(Level::Upper);
-        let lower = c.population(Level::Lower);
-        SpecEval {
-            c,
-            upper,
-            lower,
-            max_epochs,
-        }
-    }
-}
-
-impl Evaluate for SpecEval {
-    fn metric_names(&self) -> Vec<String> {
-        let mut v = vec!["upper_loss".to_string(), "lower_loss".to_string()];
-        v.extend(self.c.metric_names());
-        v
-    }
-    fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64> {
-        let mut v = vec![
-            self.c.f_value(x, y, &self.upper),
-            self.c.g_value(x, y, &self.lower),
-        ];
-        v.extend(self.c.metrics(x, y));
-        v
-    }
-    fn epoch(&self, counts: &bilevel_core::Counts) -> f64 {
-        // A task carries a minibatch of the lower level's data too.
-        let draws = if self.c.uses_tasks() {
-            counts.samples_upper
-        } else {
-            counts.samples_lower
-        };
-        draws as f64 * self.c.epochs_per_lower_sample()
-    }
-    fn epochs_done(&self, counts: &bilevel_core::Counts) -> bool {
-        self.max_epochs
-            .is_some_and(|m| self.epoch(counts) >= m as f64)
-    }
-    fn epoch_budget(&self) -> Option<u64> {
-        self.max_epochs
-    }
-}
-
 #[derive(Serialize)]
 struct ResolvedConfig<'a> {
     spec: String,
@@ -608,7 +551,7 @@ fn execute(
     };
     let mut oracle = Counted::new(Watched::new(r.compiled.clone(), watch));
     let mut rng = DefaultRng::seed_from_u64(r.seed);
-    let eval = SpecEval::new(r.compiled.clone(), r.epochs);
+    let eval = SpecEval::new(r.compiled.clone(), r.epochs)?;
     let resumed = match &plan.resume {
         Some(c) => Some(checkpoint::restore(
             c,

@@ -12,61 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bilevel_runner::output::TraceRecord;
-use bilevel_runner::session::RunSummary;
-
-const LIMIT: Duration = Duration::from_secs(180);
-
-fn toy_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/toy_quadratic.bilevel"),
-        dir.path().join("toy.bilevel"),
-    )
-    .unwrap();
-    dir
-}
-
-fn cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bilevel"));
-    c.current_dir(dir).args(args).stdin(Stdio::null());
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    cmd(dir, args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Every line of a trace file is a whole record and the file ends with a
-/// newline (or is empty); iterations increase.
-fn whole_lines(path: &Path) -> Vec<TraceRecord> {
-    let bytes = std::fs::read(path).unwrap();
-    if !bytes.is_empty() {
-        assert_eq!(bytes.last(), Some(&b'\n'), "{}", path.display());
-    }
-    let recs: Vec<TraceRecord> = String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
-        .collect();
-    for w in recs.windows(2) {
-        assert!(w[0].iter < w[1].iter, "{:?}", (w[0].iter, w[1].iter));
-    }
-    recs
-}
-
-fn summary(dir: &Path) -> RunSummary {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
-}
+mod support;
+use support::*;
 
 fn long_run(dir: &Path, out: &str, extra: &[&str]) -> Child {
     let mut args = vec![
@@ -84,26 +31,6 @@ fn long_run(dir: &Path, out: &str, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < LIMIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn lines_in(path: &Path) -> usize {
-    std::fs::read_to_string(path).map_or(0, |t| t.matches('\n').count())
-}
-
-fn kill(child: &Child, sig: &str) {
-    assert!(Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
 }
 
 #[test]
@@ -659,19 +586,6 @@ fn compare_shows_the_runs_under_way_and_stops_on_sigterm() {
         whole_lines(&d.path().join("cmp").join(job).join("trace.jsonl"));
     }
     assert!(d.path().join("cmp/table.md").exists());
-}
-
-/// Runs `args` on a pseudo-terminal (`script`), so that progress is a bar;
-/// `None` when `script` is missing.
-fn on_a_terminal(dir: &Path, args: &str) -> Option<String> {
-    let line = format!("{} {args}", env!("CARGO_BIN_EXE_bilevel"));
-    let o = Command::new("script")
-        .current_dir(dir)
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    Some(String::from_utf8_lossy(&o.stdout).replace('\r', "\n"))
 }
 
 #[test]

@@ -13,14 +13,14 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bilevel_runner::aggregate::load_run;
 use bilevel_runner::output::{read_trace, TraceRecord};
 use bilevel_runner::session::RunSummary;
 
-const LIMIT: Duration = Duration::from_secs(180);
-const POLL: Duration = Duration::from_millis(20);
+mod support;
+use support::{kill as signal, LIMIT, POLL};
 
 /// A run of the toy spec far too long to end by itself (evaluated every 500
 /// iterations, as the spec says), started in a fresh folder. Its stdout and
@@ -75,15 +75,6 @@ fn wait_for_lines(child: &mut Child, dir: &Path, path: &Path, n: usize) {
         }
         std::thread::sleep(POLL);
     }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill {sig} failed");
 }
 
 fn wait_for_exit(child: &mut Child, dir: &Path) -> ExitStatus {

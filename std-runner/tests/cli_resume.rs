@@ -17,15 +17,13 @@ use std::sync::Arc;
 
 use bilevel_core::registry::SOLVERS;
 use bilevel_core::solver::NOT_IN_ANY;
-use bilevel_runner::output::read_trace;
 use bilevel_runner::session::{ProgressMode, RunSummary};
 use bilevel_runner::spec::{run_spec_with, CheckpointSettings, RunConfig};
 
-const META: &[&str] = &["maml", "anil", "fomaml", "ufom"];
+mod support;
+use support::{ok, specs, strip};
 
-fn specs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs")
-}
+const META: &[&str] = &["maml", "anil", "fomaml", "ufom"];
 
 /// A copy of an example spec in `dir` with its data paths made absolute and
 /// `edit` applied.
@@ -64,22 +62,6 @@ fn cfg(spec: &Path, algorithm: &str, set: &[String], iters: Option<u64>, out: &P
 
 fn stopped() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))
-}
-
-/// The trace lines and the summary with wall time zeroed.
-fn strip(dir: &Path) -> (Vec<String>, String) {
-    let trace = read_trace(&dir.join("trace.jsonl"))
-        .unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()))
-        .into_iter()
-        .map(|mut r| {
-            r.wall_s = 0.0;
-            serde_json::to_string(&r).unwrap()
-        })
-        .collect();
-    let mut s: RunSummary =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    s.wall_s = 0.0;
-    (trace, serde_json::to_string(&s).unwrap())
 }
 
 /// Runs `algorithm` uninterrupted for `total` iterations, then for each
@@ -204,23 +186,6 @@ fn meta_and_model_solvers_resumed_on_the_rnn_specs_give_the_uninterrupted_run() 
 
 // ---- The real binary: signals, kill -9, bad checkpoints. ----
 
-fn bilevel(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bilevel"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run bilevel")
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn err_text(o: &Output) -> String {
     let e = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{e}");
@@ -295,7 +260,7 @@ mod signals {
             tmp.path().join("toy.bilevel"),
         )
         .unwrap();
-        ok(&bilevel(
+        ok(&support::run(
             tmp.path(),
             &[
                 "run",
@@ -332,7 +297,7 @@ mod signals {
             .unwrap();
         wait_for(&mut child, &run, s.iters as usize / 500 + 3);
         assert_eq!(signal(&mut child, "-INT"), Some(130));
-        ok(&bilevel(
+        ok(&support::run(
             tmp.path(),
             &["run", "--resume", "run", "--no-plots"],
         ));
@@ -356,7 +321,7 @@ mod signals {
         );
         // The spec is given again (its path is relative to the folder the
         // run started in; here the same).
-        ok(&bilevel(
+        ok(&support::run(
             tmp.path(),
             &[
                 "run",
@@ -380,7 +345,7 @@ fn short_run(dir: &Path) -> PathBuf {
         dir.join("toy.bilevel"),
     )
     .unwrap();
-    ok(&bilevel(
+    ok(&support::run(
         dir,
         &[
             "run",
@@ -401,7 +366,7 @@ fn corrupt_truncated_and_missing_checkpoints_are_errors() {
     let run = short_run(tmp.path());
     let ck = run.join("checkpoint.bin");
     let good = std::fs::read(&ck).unwrap();
-    let resume = || bilevel(tmp.path(), &["run", "--resume", "run", "--no-plots"]);
+    let resume = || support::run(tmp.path(), &["run", "--resume", "run", "--no-plots"]);
     std::fs::write(&ck, &good[..good.len() / 2]).unwrap();
     let e = err_text(&resume());
     assert!(
@@ -427,7 +392,7 @@ fn corrupt_truncated_and_missing_checkpoints_are_errors() {
     let e = err_text(&resume());
     assert!(e.contains("whole lines, the checkpoint counts"), "{e}");
     assert!(run.join("summary.json").exists());
-    let e = err_text(&bilevel(tmp.path(), &["run", "--resume", "nowhere"]));
+    let e = err_text(&support::run(tmp.path(), &["run", "--resume", "nowhere"]));
     assert!(
         e.contains("nowhere") && e.contains("no such run folder"),
         "{e}"
@@ -441,7 +406,7 @@ fn foreign_checkpoints_are_refused_naming_what_differs() {
     let resume = |extra: &[&str]| {
         let mut a = vec!["run", "--resume", "run", "--no-plots"];
         a.extend_from_slice(extra);
-        bilevel(tmp.path(), &a)
+        support::run(tmp.path(), &a)
     };
     let e = err_text(&resume(&["--set", "eta=0.5"]));
     assert!(
@@ -460,7 +425,7 @@ fn foreign_checkpoints_are_refused_naming_what_differs() {
     assert!(e.contains("another spec"), "{e}");
     std::fs::write(&spec, &text).unwrap();
     // Another run's checkpoint copied in (another seed).
-    ok(&bilevel(
+    ok(&support::run(
         tmp.path(),
         &[
             "run",
@@ -482,6 +447,6 @@ fn foreign_checkpoints_are_refused_naming_what_differs() {
     let e = err_text(&resume(&[]));
     assert!(e.contains("`seed`"), "{e}");
     // --out and --resume together are a usage error.
-    let o = bilevel(tmp.path(), &["run", "--resume", "run", "--out", "x"]);
+    let o = support::run(tmp.path(), &["run", "--resume", "run", "--out", "x"]);
     assert_eq!(o.status.code(), Some(2));
 }
