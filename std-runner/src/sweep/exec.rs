@@ -152,7 +152,7 @@ pub fn prepare_dir(dir: &Path, sweep: &Sweep, planned: &[Planned], write: bool) 
         let foreign: Vec<String> = fs::read_dir(dir)
             .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .filter(|n| !OWN.contains(&n.as_str()) && !(n.starts_with('.') && n.contains(".tmp-")))
+            .filter(|n| !(OWN.contains(&n.as_str()) || n.starts_with('.') && n.contains(".tmp-")))
             .collect();
         if !foreign.is_empty() {
             bail!(

@@ -295,7 +295,11 @@ fn seeds(v: &Spanned<Value>, d: &mut Diags<'_>) -> Vec<u64> {
                 .collect();
             match (get("first"), get("count"), unknown.is_empty()) {
                 (Some(f), Some(c), true) if c >= 1 && f.checked_add(c).is_some() => {
+<<<<<<< HEAD
                     out.extend(f..f + c)
+=======
+                    out.extend(f..f + c);
+>>>>>>> sweep-run
                 }
                 _ => d.error(
                     span.clone(),
@@ -518,4 +522,82 @@ fn product(axes: &[Axis<'_>]) -> Vec<Vec<(String, Value)>> {
         out = next;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn load_text(dir: &Path, body: &str) -> Result<Sweep> {
+        std::fs::write(dir.join("t.bilevel"), "").unwrap();
+        let p = dir.join("s.toml");
+        std::fs::write(&p, format!("specs = [\"t.bilevel\"]\n{body}")).unwrap();
+        load(&p)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Any grid: the tasks are the full product, ids in order, the last
+        /// key and then the seed varying fastest, and a second expansion is
+        /// the same.
+        #[test]
+        fn the_expansion_is_the_ordered_product(
+            counts in proptest::collection::vec(1usize..4, 1..4),
+            seeds in 1usize..4,
+            soba in any::<bool>(),
+        ) {
+            let keys = ["eta", "gamma", "nu"];
+            let mut body = format!("seeds = {{ first = 7, count = {seeds} }}\n[solvers.slip]\n");
+            for (k, n) in keys.iter().zip(&counts) {
+                let vals: Vec<String> = (1..=*n).map(|i| format!("{:?}", i as f64 * 0.01)).collect();
+                let _ = writeln!(body, "{k} = [{}]", vals.join(", "));
+            }
+            if soba {
+                body += "[solvers.soba]\nstep_size = { log = [1e-3, 1e-1], points = 3 }\n";
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let s = load_text(tmp.path(), &body).unwrap();
+            let slip: usize = counts.iter().product::<usize>() * seeds;
+            prop_assert_eq!(s.tasks.len(), slip + if soba { 3 * seeds } else { 0 });
+            for (i, t) in s.tasks.iter().enumerate() {
+                prop_assert_eq!(t.id, i);
+                if i < slip {
+                    prop_assert_eq!(t.solver, "slip");
+                    prop_assert_eq!(t.seed, 7 + (i % seeds) as u64);
+                    // Odometer digits, the last key fastest.
+                    let mut rest = i / seeds;
+                    for (k, n) in keys.iter().zip(&counts).rev() {
+                        let (key, v) = t.set.iter().find(|(x, _)| x == k).unwrap();
+                        prop_assert_eq!(key.as_str(), *k);
+                        prop_assert_eq!(v, &Value::Float((rest % n + 1) as f64 * 0.01));
+                        rest /= n;
+                    }
+                } else {
+                    prop_assert_eq!(t.solver, "soba");
+                }
+            }
+            let again = load(&s.path).unwrap();
+            prop_assert_eq!(again.tasks, s.tasks);
+        }
+    }
+
+    #[test]
+    fn log_ranges_end_exactly_and_are_geometric() {
+        let v = log_range(&toml::from_str("log = [0.001, 10.0]\npoints = 5").unwrap()).unwrap();
+        let f: Vec<f64> = v.iter().map(|x| x.as_float().unwrap()).collect();
+        assert_eq!(f[0].to_bits(), 0.001f64.to_bits());
+        assert_eq!(f[4].to_bits(), 10.0f64.to_bits());
+        for w in f.windows(2) {
+            assert!((w[1] / w[0] - 10.0).abs() < 1e-12, "{f:?}");
+        }
+        for bad in [
+            "log = [0.0, 1.0]\npoints = 3",
+            "log = [1.0, 0.5]\npoints = 3",
+            "log = [1.0, 2.0]\npoints = 1",
+            "log = [1.0, 2.0]\npoints = 3\nx = 1",
+        ] {
+            assert!(log_range(&toml::from_str(bad).unwrap()).is_err(), "{bad}");
+        }
+    }
 }

@@ -114,7 +114,7 @@ pub fn status(dir: &Path, planned: &[Planned], json: bool) -> String {
             let msg =
                 std::fs::read_to_string(dir.join("failed").join(format!("{}.txt", p.plan.folder)))
                     .unwrap_or_default();
-            let _ = write!(t, "failed: {}", msg);
+            let _ = write!(t, "failed: {msg}");
         }
     }
     t
