@@ -295,11 +295,7 @@ fn seeds(v: &Spanned<Value>, d: &mut Diags<'_>) -> Vec<u64> {
                 .collect();
             match (get("first"), get("count"), unknown.is_empty()) {
                 (Some(f), Some(c), true) if c >= 1 && f.checked_add(c).is_some() => {
-<<<<<<< HEAD
-                    out.extend(f..f + c)
-=======
                     out.extend(f..f + c);
->>>>>>> sweep-run
                 }
                 _ => d.error(
                     span.clone(),
