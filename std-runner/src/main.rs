@@ -138,11 +138,12 @@ enum Command {
     /// comparison's), from whatever has finished: median and 20–80 % band
     /// over seeds; partial runs marked, missing tasks listed.
     ///
-    /// Example: `bilevel report runs/sweep --out runs/sweep/report`
+    /// Example: `bilevel report runs/sweep --out runs/sweep-report`
     Report {
         /// The directory holding the run folders (and a sweep's manifest.json).
         dir: PathBuf,
-        /// Where report.md, report.json and the plots go; default DIR/report.
+        /// Where report.md, report.json and the plots go; default DIR-report
+        /// beside DIR (a sweep folder holds only the sweep's own files).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Output format on stdout.
@@ -370,7 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             no_plots,
         } => {
-            let out = out.unwrap_or_else(|| dir.join("report"));
+            let out = out.unwrap_or_else(|| bilevel_runner::sweepreport::default_out(&dir));
             bilevel_runner::sweepreport::report_command(
                 &dir,
                 &out,

@@ -463,6 +463,17 @@ pub fn report_text(j: &Value) -> String {
     s
 }
 
+/// The default output folder: `DIR-report` beside DIR (`bilevel sweep`
+/// refuses a sweep folder holding files not its own).
+pub fn default_out(dir: &Path) -> PathBuf {
+    // `.` or `runs/..` have no usable last component until resolved.
+    let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let name = dir
+        .file_name()
+        .map_or_else(|| "runs".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!("{name}-report"))
+}
+
 /// `bilevel report DIR --out OUT`: writes `report.md`, `report.json` and the
 /// plots into `out`; returns the text (or JSON) for stdout.
 pub fn report_command(dir: &Path, out: &Path, as_json: bool, plots_too: bool) -> Result<String> {
