@@ -17,6 +17,18 @@
 //! type drawn through [`Oracle::sample`] with an explicit RNG, so a solver can
 //! evaluate two oracles on the same sample or on independent ones, exactly as
 //! its paper says. Outputs go into caller-provided slices; nothing allocates.
+//!
+//! # Joint calls
+//!
+//! Where a solver needs two outputs at one point with one sample, it asks for
+//! them together through [`grads_f`] (∇ₓF and ∇ᵧF), [`hvp_jvp`] (∇²ᵧᵧG·v and
+//! ∇²ₓᵧG·v) or [`grad_hvp_jvp`] (∇ᵧG with both products). Each goes to a hook
+//! of the capability traits ([`UpperGradX::try_grads_f`],
+//! [`LowerHvp::try_hvp_jvp`], [`LowerHvp::try_grad_hvp_jvp`]) whose default
+//! declines, and then falls back to the separate calls. An oracle whose
+//! outputs share work (one forward and one reverse sweep of a tape) overrides
+//! the hook; every other oracle needs no change. [`Counted`] counts a joint
+//! call of k outputs as k calls, as the papers count oracle calls.
 
 use rand_core::Rng;
 
@@ -56,6 +68,24 @@ pub trait Oracle<T: Real> {
 pub trait UpperGradX<T: Real>: Oracle<T> {
     /// Writes ∇ₓF(x, y; s) into `out` (length dx).
     fn grad_x_f(&mut self, x: &[T], y: &[T], s: &Self::Sample, out: &mut [T]);
+
+    /// The joint hook of [`grads_f`]: an oracle that also implements
+    /// [`UpperGradY`] may write ∇ₓF(x, y; s) into `gx` and ∇ᵧF(x, y; s) into
+    /// `gy` in one evaluation and return `true`; the outputs must equal the
+    /// separate calls' (bit for bit, or to rounding when the fused order
+    /// differs). Returning `false` (the default) writes nothing and makes the
+    /// caller use the separate calls.
+    fn try_grads_f(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        s: &Self::Sample,
+        gx: &mut [T],
+        gy: &mut [T],
+    ) -> bool {
+        let _ = (x, y, s, gx, gy);
+        false
+    }
 }
 
 /// ∇ᵧF(x, y; ξ), the upper gradient in y.
@@ -80,6 +110,38 @@ pub trait LowerGradX<T: Real>: Oracle<T> {
 pub trait LowerHvp<T: Real>: Oracle<T> {
     /// Writes ∇²ᵧᵧG(x, y; s)·v into `out` (`v` and `out` of length dy).
     fn hvp_yy(&mut self, x: &[T], y: &[T], v: &[T], s: &Self::Sample, out: &mut [T]);
+
+    /// The joint hook of [`hvp_jvp`]: an oracle that also implements
+    /// [`CrossJvp`] may write ∇²ᵧᵧG(x, y; s)·v into `hv` (dy) and
+    /// ∇²ₓᵧG(x, y; s)·v into `jv` (dx) in one evaluation and return `true`
+    /// (outputs as the separate calls'). The default declines (`false`,
+    /// nothing written).
+    fn try_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &Self::Sample,
+        (hv, jv): (&mut [T], &mut [T]),
+    ) -> bool {
+        let _ = (x, y, v, s, hv, jv);
+        false
+    }
+
+    /// The joint hook of [`grad_hvp_jvp`]: as [`LowerHvp::try_hvp_jvp`],
+    /// and ∇ᵧG(x, y; s) into `gy` (an oracle that also implements
+    /// [`LowerGradY`]). The default declines.
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &Self::Sample,
+        (gy, hv, jv): (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        let _ = (x, y, v, s, gy, hv, jv);
+        false
+    }
 }
 
 /// ∇²ₓᵧG(x, y; ζ)·v, the cross (Jacobian-vector) product: the dx × dy matrix of
@@ -87,6 +149,64 @@ pub trait LowerHvp<T: Real>: Oracle<T> {
 pub trait CrossJvp<T: Real>: Oracle<T> {
     /// Writes ∇²ₓᵧG(x, y; s)·v into `out` (`v` of length dy, `out` of length dx).
     fn jvp_xy(&mut self, x: &[T], y: &[T], v: &[T], s: &Self::Sample, out: &mut [T]);
+}
+
+/// ∇ₓF(x, y; s) into `gx` and ∇ᵧF(x, y; s) into `gy`: one joint evaluation
+/// when the oracle offers it ([`UpperGradX::try_grads_f`]), else
+/// [`UpperGradX::grad_x_f`] then [`UpperGradY::grad_y_f`].
+#[inline]
+pub fn grads_f<T, O>(oracle: &mut O, x: &[T], y: &[T], s: &O::Sample, gx: &mut [T], gy: &mut [T])
+where
+    T: Real,
+    O: UpperGradX<T> + UpperGradY<T> + ?Sized,
+{
+    if !oracle.try_grads_f(x, y, s, gx, gy) {
+        oracle.grad_x_f(x, y, s, gx);
+        oracle.grad_y_f(x, y, s, gy);
+    }
+}
+
+/// ∇²ᵧᵧG(x, y; s)·v into `hv` and ∇²ₓᵧG(x, y; s)·v into `jv`: one joint
+/// evaluation when the oracle offers it ([`LowerHvp::try_hvp_jvp`]), else
+/// [`LowerHvp::hvp_yy`] then [`CrossJvp::jvp_xy`].
+#[inline]
+pub fn hvp_jvp<T, O>(
+    oracle: &mut O,
+    x: &[T],
+    y: &[T],
+    v: &[T],
+    s: &O::Sample,
+    (hv, jv): (&mut [T], &mut [T]),
+) where
+    T: Real,
+    O: LowerHvp<T> + CrossJvp<T> + ?Sized,
+{
+    if !oracle.try_hvp_jvp(x, y, v, s, (hv, jv)) {
+        oracle.hvp_yy(x, y, v, s, hv);
+        oracle.jvp_xy(x, y, v, s, jv);
+    }
+}
+
+/// ∇ᵧG(x, y; s) into `gy`, ∇²ᵧᵧG(x, y; s)·v into `hv` and ∇²ₓᵧG(x, y; s)·v
+/// into `jv`: one joint evaluation when the oracle offers it
+/// ([`LowerHvp::try_grad_hvp_jvp`]), else [`LowerGradY::grad_y_g`] then
+/// [`hvp_jvp`].
+#[inline]
+pub fn grad_hvp_jvp<T, O>(
+    oracle: &mut O,
+    x: &[T],
+    y: &[T],
+    v: &[T],
+    s: &O::Sample,
+    (gy, hv, jv): (&mut [T], &mut [T], &mut [T]),
+) where
+    T: Real,
+    O: LowerGradY<T> + LowerHvp<T> + CrossJvp<T> + ?Sized,
+{
+    if !oracle.try_grad_hvp_jvp(x, y, v, s, (gy, hv, jv)) {
+        oracle.grad_y_g(x, y, s, gy);
+        hvp_jvp(oracle, x, y, v, s, (hv, jv));
+    }
 }
 
 /// F(x, y; ξ), the upper objective's value on a sample (for monitoring).
@@ -298,12 +418,77 @@ macro_rules! counted_product {
         }
     };
 }
-counted_grad!(UpperGradX, grad_x_f, grad_x_f);
 counted_grad!(UpperGradY, grad_y_f, grad_y_f);
 counted_grad!(LowerGradY, grad_y_g, grad_y_g);
 counted_grad!(LowerGradX, grad_x_g, grad_x_g);
-counted_product!(LowerHvp, hvp_yy, hvp_yy);
 counted_product!(CrossJvp, jvp_xy, jvp_xy);
+
+/// The joint hooks count each output they write: a joint call of two outputs
+/// counts two calls, exactly as the separate calls would.
+impl<T: Real, O: UpperGradX<T>> UpperGradX<T> for Counted<O> {
+    #[inline]
+    fn grad_x_f(&mut self, x: &[T], y: &[T], s: &Self::Sample, out: &mut [T]) {
+        self.counts.grad_x_f += 1;
+        self.inner.grad_x_f(x, y, s, out);
+    }
+    #[inline]
+    fn try_grads_f(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        s: &Self::Sample,
+        gx: &mut [T],
+        gy: &mut [T],
+    ) -> bool {
+        let done = self.inner.try_grads_f(x, y, s, gx, gy);
+        if done {
+            self.counts.grad_x_f += 1;
+            self.counts.grad_y_f += 1;
+        }
+        done
+    }
+}
+
+impl<T: Real, O: LowerHvp<T>> LowerHvp<T> for Counted<O> {
+    #[inline]
+    fn hvp_yy(&mut self, x: &[T], y: &[T], v: &[T], s: &Self::Sample, out: &mut [T]) {
+        self.counts.hvp_yy += 1;
+        self.inner.hvp_yy(x, y, v, s, out);
+    }
+    #[inline]
+    fn try_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &Self::Sample,
+        out: (&mut [T], &mut [T]),
+    ) -> bool {
+        let done = self.inner.try_hvp_jvp(x, y, v, s, out);
+        if done {
+            self.counts.hvp_yy += 1;
+            self.counts.jvp_xy += 1;
+        }
+        done
+    }
+    #[inline]
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &Self::Sample,
+        out: (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        let done = self.inner.try_grad_hvp_jvp(x, y, v, s, out);
+        if done {
+            self.counts.grad_y_g += 1;
+            self.counts.hvp_yy += 1;
+            self.counts.jvp_xy += 1;
+        }
+        done
+    }
+}
 
 impl<T: Real, O: UpperValue<T>> UpperValue<T> for Counted<O> {
     fn f_value(&mut self, x: &[T], y: &[T], s: &Self::Sample) -> T {

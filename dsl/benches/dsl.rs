@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bilevel_core::oracle::{CrossJvp, Level, LowerGradY, LowerHvp, Oracle, UpperGradX, UpperGradY};
 use bilevel_core::testing::Quadratic;
-use bilevel_dsl::compiled::{check_source, Compiled};
+use bilevel_dsl::{check_source, Compiled};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn specs() -> std::path::PathBuf {
@@ -26,7 +26,7 @@ fn oracles(c: &mut Criterion) {
             std::fs::read_to_string(specs().join(format!("quadratic_d{d}.bilevel"))).expect("spec");
         let mut dsl = match Compiled::from_source(&src, &specs()) {
             Ok(c) => c,
-            Err(e) => panic!("{}", bilevel_dsl::diag::render(&e, "quadratic", &src)),
+            Err(e) => panic!("{}", bilevel_dsl::render(&e, "quadratic", &src)),
         };
         let mut hand = Quadratic::<f64, Vec<f64>>::random(d, 10.0, 0.0, 1).expect("instance");
         let x: Vec<f64> = (0..d).map(|i| (i as f64 * 0.37).sin()).collect();

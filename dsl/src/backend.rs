@@ -76,6 +76,13 @@ pub trait ModelBackend<T: Real>: Send + Sync {
         tangent: &[T],
         out: &mut [T],
     );
+    /// Forward sweeps the backend has computed so far, when it counts them
+    /// (a backend that reuses its forward sweep between products on the same
+    /// θ and batch reports how often it did not). For tests and measurements;
+    /// default `None` (not counted).
+    fn forward_sweeps(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What a registry gets to build a model: the spec's folder (model options

@@ -1,6 +1,6 @@
-//! The full pipeline (parse → check → load → lower) and the compiled oracle,
-//! which implements every oracle trait of `bilevel-core` with heap buffers
-//! and `f64` arithmetic.
+//! The compiled oracle, built by the [pipeline](crate::pipeline) from a
+//! [`Program`], which implements every oracle trait of `bilevel-core` with
+//! heap buffers and `f64` arithmetic.
 
 use std::path::Path;
 
@@ -12,34 +12,12 @@ use bilevel_core::random::{below, normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
 use crate::ast::{Cmp, LevelKind};
-use crate::backend::{ModelContext, ModelRegistry, Models};
-use crate::check;
+use crate::backend::{ModelRegistry, Models};
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
-use crate::diag::{Code, Diagnostic};
-use crate::hir::{ExpectTarget, HirKind, Init, Shape, Spec};
+use crate::diag::Diagnostic;
+use crate::hir::{ExpectTarget, Init, Shape, Spec};
 use crate::lower::{self, Bound};
 use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
-
-/// Most `f64` entries the workspaces of f and g may hold together (E0204).
-pub const MAX_TAPE_ELEMENTS: usize = 1 << 25;
-/// Most numbers held by all parameters together (E0204): 128 MiB.
-pub const MAX_PARAM_ELEMENTS: usize = 1 << 24;
-
-/// Entries of every buffer of a tape's workspace (value, tangent, adjoint,
-/// adjoint tangent and scratch), sub-tapes included.
-fn tape_elements(t: &Tape) -> usize {
-    let mut total = 0usize;
-    let mut stack = vec![t];
-    while let Some(t) = stack.pop() {
-        for n in &t.nodes {
-            total = total.saturating_add(n.rows.saturating_mul(n.cols).saturating_mul(5));
-            if let Op::Reduce { body, .. } = &n.op {
-                stack.push(body);
-            }
-        }
-    }
-    total
-}
 
 /// A checked, loaded and lowered spec.
 #[derive(Debug, Clone)]
@@ -69,247 +47,17 @@ pub struct Program {
     pub models: Models,
 }
 
-/// Parses and checks `src` without loading data (symbolic data dims).
-pub fn check_source(src: &str) -> Result<Spec, Vec<Diagnostic>> {
-    let file = crate::parse(src)?;
-    check::check(&file, src, None)
-}
-
-/// Runs every phase: parse, check, load data from `base` (the spec's folder),
-/// check again with the data's sizes, evaluate parameters, verify deferred
-/// facts, lower. Specs with `model` declarations need
-/// [`build_with`] and a registry.
-pub fn build(src: &str, base: &Path) -> Result<Program, Vec<Diagnostic>> {
-    build_with(src, base, None)
-}
-
-/// The data sources each model is applied to, by model index.
-fn model_sources(spec: &Spec) -> Vec<Vec<usize>> {
-    let mut out = vec![Vec::new(); spec.models.len()];
-    let mut stack: Vec<(&crate::hir::Hir, Vec<usize>)> =
-        vec![(&spec.f, Vec::new()), (&spec.g, Vec::new())];
-    for (_, h) in &spec.lets {
-        stack.push((h, Vec::new()));
-    }
-    while let Some((h, scope)) = stack.pop() {
-        match &h.kind {
-            HirKind::Model {
-                model,
-                theta,
-                depth,
-            } => {
-                if let (Some(list), Some(&d)) = (
-                    out.get_mut(*model),
-                    scope
-                        .len()
-                        .checked_sub(depth + 1)
-                        .and_then(|k| scope.get(k)),
-                ) {
-                    if !list.contains(&d) {
-                        list.push(d);
-                    }
-                }
-                stack.push((theta, scope));
-            }
-            HirKind::Reduce(_, d, body) => {
-                let mut inner = scope.clone();
-                inner.push(*d);
-                stack.push((body, inner));
-            }
-            HirKind::Neg(x) | HirKind::Transpose(x) => stack.push((x, scope)),
-            HirKind::Binary(_, a, b) => {
-                stack.push((a, scope.clone()));
-                stack.push((b, scope));
-            }
-            HirKind::Call(_, args) => {
-                for a in args {
-                    stack.push((a, scope.clone()));
-                }
-            }
-            HirKind::Index(a, idx) => {
-                for i in idx {
-                    stack.push((i, scope.clone()));
-                }
-                stack.push((a, scope));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Builds the backend of every model with `registry`, and the facts
-/// `name.params` and `name.outputs`.
-fn build_models(
-    spec: &Spec,
-    loaded: &mut Loaded,
-    base: &Path,
-    registry: Option<&dyn ModelRegistry>,
-) -> Result<Models, Vec<Diagnostic>> {
-    let mut models = Vec::new();
-    let mut errors = Vec::new();
-    let sources = model_sources(spec);
-    for (m, def) in spec.models.iter().enumerate() {
-        let Some(reg) = registry else {
-            errors.push(
-                Diagnostic::new(
-                    Code::E0404,
-                    format!("no backend for model kind `{}`", def.kind),
-                    def.kind_span,
-                    "no model backend in this program",
-                )
-                .with_note("model backends plug in through `bilevel_dsl::backend::ModelRegistry`")
-                .with_help("run the spec with the `bilevel` command, which registers its models"),
-            );
-            continue;
-        };
-        // The vocabulary of the text the model reads (one file for all).
-        let mut vocab: Option<(&std::sync::Arc<[String]>, usize)> = None;
-        let mut clash = None;
-        for &d in sources.get(m).into_iter().flatten() {
-            if let Some(Some(t)) = loaded.tables.get(d) {
-                match vocab {
-                    None => vocab = Some((&t.vocab, d)),
-                    Some((v, first)) if **v != *t.vocab => clash = Some((first, d)),
-                    Some(_) => {}
-                }
-            }
-        }
-        if let Some((a, b)) = clash {
-            errors.push(
-                Diagnostic::new(
-                    Code::E0203,
-                    format!(
-                        "model `{}` reads `{}` and `{}`, whose vocabularies differ",
-                        def.name, spec.data[a].name, spec.data[b].name
-                    ),
-                    def.span,
-                    "one vocabulary per model",
-                )
-                .with_help("give both data sources the same `vocab` file"),
-            );
-            continue;
-        }
-        let words: &[String] = vocab.map_or(&[], |(v, _)| v);
-        let ctx = ModelContext { base, vocab: words };
-        match reg.build(def, &ctx) {
-            Ok(b) => {
-                if !words.is_empty() && b.vocab_size() < words.len() + 1 {
-                    errors.push(Diagnostic::new(
-                        Code::E0203,
-                        format!(
-                            "model `{}` knows {} tokens, its text has a vocabulary of {}",
-                            def.name,
-                            b.vocab_size(),
-                            words.len() + 1
-                        ),
-                        def.span,
-                        "vocabulary too small",
-                    ));
-                    continue;
-                }
-                loaded
-                    .facts
-                    .insert(format!("{}.params", def.name), b.num_params() as u64);
-                loaded
-                    .facts
-                    .insert(format!("{}.outputs", def.name), b.num_outputs() as u64);
-                models.push(b);
-            }
-            Err((key, msg)) => {
-                let span = def
-                    .options
-                    .iter()
-                    .find(|(k, _, _)| *k == key)
-                    .map_or(def.kind_span, |o| o.2);
-                let mut d = Diagnostic::new(
-                    Code::E0404,
-                    format!("model `{}`: {msg}", def.name),
-                    span,
-                    if key.is_empty() {
-                        "cannot build this model".to_string()
-                    } else {
-                        format!("option `{key}`")
-                    },
-                );
-                if key.is_empty() {
-                    d = d.with_note(format!("model kinds: {}", reg.kinds().join(", ")));
-                }
-                errors.push(d);
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(Models(models))
-    } else {
-        Err(errors)
-    }
-}
-
-/// [`build`] with a registry of model backends for `model` declarations.
-pub fn build_with(
-    src: &str,
-    base: &Path,
-    registry: Option<&dyn ModelRegistry>,
-) -> Result<Program, Vec<Diagnostic>> {
-    let file = crate::parse(src)?;
-    let spec0 = check::check(&file, src, None)?;
-    let (mut loaded, mut warnings) = data::load(&spec0, base)?;
-    let models = build_models(&spec0, &mut loaded, base, registry)?;
-    let mut spec = check::check(&file, src, Some(&loaded.facts))?;
-    let mut all_warnings = spec.warnings.clone();
-    all_warnings.append(&mut warnings);
-    let params = eval_params(&spec)?;
-    let symmetric: Vec<bool> = spec
-        .params
-        .iter()
-        .zip(&params)
-        .map(|(p, v)| {
-            let (r, c) = p.shape.rows_cols();
-            p.shape.rank() == 2
-                && r == c
-                && (0..r).all(|i| (0..i).all(|j| v[i * c + j].to_bits() == v[j * c + i].to_bits()))
-        })
-        .collect();
-    let (mu, lambda_min) = verify_facts(&mut spec, &params, &mut all_warnings)?;
-    let bound = Bound {
-        params: &params,
-        symmetric: &symmetric,
-    };
-    let (f, g) = lower::lower(&spec, &bound);
-    let (_, _, dim_x, dim_y) = lower::layout(&spec);
-    let need = tape_elements(&f).saturating_add(tape_elements(&g));
-    if need > MAX_TAPE_ELEMENTS {
-        return Err(vec![Diagnostic::file_level(
-            Code::E0204,
-            format!(
-                "the oracles need {need} numbers of workspace; the limit is {MAX_TAPE_ELEMENTS}"
-            ),
-        )
-        .with_help("reduce the dimensions or the batch sizes")]);
-    }
-    crate::diag::sort(&mut all_warnings);
-    Ok(Program {
-        spec,
-        loaded,
-        params,
-        mu,
-        lambda_min,
-        warnings: all_warnings,
-        f,
-        g,
-        dim_x,
-        dim_y,
-        models,
-    })
-}
-
 fn seeded(seed: u64, salt: u64) -> DefaultRng {
     DefaultRng::seed_from_u64(bilevel_core::random::mix64(seed ^ salt))
 }
 
 /// Fills a buffer of `shape` from an initialiser.
-fn init_values(init: &Init, shape: &Shape, spec: &Spec, params: &[Vec<f64>]) -> Vec<f64> {
+pub(crate) fn init_values(
+    init: &Init,
+    shape: &Shape,
+    spec: &Spec,
+    params: &[Vec<f64>],
+) -> Vec<f64> {
     let n = shape.len().unwrap_or(0);
     let (rows, cols) = shape.rows_cols();
     match init {
@@ -416,80 +164,6 @@ pub fn spd(n: usize, kappa: f64, seed: u64) -> Vec<f64> {
     m
 }
 
-fn param_refs(h: &crate::hir::Hir, out: &mut Vec<usize>) {
-    let mut stack = vec![h];
-    while let Some(h) = stack.pop() {
-        if let HirKind::Param(i) = h.kind {
-            out.push(i);
-        }
-        h.push_children(&mut stack);
-    }
-}
-
-fn eval_params(spec: &Spec) -> Result<Vec<Vec<f64>>, Vec<Diagnostic>> {
-    let n = spec.params.len();
-    let total: usize = spec.params.iter().filter_map(|p| p.shape.len()).sum();
-    if total > MAX_PARAM_ELEMENTS {
-        return Err(vec![Diagnostic::file_level(
-            Code::E0204,
-            format!(
-                "the parameters hold {total} numbers together; the limit is {MAX_PARAM_ELEMENTS}"
-            ),
-        )]);
-    }
-    // Values in place (empty until evaluated): each parameter reads the
-    // values it refers to without copying them.
-    let mut vals: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut done = vec![false; n];
-    let mut progress = true;
-    while progress {
-        progress = false;
-        for i in 0..n {
-            if done[i] {
-                continue;
-            }
-            let p = &spec.params[i];
-            let mut refs = Vec::new();
-            if let Init::Expr(h) = &p.value {
-                param_refs(h, &mut refs);
-            }
-            if refs.iter().all(|&r| done.get(r).copied().unwrap_or(false)) {
-                let v = init_values(&p.value, &p.shape, spec, &vals);
-                if v.iter().any(|x| !x.is_finite()) {
-                    return Err(vec![Diagnostic::new(
-                        Code::E0203,
-                        format!("parameter `{}` evaluates to a non-finite value", p.name),
-                        p.span,
-                        "NaN or infinite",
-                    )]);
-                }
-                vals[i] = v;
-                done[i] = true;
-                progress = true;
-            }
-        }
-    }
-    Ok(vals)
-}
-
-/// μ and the verified λ_min bound of each parameter used in `quad`.
-type Facts = (Option<f64>, Vec<(String, f64)>);
-
-/// Completes the certificate with the stored parameters
-/// ([`crate::convexity::evaluate`]); a λ_min that cannot be verified positive
-/// downgrades the verdict (W0301 in `warnings`).
-fn verify_facts(
-    spec: &mut Spec,
-    params: &[Vec<f64>],
-    warnings: &mut Vec<Diagnostic>,
-) -> Result<Facts, Vec<Diagnostic>> {
-    let a = &spec.analysis;
-    let e = crate::convexity::evaluate(&a.certificate, &a.verdict, a.span, &spec.params, params)?;
-    spec.analysis.verdict = e.verdict;
-    warnings.extend(e.warnings);
-    Ok((e.mu, e.lambda_min))
-}
-
 /// The compiled oracle: f and g as tapes with workspaces, the data, and the
 /// samplers. Implements every oracle trait of `bilevel-core` for `f64`.
 #[derive(Debug, Clone)]
@@ -509,6 +183,9 @@ pub struct Compiled {
     /// Task sampling for meta-learning: per data source, its rows by group,
     /// and the groups present in every source the objectives use.
     tasks: Option<Tasks>,
+    /// Decline the joint hooks (every output its own sweep), for measuring
+    /// what they save.
+    separate_calls: bool,
 }
 
 /// Rows by group, for drawing tasks.
@@ -586,6 +263,7 @@ impl Compiled {
         Compiled {
             metrics,
             tasks: None,
+            separate_calls: false,
             ws_f: Workspace::new(&program.f),
             ws_g: Workspace::new(&program.g),
             zeros_y: vec![0.0; program.dim_y],
@@ -600,7 +278,7 @@ impl Compiled {
 
     /// Runs every phase and builds the oracle.
     pub fn from_source(src: &str, base: &Path) -> Result<Self, Vec<Diagnostic>> {
-        build(src, base).map(Compiled::new)
+        crate::pipeline::build(src, base).map(Compiled::new)
     }
 
     /// [`Compiled::from_source`] with a registry of model backends.
@@ -609,7 +287,7 @@ impl Compiled {
         base: &Path,
         registry: &dyn ModelRegistry,
     ) -> Result<Self, Vec<Diagnostic>> {
-        build_with(src, base, Some(registry)).map(Compiled::new)
+        crate::pipeline::build_with(src, base, Some(registry)).map(Compiled::new)
     }
 
     /// The program.
@@ -914,6 +592,59 @@ impl Compiled {
         g
     }
 
+    /// With `true`, the oracle declines the joint hooks, so every output is
+    /// its own sweep as before the joint calls (the outputs are the same to
+    /// rounding; only the work differs). Default `false`.
+    pub fn set_separate_calls(&mut self, separate: bool) {
+        self.separate_calls = separate;
+    }
+
+    /// One forward and one reverse sweep of f for both gradients: ∇ₓf into
+    /// `gx`, ∇ᵧf into `gy` (the joint hook of [`bilevel_core::oracle::grads_f`]).
+    pub fn upper_grads(&mut self, x: &[f64], y: &[f64], s: &Batch, gx: &mut [f64], gy: &mut [f64]) {
+        let mode = Mode {
+            tangent: false,
+            wrt_x: true,
+            wrt_y: true,
+            second: false,
+            first: true,
+        };
+        self.sweep(true, x, y, None, s, mode, false);
+        self.read(true, VarKind::X, false, gx);
+        self.read(true, VarKind::Y, false, gy);
+    }
+
+    /// One forward-over-reverse sweep of g seeded with ẏ = v for
+    /// ∇²ᵧᵧg·v (`hv`), ∇²ₓᵧg·v (`jv`) and, when `gy` is given, ∇ᵧg: the
+    /// joint hooks of [`bilevel_core::oracle::hvp_jvp`] and
+    /// [`bilevel_core::oracle::grad_hvp_jvp`]. Unlike [`Compiled::lower_sweep`]
+    /// it skips the value.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lower_products(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        gy: Option<&mut [f64]>,
+        hv: &mut [f64],
+        jv: &mut [f64],
+    ) {
+        let mode = Mode {
+            tangent: true,
+            wrt_x: true,
+            wrt_y: true,
+            second: true,
+            first: gy.is_some(),
+        };
+        self.sweep(false, x, y, Some(v), s, mode, false);
+        if let Some(gy) = gy {
+            self.read(false, VarKind::Y, false, gy);
+        }
+        self.read(false, VarKind::Y, true, hv);
+        self.read(false, VarKind::X, true, jv);
+    }
+
     /// The upper objective on the population (noise-free for synthetic
     /// sources): the `F` of `expect` blocks.
     pub fn f_population(&mut self, x: &[f64], y: &[f64]) -> f64 {
@@ -1018,6 +749,22 @@ impl UpperGradX<f64> for Compiled {
     fn grad_x_f(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
         self.grad(true, VarKind::X, x, y, s, out);
     }
+    /// Served by [`Compiled::upper_grads`] (one sweep of f) unless
+    /// [`Compiled::set_separate_calls`] turned the joint hooks off.
+    fn try_grads_f(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        s: &Batch,
+        gx: &mut [f64],
+        gy: &mut [f64],
+    ) -> bool {
+        if self.separate_calls {
+            return false;
+        }
+        self.upper_grads(x, y, s, gx, gy);
+        true
+    }
 }
 impl UpperGradY<f64> for Compiled {
     fn grad_y_f(&mut self, x: &[f64], y: &[f64], s: &Batch, out: &mut [f64]) {
@@ -1046,7 +793,38 @@ impl LowerHvp<f64> for Compiled {
         self.sweep(false, x, y, Some(v), s, mode, false);
         self.read(false, VarKind::Y, true, out);
     }
+    /// Served by [`Compiled::lower_products`] (one sweep of g).
+    fn try_hvp_jvp(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        (hv, jv): (&mut [f64], &mut [f64]),
+    ) -> bool {
+        if self.separate_calls {
+            return false;
+        }
+        self.lower_products(x, y, v, s, None, hv, jv);
+        true
+    }
+    /// Served by [`Compiled::lower_products`] (one sweep of g).
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        v: &[f64],
+        s: &Batch,
+        (gy, hv, jv): (&mut [f64], &mut [f64], &mut [f64]),
+    ) -> bool {
+        if self.separate_calls {
+            return false;
+        }
+        self.lower_products(x, y, v, s, Some(gy), hv, jv);
+        true
+    }
 }
+
 impl CrossJvp<f64> for Compiled {
     fn jvp_xy(&mut self, x: &[f64], y: &[f64], v: &[f64], s: &Batch, out: &mut [f64]) {
         let mode = Mode {

@@ -3,7 +3,7 @@
 //! load-time checks that name file, line and column.
 
 // Load errors are diagnostics (code, spans, notes); they occur once per load.
-#![allow(clippy::result_large_err, clippy::too_many_lines)]
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bilevel_core::random::{below, mix64, normal, uniform, DefaultRng};
 use rand_core::{Rng, SeedableRng};
 
+use crate::ast::Span;
 use crate::diag::{Code, Diagnostic};
 use crate::hir::{
     DataDef, DataFacts, Deferred, Features, Field, LabelEncoding, Sampler, SourceKind, Spec,
@@ -187,87 +188,34 @@ fn load_vocab(
     Ok(v)
 }
 
-fn load_table(
-    d: &DataDef,
-    path: &str,
-    delimiter: u8,
-    base: &Path,
-    needs_nonneg: bool,
-    vocab: Option<&Arc<[String]>>,
-) -> Result<Table, Diagnostic> {
-    let full = base.join(path);
-    let at = d.span;
-    let text = crate::text::read_file(&full).map_err(|e| {
-        Diagnostic::new(
-            Code::E0501,
-            format!("cannot read data file `{path}`"),
-            at,
-            "this data source",
-        )
-        .with_note(format!("{path}: {}", io_reason(&e)))
-        .with_help("paths are relative to the spec's folder")
-    })?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(true)
-        .comment(Some(b'#'))
-        .from_reader(text.as_slice());
-    let header: Vec<String> = match rdr.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
-        Err(e) => {
-            return Err(Diagnostic::new(
-                Code::E0503,
-                format!("cannot read the header of `{path}`"),
-                at,
-                "this data source",
-            )
-            .with_note(e.to_string()))
-        }
-    };
-    header_ok(d, path, &header)?;
+/// The columns of a table that a data source reads.
+struct Columns {
+    label: Option<usize>,
+    weight: Option<usize>,
+    text: Option<usize>,
+    group: Option<usize>,
+    features: Vec<usize>,
+}
+
+/// The index of every column `d` names in `header` (E0502 for a missing
+/// one, with a suggestion).
+fn columns(d: &DataDef, path: &str, header: &[String]) -> Result<Columns, Diagnostic> {
     let col = |name: &str, span| -> Result<usize, Diagnostic> {
-        header.iter().position(|h| h == name).ok_or_else(|| {
-            let mut dg = Diagnostic::new(
-                Code::E0502,
-                format!("column `{name}` is not in `{path}`"),
-                span,
-                format!("column `{name}`"),
-            )
-            .with_note(format!("{path}:1 has columns: {}", header.join(", ")));
-            if let Some(s) = crate::diag::did_you_mean(name, header.iter().map(String::as_str)) {
-                dg = dg.with_help(format!("did you mean `{s}`?"));
-            }
-            dg
-        })
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| missing_column(name, span, path, header))
     };
-    let label = match &d.label {
-        Some((n, s)) => Some(col(n, *s)?),
-        None => None,
-    };
-    let weight = match &d.weight {
-        Some((n, s)) => Some(col(n, *s)?),
-        None => None,
-    };
-    let text_col = match &d.text {
-        Some(t) => Some(col(&t.column, t.span)?),
-        None => None,
-    };
-    let group_col = match &d.group {
-        Some((n, s)) => Some(col(n, *s)?),
-        None => None,
-    };
-    let vocab_ids: Option<crate::text::Vocab> = vocab
+    let opt = |c: &Option<(String, Span)>| c.as_ref().map(|(n, s)| col(n, *s)).transpose();
+    let label = opt(&d.label)?;
+    let weight = opt(&d.weight)?;
+    let text = d
+        .text
         .as_ref()
-        .map(|w| crate::text::Vocab::new(w.iter().cloned()));
-    let max_len = d.text.as_ref().map_or(0, |t| t.max_len as usize);
-    let mut tokens: Vec<u32> = Vec::new();
-    let mut offsets: Vec<usize> = Vec::new();
-    if text_col.is_some() {
-        offsets.push(0);
-    }
-    let mut group_raw: Vec<String> = Vec::new();
-    let feats: Vec<usize> = match &d.features {
+        .map(|t| col(&t.column, t.span))
+        .transpose()?;
+    let group = opt(&d.group)?;
+    let features: Vec<usize> = match &d.features {
         Features::List(names) => names
             .iter()
             .map(|n| col(n, d.features_span))
@@ -286,18 +234,275 @@ fn load_table(
                 .filter(|&c| {
                     Some(c) != label
                         && Some(c) != weight
-                        && Some(c) != text_col
-                        && Some(c) != group_col
+                        && Some(c) != text
+                        && Some(c) != group
                         && !except.contains(&header[c].as_str())
                 })
                 .collect()
         }
     };
+    Ok(Columns {
+        label,
+        weight,
+        text,
+        group,
+        features,
+    })
+}
+
+/// E0502: a column the spec names is not in the file's header.
+fn missing_column(name: &str, span: Span, path: &str, header: &[String]) -> Diagnostic {
+    let mut dg = Diagnostic::new(
+        Code::E0502,
+        format!("column `{name}` is not in `{path}`"),
+        span,
+        format!("column `{name}`"),
+    )
+    .with_note(format!("{path}:1 has columns: {}", header.join(", ")));
+    if let Some(s) = crate::diag::did_you_mean(name, header.iter().map(String::as_str)) {
+        dg = dg.with_help(format!("did you mean `{s}`?"));
+    }
+    dg
+}
+
+/// E0501: the data file cannot be read.
+fn unreadable_file(path: &str, at: Span, e: &std::io::Error) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0501,
+        format!("cannot read data file `{path}`"),
+        at,
+        "this data source",
+    )
+    .with_note(format!("{path}: {}", io_reason(e)))
+    .with_help("paths are relative to the spec's folder")
+}
+
+/// E0503: the header cannot be read.
+fn unreadable_header(path: &str, at: Span, e: &csv::Error) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0503,
+        format!("cannot read the header of `{path}`"),
+        at,
+        "this data source",
+    )
+    .with_note(e.to_string())
+}
+
+/// E0503: a record cannot be parsed as CSV.
+fn unparsable_record(path: &str, at: Span, e: &csv::Error) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0503,
+        format!("cannot parse `{path}`"),
+        at,
+        "this data source",
+    )
+    .with_note(e.to_string())
+}
+
+/// E0504: a row has another number of cells than the header.
+fn ragged_row(path: &str, at: Span, line: u64, cells: usize, header: usize) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0504,
+        format!("ragged row in `{path}`"),
+        at,
+        "this data source",
+    )
+    .with_note(format!(
+        "{path}:{line} has {cells} cells, the header has {header}"
+    ))
+}
+
+/// E0503: a cell is not a finite number.
+fn bad_cell(path: &str, at: Span, line: u64, column: &str, cell: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0503,
+        format!("bad cell in `{path}`"),
+        at,
+        "this data source",
+    )
+    .with_note(format!(
+        "{path}:{line}, column `{column}`: `{cell}` is not a finite number"
+    ))
+}
+
+/// E0506: a label outside the range its encoding allows.
+fn label_out_of_range(d: &DataDef, path: &str, line: u64, column: &str, v: f64) -> Diagnostic {
+    let expect = match d.encoding {
+        LabelEncoding::Class(k) => format!("a class in 0..{k}"),
+        _ => "0, 1 or -1".to_string(),
+    };
+    let span = d.label.as_ref().map_or(d.span, |l| l.1);
+    Diagnostic::new(
+        Code::E0506,
+        format!("label out of range in `{path}`"),
+        span,
+        format!("column `{column}`"),
+    )
+    .with_note(format!("{path}:{line} has label {v}; expected {expect}"))
+}
+
+/// E0505: a negative weight where convexity relies on weights ≥ 0.
+fn negative_weight(d: &DataDef, path: &str, line: u64, column: &str, v: f64) -> Diagnostic {
+    let span = d.weight.as_ref().map_or(d.span, |w| w.1);
+    Diagnostic::new(
+        Code::E0505,
+        "negative sample weight makes the lower level nonconvex",
+        span,
+        format!("column `{column}`"),
+    )
+    .with_note(format!(
+        "{path}:{line} has {column} = {v}; convexity of g relied on weights >= 0"
+    ))
+}
+
+/// E0504: the file holds only a header.
+fn no_rows(path: &str, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0504,
+        format!("`{path}` has no data rows"),
+        at,
+        "this data source",
+    )
+    .with_note(format!("{path} holds only a header"))
+}
+
+/// A label encoded as the data source says, or `None` when out of range.
+fn encode_label(enc: LabelEncoding, v: f64) -> Option<f64> {
+    match enc {
+        LabelEncoding::Raw => Some(v),
+        LabelEncoding::Pm1 => match (v.fract().abs() < f64::MIN_POSITIVE, v as i64) {
+            (true, 1) => Some(1.0),
+            (true, 0 | -1) => Some(-1.0),
+            _ => None,
+        },
+        LabelEncoding::Class(k) => (v.fract() == 0.0 && v >= 0.0 && v < k as f64).then_some(v),
+    }
+}
+
+/// How the rows of one table are read, and what they are read into.
+struct Reader<'a> {
+    d: &'a DataDef,
+    path: &'a str,
+    header: &'a [String],
+    cols: Columns,
+    needs_nonneg: bool,
+    vocab_ids: Option<crate::text::Vocab>,
+    max_len: usize,
+    tokens: Vec<u32>,
+    offsets: Vec<usize>,
+    group_raw: Vec<String>,
+}
+
+impl Reader<'_> {
+    /// Appends one record to `t`.
+    fn row(&mut self, t: &mut Table, rec: &csv::StringRecord) -> Result<(), Diagnostic> {
+        let (d, path, header, at) = (self.d, self.path, self.header, self.d.span);
+        let line = rec.position().map_or(0, csv::Position::line);
+        if rec.len() != header.len() {
+            return Err(ragged_row(path, at, line, rec.len(), header.len()));
+        }
+        let cell = |c: usize| -> Result<f64, Diagnostic> {
+            let s = rec.get(c).unwrap_or("").trim();
+            match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                _ => Err(bad_cell(path, at, line, &header[c], s)),
+            }
+        };
+        for &c in &self.cols.features {
+            t.x.push(cell(c)?);
+        }
+        if let Some(c) = self.cols.label {
+            let v = cell(c)?;
+            let Some(enc) = encode_label(d.encoding, v) else {
+                return Err(label_out_of_range(d, path, line, &header[c], v));
+            };
+            t.labels.push(enc);
+        }
+        if let Some(c) = self.cols.weight {
+            let v = cell(c)?;
+            if self.needs_nonneg && v < 0.0 {
+                return Err(negative_weight(d, path, line, &header[c], v));
+            }
+            t.weights.push(v);
+        }
+        if let (Some(c), Some(v)) = (self.cols.text, &self.vocab_ids) {
+            let ids = v.encode(rec.get(c).unwrap_or(""), true);
+            self.tokens.extend(ids.iter().take(self.max_len));
+            self.offsets.push(self.tokens.len());
+        }
+        if let Some(c) = self.cols.group {
+            self.group_raw
+                .push(rec.get(c).unwrap_or("").trim().to_string());
+        }
+        t.rows += 1;
+        Ok(())
+    }
+
+    /// Completes `t` after the last record: groups, tokens, split, label
+    /// noise.
+    fn finish(self, t: &mut Table) -> Result<(), Diagnostic> {
+        let d = self.d;
+        if self.cols.group.is_some() {
+            let mut names = self.group_raw.clone();
+            names.sort_unstable();
+            names.dedup();
+            t.groups = self
+                .group_raw
+                .iter()
+                .map(|g| names.binary_search(g).map_or(0, |k| k as u32))
+                .collect();
+            t.group_names = names;
+        }
+        t.tokens = self.tokens.into();
+        t.offsets = self.offsets.into();
+        if let Some(sp) = &d.split {
+            select_rows(t, sp);
+        }
+        if let (Some(noise), LabelEncoding::Class(k)) = (&d.label_noise, d.encoding) {
+            let mut rng = DefaultRng::seed_from_u64(mix64(noise.seed ^ 0x1abe_1000_0000_0001));
+            for (r, l) in t.labels.iter_mut().enumerate() {
+                if uniform(&mut rng) < noise.p && k >= 2 {
+                    let shift = 1 + below(&mut rng, k - 1);
+                    t.corrupted.push((r, *l));
+                    *l = ((*l as u64 + shift) % k) as f64;
+                }
+            }
+        }
+        if t.rows == 0 {
+            return Err(no_rows(self.path, d.span));
+        }
+        Ok(())
+    }
+}
+
+fn load_table(
+    d: &DataDef,
+    path: &str,
+    delimiter: u8,
+    base: &Path,
+    needs_nonneg: bool,
+    vocab: Option<&Arc<[String]>>,
+) -> Result<Table, Diagnostic> {
+    let full = base.join(path);
+    let at = d.span;
+    let text = crate::text::read_file(&full).map_err(|e| unreadable_file(path, at, &e))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .from_reader(text.as_slice());
+    let header: Vec<String> = match rdr.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+        Err(e) => return Err(unreadable_header(path, at, &e)),
+    };
+    header_ok(d, path, &header)?;
+    let cols = columns(d, path, &header)?;
     let mut t = Table {
         file: path.to_string(),
-        feature_names: feats.iter().map(|&c| header[c].clone()).collect(),
+        feature_names: cols.features.iter().map(|&c| header[c].clone()).collect(),
         rows: 0,
-        features: feats.len(),
+        features: cols.features.len(),
         x: Vec::new(),
         labels: Vec::new(),
         weights: Vec::new(),
@@ -308,139 +513,27 @@ fn load_table(
         group_names: Vec::new(),
         corrupted: Vec::new(),
     };
+    let mut reader = Reader {
+        d,
+        path,
+        header: &header,
+        offsets: if cols.text.is_some() {
+            vec![0]
+        } else {
+            Vec::new()
+        },
+        cols,
+        needs_nonneg,
+        vocab_ids: vocab.map(|w| crate::text::Vocab::new(w.iter().cloned())),
+        max_len: d.text.as_ref().map_or(0, |t| t.max_len as usize),
+        tokens: Vec::new(),
+        group_raw: Vec::new(),
+    };
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            Diagnostic::new(
-                Code::E0503,
-                format!("cannot parse `{path}`"),
-                at,
-                "this data source",
-            )
-            .with_note(e.to_string())
-        })?;
-        let line = rec.position().map_or(0, csv::Position::line);
-        if rec.len() != header.len() {
-            return Err(Diagnostic::new(
-                Code::E0504,
-                format!("ragged row in `{path}`"),
-                at,
-                "this data source",
-            )
-            .with_note(format!(
-                "{path}:{line} has {} cells, the header has {}",
-                rec.len(),
-                header.len()
-            )));
-        }
-        let cell = |c: usize| -> Result<f64, Diagnostic> {
-            let s = rec.get(c).unwrap_or("").trim();
-            match s.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(v),
-                _ => Err(Diagnostic::new(
-                    Code::E0503,
-                    format!("bad cell in `{path}`"),
-                    at,
-                    "this data source",
-                )
-                .with_note(format!(
-                    "{path}:{line}, column `{}`: `{s}` is not a finite number",
-                    header[c]
-                ))),
-            }
-        };
-        for &c in &feats {
-            t.x.push(cell(c)?);
-        }
-        if let Some(c) = label {
-            let v = cell(c)?;
-            let span = d.label.as_ref().map_or(at, |l| l.1);
-            let enc = match d.encoding {
-                LabelEncoding::Raw => Some(v),
-                LabelEncoding::Pm1 => match (v.fract().abs() < f64::MIN_POSITIVE, v as i64) {
-                    (true, 1) => Some(1.0),
-                    (true, 0 | -1) => Some(-1.0),
-                    _ => None,
-                },
-                LabelEncoding::Class(k) => {
-                    (v.fract() == 0.0 && v >= 0.0 && v < k as f64).then_some(v)
-                }
-            };
-            let Some(enc) = enc else {
-                let expect = match d.encoding {
-                    LabelEncoding::Class(k) => format!("a class in 0..{k}"),
-                    _ => "0, 1 or -1".to_string(),
-                };
-                return Err(Diagnostic::new(
-                    Code::E0506,
-                    format!("label out of range in `{path}`"),
-                    span,
-                    format!("column `{}`", header[c]),
-                )
-                .with_note(format!("{path}:{line} has label {v}; expected {expect}")));
-            };
-            t.labels.push(enc);
-        }
-        if let Some(c) = weight {
-            let v = cell(c)?;
-            if needs_nonneg && v < 0.0 {
-                let span = d.weight.as_ref().map_or(at, |w| w.1);
-                return Err(Diagnostic::new(
-                    Code::E0505,
-                    "negative sample weight makes the lower level nonconvex",
-                    span,
-                    format!("column `{}`", header[c]),
-                )
-                .with_note(format!(
-                    "{path}:{line} has {} = {v}; convexity of g relied on weights >= 0",
-                    header[c]
-                )));
-            }
-            t.weights.push(v);
-        }
-        if let (Some(c), Some(v)) = (text_col, &vocab_ids) {
-            let ids = v.encode(rec.get(c).unwrap_or(""), true);
-            tokens.extend(ids.iter().take(max_len));
-            offsets.push(tokens.len());
-        }
-        if let Some(c) = group_col {
-            group_raw.push(rec.get(c).unwrap_or("").trim().to_string());
-        }
-        t.rows += 1;
+        let rec = rec.map_err(|e| unparsable_record(path, at, &e))?;
+        reader.row(&mut t, &rec)?;
     }
-    if group_col.is_some() {
-        let mut names = group_raw.clone();
-        names.sort_unstable();
-        names.dedup();
-        t.groups = group_raw
-            .iter()
-            .map(|g| names.binary_search(g).map_or(0, |k| k as u32))
-            .collect();
-        t.group_names = names;
-    }
-    t.tokens = tokens.into();
-    t.offsets = offsets.into();
-    if let Some(sp) = &d.split {
-        select_rows(&mut t, sp);
-    }
-    if let (Some(noise), LabelEncoding::Class(k)) = (&d.label_noise, d.encoding) {
-        let mut rng = DefaultRng::seed_from_u64(mix64(noise.seed ^ 0x1abe_1000_0000_0001));
-        for (r, l) in t.labels.iter_mut().enumerate() {
-            if uniform(&mut rng) < noise.p && k >= 2 {
-                let shift = 1 + below(&mut rng, k - 1);
-                t.corrupted.push((r, *l));
-                *l = ((*l as u64 + shift) % k) as f64;
-            }
-        }
-    }
-    if t.rows == 0 {
-        return Err(Diagnostic::new(
-            Code::E0504,
-            format!("`{path}` has no data rows"),
-            at,
-            "this data source",
-        )
-        .with_note(format!("{path} holds only a header")));
-    }
+    reader.finish(&mut t)?;
     Ok(t)
 }
 

@@ -96,6 +96,7 @@ codes! {
     E0405 = "E0405", Error, "invalid or conflicting run settings";
     E0406 = "E0406", Error, "unknown data source kind, or invalid data option";
     E0407 = "E0407", Error, "invalid expectation";
+    E0408 = "E0408", Error, "a run budget that can never be used up";
     E0501 = "E0501", Error, "data file missing or unreadable";
     E0502 = "E0502", Error, "column missing";
     E0503 = "E0503", Error, "non-numeric, NaN or infinite cell";

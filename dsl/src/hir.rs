@@ -12,6 +12,8 @@ use crate::diag::Diagnostic;
 
 /// Most elements in one declared tensor (E0204).
 pub const MAX_ELEMENTS: u64 = 1 << 24;
+/// Most numbers held by all parameters together (E0204): 128 MiB.
+pub const MAX_PARAM_ELEMENTS: usize = 1 << 24;
 /// Largest minibatch of a data source.
 pub const MAX_BATCH: u64 = 1 << 20;
 /// Most variables per level.
@@ -570,7 +572,7 @@ pub enum Deferred {
     },
 }
 
-/// The strong-convexity analysis of g in y (see [`crate::convexity`]).
+/// The strong-convexity analysis of g in y (the crate's `convexity` module).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     /// The verdict.

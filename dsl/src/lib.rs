@@ -3,29 +3,78 @@
 //! This crate turns a `.bilevel` file into oracles that every solver of
 //! `bilevel-core` can run. Source positions are reported as 1-based line and
 //! column, computed by [`SourceMap`].
+//!
+//! # Stages
+//!
+//! The compiler is a short pipeline of small stages, each a private
+//! module that calls no later one: `parser` (source → AST), `check` (AST →
+//! checked [`Spec`], with `convexity` for the strong-convexity
+//! certificate), `data` (loading the tables), `lower` (spec → tapes),
+//! `tape` (the AD interpreter), `compiled` (the [`Compiled`] oracle) and
+//! `summary` (what `bilevel check` prints). Only the `pipeline` module
+//! sequences them (parse → check → load → models → check again →
+//! parameters → lower → facts), behind [`build_with`].
+//!
+//! # Facade
+//!
+//! Everything a user of the crate needs is re-exported here:
+//! - building: [`check_source`], [`build`], [`build_with`],
+//!   [`Compiled`] (the oracle), [`Program`], [`ExpectOutcome`];
+//! - the checked spec: [`Spec`] and the types it is made of ([`Setting`],
+//!   [`DataDef`], [`ModelDef`], [`Verdict`], …);
+//! - diagnostics: [`Diagnostic`], [`Code`], [`Severity`], [`render`],
+//!   [`render_with`], [`to_json`], [`SourceMap`];
+//! - `bilevel check`'s report: [`Summary`], [`summarize`],
+//!   [`summarize_with`];
+//! - data: [`Batch`], [`SourceBatch`], [`SamplerState`], [`View`],
+//!   [`SampleSource`], and the tokenizer ([`tokenize`], [`Vocab`]);
+//! - model backends: the [`backend`] module ([`ModelBackend`],
+//!   [`ModelRegistry`], …), the plug-in interface of `model`
+//!   declarations;
+//! - the limits every input is held to ([`MAX_FILE_BYTES`],
+//!   [`MAX_PARAM_ELEMENTS`], …).
 #![forbid(unsafe_code)]
 
-pub mod ast;
+mod ast;
 pub mod backend;
-pub mod check;
-pub mod compiled;
-pub mod convexity;
-pub mod data;
-pub mod diag;
-pub mod hir;
-pub mod lower;
+mod check;
+mod compiled;
+mod convexity;
+mod data;
+mod diag;
+mod hir;
+mod lower;
 mod parser;
 #[cfg(test)]
 mod parser_tests;
-pub mod summary;
-pub mod tape;
-pub mod text;
+mod pipeline;
+mod summary;
+mod tape;
+mod text;
 
-pub use diag::{Code, Diagnostic, Severity};
+pub use ast::{Cmp, Span};
+pub use backend::{ModelBackend, ModelContext, ModelRegistry, Models, TokenBatch};
+pub use check::{MAX_BODY_EVALS, MAX_SUGGESTIONS, SUPPORTED_VERSIONS};
+pub use compiled::{spd, Compiled, ExpectOutcome, Program};
+pub use convexity::matrix::{
+    lambda_min_bound, lambda_min_bound_within, Bound as LambdaBound, MAX_ORDER, MAX_VERIFY_WORK,
+};
+pub use data::{Batch, Loaded, SamplerState, SourceBatch, Table, View};
+pub use diag::{render, render_with, short, to_json, Code, Diagnostic, Label, Severity};
+pub use hir::{
+    fmt_num, AlgoDef, Analysis, DataDef, DataFacts, Dim, ExpectDef, ExpectTarget, Features, Field,
+    Init, LabelEncoding, LabelNoise, ModelDef, ParamDef, RunDef, Sampler, Setting, Shape,
+    SourceKind, Spec, Split, TextSource, VarDef, Verdict, MAX_BATCH, MAX_ELEMENTS,
+    MAX_PARAM_ELEMENTS, MAX_VARS,
+};
 pub use parser::{
     parse, MAX_CHAIN, MAX_DECLS, MAX_EXPR_TOKENS, MAX_FILE_BYTES, MAX_LITERAL_TOKENS, MAX_NESTING,
     RESERVED,
 };
+pub use pipeline::{build, build_with, check_source, MAX_TAPE_ELEMENTS};
+pub use summary::{summarize, summarize_with, Summary};
+pub use tape::SampleSource;
+pub use text::{tokenize, Vocab, UNK};
 
 /// Maps byte offsets of one source file to 1-based line and column numbers
 /// (columns count Unicode scalar values, as editors do).

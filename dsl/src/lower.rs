@@ -271,7 +271,108 @@ impl Lowerer<'_> {
         }
     }
 
-    #[allow(clippy::too_many_lines)]
+    /// A variable, parameter or `let` (memoised per tape level by `key`):
+    /// built at the top tape and lifted to `level`.
+    fn leaf(&mut self, h: &Hir, key: (u8, usize, usize), level: usize, s: usize) -> NodeId {
+        if let Some(&n) = self.memo.get(&key) {
+            return n;
+        }
+        let n = if level == 0 {
+            self.leaf_at_top(h)
+        } else {
+            let id = self.node_at(h, 0, s);
+            self.lift(id, 0, level)
+        };
+        self.memo.insert(key, n);
+        n
+    }
+
+    /// [`Lowerer::leaf`] at the top tape.
+    fn leaf_at_top(&mut self, h: &Hir) -> NodeId {
+        let (rows, cols) = h.shape.rows_cols();
+        match &h.kind {
+            HirKind::Var(lv, i) => {
+                let (kind, off) = match lv {
+                    LevelKind::Upper => (VarKind::X, self.xo[*i]),
+                    LevelKind::Lower => (VarKind::Y, self.yo[*i]),
+                };
+                self.push(0, Op::Var(kind, off), Vec::new(), rows, cols)
+            }
+            HirKind::Param(i) => {
+                let v = self.bound.params.get(*i).cloned().unwrap_or_default();
+                self.push(0, Op::Const(v), Vec::new(), rows, cols)
+            }
+            HirKind::Let(i) => {
+                let spec = self.spec;
+                match spec.lets.get(*i) {
+                    Some((_, body)) => self.node(body, 0, 0),
+                    None => self.push(0, Op::Const(vec![f64::NAN]), Vec::new(), 1, 1),
+                }
+            }
+            _ => self.push(0, Op::Const(vec![f64::NAN]), Vec::new(), 1, 1),
+        }
+    }
+
+    /// A call of builtin `b`.
+    fn call_node(
+        &mut self,
+        b: Builtin,
+        args: &[Hir],
+        level: usize,
+        s: usize,
+        rows: usize,
+        cols: usize,
+    ) -> NodeId {
+        let ids: Vec<NodeId> = args.iter().map(|a| self.node(a, level, s)).collect();
+        let op = match b {
+            Builtin::Sum => Op::Sum,
+            Builtin::Mean => Op::Mean,
+            Builtin::Norm2sq => Op::Norm2sq,
+            Builtin::Norm2 => Op::Norm2,
+            Builtin::Dot => Op::Dot,
+            Builtin::Quad => {
+                let sym = matches!(args[0].kind, HirKind::Param(i) if self.bound.symmetric.get(i).copied().unwrap_or(false));
+                Op::Quad { sym }
+            }
+            Builtin::LogisticLoss => Op::LogisticLoss,
+            Builtin::SoftmaxXent => Op::SoftmaxXent,
+            Builtin::SqLoss => Op::SqLoss,
+            Builtin::Logsumexp => Op::Logsumexp,
+            Builtin::Correct => Op::Correct,
+            e => Op::Unary(e),
+        };
+        self.push(level, op, ids, rows, cols)
+    }
+
+    /// A model applied to the sample of `depth`: one batched model node in
+    /// the tape that runs the reduction over the sample, and its row per
+    /// sample here.
+    fn model_node(
+        &mut self,
+        model: usize,
+        theta: &Hir,
+        depth: usize,
+        level: usize,
+        s: usize,
+        (rows, cols): (usize, usize),
+    ) -> NodeId {
+        let lv = self.tape_level(s.saturating_sub(depth)).min(level);
+        let parent = lv.saturating_sub(1);
+        let data = self.levels.get(lv).map_or(0, |b| b.data);
+        let batch = self.spec.data.get(data).map_or(1, |d| d.batch as usize);
+        let th = self.node(theta, parent, s);
+        let m = self.push(parent, Op::Model { model, data }, vec![th], batch, rows);
+        let (dx, dy) = {
+            let n = &self.levels[parent].nodes[m];
+            (n.dep_x, n.dep_y)
+        };
+        let r = self.push(lv, Op::Row(m), Vec::new(), rows, cols);
+        let node = &mut self.levels[lv].nodes[r];
+        node.dep_x = dx;
+        node.dep_y = dy;
+        self.lift(r, lv, level)
+    }
+
     fn node_at(&mut self, h: &Hir, level: usize, s: usize) -> NodeId {
         let (rows, cols) = h.shape.rows_cols();
         match &h.kind {
@@ -279,55 +380,10 @@ impl Lowerer<'_> {
             HirKind::Array(v) => self.push(level, Op::Const(v.clone()), Vec::new(), rows, cols),
             HirKind::Var(lv, i) => {
                 let key = (u8::from(*lv == LevelKind::Lower), *i, level);
-                if let Some(&n) = self.memo.get(&key) {
-                    return n;
-                }
-                let n = if level == 0 {
-                    let (kind, off) = match lv {
-                        LevelKind::Upper => (VarKind::X, self.xo[*i]),
-                        LevelKind::Lower => (VarKind::Y, self.yo[*i]),
-                    };
-                    self.push(0, Op::Var(kind, off), Vec::new(), rows, cols)
-                } else {
-                    let id = self.node_at(h, 0, s);
-                    self.lift(id, 0, level)
-                };
-                self.memo.insert(key, n);
-                n
+                self.leaf(h, key, level, s)
             }
-            HirKind::Param(i) => {
-                let key = (2, *i, level);
-                if let Some(&n) = self.memo.get(&key) {
-                    return n;
-                }
-                let n = if level == 0 {
-                    let v = self.bound.params.get(*i).cloned().unwrap_or_default();
-                    self.push(0, Op::Const(v), Vec::new(), rows, cols)
-                } else {
-                    let id = self.node_at(h, 0, s);
-                    self.lift(id, 0, level)
-                };
-                self.memo.insert(key, n);
-                n
-            }
-            HirKind::Let(i) => {
-                let key = (3, *i, level);
-                if let Some(&n) = self.memo.get(&key) {
-                    return n;
-                }
-                let n = if level == 0 {
-                    let spec = self.spec;
-                    match spec.lets.get(*i) {
-                        Some((_, body)) => self.node(body, 0, 0),
-                        None => self.push(0, Op::Const(vec![f64::NAN]), Vec::new(), 1, 1),
-                    }
-                } else {
-                    let id = self.node_at(h, 0, s);
-                    self.lift(id, 0, level)
-                };
-                self.memo.insert(key, n);
-                n
-            }
+            HirKind::Param(i) => self.leaf(h, (2, *i, level), level, s),
+            HirKind::Let(i) => self.leaf(h, (3, *i, level), level, s),
             HirKind::Field(depth, f) => {
                 let lv = self.tape_level(s.saturating_sub(*depth));
                 let data = self.levels.get(lv).map_or(0, |b| b.data);
@@ -363,27 +419,7 @@ impl Lowerer<'_> {
                 };
                 self.push(level, op, vec![x, y], rows, cols)
             }
-            HirKind::Call(b, args) => {
-                let ids: Vec<NodeId> = args.iter().map(|a| self.node(a, level, s)).collect();
-                let op = match b {
-                    Builtin::Sum => Op::Sum,
-                    Builtin::Mean => Op::Mean,
-                    Builtin::Norm2sq => Op::Norm2sq,
-                    Builtin::Norm2 => Op::Norm2,
-                    Builtin::Dot => Op::Dot,
-                    Builtin::Quad => {
-                        let sym = matches!(args[0].kind, HirKind::Param(i) if self.bound.symmetric.get(i).copied().unwrap_or(false));
-                        Op::Quad { sym }
-                    }
-                    Builtin::LogisticLoss => Op::LogisticLoss,
-                    Builtin::SoftmaxXent => Op::SoftmaxXent,
-                    Builtin::SqLoss => Op::SqLoss,
-                    Builtin::Logsumexp => Op::Logsumexp,
-                    Builtin::Correct => Op::Correct,
-                    e => Op::Unary(*e),
-                };
-                self.push(level, op, ids, rows, cols)
-            }
+            HirKind::Call(b, args) => self.call_node(*b, args, level, s, rows, cols),
             HirKind::Index(a, idx) => {
                 let mut ids = vec![self.node(a, level, s)];
                 ids.extend(idx.iter().map(|i| self.node(i, level, s)));
@@ -393,34 +429,7 @@ impl Lowerer<'_> {
                 model,
                 theta,
                 depth,
-            } => {
-                // One batched model node in the tape that runs the
-                // reduction over the sample, and its row per sample here.
-                let lv = self.tape_level(s.saturating_sub(*depth)).min(level);
-                let parent = lv.saturating_sub(1);
-                let data = self.levels.get(lv).map_or(0, |b| b.data);
-                let batch = self.spec.data.get(data).map_or(1, |d| d.batch as usize);
-                let th = self.node(theta, parent, s);
-                let m = self.push(
-                    parent,
-                    Op::Model {
-                        model: *model,
-                        data,
-                    },
-                    vec![th],
-                    batch,
-                    rows,
-                );
-                let (dx, dy) = {
-                    let n = &self.levels[parent].nodes[m];
-                    (n.dep_x, n.dep_y)
-                };
-                let r = self.push(lv, Op::Row(m), Vec::new(), rows, cols);
-                let node = &mut self.levels[lv].nodes[r];
-                node.dep_x = dx;
-                node.dep_y = dy;
-                self.lift(r, lv, level)
-            }
+            } => self.model_node(*model, theta, *depth, level, s, (rows, cols)),
             HirKind::Reduce(op, data, body) => {
                 let tape = self.reduce_body(body, *data, level, s);
                 self.push(

@@ -377,7 +377,7 @@ fn unescape(s: &str) -> String {
     out
 }
 
-#[allow(clippy::unused_self, clippy::too_many_lines)]
+#[allow(clippy::unused_self)]
 impl Builder {
     fn err(&self, d: Diagnostic) {
         self.diags.borrow_mut().push(d);

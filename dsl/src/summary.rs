@@ -6,9 +6,10 @@ use std::path::Path;
 
 use bilevel_core::OracleKind;
 
-use crate::compiled::{build, Program};
+use crate::compiled::Program;
 use crate::diag::Diagnostic;
 use crate::hir::{fmt_num, Init, LabelEncoding, Sampler, SourceKind, Verdict};
+use crate::pipeline::{build, build_with};
 
 /// What `bilevel check` prints for a valid spec.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ pub fn summarize_with(
     base: &Path,
     registry: &dyn crate::backend::ModelRegistry,
 ) -> Result<Summary, Vec<Diagnostic>> {
-    crate::compiled::build_with(src, base, Some(registry)).map(|program| Summary { program })
+    build_with(src, base, Some(registry)).map(|program| Summary { program })
 }
 
 fn init_text(i: &Init) -> String {
@@ -188,7 +189,6 @@ impl Summary {
     }
 
     /// The summary as text (the golden format of `bilevel check`).
-    #[allow(clippy::too_many_lines)]
     pub fn text(&self) -> String {
         let p = &self.program;
         let s = &p.spec;
@@ -247,7 +247,15 @@ impl Summary {
         let _ = writeln!(out, "analysis  g {verdict}");
         let _ = writeln!(out, "          {mu}");
         for (name, l) in &p.lambda_min {
-            let _ = writeln!(out, "          λmin({name}) = {}", sig6(*l));
+            if *l == f64::NEG_INFINITY {
+                let _ = writeln!(
+                    out,
+                    "          λmin({name}) not verified (order over {}, or over the work budget)",
+                    crate::convexity::matrix::MAX_ORDER
+                );
+            } else {
+                let _ = writeln!(out, "          λmin({name}) = {}", sig6(*l));
+            }
         }
         let _ = writeln!(
             out,

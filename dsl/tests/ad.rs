@@ -5,10 +5,10 @@
 
 use bilevel_core::oracle::{CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::compiled::Compiled;
-use bilevel_dsl::data::View;
-use bilevel_dsl::hir::Field;
-use bilevel_dsl::tape::SampleSource;
+use bilevel_dsl::Compiled;
+use bilevel_dsl::Field;
+use bilevel_dsl::SampleSource;
+use bilevel_dsl::View;
 use num_dual::{Dual64, DualNum, HyperDual64};
 use proptest::prelude::*;
 use rand_core::SeedableRng;
@@ -310,7 +310,7 @@ proptest! {
         let src = spec(&g, sampled);
         let mut c = match Compiled::from_source(&src, std::path::Path::new(".")) {
             Ok(c) => c,
-            Err(d) => return Err(TestCaseError::fail(bilevel_dsl::diag::render(&d, "prop", &src))),
+            Err(d) => return Err(TestCaseError::fail(bilevel_dsl::render(&d, "prop", &src))),
         };
         let mut rng = DefaultRng::seed_from_u64(9);
         let batch = if sampled { c.sample(Level::Lower, &mut rng) } else { c.population(Level::Lower) };
@@ -391,7 +391,7 @@ fn sweep_matches_separate_calls(
     x: &[f64],
     y: &[f64],
     v: &[f64],
-    batch: &bilevel_dsl::data::Batch,
+    batch: &bilevel_dsl::Batch,
 ) -> Result<(), String> {
     let (dx, dy) = (x.len(), y.len());
     let (mut gy, mut gx, mut hv, mut jv) =
@@ -483,7 +483,7 @@ proptest! {
         v in prop::array::uniform3(-1.0f64..1.0),
     ) {
         let src = spec(&g, sampled);
-        let mut c = Compiled::from_source(&src, std::path::Path::new(".")).map_err(|d| TestCaseError::fail(bilevel_dsl::diag::render(&d, "prop", &src)))?;
+        let mut c = Compiled::from_source(&src, std::path::Path::new(".")).map_err(|d| TestCaseError::fail(bilevel_dsl::render(&d, "prop", &src)))?;
         let mut rng = DefaultRng::seed_from_u64(9);
         let batch = if sampled { c.sample(Level::Lower, &mut rng) } else { c.population(Level::Lower) };
         sweep_matches_separate_calls(&mut c, &x, &y, &v, &batch).map_err(|e| TestCaseError::fail(format!("{e}\n{src}")))?;

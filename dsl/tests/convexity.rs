@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use bilevel_core::oracle::{Level, LowerHvp, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::compiled::Compiled;
-use bilevel_dsl::hir::Verdict;
+use bilevel_dsl::Compiled;
+use bilevel_dsl::Verdict;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rand_core::SeedableRng;
@@ -238,12 +238,7 @@ fn objective() -> impl Strategy<Value = (String, String, String)> {
 
 /// The smallest eigenvalue of the symmetrised dense Hessian of g in y at
 /// (x, y) on `batch`, and ‖H‖_F.
-fn lambda_min(
-    c: &mut Compiled,
-    x: &[f64],
-    y: &[f64],
-    batch: &bilevel_dsl::data::Batch,
-) -> (f64, f64) {
+fn lambda_min(c: &mut Compiled, x: &[f64], y: &[f64], batch: &bilevel_dsl::Batch) -> (f64, f64) {
     let n = y.len();
     let mut h = nalgebra::DMatrix::<f64>::zeros(n, n);
     let mut e = vec![0.0; n];
@@ -356,7 +351,7 @@ proptest! {
         }
         let s = a.transpose() * &a + nalgebra::DMatrix::identity(n, n) * shift;
         let m: Vec<f64> = (0..n * n).map(|k| s[(k / n, k % n)]).collect();
-        let b = bilevel_dsl::convexity::matrix::lambda_min_bound(&m, n, None);
+        let b = bilevel_dsl::lambda_min_bound(&m, n, None);
         let eig = s.clone().symmetric_eigen().eigenvalues.min();
         let scale = s.norm().max(1.0);
         prop_assert!(b.lower <= eig + 1e-12 * scale, "bound {} above λmin {eig}", b.lower);
@@ -374,7 +369,7 @@ proptest! {
 
 /// Builds a spec with upper `x: vector[3]`, scalar upper `t`, the given
 /// extra declarations and lower block body.
-fn build(decls: &str, lower: &str) -> Result<bilevel_dsl::compiled::Program, String> {
+fn build(decls: &str, lower: &str) -> Result<bilevel_dsl::Program, String> {
     let src = format!(
         "bilevel \"reg\" version 1\n\
          param c: vector[3] = [0.5, -1.0, 0.25]\n\
@@ -383,8 +378,7 @@ fn build(decls: &str, lower: &str) -> Result<bilevel_dsl::compiled::Program, Str
          upper {{ var x: vector[3] init zeros\n var t: scalar init 0  minimize norm2sq(x) + t * t }}\n\
          lower {{ {lower} }}\n"
     );
-    bilevel_dsl::compiled::build(&src, &data_dir())
-        .map_err(|d| bilevel_dsl::diag::render(&d, "reg", &src))
+    bilevel_dsl::build(&src, &data_dir()).map_err(|d| bilevel_dsl::render(&d, "reg", &src))
 }
 
 fn verdict_of(decls: &str, lower: &str) -> (Verdict, Option<f64>) {

@@ -3,7 +3,7 @@
 
 use bilevel_core::oracle::{Level, LowerGradY, LowerValue, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 use rand_core::SeedableRng;
 
 /// A spec with two synthetic sources `d` and `e` and lower objective `g`.
@@ -22,7 +22,7 @@ fn spec(lets: &str, g: &str) -> String {
 fn eval(src: &str) -> (f64, Vec<f64>) {
     let mut c = match Compiled::from_source(src, std::path::Path::new(".")) {
         Ok(c) => c,
-        Err(d) => panic!("{}", bilevel_dsl::diag::render(&d, "nest", src)),
+        Err(d) => panic!("{}", bilevel_dsl::render(&d, "nest", src)),
     };
     let mut rng = DefaultRng::seed_from_u64(11);
     let b = c.sample(Level::Lower, &mut rng);
@@ -126,7 +126,7 @@ fn synthetic_normal_mean_is_used_even_with_zero_std() {
 
 /// The codes of the diagnostics of `src` (errors only), or `[]` when it checks.
 fn error_codes(src: &str) -> Vec<&'static str> {
-    match bilevel_dsl::compiled::check_source(src) {
+    match bilevel_dsl::check_source(src) {
         Ok(_) => Vec::new(),
         Err(d) => d
             .iter()
@@ -223,8 +223,8 @@ fn only_version_one_is_accepted() {
 fn algorithm_names_take_dashes_or_underscores() {
     for name in ["bo-rep", "bo_rep", "BO-REP"] {
         let src = format!("{}algorithm {name} {{ }}\n", with_g("", "sum(y)"));
-        let spec = bilevel_dsl::compiled::check_source(&src)
-            .unwrap_or_else(|d| panic!("{name}: {}", bilevel_dsl::diag::render(&d, "t", &src)));
+        let spec = bilevel_dsl::check_source(&src)
+            .unwrap_or_else(|d| panic!("{name}: {}", bilevel_dsl::render(&d, "t", &src)));
         assert_eq!(spec.algorithm.expect("algorithm").info.name, "bo-rep");
     }
 }
@@ -248,8 +248,8 @@ fn byte_order_mark_and_every_line_end_parse_alike() {
         bad.replace('\n', "\r"),
         format!("\u{feff}{}", bad.replace('\n', "\r\n")),
     ] {
-        let d = bilevel_dsl::compiled::check_source(&variant).expect_err("undeclared q");
-        let text = bilevel_dsl::diag::render(&d, "t.bilevel", &variant);
+        let d = bilevel_dsl::check_source(&variant).expect_err("undeclared q");
+        let text = bilevel_dsl::render(&d, "t.bilevel", &variant);
         assert!(text.contains("t.bilevel:5:51"), "{text}");
         assert!(text.contains("declared at 4:13"), "{text}");
     }
@@ -305,7 +305,7 @@ fn per_call_work_of_nested_reductions_is_bounded_at_check_time() {
     // 1000 + 1000² body evaluations: accepted; 1000³: refused, with the estimate.
     assert!(error_codes(&src(1000, 2)).is_empty());
     let s = src(1000, 3);
-    let d = bilevel_dsl::compiled::check_source(&s).expect_err("too much work");
+    let d = bilevel_dsl::check_source(&s).expect_err("too much work");
     assert_eq!(d[0].code.as_str(), "E0605");
     assert!(d[0].message.contains("1.001e9"), "{}", d[0].message);
     // The bound is on the product of batch sizes, not on the nesting.
@@ -323,7 +323,7 @@ fn did_you_mean_is_bounded_on_long_names() {
          upper {{ var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }}\n\
          lower {{ var y: vector[2] init zeros  minimize {long}c * sum(y) + 0.5 * norm2sq(y - x) }}\n"
     );
-    let d = bilevel_dsl::compiled::check_source(&src).expect_err("undeclared");
+    let d = bilevel_dsl::check_source(&src).expect_err("undeclared");
     let e = d
         .iter()
         .find(|d| d.code.as_str() == "E0101")
@@ -331,7 +331,7 @@ fn did_you_mean_is_bounded_on_long_names() {
     assert!(e.help.is_none(), "no suggestion for a name over the cutoff");
     // Short names still get one.
     let src = with_g("param alpha: scalar = 1", "alpa * sum(y)");
-    let d = bilevel_dsl::compiled::check_source(&src).expect_err("undeclared");
+    let d = bilevel_dsl::check_source(&src).expect_err("undeclared");
     assert!(d[0].help.as_deref().unwrap_or("").contains("`alpha`"));
 }
 
@@ -343,11 +343,82 @@ fn total_parameter_memory_is_capped() {
         .collect::<Vec<_>>()
         .join("\n");
     let src = with_g(&head, "sum(y)");
-    let d = bilevel_dsl::compiled::check_source(&src).expect_err("over the cap");
+    let d = bilevel_dsl::check_source(&src).expect_err("over the cap");
     let e: Vec<_> = d.iter().filter(|d| d.code.as_str() == "E0204").collect();
     assert_eq!(e.len(), 1, "one diagnostic: {d:?}");
     assert!(e[0].message.contains("16777216"), "{}", e[0].message);
     // Up to the cap it is fine (one 4096² matrix is exactly 2^24 numbers).
     let src = with_g("param P: matrix[4096, 4096] = zeros", "sum(y)");
     assert!(error_codes(&src).is_empty());
+}
+
+#[test]
+fn an_epoch_budget_needs_a_data_table_in_the_lower_level() {
+    // Issue 15 §3: `run { epochs = 3 }` without a table in g once passed
+    // `check` and then ran forever (no epoch is ever counted).
+    let spec = |data: &str, lets: &str, term: &str, run: &str| {
+        format!(
+            "bilevel \"e\" version 1\n{data}\n{lets}\n\
+             upper {{ var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }}\n\
+             lower {{ var y: vector[2] init zeros  minimize {term} + 0.5 * norm2sq(y - x) }}\n\
+             run {{ {run} }}\n"
+        )
+    };
+    let table =
+        "data t = csv(\"data/t.csv\") { label = \"y\", features = [\"a\", \"b\"], batch = 2 }";
+    let synth = "data s = synth.normal(dim = 2) { batch = 2 }";
+    let both = format!("{table}\n{synth}");
+    let cases = [
+        // (data, lets, term of g, run, codes)
+        ("", "", "sum(y)", "epochs = 3", vec!["E0408"]),
+        (
+            synth,
+            "",
+            "mean over r in s { dot(y, r.z) }",
+            "epochs = 3",
+            vec!["E0408"],
+        ),
+        // A table declared but read by f only does not count.
+        (table, "", "sum(y)", "epochs = 1", vec!["E0408"]),
+        (
+            table,
+            "",
+            "mean over r in t { dot(y, r.x) }",
+            "epochs = 3",
+            vec![],
+        ),
+        // Through a `let`, and next to a synthetic source.
+        (
+            &both,
+            "let m = mean over r in t { r.x }",
+            "dot(y, m)",
+            "epochs = 2",
+            vec![],
+        ),
+        (
+            &both,
+            "let m = mean over r in s { r.z }",
+            "dot(y, m)",
+            "epochs = 2",
+            vec!["E0408"],
+        ),
+        // Iteration budgets need no table; both budgets is E0405 alone.
+        (synth, "", "sum(y)", "iterations = 5", vec![]),
+        (
+            "",
+            "",
+            "sum(y)",
+            "iterations = 5, epochs = 3",
+            vec!["E0405"],
+        ),
+    ];
+    for (data, lets, term, run, want) in cases {
+        let src = spec(data, lets, term, run);
+        assert_eq!(error_codes(&src), want, "{src}");
+    }
+    // The error points at the setting.
+    let src = spec(synth, "", "sum(y)", "seed = 1, epochs = 3");
+    let d = bilevel_dsl::check_source(&src).expect_err("E0408");
+    let text = bilevel_dsl::render(&d, "e.bilevel", &src);
+    assert!(text.contains("e.bilevel:6:17"), "{text}");
 }

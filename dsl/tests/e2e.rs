@@ -7,7 +7,7 @@ use bilevel_core::oracle::{CrossJvp, Level, LowerGradY, LowerHvp, Oracle, UpperG
 use bilevel_core::registry::Configure;
 use bilevel_core::solver::{BoRep, BoRepConfig, Slip, SlipConfig, SolverState};
 use bilevel_core::{run, Budget, Counted, DefaultRng};
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 use rand_core::SeedableRng;
 
 /// The folder of the example specs.
@@ -21,7 +21,7 @@ pub fn compile(name: &str) -> Compiled {
     let src = std::fs::read_to_string(&path).expect("spec exists");
     match Compiled::from_source(&src, &specs_dir()) {
         Ok(c) => c,
-        Err(d) => panic!("{}", bilevel_dsl::diag::render(&d, name, &src)),
+        Err(d) => panic!("{}", bilevel_dsl::render(&d, name, &src)),
     }
 }
 
@@ -192,7 +192,7 @@ fn csv_specs_run_with_their_own_algorithm_and_reduce_the_upper_loss() {
 #[test]
 fn summaries_render_as_json_and_diagnostics_as_json_and_colour() {
     let src = std::fs::read_to_string(specs_dir().join("toy_quadratic.bilevel")).expect("spec");
-    let s = bilevel_dsl::summary::summarize(&src, &specs_dir()).expect("valid");
+    let s = bilevel_dsl::summarize(&src, &specs_dir()).expect("valid");
     let j = s.json();
     assert_eq!(j["problem"], "toy_quadratic");
     assert_eq!(j["dim_x"], 2);
@@ -201,11 +201,14 @@ fn summaries_render_as_json_and_diagnostics_as_json_and_colour() {
     assert!((mu - (1.5 - 0.5_f64.sqrt())).abs() < 1e-9);
     assert_eq!(j["oracles"].as_array().map(Vec::len), Some(5));
     let bad = "bilevel \"b\"\nlet a = exp(lamda)\n";
-    let d = bilevel_dsl::parse(bad).map(|f| bilevel_dsl::check::check(&f, bad, None));
-    let Ok(Err(diags)) = d else {
+    assert!(
+        bilevel_dsl::parse(bad).is_ok(),
+        "parses; the checker refuses it"
+    );
+    let Err(diags) = bilevel_dsl::check_source(bad) else {
         panic!("expected diagnostics");
     };
-    let json = bilevel_dsl::diag::to_json(&diags, "b.bilevel", bad);
+    let json = bilevel_dsl::to_json(&diags, "b.bilevel", bad);
     let first = &json[0];
     assert_eq!(first["code"], "E0103");
     let e0101 = json
@@ -215,8 +218,8 @@ fn summaries_render_as_json_and_diagnostics_as_json_and_colour() {
     assert_eq!(e0101["labels"][0]["line"], 2);
     assert_eq!(e0101["labels"][0]["column"], 13);
     assert_eq!(e0101["severity"], "error");
-    let plain = bilevel_dsl::diag::render(&diags, "b.bilevel", bad);
-    let colour = bilevel_dsl::diag::render_with(&diags, "b.bilevel", bad, true);
+    let plain = bilevel_dsl::render(&diags, "b.bilevel", bad);
+    let colour = bilevel_dsl::render_with(&diags, "b.bilevel", bad, true);
     assert!(!plain.contains('\u{1b}') && colour.contains('\u{1b}'));
     assert!(plain.contains("b.bilevel:2:13"));
 }

@@ -1,9 +1,11 @@
 //! The integration tests of `bilevel-dsl`, in one test binary.
 
 mod ad;
+mod adversarial;
 mod convexity;
 mod defects;
 mod e2e;
+mod joint;
 mod models;
 mod robust;
 mod snapshots;

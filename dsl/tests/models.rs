@@ -10,9 +10,9 @@ use bilevel_core::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperValue,
 };
 use bilevel_core::DefaultRng;
-use bilevel_dsl::backend::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
-use bilevel_dsl::compiled::Compiled;
-use bilevel_dsl::hir::ModelDef;
+use bilevel_dsl::Compiled;
+use bilevel_dsl::ModelDef;
+use bilevel_dsl::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
 use rand_core::SeedableRng;
 
 /// h_c(seq) = (1/len) Σ_t tanh(E[tok_t, c]) with θ = E (vocab × outputs).
@@ -196,7 +196,7 @@ assume strongly_convex(w, mu = 0.1)
 fn compile(src: &str) -> Compiled {
     match Compiled::from_source_with(src, &dir(), &TestRegistry) {
         Ok(c) => c,
-        Err(d) => panic!("{}", bilevel_dsl::diag::render(&d, "model.bilevel", src)),
+        Err(d) => panic!("{}", bilevel_dsl::render(&d, "model.bilevel", src)),
     }
 }
 
@@ -342,7 +342,7 @@ fn specs_with_models_need_a_registry_and_valid_options() {
     assert_eq!(err[0].code.as_str(), "E0404");
     let bad = src.replace("outputs = 2", "outputs = two");
     let err = Compiled::from_source_with(&bad, &dir(), &TestRegistry).expect_err("bad option");
-    let text = bilevel_dsl::diag::render(&err, "m.bilevel", &bad);
+    let text = bilevel_dsl::render(&err, "m.bilevel", &bad);
     assert!(text.contains("`two` is not a whole number"), "{text}");
     let bad = src.replace(
         "phi(w, s.text), s.label) }\n}",
@@ -438,8 +438,8 @@ proptest::proptest! {
 #[test]
 fn lowered_ir_of_the_model_specs() {
     for (name, src) in [("hr", hyper_representation()), ("hpo", hyperparameter())] {
-        let p = bilevel_dsl::compiled::build_with(&src, &dir(), Some(&TestRegistry))
-            .unwrap_or_else(|d| panic!("{}", bilevel_dsl::diag::render(&d, name, &src)));
+        let p = bilevel_dsl::build_with(&src, &dir(), Some(&TestRegistry))
+            .unwrap_or_else(|d| panic!("{}", bilevel_dsl::render(&d, name, &src)));
         insta::assert_snapshot!(
             format!("model_ir_{name}"),
             format!("# f\n{}\n# g\n{}", p.f.dump(), p.g.dump())

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bilevel_core::oracle::{Level, LowerGradY, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 use proptest::prelude::*;
 use rand_core::SeedableRng;
 
@@ -18,7 +18,7 @@ fn specs() -> PathBuf {
 
 /// Every phase, then one sampled oracle call when the spec compiles.
 fn pipeline(src: &str) {
-    let _ = bilevel_dsl::compiled::check_source(src);
+    let _ = bilevel_dsl::check_source(src);
     if let Ok(mut c) = Compiled::from_source(src, &specs()) {
         let mut rng = DefaultRng::seed_from_u64(1);
         let s = c.sample(Level::Lower, &mut rng);

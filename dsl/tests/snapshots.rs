@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use bilevel_dsl::diag::render;
-use bilevel_dsl::summary::summarize;
+use bilevel_dsl::render;
+use bilevel_dsl::summarize;
 
 fn name_of(path: &Path) -> String {
     path.file_name()
@@ -32,7 +32,7 @@ fn lowered_ir_of_every_example_spec() {
     insta::glob!("../../examples/specs", "*.bilevel", |path| {
         let src = std::fs::read_to_string(path).expect("readable");
         let base = path.parent().expect("folder");
-        let out = match bilevel_dsl::compiled::build(&src, base) {
+        let out = match bilevel_dsl::build(&src, base) {
             Ok(p) => format!("# f\n{}\n# g\n{}", p.f.dump(), p.g.dump()),
             Err(d) => render(&d, &name_of(path), &src),
         };

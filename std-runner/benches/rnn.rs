@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bilevel_dsl::backend::ModelBackend;
+use bilevel_dsl::ModelBackend;
 use bilevel_runner::rnn::{OwnedBatch, RnnConfig, RnnModel};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use bilevel_core::oracle::{Level, LowerGradY, LowerHvp, Oracle};
 use bilevel_core::DefaultRng;
-use bilevel_dsl::backend::TokenBatch;
-use bilevel_dsl::compiled::Compiled;
-use bilevel_dsl::data::SourceBatch;
+use bilevel_dsl::Compiled;
+use bilevel_dsl::SourceBatch;
+use bilevel_dsl::TokenBatch;
 use bilevel_runner::rnn::{RnnModel, RnnRegistry};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand_core::SeedableRng;

@@ -196,7 +196,7 @@ impl<O: OracleState> OracleState for crate::watch::Watched<O> {
     }
 }
 
-impl OracleState for bilevel_dsl::compiled::Compiled {
+impl OracleState for bilevel_dsl::Compiled {
     fn save_state(&mut self, s: &mut Saver) {
         for (k, st) in self.samplers().iter().enumerate() {
             let (perm, pos) = st.parts();
@@ -218,7 +218,7 @@ impl OracleState for bilevel_dsl::compiled::Compiled {
                 .map(|&x| usize::try_from(x).unwrap_or(usize::MAX))
                 .collect();
             let pos = usize::try_from(pos).unwrap_or(usize::MAX);
-            *st = bilevel_dsl::data::SamplerState::from_parts(rows, order, pos)
+            *st = bilevel_dsl::SamplerState::from_parts(rows, order, pos)
                 .map_err(|e| anyhow::anyhow!("{}: data source {k}: {e}", r.path))?;
         }
         Ok(())
@@ -949,7 +949,7 @@ mod tests {
 
     #[test]
     fn sampler_states_must_be_permutations_of_the_rows() {
-        use bilevel_dsl::data::SamplerState;
+        use bilevel_dsl::SamplerState;
         let fresh = SamplerState::new(3);
         let (perm, pos) = fresh.parts();
         assert_eq!(

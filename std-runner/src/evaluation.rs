@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use bilevel_core::{Level, LowerValue, UpperValue};
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 
 use crate::session::Evaluate;
 
@@ -46,7 +46,7 @@ pub struct SpecEval {
 /// One evaluation at (x, y) on the whole-data batches.
 fn values(
     c: &mut Compiled,
-    (upper, lower): (&bilevel_dsl::data::Batch, &bilevel_dsl::data::Batch),
+    (upper, lower): (&bilevel_dsl::Batch, &bilevel_dsl::Batch),
     x: &[f64],
     y: &[f64],
 ) -> Vec<f64> {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use bilevel_core::registry::{ParamValue, SolverInfo};
-use bilevel_dsl::hir::Setting;
+use bilevel_dsl::Setting;
 
 /// The longest warm start accepted, in gradient calls: 2³² ≈ 4.3·10⁹, a
 /// day and a half at the 3.4·10⁴ calls per second measured for the toy

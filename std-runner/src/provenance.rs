@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use bilevel_dsl::ast::Cmp;
-use bilevel_dsl::hir::{SourceKind, Spec};
+use bilevel_dsl::Cmp;
 use bilevel_dsl::{Code, Diagnostic};
+use bilevel_dsl::{SourceKind, Spec};
 use sha2::{Digest, Sha256};
 
 /// The files a spec reads, as written in it (relative to the spec's

@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use bilevel_core::registry::{self, ParamKind, ParamValue, SolverInfo};
-use bilevel_dsl::hir::Setting;
+use bilevel_dsl::Setting;
 
 /// Parses one `key=value` override into an owned setting: `true`/`false`,
 /// an integer, a real (`inf` and `nan` are parsed, then refused by the range

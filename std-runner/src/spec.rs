@@ -11,9 +11,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use bilevel_core::registry::{self, ParamValue, SolverInfo};
 use bilevel_core::solver::AnySolver;
 use bilevel_core::{Budget, Counted, DefaultRng};
-use bilevel_dsl::compiled::{Compiled, ExpectOutcome};
-use bilevel_dsl::hir::Setting;
 use bilevel_dsl::Diagnostic;
+use bilevel_dsl::Setting;
+use bilevel_dsl::{Compiled, ExpectOutcome};
 use rand_core::SeedableRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -82,8 +82,8 @@ fn read_spec(path: &Path) -> Result<(String, String, PathBuf)> {
 
 fn spec_errors(diags: &[Diagnostic], name: &str, src: &str, color: bool) -> SpecErrors {
     SpecErrors {
-        rendered: bilevel_dsl::diag::render_with(diags, name, src, color),
-        json: bilevel_dsl::diag::to_json(diags, name, src),
+        rendered: bilevel_dsl::render_with(diags, name, src, color),
+        json: bilevel_dsl::to_json(diags, name, src),
     }
 }
 
@@ -116,8 +116,8 @@ pub fn check_files(paths: &[PathBuf], json: bool, color: bool) -> Result<(String
                 continue;
             }
         };
-        let checked = bilevel_dsl::summary::summarize_with(&src, &base, &crate::rnn::RnnRegistry)
-            .and_then(|s| {
+        let checked =
+            bilevel_dsl::summarize_with(&src, &base, &crate::rnn::RnnRegistry).and_then(|s| {
                 let refused = crate::provenance::refusals(&s.program.spec);
                 if refused.is_empty() {
                     Ok(s)

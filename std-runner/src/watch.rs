@@ -363,12 +363,82 @@ macro_rules! watched_product {
         }
     };
 }
-watched_grad!(UpperGradX, grad_x_f, "grad_x_f");
 watched_grad!(UpperGradY, grad_y_f, "grad_y_f");
 watched_grad!(LowerGradY, grad_y_g, "grad_y_g");
 watched_grad!(LowerGradX, grad_x_g, "grad_x_g");
-watched_product!(LowerHvp, hvp_yy, "hvp_yy");
 watched_product!(CrossJvp, jvp_xy, "jvp_xy");
+
+/// The joint hooks are forwarded (a watched oracle keeps its fused sweeps);
+/// a joint call of k outputs counts k calls and checks each output.
+impl<T: Real, O: UpperGradX<T>> UpperGradX<T> for Watched<O> {
+    fn grad_x_f(&mut self, x: &[T], y: &[T], s: &Self::Sample, out: &mut [T]) {
+        self.called();
+        self.inner.grad_x_f(x, y, s, out);
+        self.check("grad_x_f", out);
+    }
+    fn try_grads_f(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        s: &Self::Sample,
+        gx: &mut [T],
+        gy: &mut [T],
+    ) -> bool {
+        let done = self.inner.try_grads_f(x, y, s, gx, gy);
+        if done {
+            self.called();
+            self.called();
+            self.check("grad_x_f", gx);
+            self.check("grad_y_f", gy);
+        }
+        done
+    }
+}
+impl<T: Real, O: LowerHvp<T>> LowerHvp<T> for Watched<O> {
+    fn hvp_yy(&mut self, x: &[T], y: &[T], v: &[T], s: &Self::Sample, out: &mut [T]) {
+        self.called();
+        self.inner.hvp_yy(x, y, v, s, out);
+        self.check("hvp_yy", out);
+    }
+    fn try_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &Self::Sample,
+        (hv, jv): (&mut [T], &mut [T]),
+    ) -> bool {
+        let done = self.inner.try_hvp_jvp(x, y, v, s, (&mut *hv, &mut *jv));
+        if done {
+            self.called();
+            self.called();
+            self.check("hvp_yy", hv);
+            self.check("jvp_xy", jv);
+        }
+        done
+    }
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &Self::Sample,
+        (gy, hv, jv): (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        let done = self
+            .inner
+            .try_grad_hvp_jvp(x, y, v, s, (&mut *gy, &mut *hv, &mut *jv));
+        if done {
+            for _ in 0..3 {
+                self.called();
+            }
+            self.check("grad_y_g", gy);
+            self.check("hvp_yy", hv);
+            self.check("jvp_xy", jv);
+        }
+        done
+    }
+}
 
 impl<T: Real, O: UpperValue<T>> UpperValue<T> for Watched<O> {
     fn f_value(&mut self, x: &[T], y: &[T], s: &Self::Sample) -> T {

@@ -331,7 +331,9 @@ fn unreachable_budgets_are_refused_at_once() {
         }
         let o = run(d.path(), &args);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-        let at = format!("ep.bilevel:{line}:7: `epochs = 3` in the `run` block");
+        // `bilevel check`'s E0408, at the setting.
+        let at = format!("ep.bilevel:{line}:7");
+        assert!(text(&o).contains("error[E0408]"), "{}", text(&o));
         assert!(text(&o).contains(&at), "{at}\n{}", text(&o));
     }
     let o = run(

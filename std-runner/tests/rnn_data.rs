@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use bilevel_dsl::backend::ModelBackend;
+use bilevel_dsl::ModelBackend;
 use bilevel_runner::rnn::data::{
     load_clothing, load_uci_sentences, load_vader_tweets, TextExample, WordVectors,
 };

@@ -7,7 +7,7 @@
 //! give identical bits.
 
 use approx::relative_eq;
-use bilevel_dsl::backend::{ModelBackend, TokenBatch};
+use bilevel_dsl::{ModelBackend, TokenBatch};
 use bilevel_runner::rnn::{mean_softmax_xent, Cell, Head, OwnedBatch, Pool, RnnConfig, RnnModel};
 use proptest::prelude::*;
 

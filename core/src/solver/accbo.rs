@@ -240,9 +240,12 @@ where
             random::below(rng, c.neumann_terms)
         };
         let xi = oracle.sample(Level::Upper, rng);
-        oracle.grad_y_f(x, yh, &xi, self.p.as_mut());
+        // ∇ₓF shares ∇ᵧF's point and sample: joint calls (g and g_old are
+        // not touched until the cross terms).
+        crate::oracle::grads_f(oracle, x, yh, &xi, self.g.as_mut(), self.p.as_mut());
         if both {
-            oracle.grad_y_f(xp, yhp, &xi, self.p_old.as_mut());
+            let (gx, gy) = (self.g_old.as_mut(), self.p_old.as_mut());
+            crate::oracle::grads_f(oracle, xp, yhp, &xi, gx, gy);
         }
         for _ in 0..n {
             let zeta = oracle.sample(Level::Lower, rng);
@@ -260,12 +263,10 @@ where
         };
         scale(factor, self.p.as_mut());
         let zeta = oracle.sample(Level::Lower, rng);
-        oracle.grad_x_f(x, yh, &xi, self.g.as_mut());
         oracle.jvp_xy(x, yh, self.p.as_ref(), &zeta, self.cross.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.g.as_mut());
         if both {
             scale(factor, self.p_old.as_mut());
-            oracle.grad_x_f(xp, yhp, &xi, self.g_old.as_mut());
             oracle.jvp_xy(xp, yhp, self.p_old.as_ref(), &zeta, self.cross.as_mut());
             axpy(-T::ONE, self.cross.as_ref(), self.g_old.as_mut());
         }

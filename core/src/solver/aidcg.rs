@@ -168,7 +168,9 @@ where
         );
         let (x, y) = (self.x.as_ref(), self.y.as_ref());
         let xi = oracle.sample(Level::Upper, rng);
-        oracle.grad_y_f(x, y, &xi, self.b.as_mut());
+        // ∇ₓF shares ∇ᵧF's point and sample: one joint call (gx is not
+        // touched until the cross term).
+        crate::oracle::grads_f(oracle, x, y, &xi, self.gx.as_mut(), self.b.as_mut());
         if !c.warm_start {
             fill(self.v.as_mut(), T::ZERO);
         }
@@ -188,7 +190,6 @@ where
                 self.s3.as_mut(),
             ),
         );
-        oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
         let zeta2 = oracle.sample(Level::Lower, rng);
         oracle.jvp_xy(x, y, self.v.as_ref(), &zeta2, self.cross.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());

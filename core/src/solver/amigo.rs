@@ -166,8 +166,7 @@ where
         );
         let (x, y) = (self.x.as_ref(), self.y.as_ref());
         let xi = oracle.sample(Level::Upper, rng);
-        oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
-        oracle.grad_y_f(x, y, &xi, self.gy.as_mut());
+        crate::oracle::grads_f(oracle, x, y, &xi, self.gx.as_mut(), self.gy.as_mut());
         let az = T::from_f64(c.z_lr);
         for _ in 0..c.z_steps {
             let zeta = oracle.sample(Level::Lower, rng);

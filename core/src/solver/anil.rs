@@ -194,12 +194,13 @@ where
                 (self.theta.as_mut(), self.grad.as_mut()),
                 Some(traj),
             );
-            oracle.grad_y_f(x, self.theta.as_ref(), &task, self.v.as_mut());
-            oracle.grad_x_f(x, self.theta.as_ref(), &task, self.gx_task.as_mut());
+            let (th, gx, v) = (self.theta.as_ref(), self.gx_task.as_mut(), self.v.as_mut());
+            crate::oracle::grads_f(oracle, x, th, &task, gx, v);
             for th in self.memory.as_ref()[..n * dy].chunks_exact(dy).rev() {
-                oracle.jvp_xy(x, th, self.v.as_ref(), &task, self.cross.as_mut());
+                // Both products at (x, θ_k) with v before its update.
+                let products = (self.grad.as_mut(), self.cross.as_mut());
+                crate::oracle::hvp_jvp(oracle, x, th, self.v.as_ref(), &task, products);
                 axpy(-alpha, self.cross.as_ref(), self.gx_task.as_mut());
-                oracle.hvp_yy(x, th, self.v.as_ref(), &task, self.grad.as_mut());
                 axpy(-alpha, self.grad.as_ref(), self.v.as_mut());
             }
             axpy(T::ONE, self.gx_task.as_ref(), self.gx.as_mut());

@@ -322,9 +322,8 @@ pub(crate) fn hia_hypergradient<T, O, R>(
     R: Rng + ?Sized,
 {
     let xi = oracle.sample(Level::Upper, rng);
-    oracle.grad_y_f(x, y, &xi, b);
+    crate::oracle::grads_f(oracle, x, y, &xi, gx, b);
     neumann_random(oracle, rng, x, y, b, c, q, factor_q, (hv, v));
-    oracle.grad_x_f(x, y, &xi, gx);
     let zeta = oracle.sample(Level::Lower, rng);
     oracle.jvp_xy(x, y, v, &zeta, cross);
     axpy(-T::ONE, cross, gx);

@@ -185,12 +185,13 @@ where
             axpy(-alpha, self.grad.as_ref(), self.y.as_mut());
         }
         let xi = oracle.sample(Level::Upper, rng);
-        oracle.grad_y_f(x, self.y.as_ref(), &xi, self.v.as_mut());
-        oracle.grad_x_f(x, self.y.as_ref(), &xi, self.gx.as_mut());
+        let (y, gx, v) = (self.y.as_ref(), self.gx.as_mut(), self.v.as_mut());
+        crate::oracle::grads_f(oracle, x, y, &xi, gx, v);
         for yt in self.memory.as_ref()[..d * dy].chunks_exact(dy).rev() {
-            oracle.jvp_xy(x, yt, self.v.as_ref(), &zeta, self.cross.as_mut());
+            // Both products at (x, y_t) with v before its update.
+            let products = (self.hv.as_mut(), self.cross.as_mut());
+            crate::oracle::hvp_jvp(oracle, x, yt, self.v.as_ref(), &zeta, products);
             axpy(-alpha, self.cross.as_ref(), self.gx.as_mut());
-            oracle.hvp_yy(x, yt, self.v.as_ref(), &zeta, self.hv.as_mut());
             axpy(-alpha, self.hv.as_ref(), self.v.as_mut());
         }
         let beta: T = decayed(c.outer_lr, c.outer_decay, self.iter);

@@ -180,10 +180,9 @@ where
         let xi = oracle.sample(Level::Upper, rng);
         let (x, y, z) = (self.x.as_ref(), self.y.as_ref(), self.z.as_ref());
         oracle.grad_y_g(x, y, &phi, self.gy.as_mut());
-        oracle.hvp_yy(x, y, z, &phi2, self.hz.as_mut());
-        oracle.jvp_xy(x, y, z, &phi2, self.cross.as_mut());
-        oracle.grad_y_f(x, y, &xi, self.gyf.as_mut());
-        oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
+        let products = (self.hz.as_mut(), self.cross.as_mut());
+        crate::oracle::hvp_jvp(oracle, x, y, z, &phi2, products);
+        crate::oracle::grads_f(oracle, x, y, &xi, self.gx.as_mut(), self.gyf.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());
         axpy(-beta, self.gy.as_ref(), self.y.as_mut());
         for ((zi, &h), &g) in self

@@ -228,11 +228,9 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>, BM: Buffer<T>> Saba<T, BX, BY, BM> {
         let (x, y, z) = (self.x.as_ref(), self.y.as_ref(), self.z.as_ref());
         let [gy, hz, gyf] = &mut self.new_y;
         let [cross, gxf] = &mut self.new_x;
-        oracle.grad_y_g(x, y, &si, gy.as_mut());
-        oracle.hvp_yy(x, y, z, &si, hz.as_mut());
-        oracle.jvp_xy(x, y, z, &si, cross.as_mut());
-        oracle.grad_y_f(x, y, &sj, gyf.as_mut());
-        oracle.grad_x_f(x, y, &sj, gxf.as_mut());
+        let lower = (gy.as_mut(), hz.as_mut(), cross.as_mut());
+        crate::oracle::grad_hvp_jvp(oracle, x, y, z, &si, lower);
+        crate::oracle::grads_f(oracle, x, y, &sj, gxf.as_mut(), gyf.as_mut());
     }
 }
 

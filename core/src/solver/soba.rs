@@ -163,11 +163,9 @@ where
         let zeta = oracle.sample(Level::Lower, rng);
         let xi = oracle.sample(Level::Upper, rng);
         let (x, y, z) = (self.x.as_ref(), self.y.as_ref(), self.z.as_ref());
-        oracle.grad_y_g(x, y, &zeta, self.gy.as_mut());
-        oracle.hvp_yy(x, y, z, &zeta, self.hz.as_mut());
-        oracle.jvp_xy(x, y, z, &zeta, self.cross.as_mut());
-        oracle.grad_y_f(x, y, &xi, self.gyf.as_mut());
-        oracle.grad_x_f(x, y, &xi, self.gx.as_mut());
+        let lower = (self.gy.as_mut(), self.hz.as_mut(), self.cross.as_mut());
+        crate::oracle::grad_hvp_jvp(oracle, x, y, z, &zeta, lower);
+        crate::oracle::grads_f(oracle, x, y, &xi, self.gx.as_mut(), self.gyf.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());
         axpy(-rho, self.gy.as_ref(), self.y.as_mut());
         for ((zi, &h), &g) in self

@@ -164,7 +164,9 @@ where
         );
         let (x, y) = (self.x.as_ref(), self.y.as_ref());
         let d_f = oracle.sample(Level::Upper, rng);
-        oracle.grad_y_f(x, y, &d_f, self.grad.as_mut());
+        // ∇ₓF is needed only after the Neumann sum but shares its point and
+        // sample with ∇ᵧF: one joint call (gx is not touched in between).
+        crate::oracle::grads_f(oracle, x, y, &d_f, self.gx.as_mut(), self.grad.as_mut());
         neumann_sum(
             oracle,
             rng,
@@ -176,7 +178,6 @@ where
             None,
             (self.p.as_mut(), self.hv.as_mut(), self.v.as_mut()),
         );
-        oracle.grad_x_f(x, y, &d_f, self.gx.as_mut());
         let d_g = oracle.sample(Level::Lower, rng);
         oracle.jvp_xy(x, y, self.v.as_ref(), &d_g, self.cross.as_mut());
         axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());

@@ -148,7 +148,13 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> UpperHalf<T, BX, BY> {
         let zeta = oracle.sample(Level::Lower, rng);
         oracle.hvp_yy(x, y_lower, self.z.as_ref(), &zeta, self.hz.as_mut());
         let xi = oracle.sample(Level::Upper, rng);
-        oracle.grad_y_f(x, y_upper, &xi, self.gyf.as_mut());
+        if s.shared_upper_sample {
+            // ∇ₓF at the same point and sample: one joint call; `gx` is not
+            // touched until the hypergradient.
+            crate::oracle::grads_f(oracle, x, y_upper, &xi, self.gx.as_mut(), self.gyf.as_mut());
+        } else {
+            oracle.grad_y_f(x, y_upper, &xi, self.gyf.as_mut());
+        }
         {
             let (z, hz, gyf, znew) = (
                 self.z.as_ref(),
@@ -176,15 +182,21 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> UpperHalf<T, BX, BY> {
             HypergradZ::Current => self.z.as_ref(),
             HypergradZ::Updated => self.znew.as_ref(),
         };
-        hypergradient(
-            oracle,
-            x,
-            y_upper,
-            z_used,
-            (xi_bar.as_ref().unwrap_or(&xi), &zeta_bar),
-            self.gx.as_mut(),
-            self.cross.as_mut(),
-        );
+        if let Some(xi_bar) = &xi_bar {
+            hypergradient(
+                oracle,
+                x,
+                y_upper,
+                z_used,
+                (xi_bar, &zeta_bar),
+                self.gx.as_mut(),
+                self.cross.as_mut(),
+            );
+        } else {
+            // ∇ₓF(x, y; ξ) is in `gx` already (the joint call above).
+            oracle.jvp_xy(x, y_upper, z_used, &zeta_bar, self.cross.as_mut());
+            axpy(-T::ONE, self.cross.as_ref(), self.gx.as_mut());
+        }
         // m ← β m + (1−β)(∇ₓF − ∇²ₓᵧG z).
         let one_minus_beta = T::ONE - s.beta;
         for (mi, &g) in self.m.as_mut().iter_mut().zip(self.gx.as_ref()) {

@@ -8,7 +8,7 @@ use bilevel_core::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, Oracle, UpperGradX, UpperGradY,
 };
 use bilevel_core::DefaultRng;
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 use libfuzzer_sys::fuzz_target;
 use rand_core::SeedableRng;
 
@@ -18,14 +18,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let src = String::from_utf8_lossy(data);
     // Every diagnostic must point inside the input.
-    if let Err(diags) = bilevel_dsl::compiled::check_source(&src) {
+    if let Err(diags) = bilevel_dsl::check_source(&src) {
         for d in &diags {
             if let Some(l) = &d.primary {
                 assert!(l.span.start <= l.span.end && l.span.end <= src.len(), "{d:?}");
             }
         }
-        let _ = bilevel_dsl::diag::render(&diags, "fuzz.bilevel", &src);
-        let _ = bilevel_dsl::diag::to_json(&diags, "fuzz.bilevel", &src);
+        let _ = bilevel_dsl::render(&diags, "fuzz.bilevel", &src);
+        let _ = bilevel_dsl::to_json(&diags, "fuzz.bilevel", &src);
     }
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/specs");
     let Ok(mut c) = Compiled::from_source(&src, &base) else {

@@ -7,7 +7,7 @@ use bilevel_core::registry;
 
 use crate::ast::{Cmp, LevelKind, Opts, Span, Value, ValueKind};
 use crate::diag::did_you_mean;
-use crate::hir::{AlgoDef, ExpectDef, ExpectTarget, RunDef, Setting};
+use crate::hir::{AlgoDef, ExpectDef, ExpectTarget, Hir, HirKind, RunDef, Setting, SourceKind};
 
 use super::{errors, Checker, Def};
 
@@ -163,6 +163,44 @@ impl Checker<'_> {
             self.err(d);
         }
         r
+    }
+
+    /// An epoch budget needs a data table in the lower level: g (with the
+    /// `let`s it uses) must reduce over a `csv`/`tsv` source, as the run
+    /// counts epochs of the first such source (E0408 at the setting).
+    pub(super) fn epochs_reachable(&mut self, epochs: u64, o: &Opts, g: &Hir) {
+        let mut seen = vec![false; self.lets.len()];
+        let mut stack = vec![g];
+        while let Some(h) = stack.pop() {
+            match &h.kind {
+                HirKind::Reduce(_, d, _) => {
+                    let table = self
+                        .data
+                        .get(*d)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|d| matches!(d.kind, SourceKind::Table { .. }));
+                    if table {
+                        return;
+                    }
+                }
+                HirKind::Let(i) if !seen.get(*i).copied().unwrap_or(true) => {
+                    seen[*i] = true;
+                    if let Some(Some(a)) = self.lets.get(*i) {
+                        stack.push(&a.hir);
+                    }
+                }
+                _ => {}
+            }
+            h.push_children(&mut stack);
+        }
+        let at = o
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k.name == "epochs")
+            .map_or(o.span, |(k, v)| k.span.join(v.span));
+        let d = errors::epochs_without_table(epochs, at, g.span);
+        self.err(d);
     }
 
     /// A metric must name a scalar `let`.

@@ -6,6 +6,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::hir::{fmt_num, Shape, MAX_ELEMENTS, MAX_VARS};
 
 mod blocks;
+pub(crate) mod convexity;
 
 pub(super) use blocks::*;
 
@@ -942,7 +943,7 @@ pub(super) fn params_too_large(total: u64, at: Span) -> Diagnostic {
         Code::E0204,
         format!(
             "the parameters up to this one hold {total} numbers; the limit for all parameters is {}",
-            crate::compiled::MAX_PARAM_ELEMENTS
+            crate::hir::MAX_PARAM_ELEMENTS
         ),
         at,
         "parameter memory limit reached here",

@@ -28,6 +28,13 @@ use crate::SourceMap;
 
 use convexity::Attr;
 
+/// The diagnostics of the convexity analysis (built there, worded here).
+pub(crate) use errors::convexity as convexity_errors;
+
+/// Most undeclared names per file that get a did-you-mean search (each
+/// compares the name with every declared one); later ones get none.
+pub const MAX_SUGGESTIONS: usize = 100;
+
 /// Most evaluations of sample-reduction bodies per oracle call, estimated
 /// at check time (E0605).
 pub const MAX_BODY_EVALS: f64 = 1e8;
@@ -66,6 +73,8 @@ struct Checker<'a> {
     in_const: bool,
     /// Set while resolving a model's input (where `s.text` is allowed).
     allow_text: bool,
+    /// Undeclared names given a did-you-mean search so far.
+    suggestions: usize,
 }
 
 /// Checks a parsed file; `facts` binds data-derived dims (after loading).
@@ -86,6 +95,7 @@ pub fn check(file: &File, src: &str, facts: Option<&DataFacts>) -> Result<Spec, 
         scope: Vec::new(),
         in_const: false,
         allow_text: false,
+        suggestions: 0,
     };
     let spec = c.run(file);
     let mut diags = c.diags;
@@ -168,6 +178,12 @@ impl Checker<'_> {
                 self.run_block(first)
             }
         };
+        // With `iterations` too, E0405 already refuses the pair.
+        if let (Some(e), None, Some(o), Some(g)) =
+            (run.epochs, run.iterations, decls.runs.first(), &g)
+        {
+            self.epochs_reachable(e, o, &g.hir);
+        }
         let expects = self.expect_blocks(&decls.expects, &run);
         let (f, g, analysis) = (f?, g?, analysis?);
         let params = self
@@ -339,9 +355,9 @@ impl Checker<'_> {
                     let n = shape.as_ref().and_then(Shape::len).unwrap_or(0);
                     let before = total;
                     total = total.saturating_add(n as u64);
-                    if total > crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                    if total > crate::hir::MAX_PARAM_ELEMENTS as u64 {
                         // Reported once; later params are not evaluated.
-                        if before <= crate::compiled::MAX_PARAM_ELEMENTS as u64 {
+                        if before <= crate::hir::MAX_PARAM_ELEMENTS as u64 {
                             self.err(errors::params_too_large(total, p.name.span));
                         }
                         continue;

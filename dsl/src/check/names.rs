@@ -7,7 +7,7 @@ use crate::diag::did_you_mean;
 use crate::hir::{sample_fields, Field, Hir, HirKind, Shape};
 
 use super::convexity::Attr;
-use super::{errors, push_children, Checker, Def};
+use super::{errors, push_children, Checker, Def, MAX_SUGGESTIONS};
 
 impl Checker<'_> {
     pub(super) fn declare(&mut self, id: &Ident, def: Def) {
@@ -115,6 +115,14 @@ impl Checker<'_> {
 
     pub(super) fn resolve_error(&mut self, p: &Path) {
         let name = p.to_string();
+        // Each suggestion compares the name with every declared one: at
+        // most MAX_SUGGESTIONS of them per file keep the work linear.
+        if self.suggestions >= MAX_SUGGESTIONS {
+            let d = errors::undeclared_name(&name, p.span, None);
+            self.err(d);
+            return;
+        }
+        self.suggestions += 1;
         let mut cands: Vec<(String, Span, &'static str)> = self
             .names
             .iter()

@@ -16,6 +16,13 @@ pub const MAX_ORDER: usize = 2048;
 /// Largest order for which an eigen-solver gives the first estimate.
 const EIGEN_ORDER: usize = 256;
 
+/// Most multiply-adds spent verifying the λ_min of all the matrices of one
+/// spec (2³⁰ ≈ 1.1·10⁹, well under a second): a Cholesky factorisation of
+/// order n is charged n³/3, an eigen-decomposition 5n³. A matrix whose
+/// verification would exceed what is left is not verified (λ_min ≥ −∞,
+/// [`Bound::out_of_budget`]).
+pub const MAX_VERIFY_WORK: f64 = (1u64 << 30) as f64;
+
 /// What the verification found.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bound {
@@ -29,6 +36,9 @@ pub struct Bound {
     pub tau: f64,
     /// The estimate the verification started from (not a bound).
     pub estimate: Option<f64>,
+    /// `true` when the work budget ran out before the verification ended
+    /// (`lower` is then what was proven so far, `indefinite` unknown).
+    pub out_of_budget: bool,
 }
 
 /// The symmetric part of the row-major `n × n` matrix `m`.
@@ -91,14 +101,53 @@ fn try_shift(s: &[f64], n: usize, t: f64, frob: f64) -> Option<f64> {
 
 /// A proven lower bound on λ_min of the symmetric part of the row-major
 /// `n × n` matrix `m`; `hint` is an estimate (e.g. `1/κ` of `spd`), never
-/// trusted.
+/// trusted. No work budget: see [`lambda_min_bound_within`].
 pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
+    let mut unlimited = f64::INFINITY;
+    lambda_min_bound_within(m, n, hint, &mut unlimited)
+}
+
+/// What [`lambda_min_bound_within`] spends its budget on.
+struct Verifier<'a> {
+    s: Vec<f64>,
+    n: usize,
+    frob: f64,
+    budget: &'a mut f64,
+    out_of_budget: bool,
+}
+
+impl Verifier<'_> {
+    /// Charges `cost`; `false` (and out of budget from then on) when less
+    /// is left.
+    fn charge(&mut self, cost: f64) -> bool {
+        if self.out_of_budget || *self.budget < cost {
+            self.out_of_budget = true;
+            return false;
+        }
+        *self.budget -= cost;
+        true
+    }
+
+    /// [`try_shift`] when the budget allows one more factorisation.
+    fn shift(&mut self, t: f64) -> Option<f64> {
+        let n = self.n as f64;
+        if !self.charge(n * n * n / 3.0) {
+            return None;
+        }
+        try_shift(&self.s, self.n, t, self.frob)
+    }
+}
+
+/// [`lambda_min_bound`] that spends at most `budget` multiply-adds (and
+/// deducts what it spends).
+pub fn lambda_min_bound_within(m: &[f64], n: usize, hint: Option<f64>, budget: &mut f64) -> Bound {
     if n == 0 || m.len() != n * n || m.iter().any(|v| !v.is_finite()) || n > MAX_ORDER {
         return Bound {
             lower: f64::NEG_INFINITY,
             indefinite: false,
             tau: 0.0,
             estimate: None,
+            out_of_budget: false,
         };
     }
     let s = sym(m, n);
@@ -111,14 +160,23 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
         lo = lo.min(s[i * n + i] - r);
         hi = hi.max(s[i * n + i]);
     }
+    let mut v = Verifier {
+        s,
+        n,
+        frob,
+        budget,
+        out_of_budget: false,
+    };
+    let cube = (n as f64).powi(3);
     let est = hint.or_else(|| {
-        (n <= EIGEN_ORDER).then(|| {
-            nalgebra::DMatrix::from_row_slice(n, n, &s)
+        (n <= EIGEN_ORDER && v.charge(5.0 * cube)).then(|| {
+            nalgebra::DMatrix::from_row_slice(n, n, &v.s)
                 .symmetric_eigen()
                 .eigenvalues
                 .min()
         })
     });
+    v.out_of_budget = false;
     // Tolerance of "indefinite beyond rounding".
     let tau = 16.0 * (n as f64 + 1.0) * f64::EPSILON * (abs_trace + frob) + f64::MIN_POSITIVE;
     let mut best: Option<f64> = None;
@@ -128,7 +186,7 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
             e - 1e-9 * e.abs() - tau,
             e - 1e-6 * e.abs() - tau,
         ] {
-            if let Some(b) = try_shift(&s, n, t, frob) {
+            if let Some(b) = v.shift(t) {
                 best = Some(b);
                 break;
             }
@@ -139,28 +197,38 @@ pub fn lambda_min_bound(m: &[f64], n: usize, hint: Option<f64>) -> Bound {
         // and the largest diagonal entry: each step is one Cholesky.
         let steps = if n <= EIGEN_ORDER { 40 } else { 8 };
         let mut a = lo - 1e-9 * lo.abs() - tau;
-        best = try_shift(&s, n, a, frob);
+        best = v.shift(a);
         let mut b = hi.max(a);
         for _ in 0..steps {
             let t = 0.5 * (a + b);
-            if let Some(v) = try_shift(&s, n, t, frob) {
-                best = Some(best.map_or(v, |w: f64| w.max(v)));
+            if let Some(w) = v.shift(t) {
+                best = Some(best.map_or(w, |u: f64| u.max(w)));
                 a = t;
+            } else if v.out_of_budget {
+                break;
             } else {
                 b = t;
             }
         }
     }
-    let psd = try_shift(&s, n, -tau, frob);
-    let indefinite = psd.is_none();
-    if best.is_none() {
-        best = psd;
-    }
+    // λ_min ≥ best ≥ −τ is proven already: not indefinite beyond rounding,
+    // and no factorisation of S + τI is needed.
+    let indefinite = match best {
+        Some(b) if b >= -tau => false,
+        _ => {
+            let psd = v.shift(-tau);
+            if best.is_none() {
+                best = psd;
+            }
+            psd.is_none() && !v.out_of_budget
+        }
+    };
     Bound {
         lower: best.unwrap_or(f64::NEG_INFINITY),
         indefinite,
         tau,
         estimate: est,
+        out_of_budget: v.out_of_budget,
     }
 }
 

@@ -18,10 +18,11 @@ pub mod matrix;
 mod rules;
 
 use crate::ast::Span;
-use crate::diag::{Code, Diagnostic};
+use crate::check::convexity_errors as errors;
+use crate::diag::Diagnostic;
 use crate::hir::{fmt_num, Hir, ParamDef, VarDef, Verdict};
 
-pub use cover::{Cover, Credit, Key};
+pub use cover::{Credit, Key};
 pub use rules::Curv;
 
 /// What the analysis needs from the checker.
@@ -192,16 +193,7 @@ pub fn analyse(inp: &Input<'_>) -> Outcome {
             continue;
         }
         seen.push(*span);
-        diags.push(
-            Diagnostic::new(
-                Code::E0305,
-                format!("a coefficient of the lower objective is not finite: {what}"),
-                *span,
-                "overflows f64",
-            )
-            .with_note("a certificate built on an infinite or NaN coefficient would be meaningless")
-            .with_help("rescale the objective so that its constants stay within f64"),
-        );
+        diags.push(errors::coefficient_overflow(what, *span));
     }
     let vars: Vec<(String, Option<(usize, usize)>)> = inp
         .lower
@@ -235,25 +227,14 @@ pub fn analyse(inp: &Input<'_>) -> Outcome {
     };
     let ps = n.map(|n| pieces(&cert.credit, n)).unwrap_or_default();
     let text = mu_text(&ps, &cert.param_names);
-    let lower_name = inp.lower.first().map_or("y", |v| v.name.as_str());
     let verdict = if diags.is_empty() {
         verdict(inp, &info, &cert, &ps, &text, &mut diags)
     } else {
         Verdict::Unknown
     };
     if !info.smooth {
-        diags.push(
-            Diagnostic::new(
-                Code::W0304,
-                "the lower objective has a term that is not twice differentiable",
-                inp.span,
-                "contains `abs` or `norm2` of a lower variable",
-            )
-            .with_note("Hessian-vector products are then defined only almost everywhere")
-            .with_help("use `norm2sq` or `softplus` for a smooth alternative"),
-        );
+        diags.push(errors::not_twice_differentiable(inp.span));
     }
-    let _ = lower_name;
     let mut weights = w.weights.clone();
     weights.sort_by_key(|&(d, s)| (d, s.start));
     weights.dedup_by_key(|w| w.0);
@@ -288,34 +269,11 @@ fn verdict(
                 } else {
                     "concave"
                 };
-                diags.push(
-                    Diagnostic::new(
-                        Code::E0306,
-                        format!("the assumption contradicts the analysis: the lower objective is {what} in `{name}`"),
-                        aspan,
-                        format!("assumes mu = {} > 0", fmt_num(m)),
-                    )
-                    .with_secondary(span, format!("proven {what} in `{name}`"))
-                    .with_note("a function that is affine or concave in a direction has no positive modulus of strong convexity in it"),
-                );
+                diags.push(errors::assumption_contradicts(name, what, m, aspan, span));
                 ok = false;
             } else {
-                let mut d = Diagnostic::new(
-                    Code::N0307,
-                    format!(
-                        "strong convexity in `{name}` is assumed, not proven: mu = {}",
-                        fmt_num(m)
-                    ),
-                    aspan,
-                    "taken from `assume strongly_convex`",
-                );
-                d = match info.curv {
-                    Curv::Convex | Curv::Affine => d.with_note(format!(
-                        "the analysis proves g convex with mu >= {text}; the run uses the assumed value"
-                    )),
-                    _ => d.with_note("the analysis cannot prove g convex; the solvers' guarantees rest on this assumption"),
-                };
-                diags.push(d);
+                let proven = matches!(info.curv, Curv::Convex | Curv::Affine).then_some(text);
+                diags.push(errors::assumed_not_proven(name, m, aspan, proven));
             }
         }
         return if ok {
@@ -325,16 +283,7 @@ fn verdict(
         };
     }
     if matches!(info.curv, Curv::Unknown | Curv::Concave) {
-        diags.push(
-            Diagnostic::new(
-                Code::E0302,
-                format!("the lower objective is not provably convex in `{lower_name}`"),
-                span,
-                "curvature unknown",
-            )
-            .with_note("the analysis is conservative (like CVXPY's DCP rules); this objective may still be convex")
-            .with_help(format!("if g(x, ·) is strongly convex where it matters, add `assume strongly_convex({lower_name}, mu = …)`")),
-        );
+        diags.push(errors::not_provably_convex(lower_name, span));
         return Verdict::Unknown;
     }
     let numeric = |p: &Piece| p.one > 0.0 || p.lambda.iter().any(|l| l.1 > 0.0);
@@ -355,31 +304,13 @@ fn verdict(
             })
     };
     if let Some(why) = uncovered {
-        diags.push(
-            Diagnostic::new(
-                Code::W0301,
-                format!("the lower objective is convex in `{lower_name}` but not provably strongly convex"),
-                span,
-                "no strongly convex term found",
-            )
-            .with_note(why)
-            .with_note("the solvers assume g(x, ·) is μ-strongly convex; without it y*(x) may not be unique")
-            .with_help(format!("add a ridge term such as `+ 0.5 * 1e-3 * norm2sq({lower_name})`, or state `assume strongly_convex({lower_name}, mu = …)`")),
-        );
+        diags.push(errors::not_strongly_convex(lower_name, why, span));
         return Verdict::Convex;
     }
     if ps.iter().all(numeric) {
         return Verdict::StronglyConvex;
     }
-    diags.push(
-        Diagnostic::new(
-            Code::N0303,
-            format!("the modulus of strong convexity depends on the upper variable: mu >= {text}"),
-            span,
-            "μ varies with x",
-        )
-        .with_note("no uniform bound: step sizes tuned for one x may be too large for another"),
-    );
+    diags.push(errors::mu_depends_on_x(text, span));
     Verdict::StronglyConvexDependsOnX
 }
 
@@ -406,7 +337,9 @@ pub fn evaluate(
 ) -> Result<Evaluated, Vec<Diagnostic>> {
     let mut lambdas: Vec<(usize, f64)> = Vec::new();
     let mut lambda_min = Vec::new();
-    let mut errors = Vec::new();
+    let mut refused = Vec::new();
+    let mut budget = matrix::MAX_VERIFY_WORK;
+    let mut unverified: Vec<&str> = Vec::new();
     for &(p, use_span) in &cert.quads {
         let (Some(def), Some(vals)) = (params.get(p), values.get(p)) else {
             continue;
@@ -417,31 +350,21 @@ pub fn evaluate(
             crate::hir::Init::Eye => Some(1.0),
             _ => None,
         };
-        let b = matrix::lambda_min_bound(vals, n, hint);
+        let b = matrix::lambda_min_bound_within(vals, n, hint, &mut budget);
+        if b.out_of_budget {
+            unverified.push(def.name.as_str());
+        }
         if b.indefinite {
-            errors.push(
-                Diagnostic::new(
-                    Code::E0505,
-                    format!(
-                        "`{}` is not positive semidefinite, so the lower level is not convex",
-                        def.name
-                    ),
-                    use_span,
-                    match b.estimate {
-                        Some(e) => format!("λmin({}) ≈ {e:.6} < 0", def.name),
-                        None => format!("λmin({}) < -{:.1e}", def.name, b.tau),
-                    },
-                )
-                .with_secondary(def.span, "declared here")
-                .with_note("convexity of `quad(P, y)` relies on P ⪰ 0; a Cholesky factorisation of P + τI, τ far above its rounding error, fails"),
-            );
+            refused.push(errors::matrix_not_psd(
+                &def.name, use_span, def.span, b.estimate, b.tau,
+            ));
             continue;
         }
         lambdas.push((p, b.lower.max(0.0)));
         lambda_min.push((def.name.clone(), b.lower));
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if !refused.is_empty() {
+        return Err(refused);
     }
     let n = cert.n.unwrap_or(0);
     let ps = pieces(&cert.credit, n);
@@ -484,19 +407,7 @@ pub fn evaluate(
                 .iter()
                 .filter_map(|q| params.get(q.0).map(|p| p.name.as_str()))
                 .collect();
-            let mut d = Diagnostic::new(
-                Code::W0301,
-                "the lower objective is convex but not provably strongly convex",
-                span,
-                "its certified modulus is not positive",
-            );
-            if !names.is_empty() {
-                d = d.with_note(format!(
-                    "λmin of {} could not be verified positive in the stored values",
-                    names.join(", ")
-                ));
-            }
-            warnings.push(d);
+            warnings.push(errors::modulus_not_positive(span, &names, &unverified));
             verdict = Verdict::Convex;
             None
         }

@@ -1,7 +1,7 @@
 //! Owned batches of variable-length token sequences, viewed as the dsl's
 //! [`TokenBatch`].
 
-use bilevel_dsl::backend::TokenBatch;
+use bilevel_dsl::TokenBatch;
 
 /// Token sequences stored back to back with their offsets: the owned form
 /// of a [`TokenBatch`]. No padding is stored; each sequence keeps its own

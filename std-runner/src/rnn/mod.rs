@@ -3,11 +3,11 @@
 //! sequences, and a 2-layer recurrent classifier (Elman or LSTM cells,
 //! max-pooling over time, linear or MLP head) with exact gradients,
 //! Jacobian-vector products and curvature products through time. The model
-//! implements [`bilevel_dsl::backend::ModelBackend`], so specs use it like
+//! implements [`bilevel_dsl::ModelBackend`], so specs use it like
 //! any other model.
 //!
 //! ```
-//! use bilevel_dsl::backend::{ModelBackend, TokenBatch};
+//! use bilevel_dsl::{ModelBackend, TokenBatch};
 //! use bilevel_runner::rnn::{RnnConfig, RnnModel};
 //!
 //! let cfg = RnnConfig { hidden: 8, embed: 4, ..RnnConfig::new(10, 2) };
@@ -23,6 +23,7 @@
 //! ```
 
 pub mod batch;
+mod cache;
 pub mod config;
 pub mod data;
 mod gemm;

@@ -15,10 +15,11 @@
 
 use std::ops::Range;
 
-use bilevel_dsl::backend::{ModelBackend, TokenBatch};
+use bilevel_dsl::{ModelBackend, TokenBatch};
 use rand_core::SeedableRng;
 use rayon::prelude::*;
 
+use super::cache::FwdCache;
 use super::config::{Cell, DenseLayout, LayerLayout, Layout, Pool, RnnConfig};
 use super::gemm::{
     add_col_sums, add_row_bias, gemm, gemm_packed, transpose, Mat, Packed, Scalar, Scratch,
@@ -44,7 +45,15 @@ pub struct RnnModel<T> {
     vectors: Vec<T>,
     /// Reused buffers of the intermediates (a clone starts empty).
     scratch: Scratch<T>,
+    /// The last call's forward sweep, reused by the next call on the same θ
+    /// and batch ([`super::cache`]; a clone starts empty).
+    fwd_cache: FwdCache<T, Forward<T>>,
 }
+
+/// Batches of at most this many sequences keep their forward sweep for the
+/// next call (minibatches; a whole-data batch would hold all its
+/// activations).
+const CACHE_MAX_SEQS: usize = 256;
 
 /// Per-example loss callback of [`RnnModel::loss_hvp`]: given the example's
 /// index in the batch, its logits z and their tangent ż, write u = ∂ℓ/∂z and
@@ -91,12 +100,20 @@ impl<T: Scalar> RnnModel<T> {
             layout,
             vectors,
             scratch: Scratch::default(),
+            fwd_cache: FwdCache::default(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &RnnConfig {
         &self.cfg
+    }
+
+    /// Forward sweeps through time computed so far, one per chunk of a
+    /// call; a call on the θ and batch of the previous call reuses its
+    /// sweep and adds none.
+    pub fn forward_sweeps(&self) -> u64 {
+        self.fwd_cache.computed()
     }
 
     /// The layout of θ.
@@ -272,12 +289,34 @@ impl<T: Scalar> RnnModel<T> {
         let want_grad = grad.is_some();
         let want_hvp = hvp.is_some();
         let packs = Packs::new(self, theta, cot.is_some());
-        let outs: Vec<ChunkOut<T>> = chunks
+        let cacheable = b <= CACHE_MAX_SEQS;
+        let (cached, stale) = if cacheable {
+            let key = (batch.tokens, batch.offsets, self.cfg.chunk);
+            self.fwd_cache
+                .take(theta, key.0, key.1, key.2, chunks.len())
+        } else {
+            ((0..chunks.len()).map(|_| None).collect(), None)
+        };
+        for f in stale.into_iter().flatten() {
+            f.recycle(&self.scratch);
+        }
+        let misses = cached.iter().filter(|c| c.is_none()).count() as u64;
+        self.fwd_cache.note_computed(misses);
+        let (outs, states): (Vec<ChunkOut<T>>, Vec<Forward<T>>) = chunks
             .into_par_iter()
-            .map(|r| {
-                Pass::new(self, theta, &packs, batch, r).run(tangent, cot, want_grad, want_hvp)
+            .zip(cached)
+            .map(|(r, f)| {
+                Pass::new(self, theta, &packs, batch, r, f).run(tangent, cot, want_grad, want_hvp)
             })
-            .collect();
+            .unzip();
+        if cacheable {
+            let key = (batch.tokens, batch.offsets, self.cfg.chunk);
+            self.fwd_cache.put(theta, key.0, key.1, key.2, states);
+        } else {
+            for f in states {
+                f.recycle(&self.scratch);
+            }
+        }
         let c = self.cfg.outputs();
         if let Some(z) = logits {
             for o in &outs {
@@ -463,6 +502,9 @@ impl<T: Scalar> ModelBackend<T> for RnnModel<T> {
             None,
             Some(out),
         );
+    }
+    fn forward_sweeps(&self) -> Option<u64> {
+        Some(self.fwd_cache.computed())
     }
 }
 
@@ -667,6 +709,29 @@ impl<T: Scalar> Packs<T> {
     }
 }
 
+/// One chunk's forward sweep, kept between calls ([`FwdCache`]).
+struct Forward<T> {
+    pk: Packing,
+    x0: Vec<T>,
+    fwd: Vec<LayerFwd<T>>,
+    pooled: Vec<T>,
+    pool_row: Vec<usize>,
+    acts: Vec<Vec<T>>,
+}
+
+impl<T: Scalar> Forward<T> {
+    /// Returns the buffers to the pool.
+    fn recycle(self, sc: &Scratch<T>) {
+        sc.put(self.x0);
+        sc.put_all(
+            self.fwd
+                .into_iter()
+                .flat_map(|f| [f.h, f.hprev, f.gates, f.c, f.k]),
+        );
+        sc.put_all(self.acts);
+    }
+}
+
 /// One chunk's pass: parameters, packing and every stored intermediate.
 struct Pass<'a, T> {
     model: &'a RnnModel<T>,
@@ -693,7 +758,22 @@ impl<'a, T: Scalar> Pass<'a, T> {
         packs: &'a Packs<T>,
         batch: &'a TokenBatch<'a>,
         examples: Range<usize>,
+        cached: Option<Forward<T>>,
     ) -> Self {
+        if let Some(f) = cached {
+            return Pass {
+                model,
+                theta,
+                packs,
+                batch,
+                pk: f.pk,
+                x0: f.x0,
+                fwd: f.fwd,
+                pooled: f.pooled,
+                pool_row: f.pool_row,
+                acts: f.acts,
+            };
+        }
         let pk = Packing::new(batch, examples);
         let x0 = gather_rows(model, theta, batch, &pk);
         Pass {
@@ -707,6 +787,18 @@ impl<'a, T: Scalar> Pass<'a, T> {
             pooled: Vec::new(),
             pool_row: Vec::new(),
             acts: Vec::new(),
+        }
+    }
+
+    /// The forward sweep's state, for the cache.
+    fn into_forward(self) -> Forward<T> {
+        Forward {
+            pk: self.pk,
+            x0: self.x0,
+            fwd: self.fwd,
+            pooled: self.pooled,
+            pool_row: self.pool_row,
+            acts: self.acts,
         }
     }
 
@@ -730,8 +822,11 @@ impl<'a, T: Scalar> Pass<'a, T> {
         cot: Option<&Cotangent<'_, T>>,
         want_grad: bool,
         want_hvp: bool,
-    ) -> ChunkOut<T> {
-        self.forward();
+    ) -> (ChunkOut<T>, Forward<T>) {
+        // A pass built from the cache has its forward sweep already.
+        if self.acts.is_empty() {
+            self.forward();
+        }
         let nseq = self.pk.order.len();
         let c = self.cfg().outputs();
         let z = self.acts.last().cloned().unwrap_or_default();
@@ -751,8 +846,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             if let Some((dx0, tans, dacts)) = tan {
                 self.recycle_tangent(dx0, tans, dacts);
             }
-            self.recycle();
-            return out;
+            return (out, self.into_forward());
         };
         // Cotangent rows in the chunk's order.
         let mut u = vec![T::ZERO; nseq * c];
@@ -812,8 +906,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         if let Some((dx0, tans, dacts)) = tan {
             self.recycle_tangent(dx0, tans, dacts);
         }
-        self.recycle();
-        out
+        (out, self.into_forward())
     }
 
     /// Returns the tangent sweep's buffers to the pool.
@@ -825,18 +918,6 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 .flat_map(|t| [t.dh, t.dhprev, t.dgates, t.dc, t.dk]),
         );
         sc.put_all(dacts);
-    }
-
-    /// Returns the forward sweep's buffers to the pool.
-    fn recycle(self) {
-        let sc = self.sc();
-        sc.put(self.x0);
-        sc.put_all(
-            self.fwd
-                .into_iter()
-                .flat_map(|f| [f.h, f.hprev, f.gates, f.c, f.k]),
-        );
-        sc.put_all(self.acts);
     }
 
     fn param(&self, r: &Range<usize>) -> &'a [T] {

@@ -11,8 +11,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bilevel_dsl::backend::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
-use bilevel_dsl::hir::ModelDef;
+use bilevel_dsl::ModelDef;
+use bilevel_dsl::{ModelBackend, ModelContext, ModelRegistry, TokenBatch};
 
 use super::data::WordVectors;
 use super::{RnnConfig, RnnError, RnnModel, Vocab};
@@ -86,6 +86,9 @@ impl ModelBackend<f64> for F32Model {
             &mut o,
         );
         widen(&o, out);
+    }
+    fn forward_sweeps(&self) -> Option<u64> {
+        Some(self.0.forward_sweeps())
     }
 }
 

@@ -135,6 +135,20 @@ pub(in crate::check) fn iterations_and_epochs(at: Span) -> Diagnostic {
     .with_help("keep one of them")
 }
 
+/// E0408: an epoch budget on a spec whose lower level samples no data
+/// table (epochs count passes over a table; synthetic sources have none).
+pub(in crate::check) fn epochs_without_table(epochs: u64, at: Span, g: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0408,
+        format!("`epochs = {epochs}` can never be reached: the lower level samples no data table"),
+        at,
+        "an epoch budget",
+    )
+    .with_secondary(g, "reduces over no data table")
+    .with_note("an epoch is one pass over the lower level's first data table; synthetic sources have no size, so the epoch counter would stay at 0 and the run never end")
+    .with_help("give an iteration budget instead, e.g. `iterations = 1000`")
+}
+
 /// E0405: a metric that is not a scalar.
 pub(in crate::check) fn metric_not_scalar(name: &str, shape: &Shape, at: Span) -> Diagnostic {
     Diagnostic::new(
