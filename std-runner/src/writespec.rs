@@ -2,14 +2,14 @@
 //! back as the spec's `algorithm` blocks. A solver's block keeps its other
 //! entries; the swept keys take the winner's values (added when the block
 //! lacks them); a solver without a block gets one after the last
-//! `algorithm` block (else before `run`, else at the end). The new file must
+//! `algorithm` block (else at the end). The new file must
 //! pass `bilevel check`, or nothing is written.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use bilevel_dsl::ast::{DeclKind, Opts};
+use bilevel_dsl::Setting;
 use serde_json::Value;
 
 /// A hyperparameter value in the language's literal syntax.
@@ -28,51 +28,35 @@ fn literal(v: &Value) -> String {
     }
 }
 
-/// Edits of one existing block: each swept key's value replaced in place,
-/// keys the block lacks appended after its last entry.
-fn block_edits(o: &Opts, set: &[(String, Value)], edits: &mut Vec<(usize, usize, String)>) {
-    let mut extra: Vec<String> = Vec::new();
-    for (k, v) in set {
-        match o.entries.iter().find(|(n, _)| n.name == *k) {
-            Some((_, old)) => edits.push((old.span.start, old.span.end, literal(v))),
-            None => extra.push(format!("{k} = {}", literal(v))),
-        }
-    }
-    if extra.is_empty() {
-        return;
-    }
-    match o.entries.last() {
-        Some((_, last)) => edits.push((
-            last.span.end,
-            last.span.end,
-            format!(", {}", extra.join(", ")),
-        )),
-        None => edits.push((
-            o.span.start,
-            o.span.end,
-            format!("{{ {} }}", extra.join(", ")),
-        )),
+/// A checked setting in the language's literal syntax.
+fn setting_literal(v: &Setting) -> String {
+    match v {
+        Setting::Real(f) if f.is_infinite() && *f > 0.0 => "inf".into(),
+        Setting::Real(f) => format!("{f:?}"),
+        Setting::Int(i) => i.to_string(),
+        Setting::Bool(b) => b.to_string(),
+        Setting::Str(s) => format!("{s:?}"),
     }
 }
 
-fn new_block(solver: &str, set: &[(String, Value)]) -> String {
-    let body: Vec<String> = set
-        .iter()
-        .map(|(k, v)| format!("{k} = {}", literal(v)))
-        .collect();
+fn block(solver: &str, entries: &[(String, String)]) -> String {
+    let body: Vec<String> = entries.iter().map(|(k, v)| format!("{k} = {v}")).collect();
     format!(
-        "algorithm {} {{ {} }}\n",
+        "algorithm {} {{ {} }}",
         solver.replace('-', "_"),
         body.join(", ")
     )
 }
 
 /// The spec's text with `winners` (solver → keys and values) written into
-/// its `algorithm` blocks.
+/// its `algorithm` blocks: a solver's block is rewritten on one line with
+/// its settings as written and the swept keys' new values (appended when
+/// the block lacks them); a solver without a block gets one after the last
+/// `algorithm` block, else at the end.
 pub fn rewrite(src: &str, winners: &BTreeMap<String, Vec<(String, Value)>>) -> Result<String> {
-    let file = bilevel_dsl::parse(src).map_err(|d| {
+    let spec = bilevel_dsl::check_source(src).map_err(|d| {
         anyhow::anyhow!(
-            "the spec does not parse ({} diagnostics): run `bilevel check` on it",
+            "the spec does not check ({} diagnostics): run `bilevel check` on it",
             d.len()
         )
     })?;
@@ -80,35 +64,49 @@ pub fn rewrite(src: &str, winners: &BTreeMap<String, Vec<(String, Value)>>) -> R
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut done: Vec<&str> = Vec::new();
     let mut after_algo: Option<usize> = None;
-    let mut before_run: Option<usize> = None;
-    for d in &file.decls {
-        match &d.kind {
-            DeclKind::Algorithm(a) => {
-                after_algo = Some(d.span.end);
-                let name = a.name.name.replace('_', "-");
-                if let Some((solver, set)) = winners.get_key_value(&name) {
-                    block_edits(&a.opts, set, &mut edits);
-                    done.push(solver);
-                }
-            }
-            DeclKind::Run(_) => {
-                before_run.get_or_insert(d.span.start);
-            }
-            _ => {}
+    for a in &spec.algorithms {
+        let (s, e) = (a.span.start, a.span.end);
+        if !src.get(s..e).is_some_and(|t| t.starts_with("algorithm")) {
+            bail!(
+                "cannot locate the `algorithm {}` block in the spec",
+                a.info.name
+            );
         }
+        after_algo = Some(after_algo.map_or(e, |p: usize| p.max(e)));
+        let Some((solver, set)) = winners.get_key_value(a.info.name) else {
+            continue;
+        };
+        done.push(solver);
+        if set.is_empty() {
+            continue;
+        }
+        let mut entries: Vec<(String, String)> = a
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), setting_literal(v)))
+            .collect();
+        for (k, v) in set {
+            match entries.iter_mut().find(|(n, _)| n == k) {
+                Some(x) => x.1 = literal(v),
+                None => entries.push((k.clone(), literal(v))),
+            }
+        }
+        edits.push((s, e, block(solver, &entries)));
     }
     let mut new_blocks = String::new();
     for (solver, set) in winners {
         // A solver with nothing swept keeps the spec's block, or none.
         if !done.contains(&solver.as_str()) && !set.is_empty() {
-            new_blocks.push_str(&new_block(solver, set));
+            let entries: Vec<(String, String)> =
+                set.iter().map(|(k, v)| (k.clone(), literal(v))).collect();
+            new_blocks.push('\n');
+            new_blocks.push_str(&block(solver, &entries));
         }
     }
     if !new_blocks.is_empty() {
-        match (after_algo, before_run) {
-            (Some(p), _) => edits.push((p, p, format!("\n{}", new_blocks.trim_end()))),
-            (None, Some(p)) => edits.push((p, p, format!("{new_blocks}\n"))),
-            (None, None) => edits.push((src.len(), src.len(), format!("\n{new_blocks}"))),
+        match after_algo {
+            Some(p) => edits.push((p, p, new_blocks)),
+            None => edits.push((src.len(), src.len(), format!("{new_blocks}\n"))),
         }
     }
     edits.sort_by_key(|e| std::cmp::Reverse(e.0));
