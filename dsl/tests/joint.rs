@@ -9,7 +9,7 @@ use bilevel_core::oracle::{
     self, CrossJvp, Level, LowerGradY, LowerHvp, Oracle, UpperGradX, UpperGradY,
 };
 use bilevel_core::{random, Counted, DefaultRng};
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 use rand_core::SeedableRng;
 
 fn specs() -> Vec<std::path::PathBuf> {

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use bilevel_core::registry::ParamValue;
 use bilevel_core::solver::{AnySolver, Solver, SolverState};
 use bilevel_core::{Counted, DefaultRng};
-use bilevel_dsl::compiled::Compiled;
+use bilevel_dsl::Compiled;
 use bilevel_runner::rnn::RnnRegistry;
 use rand_core::SeedableRng;
 
