@@ -53,11 +53,15 @@ pub fn load_run(dir: &Path) -> Result<RunTrace> {
     } else {
         None
     };
+    // A killed run has no summary: its solver is config.json's `algorithm`
+    // (else the folder's name), so it joins its configuration's group.
     let solver = summary.as_ref().map_or_else(
         || {
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
+            config_algorithm(dir).unwrap_or_else(|| {
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
         },
         |s| s.solver.clone(),
     );
@@ -68,6 +72,13 @@ pub fn load_run(dir: &Path) -> Result<RunTrace> {
         identity: crate::groups::read_identity(dir)?,
         expect: read_expect(dir)?,
     })
+}
+
+/// The `algorithm` field of a run folder's `config.json`, if readable.
+fn config_algorithm(dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(dir.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("algorithm")?.as_str().map(String::from)
 }
 
 /// `expect.json` of a run folder: (held, total); `None` when the file is

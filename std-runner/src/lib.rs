@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod axis;
+pub mod best;
 pub mod checkpoint;
 pub mod compare;
 pub mod evaluation;
@@ -24,7 +25,9 @@ pub mod settings;
 pub mod signals;
 pub mod spec;
 pub mod sweep;
+pub mod sweepreport;
 pub mod watch;
+pub mod writespec;
 
 use std::fmt::Write as _;
 

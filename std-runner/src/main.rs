@@ -134,6 +134,58 @@ enum Command {
         #[arg(long, default_value = "plots")]
         out: PathBuf,
     },
+    /// Tables and plots over a directory of run folders (a sweep's or a
+    /// comparison's), from whatever has finished: median and 20–80 % band
+    /// over seeds; partial runs marked, missing tasks listed.
+    ///
+    /// Example: `bilevel report runs/sweep --out runs/sweep-report`
+    Report {
+        /// The directory holding the run folders (and a sweep's manifest.json).
+        dir: PathBuf,
+        /// Where report.md, report.json and the plots go; default DIR-report
+        /// beside DIR (a sweep folder holds only the sweep's own files).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Do not render plots.
+        #[arg(long)]
+        no_plots: bool,
+    },
+    /// Each solver's best configuration below DIR by the median over seeds
+    /// of a metric; optionally written back as a spec's `algorithm` blocks.
+    ///
+    /// Example: `bilevel best runs/sweep --by upper_loss --at epoch 2 --write-spec spec.bilevel --out tuned.bilevel`
+    Best {
+        /// The directory holding the run folders.
+        dir: PathBuf,
+        /// The metric ranked by (never a test metric unless --allow-test-metric).
+        #[arg(long, default_value = "upper_loss")]
+        by: String,
+        /// Read the metric at the last evaluation at or before this point:
+        /// `epoch N`, `calls N` or `iterations N`; default: each finished run's end.
+        #[arg(long, num_args = 2, value_names = ["AXIS", "VALUE"])]
+        at: Vec<String>,
+        /// Lower is better (default for names with loss/error).
+        #[arg(long, conflicts_with = "max")]
+        min: bool,
+        /// Higher is better (default for names with accuracy).
+        #[arg(long)]
+        max: bool,
+        /// Allow ranking by a metric whose name says `test`.
+        #[arg(long)]
+        allow_test_metric: bool,
+        /// Write the winners into a copy of this spec (with --out).
+        #[arg(long, requires = "out", value_name = "SPEC")]
+        write_spec: Option<PathBuf>,
+        /// The new spec file written by --write-spec (must not exist).
+        #[arg(long, requires = "write_spec", value_name = "NEW")]
+        out: Option<PathBuf>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Run a sweep file (docs/sweeps.md): every spec × solver × grid point ×
     /// seed as a task with its own run folder in DIR/runs; finished tasks are
     /// skipped, interrupted ones resumed. Locally, or as a Slurm job array.
@@ -313,6 +365,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let table = bilevel_runner::plot_command(&runs, &out)?;
             format!("{table}\nplots and tables written to {}\n", out.display())
         }
+        Command::Report {
+            dir,
+            out,
+            format,
+            no_plots,
+        } => {
+            let out = out.unwrap_or_else(|| bilevel_runner::sweepreport::default_out(&dir));
+            bilevel_runner::sweepreport::report_command(
+                &dir,
+                &out,
+                format == Format::Json,
+                !no_plots,
+            )?
+        }
+        Command::Best {
+            dir,
+            by,
+            at,
+            min,
+            max,
+            allow_test_metric,
+            write_spec,
+            out,
+            format,
+        } => bilevel_runner::best::cli(
+            &dir,
+            &by,
+            &at,
+            (min, max),
+            allow_test_metric,
+            write_spec.as_deref().zip(out.as_deref()),
+            format == Format::Json,
+        )?,
         Command::Sweep(args) => {
             let r = bilevel_runner::sweep::cli::run(&args)?;
             code = ExitCode::from(r.code);
@@ -374,6 +459,8 @@ mod tests {
             "compare",
             "algorithms",
             "plot",
+            "report",
+            "best",
             "sweep",
             "completions",
         ] {
