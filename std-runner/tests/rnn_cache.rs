@@ -8,8 +8,8 @@ use std::path::Path;
 
 use bilevel_core::oracle::{self, CrossJvp, Level, LowerGradY, LowerHvp, Oracle};
 use bilevel_core::{Counted, DefaultRng};
-use bilevel_dsl::{ModelBackend, TokenBatch};
 use bilevel_dsl::Compiled;
+use bilevel_dsl::{ModelBackend, TokenBatch};
 use bilevel_runner::rnn::{Cell, Head, OwnedBatch, Pool, RnnConfig, RnnModel, RnnRegistry};
 use proptest::prelude::*;
 use rand_core::SeedableRng;
