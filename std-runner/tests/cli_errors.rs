@@ -264,6 +264,18 @@ fn bad_algorithms_and_hyperparameters() {
             1,
             &["unknown algorithm `newton`", "available: bo-rep, slip"],
         ),
+        // In the core's registry, but not buildable by the runner: refused
+        // with the reason, before any run starts.
+        (
+            &["run", "toy.bilevel", "--algorithm", "saba"],
+            1,
+            &["saba: not available in `bilevel`", "finite-sum"],
+        ),
+        (
+            &["compare", "toy.bilevel", "--algorithms", "slip,saba"],
+            1,
+            &["saba: not available in `bilevel`"],
+        ),
         (
             &["compare", "toy.bilevel", "--algorithms", "slip,newton"],
             1,
