@@ -123,7 +123,7 @@ pub fn by_solver(runs: &[RunTrace]) -> Vec<(String, Vec<&RunTrace>)> {
 }
 
 /// An x axis of the plots: file tag, label, and how to read it from a record.
-type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
+pub(crate) type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
 
 const AXES: [Axis; 3] = [
     ("iters", "iterations", |t| t.iter as f64),
@@ -131,10 +131,14 @@ const AXES: [Axis; 3] = [
     ("epochs", "epochs", |t| t.epoch),
 ];
 
-/// Seed-averaged curve of `metric` against `axis` for one solver: records
-/// are aligned by iteration (the evaluation cadence is the same for every
-/// seed); the band is mean ± one standard deviation.
-fn averaged(group: &[&RunTrace], metric: &str, axis: fn(&TraceRecord) -> f64) -> Series {
+/// The values of `metric` and of `axis` over a group's runs, aligned by
+/// iteration (the evaluation cadence is the same for every seed): for each
+/// iteration, (axis values, metric values) of the runs that have it.
+pub(crate) fn align_by_iter(
+    group: &[&RunTrace],
+    metric: &str,
+    axis: fn(&TraceRecord) -> f64,
+) -> BTreeMap<u64, (Vec<f64>, Vec<f64>)> {
     let mut at: BTreeMap<u64, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for run in group {
         for t in &run.records {
@@ -145,6 +149,14 @@ fn averaged(group: &[&RunTrace], metric: &str, axis: fn(&TraceRecord) -> f64) ->
             }
         }
     }
+    at
+}
+
+/// Seed-averaged curve of `metric` against `axis` for one solver: records
+/// are aligned by iteration (the evaluation cadence is the same for every
+/// seed); the band is mean ± one standard deviation.
+fn averaged(group: &[&RunTrace], metric: &str, axis: fn(&TraceRecord) -> f64) -> Series {
+    let at = align_by_iter(group, metric, axis);
     let mut s = Series::default();
     for (xs, ys) in at.values() {
         let x = mean_std(xs).0;

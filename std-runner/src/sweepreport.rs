@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::aggregate::{load_run, RunTrace};
+use crate::aggregate::{load_run, Axis, RunTrace};
 use crate::output::TraceRecord;
 use crate::plot::{render, Figure, Series};
 
@@ -205,9 +205,7 @@ pub fn partial(r: &RunTrace) -> bool {
         .is_none_or(|s| s.termination == "interrupted")
 }
 
-/// x axes of the report's plots: tag, label, reader.
-type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
-
+/// x axes of the report's plots.
 const AXES: [Axis; 3] = [
     ("calls", "oracle calls", |t| t.oracle_calls as f64),
     ("epochs", "epochs", |t| t.epoch),
@@ -217,16 +215,7 @@ const AXES: [Axis; 3] = [
 /// Median curve of `metric` against `axis` over a group's runs, aligned by
 /// iteration, with the 20–80 % band where more than one run has a value.
 fn median_curve(group: &[&RunTrace], metric: &str, axis: fn(&TraceRecord) -> f64) -> Series {
-    let mut at: BTreeMap<u64, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for run in group {
-        for t in &run.records {
-            if let Some(&v) = t.metrics.get(metric) {
-                let e = at.entry(t.iter).or_default();
-                e.0.push(axis(t));
-                e.1.push(v);
-            }
-        }
-    }
+    let at = crate::aggregate::align_by_iter(group, metric, axis);
     let mut s = Series::default();
     for (xs, ys) in at.values() {
         let x = quantile(xs, 0.5);
