@@ -89,6 +89,7 @@ codes! {
     E0305 = "E0305", Error, "a coefficient of the lower objective is not finite";
     E0306 = "E0306", Error, "an assumption contradicts what the analysis proves";
     N0307 = "N0307", Note, "strong convexity is assumed, not proven";
+    E0308 = "E0308", Error, "an assumed modulus exceeds the curvature the analysis proves in some direction";
     E0401 = "E0401", Error, "unknown algorithm";
     E0402 = "E0402", Error, "unknown hyperparameter for this algorithm";
     E0403 = "E0403", Error, "hyperparameter of the wrong type or out of range";

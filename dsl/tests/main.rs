@@ -2,6 +2,7 @@
 
 mod ad;
 mod adversarial;
+mod assumptions;
 mod convexity;
 mod defects;
 mod e2e;

@@ -4,6 +4,7 @@ use crate::ast::BinOp;
 use crate::hir::{Builtin, Hir, HirKind};
 
 use super::cover::{Cover, Credit, Key};
+use super::diag::{DKey, DiagBounds};
 use super::rules::{add_curv, neg_curv, negate, Curv, Factor, Info, Lin, Map, Sign, Walker};
 
 /// Structural equality of two expressions, ignoring source positions.
@@ -40,6 +41,28 @@ fn square_credit(coef: &Factor, map: &Map, scale: f64, lambda: &dyn Fn(usize) ->
     coef.square().scale_credit(&c, lambda).unwrap_or_default()
 }
 
+/// The diagonal of the Hessian of that sum of squares: exactly
+/// `scale · coef²` on the selected coordinates when coef is a number.
+fn square_diag(coef: &Factor, map: &Map, scale: f64, dep: u64) -> DiagBounds {
+    match (map, &coef.sym) {
+        (Map::Range(start, len), None) => DiagBounds::exact(
+            DKey::One,
+            Cover::range(*start, start + len, scale * coef.num * coef.num),
+        ),
+        _ => DiagBounds::convex(dep),
+    }
+}
+
+/// The diagonal bounds implied by a curvature alone.
+fn by_curv(curv: Curv, dep: u64) -> DiagBounds {
+    match curv {
+        Curv::Const | Curv::Affine => DiagBounds::zero(),
+        Curv::Convex => DiagBounds::convex(dep),
+        Curv::Concave => DiagBounds::concave(dep),
+        Curv::Unknown => DiagBounds::unknown(dep),
+    }
+}
+
 impl Walker<'_> {
     pub(super) fn binary(&mut self, h: &Hir, op: BinOp, a: &Hir, b: &Hir) -> Info {
         let (ai, bi) = (self.expr(a), self.expr(b));
@@ -68,6 +91,7 @@ impl Walker<'_> {
                     dep_y: dep,
                     lin,
                     credit: ai.credit.add(&bi.credit),
+                    diag: ai.diag.add(&bi.diag),
                     smooth,
                 }
             }
@@ -172,7 +196,14 @@ impl Walker<'_> {
                 };
                 let c = Credit::of(Key::One, Cover::range(*start, start + len, 2.0));
                 let credit = k.scale_credit(&c, &lambda).unwrap_or_default();
-                convex(dep, credit, Sign::Nonneg)
+                let mut r = convex(dep, credit, Sign::Nonneg);
+                if k.sym.is_none() {
+                    r.diag = DiagBounds::exact(
+                        DKey::One,
+                        Cover::range(*start, start + len, 2.0 * k.num),
+                    );
+                }
+                r
             }
             Sign::Nonneg | Sign::Zero => convex(dep, Credit::default(), Sign::Nonneg),
             _ => Info::unknown(dep),
@@ -212,10 +243,15 @@ impl Walker<'_> {
                     }
                     _ => Credit::default(),
                 };
+                let diag = match &k.factor {
+                    Some(Factor { num, sym: None }) if scalar => e.diag.scale(*num),
+                    _ => by_curv(curv, dep),
+                };
                 Info {
                     curv,
                     sign,
                     credit,
+                    diag,
                     smooth: e.smooth,
                     ..Info::unknown(dep)
                 }
@@ -277,6 +313,7 @@ impl Walker<'_> {
             Builtin::Log | Builtin::Sqrt if matches!(x.curv, Curv::Affine | Curv::Concave) => {
                 Info {
                     curv: Curv::Concave,
+                    diag: DiagBounds::concave(dep),
                     ..Info::unknown(dep)
                 }
             }
@@ -291,17 +328,21 @@ impl Walker<'_> {
                     s.lin = Lin::General;
                 }
                 if f == Builtin::Mean {
-                    s.credit = match args[0].shape.len() {
-                        Some(n) if n > 0 => s.credit.scale(1.0 / n as f64),
-                        _ => Credit::default(),
+                    (s.credit, s.diag) = match args[0].shape.len() {
+                        Some(n) if n > 0 => {
+                            let k = 1.0 / n as f64;
+                            (s.credit.scale(k), s.diag.scale(k))
+                        }
+                        _ => (Credit::default(), by_curv(s.curv, dep)),
                     };
                 }
                 s
             }
             Builtin::Norm2sq => match (&x.lin, x.curv) {
-                (Lin::Select(k, m), Curv::Affine) => {
-                    convex(dep, square_credit(k, m, 2.0, &lambda), Sign::Nonneg)
-                }
+                (Lin::Select(k, m), Curv::Affine) => Info {
+                    diag: square_diag(k, m, 2.0, dep),
+                    ..convex(dep, square_credit(k, m, 2.0, &lambda), Sign::Nonneg)
+                },
                 (_, Curv::Affine) => convex(dep, Credit::default(), Sign::Nonneg),
                 (_, Curv::Convex) if x.sign.nonneg() => {
                     convex(dep, Credit::default(), Sign::Nonneg)
@@ -317,9 +358,10 @@ impl Walker<'_> {
                     _ => Lin::General,
                 };
                 match (d_affine, lin) {
-                    (true, Lin::Select(k, m)) => {
-                        convex(dep, square_credit(&k, &m, 1.0, &lambda), Sign::Nonneg)
-                    }
+                    (true, Lin::Select(k, m)) => Info {
+                        diag: square_diag(&k, &m, 1.0, dep),
+                        ..convex(dep, square_credit(&k, &m, 1.0, &lambda), Sign::Nonneg)
+                    },
                     (true, _) => convex(dep, Credit::default(), Sign::Nonneg),
                     _ => Info::unknown(dep),
                 }
@@ -355,6 +397,7 @@ impl Walker<'_> {
                 Curv::Convex if k.sign.nonneg() => convex(dep, Credit::default(), Sign::Unknown),
                 Curv::Concave if k.sign.nonneg() => Info {
                     curv: Curv::Concave,
+                    diag: DiagBounds::concave(dep),
                     ..Info::unknown(dep)
                 },
                 _ => Info::unknown(dep),
@@ -383,14 +426,17 @@ impl Walker<'_> {
             self.quads.push((param, args[0].span));
         }
         // zᵀPz has Hessian 2·sym(P) in z ⪰ 2 λmin(P) I once P ⪰ 0 is verified.
-        let credit = match &z.lin {
-            Lin::Select(k, Map::Range(start, len)) if k.sym.is_none() => Credit::of(
-                Key::Lambda(param),
-                Cover::range(*start, start + len, 2.0 * k.num * k.num),
-            ),
-            _ => Credit::default(),
-        };
-        convex(dep, credit, Sign::Unknown)
+        match &z.lin {
+            // Hessian 2k²·sym(P) on the selection: its diagonal is exact.
+            Lin::Select(k, Map::Range(start, len)) if k.sym.is_none() => {
+                let cover = Cover::range(*start, start + len, 2.0 * k.num * k.num);
+                Info {
+                    diag: DiagBounds::exact(DKey::Diag(param, *start), cover.clone()),
+                    ..convex(dep, Credit::of(Key::Lambda(param), cover), Sign::Unknown)
+                }
+            }
+            _ => convex(dep, Credit::default(), Sign::Unknown),
+        }
     }
 
     /// The parameter an expression names (through `let`s).
@@ -461,6 +507,7 @@ fn convex(dep: u64, credit: Credit, sign: Sign) -> Info {
         curv: Curv::Convex,
         sign,
         credit,
+        diag: DiagBounds::convex(dep),
         ..Info::unknown(dep)
     }
 }
@@ -468,6 +515,9 @@ fn convex(dep: u64, credit: Credit, sign: Sign) -> Info {
 impl Info {
     fn with_curv(mut self, c: Curv) -> Info {
         self.curv = c;
+        if matches!(c, Curv::Affine | Curv::Const) {
+            self.diag = DiagBounds::zero();
+        }
         self
     }
     fn with_smooth(mut self, s: bool) -> Info {

@@ -51,6 +51,13 @@ impl Cover {
         }
     }
 
+    /// Pointwise absolute value.
+    pub fn abs(&self) -> Cover {
+        Cover {
+            segs: self.segs.iter().map(|&(a, b, v)| (a, b, v.abs())).collect(),
+        }
+    }
+
     /// Pointwise sum.
     pub fn add(&self, o: &Cover) -> Cover {
         if o.is_zero() {

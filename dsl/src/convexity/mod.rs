@@ -14,6 +14,7 @@
 
 mod calls;
 pub mod cover;
+pub mod diag;
 pub mod matrix;
 mod rules;
 
@@ -56,6 +57,14 @@ pub struct Certificate {
     pub quads: Vec<(usize, Span)>,
     /// Assumed moduli by lower variable.
     pub assumed: Vec<Option<f64>>,
+    /// Where each assumption is stated.
+    pub assumed_at: Vec<Option<Span>>,
+    /// Upper bounds on the diagonal of ∇²ᵧᵧ g (refute assumptions, E0308).
+    pub upper: diag::Side,
+    /// Each lower variable's (rank, columns), for coordinate names.
+    pub layout: Vec<(usize, usize)>,
+    /// Where g is (diagnostics at load time).
+    pub g_span: Span,
     /// Relative rounding margin applied to numeric μ.
     pub margin: f64,
     /// Names of the parameters (for texts).
@@ -163,23 +172,47 @@ fn mu_text(ps: &[Piece], names: &[String]) -> String {
 }
 
 /// The name of coordinate `i` of y, e.g. `Y[1, 0]`.
-fn coord_name(lower: &[VarDef], vars: &[(String, Option<(usize, usize)>)], i: usize) -> String {
-    for (v, (name, r)) in lower.iter().zip(vars) {
+fn coord_name(cert: &Certificate, i: usize) -> String {
+    for ((name, r), &(rank, c)) in cert.vars.iter().zip(&cert.layout) {
         if let Some((o, l)) = r {
             if i >= *o && i < o + l {
                 let k = i - o;
-                return match v.shape.rank() {
+                return match rank {
                     0 => name.clone(),
                     1 => format!("{name}[{k}]"),
-                    _ => {
-                        let (_, c) = v.shape.rows_cols();
-                        format!("{name}[{}, {}]", k / c.max(1), k % c.max(1))
-                    }
+                    _ => format!("{name}[{}, {}]", k / c.max(1), k % c.max(1)),
                 };
             }
         }
     }
     format!("coordinate {i}")
+}
+
+/// E0308 for the first assumption the upper diagonal bound refutes, with
+/// `diag(p, j)` the stored diagonal entries when known (load time).
+fn refute_assumptions(
+    cert: &Certificate,
+    diag: &dyn Fn(usize, usize) -> Option<f64>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (v, (a, at)) in cert.assumed.iter().zip(&cert.assumed_at).enumerate() {
+        let (Some(m), Some(at), Some((_, Some(range)))) = (a, at, cert.vars.get(v)) else {
+            continue;
+        };
+        let (o, l) = *range;
+        if let Some(r) = diag::refute(&cert.upper, v, (o, o + l), *m, cert.margin, diag) {
+            let any_stored = cert.upper.val.keys().any(|k| *k != diag::DKey::One);
+            out.push(errors::assumption_exceeds_curvature(
+                &cert.vars[v].0,
+                &coord_name(cert, r.coord),
+                r.bound,
+                *m,
+                (*at, cert.g_span),
+                any_stored,
+            ));
+        }
+    }
+    out
 }
 
 /// Runs the check-time analysis.
@@ -206,9 +239,11 @@ pub fn analyse(inp: &Input<'_>) -> Outcome {
         .iter()
         .try_fold(0usize, |acc, r| r.map(|(_, l)| acc + l));
     let mut assumed = vec![None; inp.lower.len()];
-    for &(v, m, _) in inp.assumptions {
-        if let Some(a) = assumed.get_mut(v) {
+    let mut assumed_at = vec![None; inp.lower.len()];
+    for &(v, m, at) in inp.assumptions {
+        if let (Some(a), Some(s)) = (assumed.get_mut(v), assumed_at.get_mut(v)) {
             *a = Some(m);
+            *s = Some(at);
         }
     }
     let param_names: Vec<String> = inp
@@ -222,6 +257,14 @@ pub fn analyse(inp: &Input<'_>) -> Outcome {
         n,
         quads: w.quads.clone(),
         assumed,
+        assumed_at,
+        upper: info.diag.upper.clone(),
+        layout: inp
+            .lower
+            .iter()
+            .map(|v| (v.shape.rank(), v.shape.rows_cols().1))
+            .collect(),
+        g_span: inp.span,
         margin: 4.0 * (w.nodes as f64 + 16.0) * f64::EPSILON,
         param_names,
     };
@@ -260,6 +303,9 @@ fn verdict(
     let lower_name = inp.lower.first().map_or("y", |v| v.name.as_str());
     if !inp.assumptions.is_empty() {
         let mut ok = true;
+        // At check time only exact numbers count; stored matrices wait for
+        // `evaluate`.
+        let refuted = refute_assumptions(cert, &|_, _| None);
         for &(v, m, aspan) in inp.assumptions {
             let name = inp.lower.get(v).map_or("y", |d| d.name.as_str());
             let depends = v < 64 && info.dep_y & (1u64 << v) != 0;
@@ -270,6 +316,12 @@ fn verdict(
                     "concave"
                 };
                 diags.push(errors::assumption_contradicts(name, what, m, aspan, span));
+                ok = false;
+            } else if let Some(d) = refuted
+                .iter()
+                .find(|d| d.primary.as_ref().is_some_and(|l| l.span == aspan))
+            {
+                diags.push(d.clone());
                 ok = false;
             } else {
                 let proven = matches!(info.curv, Curv::Convex | Curv::Affine).then_some(text);
@@ -293,14 +345,12 @@ fn verdict(
         ps.iter()
             .find(|p| !numeric(p) && p.positive.is_empty())
             .map(|p| {
-                format!(
-                    "no term gives curvature to `{}`",
-                    coord_name(inp.lower, &cert.vars, p.start)
-                ) + &if p.end - p.start > 1 {
-                    format!(" nor to the {} coordinates after it", p.end - p.start - 1)
-                } else {
-                    String::new()
-                }
+                format!("no term gives curvature to `{}`", coord_name(cert, p.start))
+                    + &if p.end - p.start > 1 {
+                        format!(" nor to the {} coordinates after it", p.end - p.start - 1)
+                    } else {
+                        String::new()
+                    }
             })
     };
     if let Some(why) = uncovered {
@@ -362,6 +412,16 @@ pub fn evaluate(
         }
         lambdas.push((p, b.lower.max(0.0)));
         lambda_min.push((def.name.clone(), b.lower));
+    }
+    if *verdict == Verdict::Assumed {
+        let diag_of = |p: usize, j: usize| {
+            let (def, vals) = (params.get(p)?, values.get(p)?);
+            let (n, c) = def.shape.rows_cols();
+            (n == c && j < n)
+                .then(|| vals.get(j * n + j).copied())
+                .flatten()
+        };
+        refused.extend(refute_assumptions(cert, &diag_of));
     }
     if !refused.is_empty() {
         return Err(refused);

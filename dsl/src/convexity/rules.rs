@@ -8,6 +8,7 @@ use crate::ast::{LevelKind, Span};
 use crate::hir::{Field, Hir, HirKind, Init, ParamDef, VarDef};
 
 use super::cover::{cap, Credit};
+use super::diag::DiagBounds;
 
 /// Curvature in y.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +216,8 @@ pub struct Info {
     pub lin: Lin,
     /// A lower bound on the Hessian of the sum of the elements.
     pub credit: Credit,
+    /// Bounds on the diagonal of the Hessian of the sum of the elements.
+    pub diag: DiagBounds,
     /// Every element is C² in y.
     pub smooth: bool,
 }
@@ -228,6 +231,7 @@ impl Info {
             dep_y: 0,
             lin: Lin::No,
             credit: Credit::default(),
+            diag: DiagBounds::zero(),
             smooth: true,
         }
     }
@@ -239,6 +243,7 @@ impl Info {
             dep_y,
             lin: Lin::No,
             credit: Credit::default(),
+            diag: DiagBounds::unknown(dep_y),
             smooth: true,
         }
     }
@@ -475,6 +480,7 @@ impl<'a> Walker<'a> {
                     dep_y: 1u64 << (*v).min(63),
                     lin,
                     credit: Credit::default(),
+                    diag: DiagBounds::zero(),
                     smooth: true,
                 }
             }
@@ -523,10 +529,15 @@ impl<'a> Walker<'a> {
                 }
                 a
             }
-            HirKind::Reduce(_, data, body) => {
+            HirKind::Reduce(op, data, body) => {
                 self.scope.push(*data);
                 let mut b = self.expr(body);
                 self.scope.pop();
+                // A mean over a minibatch keeps per-sample diagonal bounds;
+                // a sum of B ≥ 1 samples only those of the right sign.
+                if *op == crate::ast::RedOp::Sum {
+                    b.diag = b.diag.at_least_once(b.dep_y);
+                }
                 if b.yfree() {
                     b.factor = Some(Factor::sym(&self.text(h.span), b.sign));
                 } else if b.affine() {
@@ -567,6 +578,14 @@ impl<'a> Walker<'a> {
                 self.overflows.push((h.span, what));
                 return Info::unknown(info.dep_y);
             }
+        }
+        if !(info.diag.upper.max_coefficient().is_finite()
+            && info.diag.lower.max_coefficient().is_finite())
+        {
+            return Info {
+                diag: DiagBounds::unknown(info.dep_y),
+                ..info
+            };
         }
         if !info.credit.max_coefficient().is_finite() {
             let what = format!("the curvature of `{}` overflows", self.text(h.span));
@@ -617,8 +636,23 @@ impl<'a> Walker<'a> {
                     ..ai
                 }
             }
-            Curv::Convex | Curv::Concave => Info {
+            // Some elements of a convex (concave) expression: each element's
+            // diagonal is ≥ 0 (≤ 0), so dropping elements keeps the upper
+            // (lower) bound of the sum and 0 bounds the other side.
+            Curv::Convex => Info {
                 credit: Credit::default(),
+                diag: DiagBounds {
+                    upper: ai.diag.upper.clone(),
+                    lower: super::diag::Side::zero(),
+                },
+                ..ai
+            },
+            Curv::Concave => Info {
+                credit: Credit::default(),
+                diag: DiagBounds {
+                    upper: super::diag::Side::zero(),
+                    lower: ai.diag.lower.clone(),
+                },
                 ..ai
             },
             _ => Info::unknown(dep),
@@ -665,6 +699,7 @@ pub(super) fn negate(a: Info) -> Info {
             l => l,
         },
         credit: Credit::default(),
+        diag: a.diag.neg(),
         ..a
     }
 }

@@ -49,6 +49,49 @@ pub(crate) fn assumption_contradicts(
     .with_note("a function that is affine or concave in a direction has no positive modulus of strong convexity in it")
 }
 
+/// E0308: `assume strongly_convex(name, mu = m)` where the analysis proves
+/// ∂²g/∂c² ≤ `bound` < m at coordinate `coord` of y for every x and y;
+/// `at_load` when the bound uses stored parameter values.
+pub(crate) fn assumption_exceeds_curvature(
+    name: &str,
+    coord: &str,
+    bound: f64,
+    mu: f64,
+    (assumption, g): (Span, Span),
+    at_load: bool,
+) -> Diagnostic {
+    let b = if bound.abs() >= 1e-3 && bound.abs() < 1e9 {
+        let t = format!("{bound:.6}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{bound:.3e}")
+    };
+    Diagnostic::new(
+        Code::E0308,
+        format!(
+            "the assumption contradicts the analysis: the curvature of the lower objective along `{coord}` is at most {b} < mu = {}",
+            fmt_num(mu)
+        ),
+        assumption,
+        format!("assumes mu = {}", fmt_num(mu)),
+    )
+    .with_secondary(g, format!("∂²g/∂{coord}² ≤ {b} for every x and every `{name}`"))
+    .with_note(format!(
+        "λmin(∇²g) ≤ eᵀ∇²g e for the unit vector e of `{coord}`, so g is not {}-strongly convex in `{name}` anywhere",
+        fmt_num(mu)
+    ))
+    .with_note(if at_load {
+        "the bound is exact up to rounding (margin included) and uses the stored values of the matrices in `quad`"
+    } else {
+        "the bound is exact up to rounding (margin included): it comes from terms whose curvature is known (squares, norm2sq, sq_loss, quad of a selection) and their signs"
+    })
+    .with_help(if bound > 0.0 {
+        format!("a valid mu is at most {b} (and at most λmin, which may be smaller): assume less, or add curvature along `{coord}`")
+    } else {
+        format!("no positive mu holds along `{coord}`: remove the assumption, or add curvature along it")
+    })
+}
+
 /// N0307: strong convexity in `name` is assumed; `proven` is the modulus
 /// text the analysis proves when it proves g convex.
 pub(crate) fn assumed_not_proven(
