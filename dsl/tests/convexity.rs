@@ -43,12 +43,12 @@ fn data_dir() -> PathBuf {
     dir
 }
 
-fn head(p: &str, q: &str) -> String {
+fn head(p: &str, q: &str, m: &str) -> String {
     format!(
         "bilevel \"prop\" version 1\n\
          param P: matrix[3, 3] = {p}\n\
          param Q: matrix[2, 2] = {q}\n\
-         param M: matrix[3, 3] = [[0.5, -0.2, 0.1], [0.3, 0.4, -0.6], [0.0, 0.9, 0.2]]\n\
+         param M: matrix[3, 3] = {m}\n\
          param c: vector[3] = [0.5, -1.0, 0.25]\n\
          param c2: vector[2] = [1.0, -2.0]\n\
          param r: scalar = 0.25\n\
@@ -103,6 +103,8 @@ fn vec3(sampled: bool) -> BoxedStrategy<String> {
         Just("(-y)".to_string()).boxed(),
         Just("(y + x[0])".to_string()).boxed(),
         Just("(M @ y)".to_string()).boxed(),
+        Just("(2.0 * (M @ y) - c)".to_string()).boxed(),
+        Just("(-(M @ (y - c)))".to_string()).boxed(),
         Just("(y * c)".to_string()).boxed(),
         Just("(y / 4.0)".to_string()).boxed(),
         Just("(exp(x[1]) * y)".to_string()).boxed(),
@@ -214,7 +216,18 @@ fn term() -> impl Strategy<Value = String> {
     })
 }
 
-fn objective() -> impl Strategy<Value = (String, String, String)> {
+/// The matrix M of `M @ y` (congruent credits λmin(MᵀPM), λmin(MᵀM)):
+/// well conditioned, singular, near-singular, random, large κ.
+fn matrix_m() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("[[0.5, -0.2, 0.1], [0.3, 0.4, -0.6], [0.0, 0.9, 0.2]]".to_string()),
+        Just("[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 1.0]]".to_string()),
+        Just("[[1.0, 1.0, 0.0], [1.0, 1.000000001, 0.0], [0.0, 0.0, 1.0]]".to_string()),
+        matrix3(),
+    ]
+}
+
+fn objective() -> impl Strategy<Value = (String, String, String, String)> {
     let ridge = prop_oneof![
         Just(""),
         Just(" + 0.5 * norm2sq(y) + 0.5 * norm2sq(Y)"),
@@ -226,12 +239,14 @@ fn objective() -> impl Strategy<Value = (String, String, String)> {
         ridge,
         matrix3(),
         matrix2(),
+        matrix_m(),
     )
-        .prop_map(|(ts, ridge, p, q)| {
+        .prop_map(|(ts, ridge, p, q, m)| {
             (
                 format!("{}{ridge} - x[0] * sum(y) - x[1] * sum(Y)", ts.join(" + ")),
                 p,
                 q,
+                m,
             )
         })
 }
@@ -258,10 +273,14 @@ fn lambda_min(c: &mut Compiled, x: &[f64], y: &[f64], batch: &bilevel_dsl::Batch
 
 /// Checks one generated spec; `Ok(None)` when the checker rejects it,
 /// `Ok(Some(certified))` when accepted.
-fn check_case(g: &str, p: &str, q: &str, seed: u64) -> Result<Option<bool>, TestCaseError> {
+fn check_case(
+    g: &str,
+    (p, q, m): (&str, &str, &str),
+    seed: u64,
+) -> Result<Option<(bool, bool)>, TestCaseError> {
     let src = format!(
         "{}lower {{ var y: vector[3] init zeros\n var Y: matrix[2, 2] init zeros\n minimize {g} }}\n",
-        head(p, q)
+        head(p, q, m)
     );
     let Ok(mut c) = Compiled::from_source(&src, &data_dir()) else {
         return Ok(None);
@@ -299,7 +318,8 @@ fn check_case(g: &str, p: &str, q: &str, seed: u64) -> Result<Option<bool>, Test
             (v, m) => prop_assert!(false, "unexpected verdict {v:?} with μ {m:?}\n{src}"),
         }
     }
-    Ok(Some(mu.is_some()))
+    let congruent = mu.is_some() && c.program().spec.analysis.mu_text.contains("M'");
+    Ok(Some((mu.is_some(), congruent)))
 }
 
 #[test]
@@ -307,14 +327,16 @@ fn certified_mu_bounds_the_hessian_of_every_accepted_spec() {
     use proptest::test_runner::{Config, TestRunner};
     use std::cell::Cell;
     let (accepted, certified) = (Cell::new(0u32), Cell::new(0u32));
+    let congruent = Cell::new(0u32);
     let mut runner = TestRunner::new(Config {
         cases: CASES,
         ..Config::default()
     });
-    let result = runner.run(&(objective(), any::<u64>()), |((g, p, q), seed)| {
-        if let Some(cert) = check_case(&g, &p, &q, seed)? {
+    let result = runner.run(&(objective(), any::<u64>()), |((g, p, q, m), seed)| {
+        if let Some((cert, cong)) = check_case(&g, (&p, &q, &m), seed)? {
             accepted.set(accepted.get() + 1);
             certified.set(certified.get() + u32::from(cert));
+            congruent.set(congruent.get() + u32::from(cong));
         }
         Ok(())
     });
@@ -324,7 +346,12 @@ fn certified_mu_bounds_the_hessian_of_every_accepted_spec() {
     // The generator must exercise the certificate, not only the checker's
     // rejections.
     let (a, c) = (accepted.get(), certified.get());
-    eprintln!("{CASES} specs: {a} accepted, {c} certified with a μ");
+    let k = congruent.get();
+    eprintln!("{CASES} specs: {a} accepted, {c} certified with a μ, {k} of them through λmin(M'·P·M) or λmin(M'·M)");
+    assert!(
+        k >= CASES / 100,
+        "only {k} certificates use a congruent credit"
+    );
     assert!(a >= CASES / 3, "only {a} of {CASES} specs accepted");
     assert!(
         c >= CASES / 10,
@@ -581,4 +608,35 @@ fn doubling_let_chains_stay_linear() {
     let mu = p.mu.expect("mu");
     assert!(mu <= want && mu > want * (1.0 - 1e-9), "{mu} vs {want}");
     assert!(took.as_secs_f64() < 10.0, "{took:?}");
+}
+
+#[test]
+fn quadratic_forms_of_linear_maps_are_credited_by_their_congruent_product() {
+    // Hessian Mᵀ·P·M = [[2, 2.5], [2.5, 4]] (λmin = 3 − √7.25 ≈ 0.3074).
+    let decls = "param P: matrix[2, 2] = [[2.0, 0.5], [0.5, 1.0]]\n\
+                 param M: matrix[2, 2] = [[1.0, 1.0], [0.0, 1.0]]\n\
+                 param b: vector[2] = [0.5, -1.0]";
+    let (v, mu) = verdict_of(
+        decls,
+        "var y: vector[2] init zeros\n minimize 0.5 * quad(P, M @ y + b) - x[0] * sum(y)",
+    );
+    assert_eq!(v, Verdict::StronglyConvex);
+    let want = 3.0 - 7.25f64.sqrt();
+    let mu = mu.expect("mu");
+    assert!(mu <= want && mu > want - 1e-9, "{mu} vs {want}");
+    // norm2sq(2 M y): 8·λmin(MᵀM) = 8·(3 − √5)/2.
+    let (v, mu) = verdict_of(
+        decls,
+        "var y: vector[2] init zeros\n minimize norm2sq(2.0 * (M @ y)) - x[0] * sum(y)",
+    );
+    assert_eq!(v, Verdict::StronglyConvex);
+    let want = 4.0 * (3.0 - 5f64.sqrt());
+    let mu = mu.expect("mu");
+    assert!(mu <= want && mu > want - 1e-9, "{mu} vs {want}");
+    // A singular map: convex only.
+    let (v, mu) = verdict_of(
+        "param S: matrix[2, 2] = [[1.0, 2.0], [2.0, 4.0]]\nparam b: vector[2] = [0.5, -1.0]",
+        "var y: vector[2] init zeros\n minimize sq_loss(S @ y, b) - x[0] * sum(y)",
+    );
+    assert_eq!((v, mu), (Verdict::Convex, None));
 }

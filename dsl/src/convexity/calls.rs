@@ -77,8 +77,12 @@ impl Walker<'_> {
                 let curv = add_curv(ai.curv, bi.curv);
                 let lin = if curv == Curv::Affine {
                     match (&ai.lin, &bi.lin) {
-                        (Lin::Select(..), Lin::No) if a.shape == h.shape => ai.lin.clone(),
-                        (Lin::No, Lin::Select(..)) if b.shape == h.shape => bi.lin.clone(),
+                        (Lin::Select(..) | Lin::Mapped(..), Lin::No) if a.shape == h.shape => {
+                            ai.lin.clone()
+                        }
+                        (Lin::No, Lin::Select(..) | Lin::Mapped(..)) if b.shape == h.shape => {
+                            bi.lin.clone()
+                        }
                         _ => Lin::General,
                     }
                 } else {
@@ -109,7 +113,7 @@ impl Walker<'_> {
                 self.scaled(&kinfo, b.shape.rank() == 0, &ai)
             }
             BinOp::MatMul if ai.yfree() && bi.affine() || bi.yfree() && ai.affine() => Info {
-                lin: Lin::General,
+                lin: self.mapped(a, b, &bi),
                 sign: Sign::Unknown,
                 ..Info::unknown(dep)
             }
@@ -219,6 +223,9 @@ impl Walker<'_> {
             Curv::Affine => {
                 let lin = match (&e.lin, &k.factor) {
                     (Lin::Select(c, m), Some(f)) if scalar => Lin::Select(c.mul(f), m.clone()),
+                    (Lin::Mapped(c, m, s, l), Some(f)) if scalar => {
+                        Lin::Mapped(c.mul(f), *m, *s, *l)
+                    }
                     _ => Lin::General,
                 };
                 Info {
@@ -343,6 +350,10 @@ impl Walker<'_> {
                     diag: square_diag(k, m, 2.0, dep),
                     ..convex(dep, square_credit(k, m, 2.0, &lambda), Sign::Nonneg)
                 },
+                (Lin::Mapped(k, m, s, l), Curv::Affine) => {
+                    let credit = self.congruent_credit(None, (k, *m, *s, *l), 2.0, args[0].span);
+                    convex(dep, credit, Sign::Nonneg)
+                }
                 (_, Curv::Affine) => convex(dep, Credit::default(), Sign::Nonneg),
                 (_, Curv::Convex) if x.sign.nonneg() => {
                     convex(dep, Credit::default(), Sign::Nonneg)
@@ -353,8 +364,16 @@ impl Walker<'_> {
                 let (a, b) = (&infos[0], negate(infos[1].clone()));
                 let d_affine = add_curv(a.curv, b.curv) == Curv::Affine;
                 let lin = match (&a.lin, &b.lin) {
-                    (Lin::Select(..), Lin::No) if args[0].shape == args[1].shape => a.lin.clone(),
-                    (Lin::No, Lin::Select(..)) if args[0].shape == args[1].shape => b.lin.clone(),
+                    (Lin::Select(..) | Lin::Mapped(..), Lin::No)
+                        if args[0].shape == args[1].shape =>
+                    {
+                        a.lin.clone()
+                    }
+                    (Lin::No, Lin::Select(..) | Lin::Mapped(..))
+                        if args[0].shape == args[1].shape =>
+                    {
+                        b.lin.clone()
+                    }
                     _ => Lin::General,
                 };
                 match (d_affine, lin) {
@@ -362,6 +381,10 @@ impl Walker<'_> {
                         diag: square_diag(&k, &m, 1.0, dep),
                         ..convex(dep, square_credit(&k, &m, 1.0, &lambda), Sign::Nonneg)
                     },
+                    (true, Lin::Mapped(k, m, s, l)) => {
+                        let credit = self.congruent_credit(None, (&k, m, s, l), 1.0, args[0].span);
+                        convex(dep, credit, Sign::Nonneg)
+                    }
                     (true, _) => convex(dep, Credit::default(), Sign::Nonneg),
                     _ => Info::unknown(dep),
                 }
@@ -435,8 +458,46 @@ impl Walker<'_> {
                     ..convex(dep, Credit::of(Key::Lambda(param), cover), Sign::Unknown)
                 }
             }
+            Lin::Mapped(k, m, s, l) => {
+                let (k, m, s, l) = (k.clone(), *m, *s, *l);
+                let credit = self.congruent_credit(Some(param), (&k, m, s, l), 2.0, args[1].span);
+                convex(dep, credit, Sign::Unknown)
+            }
             _ => convex(dep, Credit::default(), Sign::Unknown),
         }
+    }
+
+    /// `a @ b` as a [`Lin::Mapped`] when a names a stored matrix parameter
+    /// and b is a numeric-coefficient selection of a whole vector slice.
+    fn mapped(&self, a: &Hir, b: &Hir, bi: &Info) -> Lin {
+        let (Some(m), Lin::Select(k, Map::Range(s, l))) = (self.param_of(a), &bi.lin) else {
+            return Lin::General;
+        };
+        let cols = a.shape.0.get(1).and_then(|d| d.known());
+        if a.shape.rank() != 2 || b.shape.rank() != 1 || cols != Some(*l as u64) {
+            return Lin::General;
+        }
+        Lin::Mapped(k.clone(), m, *s, *l)
+    }
+
+    /// The credit `scale · coef² · λmin(Mᵀ·sym(P)·M)` (P = I when `None`) on
+    /// the coordinates `s..s + l` of `coef · M · y[s..s + l] + b`, when coef
+    /// is a number.
+    fn congruent_credit(
+        &mut self,
+        p: Option<usize>,
+        (k, m, s, l): (&Factor, usize, usize, usize),
+        scale: f64,
+        span: crate::ast::Span,
+    ) -> Credit {
+        if k.sym.is_some() {
+            return Credit::default();
+        }
+        let key = self.congruent_key(p, m, span);
+        Credit::of(
+            Key::Lambda(key),
+            Cover::range(s, s + l, scale * k.num * k.num),
+        )
     }
 
     /// The parameter an expression names (through `let`s).

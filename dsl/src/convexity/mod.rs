@@ -55,6 +55,11 @@ pub struct Certificate {
     pub n: Option<usize>,
     /// Parameters whose PSD-ness convexity relies on, with a use.
     pub quads: Vec<(usize, Span)>,
+    /// Congruent products λ_min(Mᵀ·sym(P)·M) credited (P = I when `None`):
+    /// entry j is credit key `Lambda(param_count + j)`.
+    pub congruent: Vec<(Option<usize>, usize)>,
+    /// Number of parameters (the first congruent key).
+    pub param_count: usize,
     /// Assumed moduli by lower variable.
     pub assumed: Vec<Option<f64>>,
     /// Where each assumption is stated.
@@ -246,16 +251,16 @@ pub fn analyse(inp: &Input<'_>) -> Outcome {
             *s = Some(at);
         }
     }
-    let param_names: Vec<String> = inp
-        .params
-        .iter()
-        .map(|p| p.map_or_else(String::new, |p| p.name.clone()))
+    let param_names: Vec<String> = (0..inp.params.len() + w.congruent.len())
+        .map(|p| w.key_name(p))
         .collect();
     let cert = Certificate {
         credit: info.credit.clone(),
         vars,
         n,
         quads: w.quads.clone(),
+        congruent: w.congruent.iter().map(|c| (c.0, c.1)).collect(),
+        param_count: inp.params.len(),
         assumed,
         assumed_at,
         upper: info.diag.upper.clone(),
@@ -389,7 +394,7 @@ pub fn evaluate(
     let mut lambda_min = Vec::new();
     let mut refused = Vec::new();
     let mut budget = matrix::MAX_VERIFY_WORK;
-    let mut unverified: Vec<&str> = Vec::new();
+    let mut unverified: Vec<String> = Vec::new();
     for &(p, use_span) in &cert.quads {
         let (Some(def), Some(vals)) = (params.get(p), values.get(p)) else {
             continue;
@@ -402,7 +407,7 @@ pub fn evaluate(
         };
         let b = matrix::lambda_min_bound_within(vals, n, hint, &mut budget);
         if b.out_of_budget {
-            unverified.push(def.name.as_str());
+            unverified.push(def.name.clone());
         }
         if b.indefinite {
             refused.push(errors::matrix_not_psd(
@@ -422,6 +427,28 @@ pub fn evaluate(
                 .flatten()
         };
         refused.extend(refute_assumptions(cert, &diag_of));
+    }
+    for (j, &(p, m)) in cert.congruent.iter().enumerate() {
+        let key = cert.param_count + j;
+        let name = cert.param_names.get(key).cloned().unwrap_or_default();
+        let (Some(mdef), Some(mv)) = (params.get(m), values.get(m)) else {
+            continue;
+        };
+        let pv = match p {
+            Some(p) => match values.get(p) {
+                Some(v) => Some(v.as_slice()),
+                None => continue,
+            },
+            None => None,
+        };
+        match matrix::congruent_bound(mv, mdef.shape.rows_cols(), pv, &mut budget) {
+            Some(b) if !b.indefinite => {
+                lambdas.push((key, b.lower.max(0.0)));
+                lambda_min.push((name, b.lower));
+            }
+            Some(_) => lambdas.push((key, 0.0)),
+            None => unverified.push(name),
+        }
     }
     if !refused.is_empty() {
         return Err(refused);
@@ -462,11 +489,18 @@ pub fn evaluate(
     let mu = match mu {
         Some(m) if m > 0.0 && m.is_finite() => Some(m),
         Some(_) => {
-            let names: Vec<&str> = cert
+            let mut names: Vec<&str> = cert
                 .quads
                 .iter()
                 .filter_map(|q| params.get(q.0).map(|p| p.name.as_str()))
                 .collect();
+            names.extend(
+                cert.param_names
+                    .iter()
+                    .skip(cert.param_count)
+                    .map(String::as_str),
+            );
+            let unverified: Vec<&str> = unverified.iter().map(String::as_str).collect();
             warnings.push(errors::modulus_not_positive(span, &names, &unverified));
             verdict = Verdict::Convex;
             None

@@ -199,6 +199,9 @@ pub enum Lin {
     General,
     /// Element k is `coef · y[map(k)] + (y-free)`.
     Select(Factor, Map),
+    /// The vector `coef · M · y[start..start + len] + (y-free)`, M the
+    /// stored matrix parameter (index) of `len` columns.
+    Mapped(Factor, usize, usize, usize),
 }
 
 /// What the analysis knows about one expression.
@@ -299,6 +302,9 @@ pub struct Walker<'a> {
     pub quads: Vec<(usize, Span)>,
     /// Weight fields used: (data, span).
     pub weights: Vec<(usize, Span)>,
+    /// Congruent products credited through λ_min(Mᵀ·sym(P)·M): (P or I,
+    /// M, a use); entry j is credit key `Lambda(params.len() + j)`.
+    pub congruent: Vec<(Option<usize>, usize, Span)>,
     /// Expressions analysed (bounds the rounding error of credits).
     pub nodes: usize,
 }
@@ -338,6 +344,7 @@ impl<'a> Walker<'a> {
             overflows: Vec::new(),
             quads: Vec::new(),
             weights: Vec::new(),
+            congruent: Vec::new(),
             nodes: 0,
         }
     }
@@ -349,12 +356,38 @@ impl<'a> Walker<'a> {
 
     /// The name of parameter `p` for texts.
     pub fn lambda_text(&self, p: usize) -> String {
-        let name = self
-            .params
-            .get(p)
-            .and_then(|d| d.map(|d| d.name.clone()))
-            .unwrap_or_else(|| format!("#{p}"));
-        format!("λmin({name})")
+        format!("λmin({})", self.key_name(p))
+    }
+
+    /// The name of credit key `p`: a parameter, or a congruent product
+    /// such as `M'*P*M`.
+    pub fn key_name(&self, p: usize) -> String {
+        let name = |q: usize| {
+            self.params
+                .get(q)
+                .and_then(|d| d.map(|d| d.name.clone()))
+                .unwrap_or_else(|| format!("#{q}"))
+        };
+        match p
+            .checked_sub(self.params.len())
+            .and_then(|j| self.congruent.get(j))
+        {
+            Some(&(Some(q), m, _)) => format!("{}'*{}*{}", name(m), name(q), name(m)),
+            Some(&(None, m, _)) => format!("{}'*{}", name(m), name(m)),
+            None => name(p),
+        }
+    }
+
+    /// The credit key of λ_min(Mᵀ·sym(P)·M) (P = I when `None`).
+    pub(super) fn congruent_key(&mut self, p: Option<usize>, m: usize, span: Span) -> usize {
+        let j = match self.congruent.iter().position(|c| c.0 == p && c.1 == m) {
+            Some(j) => j,
+            None => {
+                self.congruent.push((p, m, span));
+                self.congruent.len() - 1
+            }
+        };
+        self.params.len() + j
     }
 
     /// Analyses every `let` and parameter that `h` reaches, deepest first,
@@ -572,7 +605,7 @@ impl<'a> Walker<'a> {
                 return Info::unknown(info.dep_y);
             }
         }
-        if let Lin::Select(f, _) = &info.lin {
+        if let Lin::Select(f, _) | Lin::Mapped(f, ..) = &info.lin {
             if !f.num.is_finite() {
                 let what = format!("the coefficient of `{}` is not finite", self.text(h.span));
                 self.overflows.push((h.span, what));
@@ -695,6 +728,15 @@ pub(super) fn negate(a: Info) -> Info {
                     sym: k.sym,
                 },
                 m,
+            ),
+            Lin::Mapped(k, m, s, l) => Lin::Mapped(
+                Factor {
+                    num: -k.num,
+                    sym: k.sym,
+                },
+                m,
+                s,
+                l,
             ),
             l => l,
         },
