@@ -290,7 +290,7 @@ pub fn refute(
     for w in cuts.windows(2) {
         let (a, b) = (w[0], w[1]);
         let has_diag = upper
-            .val
+            .abs
             .iter()
             .any(|(k, c)| matches!(k, DKey::Diag(..)) && c.at(a) != 0.0);
         // Without a stored factor the piece is constant: one test.
@@ -312,12 +312,14 @@ fn refute_at(
     diag: &dyn Fn(usize, usize) -> Option<f64>,
 ) -> Option<Refuted> {
     let (mut v, mut a) = (0.0f64, 0.0f64);
-    for (k, c) in &upper.val {
-        let coef = c.at(i);
-        if coef == 0.0 {
+    // `abs` is nonzero wherever `val` is (and also where contributions
+    // cancelled), so its keys are the ones to visit.
+    for (k, c) in &upper.abs {
+        let abs = c.at(i);
+        if abs == 0.0 {
             continue;
         }
-        let abs = upper.abs.get(k).map_or(0.0, |c| c.at(i));
+        let coef = upper.val.get(k).map_or(0.0, |c| c.at(i));
         let f = match *k {
             DKey::One => 1.0,
             DKey::Diag(p, s) => diag(p, i.checked_sub(s)?)?,
