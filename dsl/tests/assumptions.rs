@@ -145,7 +145,7 @@ fn spec(g: &str, p: &str, assume_y: Option<&str>) -> String {
         head(p)
     );
     if let Some(m) = assume_y {
-        s.push_str(&format!("assume strongly_convex(y, mu = {m})\n"));
+        s = s + "assume strongly_convex(y, mu = " + m + ")\n";
     }
     s
 }

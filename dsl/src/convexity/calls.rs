@@ -473,7 +473,7 @@ impl Walker<'_> {
         let (Some(m), Lin::Select(k, Map::Range(s, l))) = (self.param_of(a), &bi.lin) else {
             return Lin::General;
         };
-        let cols = a.shape.0.get(1).and_then(|d| d.known());
+        let cols = a.shape.0.get(1).and_then(crate::hir::Dim::known);
         if a.shape.rank() != 2 || b.shape.rank() != 1 || cols != Some(*l as u64) {
             return Lin::General;
         }

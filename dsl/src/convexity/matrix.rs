@@ -259,17 +259,14 @@ pub fn congruent_bound(
     for i in 0..m {
         for j in 0..n {
             let (mut v, mut a) = (0.0, 0.0);
-            match &sp {
-                Some(sp) => {
-                    for k in 0..m {
-                        v += sp[i * m + k] * m_vals[k * n + j];
-                        a += (sp[i * m + k] * m_vals[k * n + j]).abs();
-                    }
+            if let Some(sp) = &sp {
+                for k in 0..m {
+                    v += sp[i * m + k] * m_vals[k * n + j];
+                    a += (sp[i * m + k] * m_vals[k * n + j]).abs();
                 }
-                None => {
-                    v = m_vals[i * n + j];
-                    a = v.abs();
-                }
+            } else {
+                v = m_vals[i * n + j];
+                a = v.abs();
             }
             t[i * n + j] = v;
             ta[i * n + j] = a;

@@ -380,12 +380,11 @@ impl<'a> Walker<'a> {
 
     /// The credit key of λ_min(Mᵀ·sym(P)·M) (P = I when `None`).
     pub(super) fn congruent_key(&mut self, p: Option<usize>, m: usize, span: Span) -> usize {
-        let j = match self.congruent.iter().position(|c| c.0 == p && c.1 == m) {
-            Some(j) => j,
-            None => {
-                self.congruent.push((p, m, span));
-                self.congruent.len() - 1
-            }
+        let j = if let Some(j) = self.congruent.iter().position(|c| c.0 == p && c.1 == m) {
+            j
+        } else {
+            self.congruent.push((p, m, span));
+            self.congruent.len() - 1
         };
         self.params.len() + j
     }
