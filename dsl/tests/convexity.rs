@@ -52,6 +52,9 @@ fn head(p: &str, q: &str, m: &str) -> String {
          param c: vector[3] = [0.5, -1.0, 0.25]\n\
          param c2: vector[2] = [1.0, -2.0]\n\
          param r: scalar = 0.25\n\
+         param rn: scalar = -0.5\n\
+         let ly = y[1]\n\
+         let lq = 0.5 * norm2sq(y - c)\n\
          data d = csv(\"d.csv\") {{ header = true, label = \"y\", features = all_except([\"y\"]), batch = 2, sampler = shuffle, seed = 3 }}\n\
          upper {{ var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }}\n"
     )
@@ -183,6 +186,14 @@ fn atom(sampled: bool) -> BoxedStrategy<String> {
         Just("sum(Y ^ 2)".to_string()),
         Just("exp(x[0]) * y[0] * y[0]".to_string()),
         Just("sum(exp(x[1]) * y * y)".to_string()),
+        Just("(ly) ^ 2".to_string()),
+        Just("(lq + lq)".to_string()),
+        Just("mean over t in d { (y[0] - t.x[1]) ^ 2 + norm2sq(Y[1]) }".to_string()),
+        Just("sum over t in d { 0.5 * norm2sq(y) + rn * (y[2]) ^ 2 }".to_string()),
+        Just("mean over t in d { mean over u in d { dot(y, u.x[0] * y) } }".to_string()),
+        Just("(-(rn * norm2sq(y)))".to_string()),
+        Just("(norm2sq(y) / rn)".to_string()),
+        Just("log(1.0 + exp(y[0]))".to_string()),
     ]
     .boxed()
 }
@@ -195,6 +206,8 @@ fn scale() -> impl Strategy<Value = String> {
         Just("0.0"),
         Just("1e-3"),
         Just("r"),
+        Just("rn"),
+        Just("(-rn)"),
         Just("exp(x[0])"),
         Just("x[0]"),
         Just("(x[0] ^ 2)"),
@@ -349,10 +362,10 @@ fn certified_mu_bounds_the_hessian_of_every_accepted_spec() {
     let k = congruent.get();
     eprintln!("{CASES} specs: {a} accepted, {c} certified with a μ, {k} of them through λmin(M'·P·M) or λmin(M'·M)");
     assert!(
-        k >= CASES / 100,
+        k >= CASES / 200,
         "only {k} certificates use a congruent credit"
     );
-    assert!(a >= CASES / 3, "only {a} of {CASES} specs accepted");
+    assert!(a >= CASES / 4, "only {a} of {CASES} specs accepted");
     assert!(
         c >= CASES / 10,
         "only {c} of {CASES} specs certified with a μ"
