@@ -5,6 +5,8 @@
 //! d ∈ {100, 1000}, f64 and f32, one thread:
 //!
 //! * `iter/<solver>/<T>/d<d>`: one BO-REP, SLIP and StocBio iteration;
+//!   `iter/<solver>-sigma0/…` the same without oracle noise (σ = 0), which
+//!   separates the time of the Gaussian noise generation;
 //! * `floor/<solver>/<T>/d<d>`: the memory-bandwidth floor of that
 //!   iteration: the d × d matrices the solver's oracle calls read over 60
 //!   iterations (recorded by a logging oracle: ∇ᵧg reads A and C, ∇ᵧf F
@@ -290,7 +292,13 @@ fn bench_dtype<T: Real>(c: &mut Criterion) {
 
         bench_solver(c, "borep", &id, borep(), q.clone());
         bench_solver(c, "slip", &id, slip(), q.clone());
-        bench_solver(c, "stocbio", &id, stocbio(), q);
+        bench_solver(c, "stocbio", &id, stocbio(), q.clone());
+        // The same iterations without the oracle noise (σ = 0 skips the
+        // Box–Muller draws): the difference is the noise generation's time.
+        let quiet = q.with_sigma(T::ZERO);
+        bench_solver(c, "borep-sigma0", &id, borep(), quiet.clone());
+        bench_solver(c, "slip-sigma0", &id, slip(), quiet.clone());
+        bench_solver(c, "stocbio-sigma0", &id, stocbio(), quiet);
     }
 }
 
