@@ -102,7 +102,7 @@ fn reference_t<T: Real>(m: &[T], w: &[T], base: &[T]) -> Vec<T> {
     for j in 0..cols {
         let mut i = 0;
         while i < w.len() {
-            out[j] = out[j] + w[i] * m[i * cols + j];
+            out[j] += w[i] * m[i * cols + j];
             i += 1;
         }
     }
