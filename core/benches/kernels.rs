@@ -5,15 +5,26 @@
 //! d ∈ {100, 1000}, f64 and f32, one thread:
 //!
 //! * `iter/<solver>/<T>/d<d>`: one BO-REP, SLIP and StocBio iteration;
+//!   `iter/<solver>-sigma0/…` the same without oracle noise (σ = 0), which
+//!   separates the time of the Gaussian noise generation;
 //! * `floor/<solver>/<T>/d<d>`: the memory-bandwidth floor of that
 //!   iteration: the d × d matrices the solver's oracle calls read over 60
 //!   iterations (recorded by a logging oracle: ∇ᵧg reads A and C, ∇ᵧf F
-//!   and K, ∇ₓf H and K, ∇²ᵧᵧg·v A, ∇²ₓᵧg·v C), each streamed once in the
+//!   and K, ∇ₓf H and K, both upper gradients jointly H, F and K,
+//!   ∇²ᵧᵧg·v A, ∇²ₓᵧg·v C, ∇ᵧg with both products jointly A, A and C),
+//!   each streamed once in the
 //!   same order and summed with independent lanes so that the adds never
 //!   wait, divided by 60;
-//! * `matvec/<T>/d<d>/{chain,lanes}`: one d × d matrix–vector product with
-//!   the single left-to-right chain the kernels used before issue 16 (copied
-//!   here) and with `kernels::matvec`, side by side.
+//! * `matvec/<T>/d<d>/{chain,lanes,lanes-portable,transposed}`: one d × d
+//!   matrix–vector product with the single left-to-right chain the kernels
+//!   used before issue 16 (copied here), with `kernels::matvec` (its AVX2
+//!   build where the CPU has it), with `kernels::matvec` in the portable
+//!   build (`kernels::set_wide(false)`, same bits), and `kernels::matvec_t`.
+//!
+//! The quadratic serves the joint hooks `try_grads_f` (one read of K for
+//! both upper gradients) and `try_grad_hvp_jvp` (one read of C); the trace
+//! logs the reads the served hooks make, so the floor counts the passes
+//! actually made.
 //!
 //! `cargo bench -p bilevel-core --bench kernels`
 
@@ -102,15 +113,56 @@ macro_rules! traced_grad {
 }
 // A, B, C, F, H, K = 0..6 (the oracle's products, `testing::Quadratic`).
 traced_grad!(
-    UpperGradX::grad_x_f => [4, 5],
     UpperGradY::grad_y_f => [3, 5],
     LowerGradY::grad_y_g => [0, 2]
 );
+
+impl<T: Real> UpperGradX<T> for Trace<T> {
+    fn grad_x_f(&mut self, x: &[T], y: &[T], s: &u64, out: &mut [T]) {
+        self.log.extend([4, 5]);
+        self.q.grad_x_f(x, y, s, out);
+    }
+    // The quadratic serves both upper gradients with one read of K.
+    fn try_grads_f(&mut self, x: &[T], y: &[T], s: &u64, gx: &mut [T], gy: &mut [T]) -> bool {
+        let served = self.q.try_grads_f(x, y, s, gx, gy);
+        if served {
+            self.log.extend([4, 3, 5]);
+        }
+        served
+    }
+}
 
 impl<T: Real> LowerHvp<T> for Trace<T> {
     fn hvp_yy(&mut self, x: &[T], y: &[T], v: &[T], s: &u64, out: &mut [T]) {
         self.log.push(0);
         self.q.hvp_yy(x, y, v, s, out);
+    }
+    fn try_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &u64,
+        out: (&mut [T], &mut [T]),
+    ) -> bool {
+        let served = self.q.try_hvp_jvp(x, y, v, s, out);
+        assert!(!served, "the trace does not know this hook's reads");
+        served
+    }
+    // ∇ᵧg, A·v and C·v with one read of C.
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &u64,
+        out: (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        let served = self.q.try_grad_hvp_jvp(x, y, v, s, out);
+        if served {
+            self.log.extend([0, 0, 2]);
+        }
+        served
     }
 }
 impl<T: Real> CrossJvp<T> for Trace<T> {
@@ -219,15 +271,46 @@ fn bench_dtype<T: Real>(c: &mut Criterion) {
                 black_box(out[0])
             });
         });
+        // The same product in the portable (baseline x86_64) build of the
+        // kernels: the bits are equal, only the vector width differs.
+        kernels::set_wide(false);
+        g.bench_function(BenchmarkId::new(&id, "lanes-portable"), |b| {
+            b.iter(|| {
+                kernels::matvec(black_box(a), black_box(&v), &mut out);
+                black_box(out[0])
+            });
+        });
+        kernels::set_wide(true);
+        let mut out_t = vec![T::ZERO; d];
+        g.bench_function(BenchmarkId::new(&id, "transposed"), |b| {
+            b.iter(|| {
+                kernels::matvec_t(black_box(a), black_box(&v), &mut out_t);
+                black_box(out_t[0])
+            });
+        });
         g.finish();
 
         bench_solver(c, "borep", &id, borep(), q.clone());
         bench_solver(c, "slip", &id, slip(), q.clone());
-        bench_solver(c, "stocbio", &id, stocbio(), q);
+        bench_solver(c, "stocbio", &id, stocbio(), q.clone());
+        // The same iterations without the oracle noise (σ = 0 skips the
+        // Box–Muller draws): the difference is the noise generation's time.
+        let quiet = q.with_sigma(T::ZERO);
+        bench_solver(c, "borep-sigma0", &id, borep(), quiet.clone());
+        bench_solver(c, "slip-sigma0", &id, slip(), quiet.clone());
+        bench_solver(c, "stocbio-sigma0", &id, stocbio(), quiet);
     }
 }
 
 fn benches(c: &mut Criterion) {
+    eprintln!(
+        "AVX2 build of the products: {}",
+        if kernels::wide_active() {
+            "active"
+        } else {
+            "not available"
+        }
+    );
     bench_dtype::<f64>(c);
     bench_dtype::<f32>(c);
 }

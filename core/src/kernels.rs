@@ -14,11 +14,72 @@
 //! registers (two, four or eight lanes per register) and the adds no longer
 //! wait on each other; on a scalar FPU (the Cortex-M4F) the same code runs
 //! lane by lane and computes the same IEEE operations in the same order. There
-//! is no FMA contraction (Rust never fuses `a * b + c` on its own) and no
-//! runtime dispatch (the order would not depend on the vector width, but a
-//! `no_std` crate cannot detect CPU features; `docs/decisions.md` 47).
+//! is no FMA contraction (Rust never fuses `a * b + c` on its own).
+//!
+//! On x86_64 the matrix–vector products also have a build of the same loops
+//! for AVX2 (`pulp`'s safe runtime dispatch, detected once and cached), used
+//! when the CPU has it and the matrix has at least 256 entries: four `f64` or
+//! eight `f32` lanes per register instead of two or four, the same IEEE
+//! operations on the same lanes in the same order, so the same bits
+//! (`docs/decisions.md` 74). In that build the transposed products add four
+//! rows per sweep over `out` (`oⱼ ← (((oⱼ + a₀m₀ⱼ) + a₁m₁ⱼ) + a₂m₂ⱼ) + a₃m₃ⱼ`,
+//! the additions of four row-by-row passes in their order) and
+//! [`matvec_add_t_add`] reads its matrix once for both products.
+//! [`set_wide`] switches the AVX2 build off and on (for tests and benches);
+//! other targets, the Cortex-M4F among them, compile only the portable loops.
 
 use crate::Real;
+
+/// The AVX2 build of the product loops (x86_64 only; see the module
+/// documentation).
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    /// Cleared by [`super::set_wide`]`(false)`.
+    pub(super) static ENABLED: AtomicBool = AtomicBool::new(true);
+
+    /// Matrices with fewer entries take the portable loops (the dispatch
+    /// costs a call and an atomic load; both compute the same bits).
+    const MIN_ENTRIES: usize = 256;
+
+    /// Runs `f` compiled for AVX2 (with `f`'s callees inlined) when enabled,
+    /// `entries` ≥ [`MIN_ENTRIES`] and the CPU has AVX2 (pulp's V3 level,
+    /// detected once and cached); returns whether it ran.
+    #[allow(clippy::inline_always)] // `f` must be inlined into the AVX2 function
+    #[inline(always)]
+    pub(super) fn run(entries: usize, f: impl FnOnce()) -> bool {
+        if entries < MIN_ENTRIES || !ENABLED.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(simd) = pulp::x86::V3::try_new() else {
+            return false;
+        };
+        simd.vectorize(f);
+        true
+    }
+
+    /// Whether [`run`] would run a large product in the AVX2 build.
+    pub(super) fn active() -> bool {
+        ENABLED.load(Ordering::Relaxed) && pulp::x86::V3::try_new().is_some()
+    }
+}
+
+/// Enables (the default) or disables the AVX2 build of the matrix–vector
+/// products on x86_64. Both compute the same bits (`docs/decisions.md` 74);
+/// this exists so that tests can compare them and benches can time them side
+/// by side. It affects every thread.
+#[cfg(target_arch = "x86_64")]
+pub fn set_wide(enabled: bool) {
+    wide::ENABLED.store(enabled, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the matrix–vector products with at least 256 entries currently
+/// run in the AVX2 build (enabled by [`set_wide`] and supported by the CPU).
+#[cfg(target_arch = "x86_64")]
+pub fn wide_active() -> bool {
+    wide::active()
+}
 
 /// `y ← y + a·x`.
 #[inline]
@@ -167,8 +228,58 @@ pub fn matvec<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
         fill(out, T::ZERO);
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if wide::run(m.len(), || rows_set(m, v, out)) {
+        return;
+    }
     for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
         *o = dot(row, v);
+    }
+}
+
+/// [`matvec`]'s rows (for the AVX2 build, where everything must inline).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn rows_set<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    for (o, row) in out.iter_mut().zip(m.chunks_exact(v.len())) {
+        *o = reduce(row, v, |a, b| a * b);
+    }
+}
+
+/// [`matvec_add`]'s rows (for the AVX2 build).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn rows_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    for (o, row) in out.iter_mut().zip(m.chunks_exact(v.len())) {
+        *o += reduce(row, v, |a, b| a * b);
+    }
+}
+
+/// `out ← out + Mᵀ·v` four rows per sweep over `out` (for the AVX2 build):
+/// `oⱼ ← (((oⱼ + v₀m₀ⱼ) + v₁m₁ⱼ) + v₂m₂ⱼ) + v₃m₃ⱼ`, the same additions in the
+/// same order as one [`axpy`] per row; the last `rows mod 4` rows by
+/// [`axpy`]'s loop.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn rows_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
+    let cols = out.len();
+    let (vb, vt) = v.as_chunks::<4>();
+    let (mb, mt) = m.split_at(vb.len() * 4 * cols);
+    for (a, block) in vb.iter().zip(mb.chunks_exact(4 * cols)) {
+        let (r0, rest) = block.split_at(cols);
+        let (r1, rest) = rest.split_at(cols);
+        let (r2, r3) = rest.split_at(cols);
+        for ((((o, &b0), &b1), &b2), &b3) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *o = *o + a[0] * b0 + a[1] * b1 + a[2] * b2 + a[3] * b3;
+        }
+    }
+    for (&vi, row) in vt.iter().zip(mt.chunks_exact(cols)) {
+        for (yi, &xi) in out.iter_mut().zip(row) {
+            *yi += vi * xi;
+        }
     }
 }
 
@@ -180,6 +291,10 @@ pub fn matvec_t<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     debug_assert_eq!(m.len(), v.len() * cols);
     fill(out, T::ZERO);
     if cols == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide::run(m.len(), || rows_t_add(m, v, out)) {
         return;
     }
     for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
@@ -197,6 +312,10 @@ pub fn matvec_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
         // No columns: nothing to add (and `chunks_exact(0)` panics).
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if wide::run(m.len(), || rows_add(m, v, out)) {
+        return;
+    }
     for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
         *o += dot(row, v);
     }
@@ -210,9 +329,59 @@ pub fn matvec_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     if cols == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if wide::run(m.len(), || rows_t_add(m, v, out)) {
+        return;
+    }
     for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
         axpy(vi, row, out);
     }
+}
+
+/// Both products of one matrix: `out ← out + M·v` and `out_t ← out_t + Mᵀ·w`,
+/// with `M` row-major of shape `out.len() × v.len()`, `w` of length
+/// `out.len()` and `out_t` of length `v.len()`. The results are the bits of
+/// [`matvec_add`]`(m, v, out)` and [`matvec_t_add`]`(m, w, out_t)`; in the AVX2
+/// build (module documentation) `M` is read from memory once, in blocks of
+/// four rows (the block's four row sums, then its four-row sweep over
+/// `out_t` while the rows are in cache); elsewhere the two calls make two
+/// passes.
+#[inline]
+pub fn matvec_add_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T], w: &[T], out_t: &mut [T]) {
+    let cols = v.len();
+    debug_assert_eq!(m.len(), out.len() * cols);
+    debug_assert_eq!(w.len(), out.len());
+    debug_assert_eq!(out_t.len(), cols);
+    if cols == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if wide::run(m.len(), || both_add(m, v, out, w, out_t)) {
+        return;
+    }
+    matvec_add(m, v, out);
+    matvec_t_add(m, w, out_t);
+}
+
+/// [`matvec_add_t_add`] in one read of `m` (for the AVX2 build).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn both_add<T: Real>(m: &[T], v: &[T], out: &mut [T], w: &[T], out_t: &mut [T]) {
+    let cols = v.len();
+    let (ob, ot) = out.as_chunks_mut::<4>();
+    let (mb, mt) = m.split_at(ob.len() * 4 * cols);
+    let (wb, wt) = w.split_at(ob.len() * 4);
+    for ((o, block), wv) in ob
+        .iter_mut()
+        .zip(mb.chunks_exact(4 * cols))
+        .zip(wb.chunks_exact(4))
+    {
+        rows_add(block, v, o);
+        rows_t_add(block, wv, out_t);
+    }
+    rows_add(mt, v, ot);
+    rows_t_add(mt, wt, out_t);
 }
 
 #[cfg(test)]

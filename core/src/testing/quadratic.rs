@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use rand_core::Rng;
 
 use super::add_noise;
-use crate::kernels::{dot, fill, matvec_add, matvec_t_add};
+use crate::kernels::{dot, fill, matvec_add, matvec_add_t_add, matvec_t_add};
 use crate::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY,
     UpperValue,
@@ -308,6 +308,30 @@ impl<T: Real, S: Buffer<T>> LowerHvp<T> for Quadratic<T, S> {
         matvec_add(self.block(l.a, dy * dy), v, out);
         self.noise(out, *s, OracleKind::HvpYY);
     }
+
+    /// ∇ᵧg, A·v and C·v with one read of C (C·v for the cross product and
+    /// Cᵀ·x for ∇ᵧg): the bits of the separate calls, one matrix pass fewer.
+    fn try_grad_hvp_jvp(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        s: &u64,
+        (gy, hv, jv): (&mut [T], &mut [T], &mut [T]),
+    ) -> bool {
+        let (dx, dy, l) = (self.dx, self.dy, self.l());
+        let a = self.block(l.a, dy * dy);
+        gy.copy_from_slice(self.block(l.a_lin, dy));
+        matvec_add(a, y, gy);
+        fill(hv, T::ZERO);
+        matvec_add(a, v, hv);
+        fill(jv, T::ZERO);
+        matvec_add_t_add(self.block(l.c, dx * dy), v, jv, x, gy);
+        self.noise(gy, *s, OracleKind::GradYG);
+        self.noise(hv, *s, OracleKind::HvpYY);
+        self.noise(jv, *s, OracleKind::JvpXY);
+        true
+    }
 }
 
 impl<T: Real, S: Buffer<T>> CrossJvp<T> for Quadratic<T, S> {
@@ -336,6 +360,21 @@ impl<T: Real, S: Buffer<T>> UpperGradX<T> for Quadratic<T, S> {
         matvec_add(self.block(l.h, dx * dx), x, out);
         matvec_add(self.block(l.k, dx * dy), y, out);
         self.noise(out, *s, OracleKind::GradXF);
+    }
+
+    /// Both upper gradients with one read of K (`kernels::matvec_add_t_add`
+    /// gives K·y for ∇ₓf and Kᵀ·x for ∇ᵧf): the bits of the separate calls,
+    /// one matrix pass fewer.
+    fn try_grads_f(&mut self, x: &[T], y: &[T], s: &u64, gx: &mut [T], gy: &mut [T]) -> bool {
+        let (dx, dy, l) = (self.dx, self.dy, self.l());
+        gx.copy_from_slice(self.block(l.h_lin, dx));
+        matvec_add(self.block(l.h, dx * dx), x, gx);
+        gy.copy_from_slice(self.block(l.f_lin, dy));
+        matvec_add(self.block(l.f, dy * dy), y, gy);
+        matvec_add_t_add(self.block(l.k, dx * dy), y, gx, x, gy);
+        self.noise(gx, *s, OracleKind::GradXF);
+        self.noise(gy, *s, OracleKind::GradYF);
+        true
     }
 }
 
@@ -694,3 +733,50 @@ mod dense {
 
 #[cfg(feature = "alloc")]
 pub use dense::ClosedForm;
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    extern crate alloc;
+    use alloc::vec::Vec;
+
+    use rand_core::{Rng, SeedableRng};
+
+    use super::Quadratic;
+    use crate::oracle::{CrossJvp, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
+    use crate::random::{normal, DefaultRng};
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The joint hooks give the separate calls' bits, at sizes on both sides
+    /// of the kernels' AVX2 threshold (256 entries).
+    #[test]
+    fn joint_hooks_give_the_separate_bits() {
+        let mut rng = DefaultRng::seed_from_u64(75);
+        for (d, trials) in [(1, 5), (3, 5), (15, 5), (17, 5), (40, 3), (70, 2)] {
+            let mut q = Quadratic::<f64, Vec<f64>>::random(d, 10.0, 0.1, d as u64).unwrap();
+            for _ in 0..trials {
+                let mut vec = |n: usize| -> Vec<f64> { (0..n).map(|_| normal(&mut rng)).collect() };
+                let (x, y, v) = (vec(d), vec(d), vec(d));
+                let s = rng.next_u64();
+                let (mut gx, mut gy) = (vec![0.0; d], vec![0.0; d]);
+                q.grad_x_f(&x, &y, &s, &mut gx);
+                q.grad_y_f(&x, &y, &s, &mut gy);
+                let (mut jx, mut jy) = (vec![1.0; d], vec![1.0; d]);
+                assert!(q.try_grads_f(&x, &y, &s, &mut jx, &mut jy));
+                assert_eq!(bits(&gx), bits(&jx), "grads_f ∇ₓf, d = {d}");
+                assert_eq!(bits(&gy), bits(&jy), "grads_f ∇ᵧf, d = {d}");
+                let (mut g, mut h, mut j) = (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
+                q.grad_y_g(&x, &y, &s, &mut g);
+                q.hvp_yy(&x, &y, &v, &s, &mut h);
+                q.jvp_xy(&x, &y, &v, &s, &mut j);
+                let (mut jg, mut jh, mut jj) = (vec![1.0; d], vec![1.0; d], vec![1.0; d]);
+                assert!(q.try_grad_hvp_jvp(&x, &y, &v, &s, (&mut jg, &mut jh, &mut jj)));
+                assert_eq!(bits(&g), bits(&jg), "grad_hvp_jvp ∇ᵧg, d = {d}");
+                assert_eq!(bits(&h), bits(&jh), "grad_hvp_jvp A·v, d = {d}");
+                assert_eq!(bits(&j), bits(&jj), "grad_hvp_jvp C·v, d = {d}");
+            }
+        }
+    }
+}

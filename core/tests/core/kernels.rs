@@ -11,7 +11,9 @@
 //! also checks that the order is *not* the left-to-right chain, so that a
 //! kernel which quietly fell back to one chain would fail it).
 
-use bilevel_core::kernels::{dist, dot, matvec, matvec_add, norm, norm2sq, LANES};
+use bilevel_core::kernels::{
+    dist, dot, matvec, matvec_add, matvec_add_t_add, matvec_t, matvec_t_add, norm, norm2sq, LANES,
+};
 
 /// The reference below is written for sixteen lanes.
 const _: () = assert!(LANES == 16);
@@ -91,6 +93,77 @@ fn check<T: Real>(n: usize, rng: &mut DefaultRng) -> bool {
     bits(want) != bits(chain(n, |i| x[i] * y[i]))
 }
 
+/// The transposed product by hand: `out[j]` starts at `base[j]` and adds
+/// `w[i] · m[i][j]` for `i = 0, 1, …` in turn (one chain per column, rows in
+/// order), which is what one `axpy` per row computes.
+fn reference_t<T: Real>(m: &[T], w: &[T], base: &[T]) -> Vec<T> {
+    let cols = base.len();
+    let mut out = base.to_vec();
+    for j in 0..cols {
+        let mut i = 0;
+        while i < w.len() {
+            out[j] += w[i] * m[i * cols + j];
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every product of `kernels` on one `rows × cols` matrix, bit for bit
+/// against the references: `matvec`, `matvec_add`, `matvec_t`,
+/// `matvec_t_add` and the one-pass `matvec_add_t_add`.
+fn check_products<T: Real>(rows: usize, cols: usize, rng: &mut DefaultRng) {
+    let m = entries::<T>(rows * cols, rng);
+    let v = entries::<T>(cols, rng);
+    let w = entries::<T>(rows, rng);
+    let base = entries::<T>(rows, rng);
+    let base_t = entries::<T>(cols, rng);
+    let want: Vec<T> = (0..rows)
+        .map(|r| reference(cols, |j| m[r * cols + j] * v[j]))
+        .collect();
+    let want_t0 = reference_t(&m, &w, &vec![T::ZERO; cols]);
+    let want_t = reference_t(&m, &w, &base_t);
+    let same = |got: &[T], want: &[T], what: &str| {
+        for (k, (g, e)) in got.iter().zip(want).enumerate() {
+            assert_eq!(
+                bits(*g),
+                bits(*e),
+                "{what} entry {k}, {rows}×{cols}, {}",
+                T::NAME
+            );
+        }
+    };
+    let mut out = vec![T::ZERO; rows];
+    matvec(&m, &v, &mut out);
+    same(&out, &want, "matvec");
+    let mut out = base.clone();
+    matvec_add(&m, &v, &mut out);
+    let want_add: Vec<T> = base.iter().zip(&want).map(|(&b, &p)| b + p).collect();
+    same(&out, &want_add, "matvec_add");
+    let mut out_t = base_t.clone();
+    matvec_t(&m, &w, &mut out_t);
+    same(&out_t, &want_t0, "matvec_t");
+    let mut out_t = base_t.clone();
+    matvec_t_add(&m, &w, &mut out_t);
+    same(&out_t, &want_t, "matvec_t_add");
+    let (mut out, mut out_t) = (base.clone(), base_t.clone());
+    matvec_add_t_add(&m, &v, &mut out, &w, &mut out_t);
+    same(&out, &want_add, "matvec_add_t_add (M·v)");
+    same(&out_t, &want_t, "matvec_add_t_add (Mᵀ·w)");
+}
+
+/// Runs `f` with the AVX2 build of the products (where the CPU has it) and
+/// again with the portable loops only: both must match the references.
+fn both_builds(f: impl Fn()) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        bilevel_core::kernels::set_wide(false);
+        f();
+        bilevel_core::kernels::set_wide(true);
+    }
+    f();
+}
+
 /// Rows of `matvec` and `matvec_add` are the reference order of each row.
 fn check_matvec<T: Real>(rows: usize, cols: usize, rng: &mut DefaultRng) {
     let m = entries::<T>(rows * cols, rng);
@@ -137,6 +210,47 @@ fn every_length_up_to_100_matches_the_reference() {
     }
 }
 
+/// Shapes around the AVX2 build's threshold (256 entries) and its blocks of
+/// four rows, every remainder of rows mod 4 and of columns mod 16, in both
+/// builds.
+#[test]
+fn every_product_matches_the_reference_in_both_builds() {
+    let rng = DefaultRng::seed_from_u64(74);
+    let shapes = [
+        (0, 300),
+        (300, 0),
+        (1, 255),
+        (1, 256),
+        (16, 16),
+        (4, 64),
+        (5, 64),
+        (6, 61),
+        (7, 47),
+        (8, 33),
+        (13, 100),
+        (64, 1),
+        (33, 257),
+    ];
+    both_builds(|| {
+        for (rows, cols) in shapes {
+            let mut r = rng.clone();
+            check_products::<f64>(rows, cols, &mut r);
+            check_products::<f32>(rows, cols, &mut r);
+        }
+    });
+}
+
+/// The AVX2 build is chosen exactly when the CPU has AVX2 (and FMA, which
+/// pulp's V3 level also requires; the kernels never emit a fused
+/// multiply–add), so that on this machine kind the tests above exercise it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_avx2_build_is_detected() {
+    let cpu = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    bilevel_core::kernels::set_wide(true);
+    assert_eq!(bilevel_core::kernels::wide_active(), cpu);
+}
+
 #[test]
 fn special_values_follow_the_reference() {
     // Signed zeros, infinities and NaN: the lanes start from +0.0 like the
@@ -175,5 +289,18 @@ proptest! {
         let mut rng = DefaultRng::seed_from_u64(seed);
         check_matvec::<f64>(rows, cols, &mut rng);
         check_matvec::<f32>(rows, cols, &mut rng);
+    }
+
+    #[test]
+    fn random_products_match_the_reference_in_both_builds(
+        rows in 0_usize..70,
+        cols in 0_usize..300,
+        seed: u64,
+    ) {
+        both_builds(|| {
+            let mut rng = DefaultRng::seed_from_u64(seed);
+            check_products::<f64>(rows, cols, &mut rng);
+            check_products::<f32>(rows, cols, &mut rng);
+        });
     }
 }
