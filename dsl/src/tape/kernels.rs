@@ -182,3 +182,185 @@ pub(super) fn softplus(u: f64) -> f64 {
         u.exp().ln_1p()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{gemm, Operand};
+    use proptest::prelude::*;
+
+    /// The 16-lane order written out independently of the core: entry `p`
+    /// into lane `p mod 16`, each lane from +0 upwards, then the halving tree.
+    fn lanes(x: &[f64], y: &[f64]) -> f64 {
+        let mut acc = [0.0_f64; 16];
+        for p in 0..x.len() {
+            acc[p % 16] += x[p] * y[p];
+        }
+        for w in [8, 4, 2, 1] {
+            for k in 0..w {
+                acc[k] += acc[k + w];
+            }
+        }
+        acc[0]
+    }
+
+    /// Element (i, j) of op(M), M stored `rows × cols`.
+    fn at(v: &[f64], cols: usize, t: bool, i: usize, j: usize) -> f64 {
+        if t {
+            v[j * cols + i]
+        } else {
+            v[i * cols + j]
+        }
+    }
+
+    /// The documented order of every output of `c + α op(A) op(B)`.
+    fn reference(
+        alpha: f64,
+        (a, ta): (&[f64], bool),
+        (b, tb): (&[f64], bool),
+        (m, n, k): (usize, usize, usize),
+        c0: &[f64],
+    ) -> Vec<f64> {
+        let acols = if ta { m } else { k };
+        let bcols = if tb { k } else { n };
+        let mut c = c0.to_vec();
+        if k == 0 {
+            return c;
+        }
+        if ta && n == 1 {
+            // Transposed mat-vec: rows p of the stored A, scaled by α bₚ.
+            for p in 0..k {
+                let s = alpha * b[p];
+                for i in 0..m {
+                    if s != 0.0 {
+                        c[i] += s * a[p * m + i];
+                    }
+                }
+            }
+            return c;
+        }
+        if k == 1 && n > 1 {
+            // Outer product: rows i of C, scaled by α aᵢ.
+            for i in 0..m {
+                let s = alpha * a[i];
+                for j in 0..n {
+                    if s != 0.0 {
+                        c[i * n + j] += s * b[j];
+                    }
+                }
+            }
+            return c;
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let row: Vec<f64> = (0..k).map(|p| at(a, acols, ta, i, p)).collect();
+                let col: Vec<f64> = (0..k).map(|p| at(b, bcols, tb, p, j)).collect();
+                c[i * n + j] += alpha * lanes(&row, &col);
+            }
+        }
+        c
+    }
+
+    fn values(len: usize) -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(
+            prop_oneof![4 => -10.0..10.0_f64, 1 => Just(0.0), 1 => -1e-8..1e-8_f64],
+            len,
+        )
+    }
+
+    type Case = (
+        usize,
+        usize,
+        usize,
+        bool,
+        bool,
+        f64,
+        Vec<f64>,
+        Vec<f64>,
+        Vec<f64>,
+    );
+
+    /// Shapes around the lane width (k up to 70), transposes, values with
+    /// zeros and tiny entries, α, and a starting C.
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            0usize..9,
+            0usize..9,
+            0usize..70,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_flat_map(|(m, n, k, ta, tb)| {
+                (
+                    Just((m, n, k, ta, tb)),
+                    prop_oneof![Just(1.0), Just(-0.5), -3.0..3.0_f64],
+                    values(m * k),
+                    values(k * n),
+                    values(m * n),
+                )
+            })
+            .prop_map(|((m, n, k, ta, tb), al, a, b, c)| (m, n, k, ta, tb, al, a, b, c))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every output has the bits of its documented fixed order, whatever
+        /// the blocking, and is close to the exact sum.
+        #[test]
+        fn gemm_is_the_documented_order((m, n, k, ta, tb, alpha, a, b, c0) in case()) {
+            let sa = if ta { (k, m) } else { (m, k) };
+            let sb = if tb { (n, k) } else { (k, n) };
+            let mut c = c0.clone();
+            gemm(alpha, Operand::new(&a, sa, ta), Operand::new(&b, sb, tb), &mut c);
+            let want = reference(alpha, (&a, ta), (&b, tb), (m, n, k), &c0);
+            for (got, want) in c.iter().zip(&want) {
+                prop_assert_eq!(got.to_bits(), want.to_bits(), "{} vs {}", got, want);
+            }
+            // An independent check of the value: the plain sum, to rounding.
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut s, mut mag) = (0.0_f64, 0.0_f64);
+                    for p in 0..k {
+                        let t = alpha
+                            * at(&a, sa.1, ta, i, p)
+                            * at(&b, sb.1, tb, p, j);
+                        s += t;
+                        mag += t.abs();
+                    }
+                    let exact = c0[i * n + j] + s;
+                    let tol = 1e-13 * (mag + c0[i * n + j].abs()) + 1e-300;
+                    prop_assert!((c[i * n + j] - exact).abs() <= tol);
+                }
+            }
+        }
+    }
+
+    /// A mat-mat product is, column by column, the mat-vec of the same
+    /// operands bit for bit (both are one lane-ordered dot per output).
+    #[test]
+    fn mat_mat_columns_are_mat_vecs() {
+        let (m, n, k) = (7, 5, 37);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.731).sin()).collect();
+        let bt: Vec<f64> = (0..n * k).map(|i| (i as f64 * 0.377).cos()).collect();
+        let mut c = vec![0.0; m * n];
+        gemm(
+            0.7,
+            Operand::new(&a, (m, k), false),
+            Operand::new(&bt, (n, k), true),
+            &mut c,
+        );
+        for j in 0..n {
+            let col = &bt[j * k..(j + 1) * k];
+            let mut cv = vec![0.0; m];
+            gemm(
+                0.7,
+                Operand::new(&a, (m, k), false),
+                Operand::new(col, (k, 1), false),
+                &mut cv,
+            );
+            for i in 0..m {
+                assert_eq!(c[i * n + j].to_bits(), cv[i].to_bits());
+            }
+        }
+    }
+}
