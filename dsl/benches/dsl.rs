@@ -1,7 +1,9 @@
-//! Criterion benchmarks: compiled-oracle time on the d = 100 and d = 1000
-//! quadratic specs against the hand-written oracle of the core
+//! Criterion benchmarks: compiled-oracle time of all six oracles (∇ₓf, ∇ᵧf,
+//! ∇ᵧg, ∇ₓg, ∇²ᵧᵧg·v, ∇²ₓᵧg·v) on the d = 100 and d = 1000 quadratic specs
+//! against the hand-written oracle of the core
 //! (`bilevel_core::testing::Quadratic`, noise off), and parse + check time of
-//! every example spec.
+//! every example spec. Instruction counts of the same calls:
+//! `examples/oracle_insns.rs`.
 //!
 //! ```text
 //! cargo bench -p bilevel-dsl --bench dsl
@@ -11,7 +13,9 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use bilevel_core::oracle::{CrossJvp, Level, LowerGradY, LowerHvp, Oracle, UpperGradX, UpperGradY};
+use bilevel_core::oracle::{
+    CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, Oracle, UpperGradX, UpperGradY,
+};
 use bilevel_core::testing::Quadratic;
 use bilevel_dsl::{check_source, Compiled};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -48,6 +52,12 @@ fn oracles(c: &mut Criterion) {
         });
         g.bench_function("grad_y_g/hand", |b| {
             b.iter(|| hand.grad_y_g(black_box(&x), black_box(&y), &sh, &mut out));
+        });
+        g.bench_function("grad_x_g/compiled", |b| {
+            b.iter(|| dsl.grad_x_g(black_box(&x), black_box(&y), &sd_lo, &mut out));
+        });
+        g.bench_function("grad_x_g/hand", |b| {
+            b.iter(|| hand.grad_x_g(black_box(&x), black_box(&y), &sh, &mut out));
         });
         g.bench_function("grad_x_f/compiled", |b| {
             b.iter(|| dsl.grad_x_f(black_box(&x), black_box(&y), &sd_up, &mut out));

@@ -227,3 +227,32 @@ fn fuzz_corpus_and_artifacts_replay() {
         }
     });
 }
+
+/// An overflowing gradient call does not poison a later HVP: the HVP sweep
+/// does not compute `quad`'s scratch P y, and its rules no longer read the
+/// stale (infinite) one left by the gradient call (0 · ∞ was NaN).
+#[test]
+fn hvp_after_an_overflowing_gradient_is_not_poisoned() {
+    use bilevel_core::oracle::LowerHvp;
+    let src = std::fs::read_to_string(specs().join("quadratic_d100.bilevel")).expect("spec");
+    let mut used = Compiled::from_source(&src, &specs()).expect("compiles");
+    let mut fresh = Compiled::from_source(&src, &specs()).expect("compiles");
+    let mut rng = DefaultRng::seed_from_u64(1);
+    let s = used.sample(Level::Lower, &mut rng);
+    let d = used.dim_y();
+    let (x, y) = (vec![0.3; d], vec![-0.2; d]);
+    let v: Vec<f64> = (0..d).map(|i| (i as f64 * 0.53).sin()).collect();
+    let mut g = vec![0.0; d];
+    used.grad_y_g(&x, &vec![f64::MAX; d], &s, &mut g);
+    assert!(
+        g.iter().any(|t| !t.is_finite()),
+        "the gradient call overflows"
+    );
+    let (mut h1, mut h2) = (vec![0.0; d], vec![0.0; d]);
+    used.hvp_yy(&x, &y, &v, &s, &mut h1);
+    fresh.hvp_yy(&x, &y, &v, &s, &mut h2);
+    assert!(h1.iter().all(|t| t.is_finite()));
+    for (a, b) in h1.iter().zip(&h2) {
+        assert_eq!(a.to_bits(), b.to_bits());
+    }
+}

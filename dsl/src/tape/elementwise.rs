@@ -130,18 +130,10 @@ pub(super) mod mul {
     /// ā += c̄ b, b̄ += c̄ a.
     pub fn adjoint(r: &mut Rev<'_, '_>) {
         let (x, y, g) = (r.a(0), r.a(1), r.g);
-        let len = g.len();
-        let mut da = vec![0.0; len];
-        let mut db = vec![0.0; len];
-        for k in 0..len {
-            da[k] = g[k] * bc(y, k);
-            db[k] = g[k] * bc(x, k);
-        }
-        if r.act[0] {
-            acc_into(&mut r.adj[r.node.args[0]], &da, 1.0);
-        }
-        if r.act[1] {
-            acc_into(&mut r.adj[r.node.args[1]], &db, 1.0);
+        for (k, other) in [(0, y), (1, x)] {
+            if r.act[k] {
+                pull(&mut r.adj[r.node.args[k]], g, |j| g[j] * bc(other, j));
+            }
         }
     }
 
@@ -149,21 +141,26 @@ pub(super) mod mul {
     pub fn adjoint_tangent(r: &mut Rev<'_, '_>) {
         let (x, y, g, gt) = (r.a(0), r.a(1), r.g, r.gt);
         let (tx, ty) = (r.tanof(0), r.tanof(1));
-        let len = g.len();
-        let mut dat = vec![0.0; len];
-        let mut dbt = vec![0.0; len];
-        for k in 0..len {
-            let (xa, yb) = (bc(x, k), bc(y, k));
-            let txa = tx.map_or(0.0, |t| bc(t, k));
-            let tyb = ty.map_or(0.0, |t| bc(t, k));
-            dat[k] = gt[k] * yb + g[k] * tyb;
-            dbt[k] = gt[k] * xa + g[k] * txa;
+        for (k, other, tother) in [(0, y, ty), (1, x, tx)] {
+            if r.act[k] {
+                pull(&mut r.adt[r.node.args[k]], g, |j| {
+                    gt[j] * bc(other, j) + g[j] * tother.map_or(0.0, |t| bc(t, j))
+                });
+            }
         }
-        if r.act[0] {
-            acc_into(&mut r.adt[r.node.args[0]], &dat, 1.0);
-        }
-        if r.act[1] {
-            acc_into(&mut r.adt[r.node.args[1]], &dbt, 1.0);
+    }
+
+    /// `dst += Σ term(j)` over the node's elements, reduced as
+    /// [`acc_into`] does when `dst` is a broadcast scalar; added in place
+    /// (without a temporary, same bits: `acc_into` scales by 1) otherwise.
+    fn pull(dst: &mut [f64], g: &[f64], term: impl Fn(usize) -> f64) {
+        if dst.len() == g.len() {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d += term(j);
+            }
+        } else {
+            let t: Vec<f64> = (0..g.len()).map(term).collect();
+            acc_into(dst, &t, 1.0);
         }
     }
 }

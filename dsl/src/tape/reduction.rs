@@ -162,14 +162,32 @@ pub(super) mod dot {
         let (x, y) = (r.a(0), r.a(1));
         let (tx, ty) = (r.tanof(0), r.tanof(1));
         let (g0, gt0) = r.g0();
-        if r.act[0] {
-            for (k, d) in r.adt[r.node.args[0]].iter_mut().enumerate() {
-                *d += gt0 * y[k] + ty.map_or(0.0, |t| g0 * t[k]);
+        // ċ̄ is structurally zero unless the plan says otherwise: its term
+        // is then left out (it would add ±0, or NaN for an infinite factor).
+        let gt_nz = r.gt_nz();
+        for (k, other, tother) in [(0, y, ty), (1, x, tx)] {
+            let n = r.node.args[k];
+            if !r.act[k] || !r.need_t(n) {
+                continue;
             }
-        }
-        if r.act[1] {
-            for (k, d) in r.adt[r.node.args[1]].iter_mut().enumerate() {
-                *d += gt0 * x[k] + tx.map_or(0.0, |t| g0 * t[k]);
+            let d = &mut r.adt[n];
+            match (gt_nz, tother) {
+                (true, Some(t)) => {
+                    for ((d, o), t) in d.iter_mut().zip(other).zip(t) {
+                        *d += gt0 * o + g0 * t;
+                    }
+                }
+                (true, None) => {
+                    for (d, o) in d.iter_mut().zip(other) {
+                        *d += gt0 * o + 0.0;
+                    }
+                }
+                (false, Some(t)) => {
+                    for (d, t) in d.iter_mut().zip(t) {
+                        *d += g0 * t;
+                    }
+                }
+                (false, None) => {}
             }
         }
     }
@@ -230,9 +248,12 @@ pub(super) mod quad {
     pub fn adjoint_tangent(r: &mut Rev<'_, '_>) {
         let n = r.node.args[1];
         let (g0, gt0) = r.g0();
-        let aux = &r.aux[r.i];
-        for (d, s) in r.adt[n].iter_mut().zip(aux) {
-            *d += 2.0 * gt0 * s;
+        // Without a non-zero ǡ the plan may not have computed aux.
+        if r.gt_nz() {
+            let aux = &r.aux[r.i];
+            for (d, s) in r.adt[n].iter_mut().zip(aux) {
+                *d += 2.0 * gt0 * s;
+            }
         }
         if let Some(t) = r.tanof(1).filter(|_| r.need_t(n)) {
             let p = r.a(0);

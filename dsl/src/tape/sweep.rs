@@ -93,7 +93,7 @@ pub(super) struct Rev<'a, 'i> {
     /// The samples of the enclosing reductions, outermost first.
     pub ctx: &'a mut Vec<usize>,
     /// Per argument: its adjoint is propagated.
-    pub act: Vec<bool>,
+    pub act: &'a [bool],
 }
 
 impl<'a> Rev<'a, '_> {
@@ -241,6 +241,8 @@ impl Tape {
         ctx: &mut Vec<usize>,
         plan: Option<&Plan>,
     ) {
+        // Reused across nodes: one allocation per sweep, not one per node.
+        let mut act = Vec::new();
         for i in (0..self.nodes.len()).rev() {
             let node = &self.nodes[i];
             if !ws.live_adj[i] || !Self::active(node, mode) || plan.is_some_and(|p| !p.run[i]) {
@@ -265,11 +267,12 @@ impl Tape {
             // Take this node's adjoints out to avoid aliasing with the arguments'.
             let g = std::mem::take(&mut ws.adj[i]);
             let gt = std::mem::take(&mut ws.adt[i]);
-            let act = node
-                .args
-                .iter()
-                .map(|&a| Self::active(&self.nodes[a], mode))
-                .collect();
+            act.clear();
+            act.extend(
+                node.args
+                    .iter()
+                    .map(|&a| Self::active(&self.nodes[a], mode)),
+            );
             let mut r = Rev {
                 tape: self,
                 node,
@@ -288,7 +291,7 @@ impl Tape {
                 sub: &mut ws.sub[i],
                 inp,
                 ctx: &mut *ctx,
-                act,
+                act: &act,
             };
             rev(&mut r);
             ws.adj[i] = g;
@@ -343,7 +346,18 @@ fn rev(r: &mut Rev<'_, '_>) {
     macro_rules! rules {
         ($m:path) => {{
             use $m as m;
-            m::adjoint(r);
+            // A rule writes only its arguments' adjoints: skip it when the
+            // plan needs none of them (a second-order sweep that does not
+            // ask for ∇ still reads ā where a second-order term does, and
+            // the plan then needs it).
+            if r.node
+                .args
+                .iter()
+                .zip(r.act)
+                .any(|(&a, &on)| on && r.need_a(a))
+            {
+                m::adjoint(r);
+            }
             if r.second() {
                 m::adjoint_tangent(r);
             }
