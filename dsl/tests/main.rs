@@ -5,6 +5,7 @@ mod adversarial;
 mod convexity;
 mod defects;
 mod e2e;
+mod finite_sum;
 mod joint;
 mod models;
 mod robust;
