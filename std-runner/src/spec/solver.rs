@@ -60,19 +60,24 @@ impl RunSolver {
         if n == 0 || m == 0 {
             bail!("{name}: the spec's finite-sum view is not switched on");
         }
-        type A = AnyFiniteSum<f64, Vec<f64>, Vec<f64>>;
-        let need = A::memory_needed(name, n, m, x0.len(), y0.len()).unwrap_or(usize::MAX);
-        if need > MAX_MEMORY_ENTRIES {
-            bail!(
-                "{name}: its memory for {n} lower and {m} upper samples (dim x {}, dim y {}) is {need} reals, over the limit of {MAX_MEMORY_ENTRIES} (2 GiB)",
-                x0.len(),
-                y0.len()
-            );
-        }
-        A::build(name, overrides, x0, y0, n, m)
+        memory_for(name, n, m, x0.len(), y0.len())?;
+        AnyFiniteSum::build(name, overrides, x0, y0, n, m)
             .map(RunSolver::Finite)
             .map_err(|e| anyhow!("{name}: {e}"))
     }
+}
+
+/// The memory (reals) finite-sum solver `name` needs for `n` lower and `m`
+/// upper samples; an error over [`MAX_MEMORY_ENTRIES`].
+fn memory_for(name: &str, n: usize, m: usize, dx: usize, dy: usize) -> Result<usize> {
+    let need = AnyFiniteSum::<f64, Vec<f64>, Vec<f64>>::memory_needed(name, n, m, dx, dy)
+        .unwrap_or(usize::MAX);
+    if need > MAX_MEMORY_ENTRIES {
+        bail!(
+            "{name}: its memory for {n} lower and {m} upper samples (dim x {dx}, dim y {dy}) is {need} reals, over the limit of {MAX_MEMORY_ENTRIES} (2 GiB)"
+        );
+    }
+    Ok(need)
 }
 
 impl SolverState<f64> for RunSolver {
@@ -132,5 +137,108 @@ where
             RunSolver::Any(s) => s.step(oracle, rng),
             RunSolver::Finite(s) => s.step(oracle, rng),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::checkpoint::{decode, encode, Header, Restorer, Saver};
+    use crate::session::Position;
+
+    fn saba(n: usize, m: usize) -> RunSolver {
+        RunSolver::Finite(
+            AnyFiniteSum::build("saba", &[], vec![0.5; 3], vec![0.25; 2], n, m).unwrap(),
+        )
+    }
+
+    fn bytes(s: &mut RunSolver) -> Vec<u8> {
+        let mut saver = Saver::default();
+        saver.section("solver/", s);
+        let header = Header {
+            bilevel_version: env!("CARGO_PKG_VERSION").into(),
+            spec_sha256: "ab".into(),
+            solver: "saba".into(),
+            config: serde_json::json!({"algorithm": "saba"}),
+            position: Position {
+                iter: 0,
+                start_iter: 0,
+                trace_lines: 0,
+                elapsed_s: 0.0,
+                last_logged: 0,
+                stop: None,
+                pending_eval: false,
+            },
+        };
+        encode(&header, &saver).unwrap()
+    }
+
+    /// The SAGA tables round-trip through the checkpoint format (large:
+    /// 10⁵ samples), and tables of another size are a clear error naming the
+    /// field and both sizes.
+    #[test]
+    fn saba_memory_round_trips_and_a_wrong_size_is_an_error() {
+        let n = 100_000;
+        let mut a = saba(n, 7);
+        if let RunSolver::Finite(s) = &mut a {
+            // Distinct bits everywhere the tables are.
+            struct Fill(f64);
+            impl StateVisitor<f64> for Fill {
+                fn reals(&mut self, _: &'static str, v: &mut [f64]) {
+                    for x in v {
+                        self.0 += 0.001;
+                        *x = self.0;
+                    }
+                }
+                fn f64(&mut self, _: &'static str, _: &mut f64) {}
+                fn u64(&mut self, _: &'static str, _: &mut u64) {}
+                fn bool(&mut self, _: &'static str, _: &mut bool) {}
+            }
+            s.visit_state(&mut Fill(0.0));
+        }
+        let saved = bytes(&mut a);
+        assert!(saved.len() > 8 * (n * (2 * 2 + 3)), "{} bytes", saved.len());
+        let c = decode(Path::new("checkpoint.bin"), &saved).unwrap();
+        let mut b = saba(n, 7);
+        Restorer::new(&c).section("solver/", &mut b).unwrap();
+        assert_eq!(bytes(&mut b), saved);
+        let mut other = saba(n - 1, 7);
+        let e = Restorer::new(&c)
+            .section("solver/", &mut other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("solver/memory") && e.contains(&format!("{} reals", (n - 1) * 7 + 7 * 5)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_finite_sum_solver_without_the_view_or_over_the_memory_limit_is_refused() {
+        let toy = "bilevel \"t\" version 1\n\
+            upper { var x: vector[2] init zeros  minimize norm2sq(x) + norm2sq(y) }\n\
+            lower { var y: vector[2] init zeros  minimize norm2sq(y - x) }\n";
+        let mut c = Compiled::from_source(toy, Path::new(".")).unwrap();
+        let e = RunSolver::build("saba", &[], &c).unwrap_err().to_string();
+        assert!(e.contains("not switched on"), "{e}");
+        prepare(&mut c, "saba").unwrap();
+        assert!(matches!(
+            RunSolver::build("saba", &[], &c).unwrap(),
+            RunSolver::Finite(_)
+        ));
+        assert!(matches!(
+            RunSolver::build("soba", &[], &c).unwrap(),
+            RunSolver::Any(_)
+        ));
+        assert_eq!(memory_for("saba", 10, 3, 2, 2).unwrap(), 10 * 6 + 3 * 4);
+        let e = memory_for("saba", 1 << 26, 1, 2, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("over the limit") && e.contains("67108864 lower"),
+            "{e}"
+        );
     }
 }
