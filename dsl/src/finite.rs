@@ -191,9 +191,10 @@ fn affine(t: &Tape, d: usize, what: &str, name: &str) -> Result<(), String> {
             }
             _ if k == 0 => continue,
             Op::Add | Op::Sub | Op::Neg | Op::Sum | Op::Mean | Op::Transpose => true,
-            Op::Index => args.first() == Some(&true) && k == 1,
+            // Linear in the first argument only (an index or a divisor
+            // that reads the data is not).
+            Op::Index | Op::Div => args.first() == Some(&true) && k == 1,
             Op::Mul | Op::Dot | Op::MatMul { .. } => k == 1,
-            Op::Div => args.first() == Some(&true) && k == 1,
             _ => false,
         };
         if !linear {

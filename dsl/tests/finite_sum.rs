@@ -5,6 +5,7 @@
 //! population batch, computed independently of the view), for f, g and all
 //! their derivatives; without `use_finite_sum` the view has no samples.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,7 +25,7 @@ fn table_dir(rows: &[[f64; 3]]) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let mut csv = String::from("a,b,y\n");
     for r in rows {
-        csv.push_str(&format!("{:?},{:?},{}\n", r[0], r[1], u8::from(r[2] > 0.0)));
+        let _ = writeln!(csv, "{:?},{:?},{}", r[0], r[1], u8::from(r[2] > 0.0));
     }
     std::fs::write(dir.join("d.csv"), csv).unwrap();
     dir

@@ -57,6 +57,22 @@ fn saba_converges_on_the_finite_sum_toy_to_the_closed_form_solution() {
         "{:?}",
         last.epoch
     );
+    // So an epoch budget ends: 2 epochs = 2 · 48/8 lower samples.
+    let o = run(
+        d.path(),
+        &[
+            "run",
+            "toy.bilevel",
+            "--epochs",
+            "2",
+            "--no-plots",
+            "--out",
+            "e",
+        ],
+    );
+    support::finished(&o);
+    let s = support::summary(&d.path().join("e"));
+    assert_eq!((s.termination.as_str(), s.iters), ("epoch_budget", 12));
 }
 
 fn refused(dir: &Path, args: &[&str], needles: &[&str]) {
