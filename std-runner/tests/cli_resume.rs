@@ -195,6 +195,23 @@ fn meta_and_model_solvers_resumed_on_the_rnn_specs_give_the_uninterrupted_run() 
     }
     // A model run by a non-meta solver on the model's data.
     check_resumes(&rnn.join("hyperclean.bilevel"), "slip", &[], 4, &[2]);
+    // SABA on a model: the RNN hyper-cleaning spec made small (2 % of the
+    // rows, a 1-layer RNN of 4 units), its SAGA tables over the rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = specs().join("../../data").canonicalize().unwrap();
+    let abs = format!("\"{}/", data.display());
+    let tiny = spec_copy(
+        tmp.path(),
+        "rnn/hyperclean.bilevel",
+        &[
+            ("split = [0.0, 0.6]", "split = [0.0, 0.02]"),
+            ("split = [0.6, 0.8]", "split = [0.6, 0.61]"),
+            ("hidden = 64, layers = 2", "hidden = 4, layers = 1"),
+            ("vocab = \"../../../data/", &format!("vocab = {abs}")),
+            ("vectors = \"../../../data/", &format!("vectors = {abs}")),
+        ],
+    );
+    check_resumes(&tiny, "saba", &[], 4, &[1, 3]);
 }
 
 // ---- The real binary: signals, kill -9, bad checkpoints. ----
