@@ -386,7 +386,8 @@ impl Compiled {
         Ok(())
     }
 
-    /// The finite-sum view of both levels ([`crate::finite`]), or why a
+    /// The finite-sum view of both levels ([`FiniteSumLayout`]: one table
+    /// per level, sample i the window of `batch` rows from row i), or why a
     /// level is not a finite sum over a table (the message names it).
     pub fn finite_sum_layout(&self) -> Result<FiniteSumLayout, String> {
         crate::finite::layout(&self.program)

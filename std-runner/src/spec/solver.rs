@@ -47,8 +47,8 @@ pub fn prepare(c: &mut Compiled, name: &str) -> Result<()> {
 
 impl RunSolver {
     /// Builds solver `name` with `overrides` from the spec's initial point;
-    /// a finite-sum solver is sized from `c`'s sample counts (`c` must have
-    /// been [`prepare`]d).
+    /// a finite-sum solver is sized from `c`'s sample counts (its
+    /// finite-sum view switched on by `prepare` when the spec was resolved).
     pub fn build(name: &str, overrides: &[(&str, ParamValue<'_>)], c: &Compiled) -> Result<Self> {
         let (x0, y0) = (c.initial_x(), c.initial_y());
         if !needs_finite_sum(name) {
