@@ -9,12 +9,14 @@ use bilevel_core::oracle::{
     UpperValue,
 };
 use bilevel_core::random::{below, normal, uniform, DefaultRng};
+use bilevel_core::solver::FiniteSum;
 use rand_core::{Rng, SeedableRng};
 
 use crate::ast::{Cmp, LevelKind};
 use crate::backend::{ModelRegistry, Models};
 use crate::data::{self, Batch, Loaded, SamplerState, SourceBatch, View};
 use crate::diag::Diagnostic;
+use crate::finite::FiniteSumLayout;
 use crate::hir::{ExpectTarget, Init, Shape, Spec};
 use crate::lower::{self, Bound};
 use crate::tape::{Inputs, Mode, Op, Plan, Tape, VarKind, Workspace};
@@ -186,6 +188,8 @@ pub struct Compiled {
     /// Decline the joint hooks (every output its own sweep), for measuring
     /// what they save.
     separate_calls: bool,
+    /// The finite-sum view, once [`Compiled::use_finite_sum`] accepted it.
+    finite: Option<FiniteSumLayout>,
 }
 
 /// Rows by group, for drawing tasks.
@@ -264,6 +268,7 @@ impl Compiled {
             metrics,
             tasks: None,
             separate_calls: false,
+            finite: None,
             ws_f: Workspace::new(&program.f),
             ws_g: Workspace::new(&program.g),
             zeros_y: vec![0.0; program.dim_y],
@@ -379,6 +384,29 @@ impl Compiled {
         }
         self.tasks = Some(Tasks { rows, groups });
         Ok(())
+    }
+
+    /// The finite-sum view of both levels ([`FiniteSumLayout`]: one table
+    /// per level, sample i the window of `batch` rows from row i), or why a
+    /// level is not a finite sum over a table (the message names it).
+    pub fn finite_sum_layout(&self) -> Result<FiniteSumLayout, String> {
+        crate::finite::layout(&self.program)
+    }
+
+    /// Switches the finite-sum view on, for SAGA-type solvers: from then on
+    /// [`FiniteSum::count`] is the number of rows of the table each level
+    /// averages over (1 for a level without data) and
+    /// [`FiniteSum::sample_at`] gives the window of `batch` rows starting at
+    /// a row. Until then `count` is 0, so such a solver's `init` fails
+    /// instead of running on a view that was never checked.
+    ///
+    /// # Errors
+    /// A level is not a finite sum over one table (see
+    /// [`Compiled::finite_sum_layout`]).
+    pub fn use_finite_sum(&mut self) -> Result<FiniteSumLayout, String> {
+        let l = self.finite_sum_layout()?;
+        self.finite = Some(l.clone());
+        Ok(l)
     }
 
     /// The data samplers' states (row order and position), one per data
@@ -742,6 +770,22 @@ impl Oracle<f64> for Compiled {
             sources[i] = data::draw(&defs[i], table, &mut self.samplers[i], rng);
         }
         Batch { sources }
+    }
+}
+
+impl FiniteSum<f64> for Compiled {
+    /// 0 until [`Compiled::use_finite_sum`] accepted the spec.
+    fn count(&self, level: Level) -> usize {
+        self.finite.as_ref().map_or(0, |f| f.level(level).count())
+    }
+    fn sample_at(&mut self, level: Level, i: usize) -> Batch {
+        let n = self.program.spec.data.len();
+        match &self.finite {
+            Some(f) => f.level(level).sample(n, i),
+            None => Batch {
+                sources: vec![SourceBatch::Unused; n],
+            },
+        }
     }
 }
 

@@ -42,6 +42,7 @@ mod compiled;
 mod convexity;
 mod data;
 mod diag;
+mod finite;
 mod hir;
 mod lower;
 mod parser;
@@ -61,6 +62,7 @@ pub use convexity::matrix::{
 };
 pub use data::{Batch, Loaded, SamplerState, SourceBatch, Table, View};
 pub use diag::{render, render_with, short, to_json, Code, Diagnostic, Label, Severity};
+pub use finite::{FiniteLevel, FiniteSumLayout};
 pub use hir::{
     fmt_num, AlgoDef, Analysis, DataDef, DataFacts, Dim, ExpectDef, ExpectTarget, Features, Init,
     LabelEncoding, LabelNoise, ModelDef, ParamDef, RunDef, Sampler, Setting, Shape, SourceKind,

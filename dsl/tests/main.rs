@@ -6,6 +6,7 @@ mod assumptions;
 mod convexity;
 mod defects;
 mod e2e;
+mod finite_sum;
 mod joint;
 mod models;
 mod robust;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bilevel_core::registry::{self, ParamValue, SolverInfo};
-use bilevel_core::solver::AnySolver;
 use bilevel_core::{Budget, Counted, DefaultRng};
 use bilevel_dsl::Diagnostic;
 use bilevel_dsl::Setting;
@@ -27,11 +26,13 @@ use crate::runfolder::{self, FolderKind, FolderMode};
 use crate::session::{observe_run_with, Position, ProgressMode, RunSummary, SessionOptions};
 use crate::watch::{Limits, Watch, Watched};
 
+mod solver;
 mod task;
+pub use solver::{needs_finite_sum, RunSolver, MAX_MEMORY_ENTRIES};
 pub use task::{absolute, run_task, SpecCache, TaskConfig, TaskPlan};
 
 /// The solver type of spec runs.
-type Solver = AnySolver<f64, Vec<f64>, Vec<f64>>;
+type Solver = RunSolver;
 /// The oracle type of spec runs.
 type Oracle = Counted<Watched<Compiled>>;
 
@@ -347,6 +348,7 @@ fn resolve_loaded(
             .use_tasks()
             .map_err(|e| anyhow!("{name}: {}: {e}", info.name))?;
     }
+    solver::prepare(&mut compiled, info.name).map_err(|e| anyhow!("{name}: {e:#}"))?;
     let seed = cfg.seed.or(run.seed).unwrap_or(0);
     // The command line's budget replaces the spec's. In the spec an
     // iteration budget wins over an epoch budget. An epoch budget stops the
@@ -524,13 +526,7 @@ fn execute(
         .iter()
         .map(|(k, v)| (k.as_str(), as_param(v)))
         .collect();
-    let mut solver = Solver::build(
-        r.info.name,
-        &overrides,
-        r.compiled.initial_x(),
-        r.compiled.initial_y(),
-    )
-    .map_err(|e| anyhow!("{}: {e}", r.info.name))?;
+    let mut solver = Solver::build(r.info.name, &overrides, &r.compiled)?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
     let config = serde_json::to_value(resolved_config(r))?;
@@ -924,7 +920,8 @@ fn collect(
 }
 
 /// Why `bilevel` cannot run registry solver `name` (it is in the core's
-/// registry but [`bilevel_core::solver::AnySolver`] cannot build it), if so.
+/// registry but neither [`bilevel_core::solver::AnySolver`] nor
+/// [`bilevel_core::solver::AnyFiniteSum`] builds it), if so.
 pub fn not_runnable(name: &str) -> Option<String> {
     bilevel_core::solver::NOT_IN_ANY
         .iter()

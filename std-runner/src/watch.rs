@@ -459,6 +459,18 @@ impl<T: Real, O: LowerValue<T>> LowerValue<T> for Watched<O> {
     }
 }
 
+/// Samples by index pass through (they are samples, not oracle calls).
+impl<T: Real, O: bilevel_core::solver::FiniteSum<T>> bilevel_core::solver::FiniteSum<T>
+    for Watched<O>
+{
+    fn count(&self, level: Level) -> usize {
+        self.inner.count(level)
+    }
+    fn sample_at(&mut self, level: Level, i: usize) -> Self::Sample {
+        self.inner.sample_at(level, i)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bilevel_core::testing::toy;

@@ -264,17 +264,21 @@ fn bad_algorithms_and_hyperparameters() {
             1,
             &["unknown algorithm `newton`", "available: bo-rep, slip"],
         ),
-        // In the core's registry, but not buildable by the runner: refused
-        // with the reason, before any run starts.
+        // A finite-sum solver on a spec whose levels are expectations over
+        // synthetic draws: refused with the reason, naming the level, before
+        // any run starts.
         (
             &["run", "toy.bilevel", "--algorithm", "saba"],
             1,
-            &["saba: not available in `bilevel`", "finite-sum"],
+            &[
+                "saba needs each level to be a finite sum over a data table",
+                "the upper level (f) averages over `zeta`, a synthetic source",
+            ],
         ),
         (
             &["compare", "toy.bilevel", "--algorithms", "slip,saba"],
             1,
-            &["saba: not available in `bilevel`"],
+            &["saba needs each level to be a finite sum", "`zeta`"],
         ),
         (
             &["compare", "toy.bilevel", "--algorithms", "slip,newton"],

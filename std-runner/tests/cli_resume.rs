@@ -2,8 +2,9 @@
 //! an iteration limit, by Ctrl-C (SIGINT), by `kill -9` — and resumed gives
 //! the same `trace.jsonl` and `summary.json` as the run that was never
 //! stopped, apart from wall time: for every solver of the registry on the
-//! toy, on a spec with data (shuffled minibatches over epochs) and on the
-//! RNN specs (a model). Corrupt, truncated and foreign checkpoints are
+//! toy (the finite-sum solvers on the toy as a finite sum), on a spec with
+//! data (shuffled minibatches over epochs; SABA's SAGA tables, indexed by
+//! row) and on the RNN specs (a model). Corrupt, truncated and foreign checkpoints are
 //! refused with errors that say why.
 //!
 //! The signal tests run the real binary and wait, polling, for the trace to
@@ -16,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bilevel_core::registry::SOLVERS;
-use bilevel_core::solver::NOT_IN_ANY;
+use bilevel_core::solver::{FINITE_SUM, NOT_IN_ANY};
 use bilevel_runner::session::{ProgressMode, RunSummary};
 use bilevel_runner::spec::{run_spec_with, CheckpointSettings, RunConfig};
 
@@ -146,9 +147,21 @@ fn every_solver_resumed_on_the_toy_gives_the_uninterrupted_run() {
         "toy_quadratic.bilevel",
         &[("eval_every = 500", "eval_every = 25")],
     );
+    // The finite-sum solvers (SABA) on the toy as a finite sum (its noise a
+    // table of rows): the synthetic toy is refused for them.
+    let finite = spec_copy(
+        tmp.path(),
+        "toy_finite_sum.bilevel",
+        &[("eval_every = 500", "eval_every = 25")],
+    );
     for a in non_meta_solvers() {
+        let spec = if FINITE_SUM.contains(&a) {
+            &finite
+        } else {
+            &spec
+        };
         // Off the cadence (1, 299) and on it (75).
-        check_resumes(&spec, a, &[], 300, &[1, 75, 299]);
+        check_resumes(spec, a, &[], 300, &[1, 75, 299]);
     }
 }
 
@@ -182,6 +195,23 @@ fn meta_and_model_solvers_resumed_on_the_rnn_specs_give_the_uninterrupted_run() 
     }
     // A model run by a non-meta solver on the model's data.
     check_resumes(&rnn.join("hyperclean.bilevel"), "slip", &[], 4, &[2]);
+    // SABA on a model: the RNN hyper-cleaning spec made small (2 % of the
+    // rows, a 1-layer RNN of 4 units), its SAGA tables over the rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = specs().join("../../data").canonicalize().unwrap();
+    let abs = format!("\"{}/", data.display());
+    let tiny = spec_copy(
+        tmp.path(),
+        "rnn/hyperclean.bilevel",
+        &[
+            ("split = [0.0, 0.6]", "split = [0.0, 0.02]"),
+            ("split = [0.6, 0.8]", "split = [0.6, 0.61]"),
+            ("hidden = 64, layers = 2", "hidden = 4, layers = 1"),
+            ("vocab = \"../../../data/", &format!("vocab = {abs}")),
+            ("vectors = \"../../../data/", &format!("vectors = {abs}")),
+        ],
+    );
+    check_resumes(&tiny, "saba", &[], 4, &[1, 3]);
 }
 
 // ---- The real binary: signals, kill -9, bad checkpoints. ----
@@ -335,6 +365,65 @@ mod signals {
         ));
         assert!(!run.join("trace.jsonl.part").exists());
         assert!(strip(&run) == want, "resumed after kill -9");
+    }
+    /// SABA (its SAGA tables in the checkpoint) killed with `kill -9`
+    /// mid-run on the toy as a finite sum, then resumed twice (once after a
+    /// Ctrl-C): the uninterrupted run's trace and summary.
+    #[test]
+    fn saba_after_kill_9_and_ctrl_c_resumes_to_the_uninterrupted_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = spec_copy(tmp.path(), "toy_finite_sum.bilevel", &[]);
+        let spec = spec.file_name().unwrap().to_str().unwrap().to_string();
+        let run_args = |out: &str| {
+            let mut a: Vec<String> = ["run", &spec, "--iterations", "60000", "--no-plots"]
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect();
+            a.extend(["--checkpoint-every", "1000", "--out", out].map(String::from));
+            a
+        };
+        let full = run_args("full");
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let o = support::run(tmp.path(), &full);
+        assert!(
+            matches!(o.status.code(), Some(0 | 3)),
+            "{}",
+            support::text(&o)
+        );
+        let want = strip(&tmp.path().join("full"));
+        let run = tmp.path().join("run");
+        let args = run_args("run");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = support::spawn_logged(tmp.path(), &args, "stderr-saba.txt", &[]);
+        wait_for(&mut child, &run, 4);
+        assert_eq!(signal(&mut child, "-KILL"), None);
+        assert!(!run.join("summary.json").exists());
+        let c = bilevel_runner::checkpoint::read(&run).unwrap();
+        assert_eq!(c.header.solver, "saba");
+        assert!(
+            c.header.position.iter.is_multiple_of(1000),
+            "{:?}",
+            c.header
+        );
+        let resume = [
+            "run",
+            &spec,
+            "--resume",
+            "run",
+            "--no-plots",
+            "--checkpoint-every",
+            "1000",
+        ];
+        let mut child = support::spawn_logged(tmp.path(), &resume, "stderr-saba2.txt", &[]);
+        wait_for(&mut child, &run, c.header.position.trace_lines as usize + 2);
+        assert_eq!(signal(&mut child, "-INT"), Some(130));
+        let o = support::run(tmp.path(), &resume);
+        assert!(
+            matches!(o.status.code(), Some(0 | 3)),
+            "{}",
+            support::text(&o)
+        );
+        assert!(strip(&run) == want, "saba resumed after kill -9 and Ctrl-C");
     }
 }
 

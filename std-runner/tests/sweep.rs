@@ -220,11 +220,6 @@ fn bad_sweep_files_are_diagnostics_with_line_and_column() {
         ),
         ("seeds = [1, 1]\n[solvers.slip]\n", "listed twice", ":2:9:"),
         (
-            "seeds = [1]\n[solvers.saba]\n",
-            "solver `saba`: not available in `bilevel`",
-            ":3:10:",
-        ),
-        (
             "seeds = [1]\n[solvers.soba]\nstep_size = { log = [0.1, 0.01], points = 3 }\n",
             "0 < A < B",
             ":4:13:",

@@ -22,7 +22,9 @@
 //! ```
 //!
 //! Entries of [`registry::SOLVERS`] that are not
-//! here are listed in [`NOT_IN_ANY`], with the reason. ITD keeps its D
+//! here are the finite-sum solvers, built by
+//! [`AnyFiniteSum`](super::AnyFiniteSum), and those listed in [`NOT_IN_ANY`],
+//! with the reason. ITD keeps its D
 //! iterates in caller memory; through `AnySolver` that memory is a `Vec`
 //! allocated once in `build`, so ITD is available only with feature `alloc`
 //! (without it, `build("itd", …)` returns [`Error::InsufficientMemory`]);
@@ -44,14 +46,12 @@ use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, Uppe
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
 
-/// Registry entries that [`AnySolver`] cannot build, with the reason: they
-/// need a different oracle shape or caller-supplied memory. (The
-/// meta-learning solvers are built like any other; they need an oracle whose
-/// upper-level samples are tasks, which is the caller's business.)
-pub const NOT_IN_ANY: &[(&str, &str)] = &[(
-    "saba",
-    "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
-)];
+/// Registry entries that neither [`AnySolver`] nor, for the finite-sum
+/// solvers (SABA), [`AnyFiniteSum`](super::AnyFiniteSum) (feature `alloc`)
+/// can build, with the reason. (The meta-learning solvers are built like any
+/// other; they need an oracle whose upper-level samples are tasks, which is
+/// the caller's business.)
+pub const NOT_IN_ANY: &[(&str, &str)] = &[];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();
@@ -305,7 +305,11 @@ mod tests {
     fn every_registry_entry_builds_with_defaults_or_is_listed() {
         for info in SOLVERS {
             let r = AnySolver::<f64, [f64; 2], [f64; 2]>::build(info.name, &[], [0.0; 2], [0.0; 2]);
-            if NOT_IN_ANY.iter().any(|(n, _)| *n == info.name) {
+            #[cfg(feature = "alloc")]
+            let finite = super::super::anyfinite::FINITE_SUM.contains(&info.name);
+            #[cfg(not(feature = "alloc"))]
+            let finite = false;
+            if finite || NOT_IN_ANY.iter().any(|(n, _)| *n == info.name) {
                 assert_eq!(r.err(), Some(Error::UnknownSolver), "{}", info.name);
             } else {
                 let s = r.unwrap_or_else(|e| panic!("{}: {e}", info.name));

@@ -18,6 +18,8 @@ pub mod alset;
 pub mod amigo;
 pub mod anil;
 pub mod any;
+#[cfg(feature = "alloc")]
+pub mod anyfinite;
 pub mod borep;
 pub mod bsa;
 pub(crate) mod common;
@@ -44,6 +46,8 @@ pub use alset::{Alset, AlsetConfig};
 pub use amigo::{Amigo, AmigoConfig};
 pub use anil::{Anil, AnilConfig};
 pub use any::{AnySolver, NOT_IN_ANY};
+#[cfg(feature = "alloc")]
+pub use anyfinite::{AnyFiniteSum, FINITE_SUM};
 pub use borep::{BoRep, BoRepConfig, LowerOutput, WarmStart};
 pub use bsa::{Bsa, BsaConfig};
 pub use f2sa::{F2sa, F2saConfig};

@@ -57,17 +57,25 @@ use crate::{random, Error, Real};
 pub trait FiniteSum<T: Real>: Oracle<T> {
     /// The number of samples of the level (≥ 1).
     fn count(&self, level: Level) -> usize;
-    /// The sample of index `i < count(level)`.
-    fn sample_at(&self, level: Level, i: usize) -> Self::Sample;
+    /// The sample of index `i < count(level)`. Like [`Oracle::sample`] it
+    /// draws a sample (by index, not at random): counters count it.
+    fn sample_at(&mut self, level: Level, i: usize) -> Self::Sample;
 }
 
-/// Counting passes `FiniteSum` through (index look-ups are not oracle calls).
+/// Counting passes `FiniteSum` through; a sample taken by index counts as a
+/// sample of its level (epochs are counted from samples), not as an oracle
+/// call.
 impl<T: Real, O: FiniteSum<T>> FiniteSum<T> for crate::Counted<O> {
     fn count(&self, level: Level) -> usize {
         self.inner().count(level)
     }
-    fn sample_at(&self, level: Level, i: usize) -> Self::Sample {
-        self.inner().sample_at(level, i)
+    fn sample_at(&mut self, level: Level, i: usize) -> Self::Sample {
+        let c = self.counts_mut();
+        match level {
+            Level::Upper => c.samples_upper += 1,
+            Level::Lower => c.samples_lower += 1,
+        }
+        self.inner_mut().sample_at(level, i)
     }
 }
 

@@ -77,7 +77,7 @@ impl<T: Real, S: Buffer<T>> FiniteSum<T> for FiniteQuadratic<T, S> {
     fn count(&self, _level: Level) -> usize {
         self.n
     }
-    fn sample_at(&self, _level: Level, i: usize) -> usize {
+    fn sample_at(&mut self, _level: Level, i: usize) -> usize {
         i
     }
 }

@@ -1,0 +1,221 @@
+//! [`AnyFiniteSum`]: every solver of the registry that needs a finite-sum
+//! oracle ([`FiniteSum`]: the sample of index i on each level, `count(level)`)
+//! and caller memory proportional to the sample counts, chosen by registry
+//! name at run time (feature `alloc`: the memory is a `Vec` allocated once in
+//! [`AnyFiniteSum::build`]; the step loop never allocates).
+//!
+//! [`AnySolver`](super::AnySolver) runs on the standard oracle set; these
+//! solvers need more of the oracle and sizes only the oracle knows (n lower
+//! and m upper samples), so they are built here, from those sizes. A solver
+//! whose registry entry needs [`FiniteSum`] is added to the list at the end
+//! of this file with one line, and every caller of `AnyFiniteSum` (the
+//! runner) runs it.
+//!
+//! ```
+//! use bilevel_core::solver::AnyFiniteSum;
+//! use bilevel_core::{run, testing, Budget, Counted, DefaultRng};
+//! use rand_core::SeedableRng;
+//!
+//! let n = 4;
+//! let mut o = Counted::new(testing::FiniteQuadratic::new(testing::q3::<f64>(0.0), n, 0.3, 7));
+//! let mut s = AnyFiniteSum::<f64, Vec<f64>, Vec<f64>>::build("saba", &[], vec![0.0; 2], vec![0.0; 2], n, n)?;
+//! let mut rng = DefaultRng::seed_from_u64(1);
+//! run(&mut s, &mut o, &mut rng, &Budget::iters(10), &mut ())?;
+//! assert_eq!(s.info().name, "saba");
+//! assert!(AnyFiniteSum::<f64, Vec<f64>, Vec<f64>>::handles("SABA"));
+//! # Ok::<(), bilevel_core::Error>(())
+//! ```
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use rand_core::Rng;
+
+use super::{Buffer, FiniteSum, Saba, SabaConfig, Solver, SolverState};
+use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
+use crate::registry::{self, Configure, ParamValue, SolverInfo};
+use crate::{Error, Real};
+
+fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
+    let mut c = C::default();
+    for &(name, value) in overrides {
+        c.set(name, value)?;
+    }
+    Ok(c)
+}
+
+macro_rules! any_finite_sum {
+    ($( $variant:ident($solver:ident, $config:ident, $module:ident) ),* $(,)?) => {
+        /// Registry names of the solvers [`AnyFiniteSum`] builds.
+        pub const FINITE_SUM: &[&str] = &[$( super::$module::INFO.name ),*];
+
+        /// One of the core's finite-sum solvers, chosen by name at run time,
+        /// with its memory in a `Vec`.
+        #[derive(Debug, Clone)]
+        pub enum AnyFiniteSum<T, BX, BY> {
+            $(
+                #[doc = concat!("[`", stringify!($solver), "`] with its memory in a `Vec`.")]
+                $variant($solver<T, BX, BY, Vec<T>>),
+            )*
+        }
+
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> AnyFiniteSum<T, BX, BY> {
+            /// `true` when `name` (as [`registry::find`] reads it) is one of
+            /// the solvers built here.
+            pub fn handles(name: &str) -> bool {
+                registry::find(name).is_some_and(|i| FINITE_SUM.contains(&i.name))
+            }
+
+            /// Entries of memory the solver `name` needs for `n` lower and
+            /// `m` upper samples and dimensions `dx`, `dy` (`None` for a name
+            /// not built here).
+            pub fn memory_needed(name: &str, n: usize, m: usize, dx: usize, dy: usize) -> Option<usize> {
+                let info = registry::find(name)?;
+                $(
+                    if info.name == super::$module::INFO.name {
+                        return Some($solver::<T, BX, BY, Vec<T>>::memory_needed(n, m, dx, dy));
+                    }
+                )*
+                None
+            }
+
+            /// Builds the solver registered as `name` from its default
+            /// configuration with `overrides` applied in order, starting from
+            /// x_0 and y_0, for an oracle with `n` lower and `m` upper
+            /// samples (its [`FiniteSum::count`]s; `init` checks them).
+            ///
+            /// Errors: [`Error::UnknownSolver`] for a name not built here, the
+            /// first override's error, or the solver's own (`n` or `m` zero).
+            pub fn build(
+                name: &str,
+                overrides: &[(&str, ParamValue<'_>)],
+                x0: BX,
+                y0: BY,
+                n: usize,
+                m: usize,
+            ) -> Result<Self, Error> {
+                let info = registry::find(name).ok_or(Error::UnknownSolver)?;
+                $(
+                    if info.name == super::$module::INFO.name {
+                        let cfg: $config = configured(overrides)?;
+                        let (dx, dy) = (x0.as_ref().len(), y0.as_ref().len());
+                        let len = $solver::<T, BX, BY, Vec<T>>::memory_needed(n, m, dx, dy);
+                        let memory = alloc::vec![T::ZERO; len];
+                        return $solver::new(cfg, x0, y0, memory, n, m).map(AnyFiniteSum::$variant);
+                    }
+                )*
+                Err(Error::UnknownSolver)
+            }
+
+            /// The registry entry of the solver inside.
+            pub fn info(&self) -> &'static SolverInfo {
+                match self {
+                    $( AnyFiniteSum::$variant(_) => &super::$module::INFO, )*
+                }
+            }
+        }
+
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> SolverState<T> for AnyFiniteSum<T, BX, BY> {
+            fn x(&self) -> &[T] {
+                match self {
+                    $( AnyFiniteSum::$variant(s) => s.x(), )*
+                }
+            }
+            fn y(&self) -> &[T] {
+                match self {
+                    $( AnyFiniteSum::$variant(s) => s.y(), )*
+                }
+            }
+            fn iter(&self) -> u64 {
+                match self {
+                    $( AnyFiniteSum::$variant(s) => s.iter(), )*
+                }
+            }
+        }
+
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T>
+            for AnyFiniteSum<T, BX, BY>
+        {
+            fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+                match self {
+                    $( AnyFiniteSum::$variant(s) => s.visit_state(v), )*
+                }
+            }
+        }
+
+        impl<T, BX, BY, O> Solver<T, O> for AnyFiniteSum<T, BX, BY>
+        where
+            T: Real,
+            BX: Buffer<T>,
+            BY: Buffer<T>,
+            O: UpperGradX<T> + UpperGradY<T> + LowerGradY<T> + LowerGradX<T> + LowerHvp<T> + CrossJvp<T> + FiniteSum<T>,
+        {
+            fn name(&self) -> &'static str {
+                self.info().name
+            }
+
+            fn init<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error> {
+                match self {
+                    $( AnyFiniteSum::$variant(s) => s.init(oracle, rng), )*
+                }
+            }
+
+            fn step<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error> {
+                match self {
+                    $( AnyFiniteSum::$variant(s) => s.step(oracle, rng), )*
+                }
+            }
+        }
+    };
+}
+
+any_finite_sum! {
+    Saba(Saba, SabaConfig, saba),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::SOLVERS;
+    use crate::solver::NOT_IN_ANY;
+
+    type A = AnyFiniteSum<f64, Vec<f64>, Vec<f64>>;
+
+    #[test]
+    fn every_finite_sum_solver_is_in_the_registry_and_not_refused() {
+        for name in FINITE_SUM {
+            assert!(SOLVERS.iter().any(|s| s.name == *name), "{name}");
+            assert!(!NOT_IN_ANY.iter().any(|(n, _)| n == name), "{name}");
+            let s = A::build(name, &[], vec![0.0; 2], vec![0.0; 3], 5, 4).unwrap();
+            assert_eq!(s.info().name, *name);
+            assert!(A::handles(name));
+        }
+        assert!(!A::handles("soba"));
+        assert_eq!(
+            A::build("soba", &[], vec![0.0], vec![0.0], 1, 1).err(),
+            Some(Error::UnknownSolver)
+        );
+    }
+
+    #[test]
+    fn memory_is_sized_from_the_counts_and_zero_counts_are_errors() {
+        assert_eq!(
+            A::memory_needed("saba", 5, 4, 2, 3),
+            Some(5 * (2 * 3 + 2) + 4 * (3 + 2))
+        );
+        assert!(A::build("saba", &[], vec![0.0; 2], vec![0.0; 3], 0, 4).is_err());
+        assert_eq!(
+            A::build(
+                "saba",
+                &[("nope", ParamValue::Real(1.0))],
+                vec![0.0],
+                vec![0.0],
+                1,
+                1
+            )
+            .err(),
+            Some(Error::UnknownParam)
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Finite-sum solvers (SABA) through the real `bilevel`: SABA converges on
+//! the toy as a finite sum to the closed-form solution; specs whose levels
+//! are not finite sums over a table are refused with the reason, naming the
+//! level, by `run`, `compare` and `sweep`; SABA in a comparison and a sweep;
+//! the same bits on 1 and 2 threads.
+#![allow(missing_docs)]
+
+use std::path::Path;
+
+mod support;
+use support::{ok, run, specs, strip, text};
+
+/// The closed-form x* of the toy: (2120, −3900) / 2729.
+const X_STAR: [f64; 2] = [2120.0 / 2729.0, -3900.0 / 2729.0];
+
+/// A folder with the finite-sum toy and its data table.
+fn finite_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::copy(
+        specs().join("data/toy_noise.tsv"),
+        dir.path().join("data/toy_noise.tsv"),
+    )
+    .unwrap();
+    std::fs::copy(
+        specs().join("toy_finite_sum.bilevel"),
+        dir.path().join("toy.bilevel"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn saba_converges_on_the_finite_sum_toy_to_the_closed_form_solution() {
+    let d = finite_dir();
+    // The spec's budget (10,000 iterations) and `expect` (tol 1e-3 on x, y).
+    let o = run(
+        d.path(),
+        &["run", "toy.bilevel", "--no-plots", "--out", "r"],
+    );
+    ok(&o);
+    let s = support::summary(&d.path().join("r"));
+    assert_eq!(s.solver, "saba");
+    let err =
+        s.x.iter()
+            .zip(X_STAR)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+    assert!(err < 1e-3, "|x - x*| = {err:e}: {:?}", s.x);
+    // The samples SABA took by index are counted: 2 per iteration, each a
+    // window of 8 of the 48 rows (epochs = lower samples · 8/48).
+    let t = support::whole_lines(&d.path().join("r/trace.jsonl"));
+    let last = t.last().unwrap();
+    assert_eq!(last.iter, 10_000);
+    assert!(
+        (last.epoch - 10_000.0 * 8.0 / 48.0).abs() < 1e-6,
+        "{:?}",
+        last.epoch
+    );
+    // So an epoch budget ends: 2 epochs = 2 · 48/8 lower samples.
+    let o = run(
+        d.path(),
+        &[
+            "run",
+            "toy.bilevel",
+            "--epochs",
+            "2",
+            "--no-plots",
+            "--out",
+            "e",
+        ],
+    );
+    support::finished(&o);
+    let s = support::summary(&d.path().join("e"));
+    assert_eq!((s.termination.as_str(), s.iters), ("epoch_budget", 12));
+}
+
+fn refused(dir: &Path, args: &[&str], needles: &[&str]) {
+    let o = run(dir, args);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "{args:?}: no {n:?} in\n{e}");
+    }
+}
+
+#[test]
+fn specs_that_are_not_finite_sums_are_refused_naming_the_level() {
+    let d = finite_dir();
+    let src = std::fs::read_to_string(d.path().join("toy.bilevel")).unwrap();
+    let variant = |name: &str, from: &str, to: &str| {
+        assert!(src.contains(from), "{from}");
+        std::fs::write(d.path().join(name), src.replace(from, to)).unwrap();
+    };
+    let lower = "mean over s in xi { 0.5 * quad(H, y) - dot(y, B @ x + s.x) }";
+    let upper = "mean over s in zeta { 0.5 * norm2sq(y - c - s.x) }";
+    variant("log.bilevel", upper, &format!("log(1.0 + {upper})"));
+    variant(
+        "sum.bilevel",
+        lower,
+        &lower.replace("mean over", "sum over"),
+    );
+    variant(
+        "two.bilevel",
+        lower,
+        &format!("{lower} + mean over t in zeta {{ 0.0 * dot(y, t.x) }}"),
+    );
+    std::fs::copy(
+        specs().join("toy_quadratic.bilevel"),
+        d.path().join("synth.bilevel"),
+    )
+    .unwrap();
+    let saba = ["--algorithm", "saba", "--no-plots"];
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "synth.bilevel",
+            &["the upper level (f) averages over `zeta`, a synthetic source"],
+        ),
+        (
+            "log.bilevel",
+            &[
+                "the upper level (f) applies `log`",
+                "not an affine function of the mean",
+            ],
+        ),
+        ("sum.bilevel", &["the lower level (g) is a `sum over` `xi`"]),
+        (
+            "two.bilevel",
+            &["the lower level (g) averages over 2 data sources (`xi`, `zeta`)"],
+        ),
+    ];
+    for (spec, needles) in cases {
+        let mut args = vec!["run", spec];
+        args.extend_from_slice(&saba);
+        let mut all = vec!["saba needs each level to be a finite sum over a data table"];
+        all.extend_from_slice(needles);
+        refused(d.path(), &args, &all);
+        // Other solvers still run them.
+        let o = run(
+            d.path(),
+            &[
+                "run",
+                spec,
+                "--algorithm",
+                "soba",
+                "--iterations",
+                "20",
+                "--no-plots",
+            ],
+        );
+        support::finished(&o);
+    }
+    refused(
+        d.path(),
+        &[
+            "compare",
+            "synth.bilevel",
+            "--algorithms",
+            "soba,saba",
+            "--no-plots",
+        ],
+        &["saba needs each level to be a finite sum", "`zeta`"],
+    );
+    std::fs::write(
+        d.path().join("s.toml"),
+        "specs = [\"synth.bilevel\"]\nseeds = [1]\n[budget]\niterations = 10\n[solvers.saba]\n",
+    )
+    .unwrap();
+    refused(
+        d.path(),
+        &["sweep", "s.toml", "--out", "sw"],
+        &["saba needs each level to be a finite sum", "`zeta`"],
+    );
+}
+
+#[test]
+fn saba_in_a_comparison_and_in_a_sweep_equals_its_own_run() {
+    let d = finite_dir();
+    let o = run(
+        d.path(),
+        &[
+            "compare",
+            "toy.bilevel",
+            "--algorithms",
+            "soba,saba",
+            "--seeds",
+            "2",
+            "--iterations",
+            "2000",
+            "--no-plots",
+            "--out",
+            "cmp",
+        ],
+    );
+    support::finished(&o);
+    let table = std::fs::read_to_string(d.path().join("cmp/table.md")).unwrap();
+    assert!(table.contains("saba") && table.contains("soba"), "{table}");
+    std::fs::write(
+        d.path().join("s.toml"),
+        "specs = [\"toy.bilevel\"]\nseeds = [5]\n[budget]\niterations = 700\n[solvers.saba]\nstep_size = [0.05, 0.1]\n",
+    )
+    .unwrap();
+    let o = run(d.path(), &["sweep", "s.toml", "--out", "sw", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let runs: Vec<_> = std::fs::read_dir(d.path().join("sw/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    // The sweep's task at step 0.05 equals the same run by hand.
+    let o = run(
+        d.path(),
+        &[
+            "run",
+            "toy.bilevel",
+            "--set",
+            "step_size=0.05",
+            "--seed",
+            "5",
+            "--iterations",
+            "700",
+            "--no-plots",
+            "--out",
+            "hand",
+        ],
+    );
+    support::finished(&o);
+    let hand = strip(&d.path().join("hand"));
+    assert!(
+        runs.iter().any(|r| strip(r) == hand),
+        "no sweep task equals the run by hand"
+    );
+}
+
+#[test]
+fn saba_gives_the_same_bits_on_one_and_two_threads() {
+    let d = finite_dir();
+    for (t, out) in [("1", "t1"), ("2", "t2")] {
+        let o = run(
+            d.path(),
+            &[
+                "run",
+                "toy.bilevel",
+                "--iterations",
+                "1500",
+                "--threads",
+                t,
+                "--no-plots",
+                "--out",
+                out,
+            ],
+        );
+        support::finished(&o);
+    }
+    assert!(strip(&d.path().join("t1")) == strip(&d.path().join("t2")));
+    // And on the shuffled-minibatch spec with real data (hyper-cleaning).
+    let hc = tempfile::tempdir().unwrap();
+    std::fs::create_dir(hc.path().join("data")).unwrap();
+    for f in ["clean_train.tsv", "clean_val.tsv"] {
+        std::fs::copy(specs().join("data").join(f), hc.path().join("data").join(f)).unwrap();
+    }
+    let src = std::fs::read_to_string(specs().join("hyperclean.bilevel")).unwrap();
+    // No `run { log }` copy outside the temporary folder.
+    let src = src.replace(", log = \"runs/hyperclean.jsonl\"", "");
+    std::fs::write(hc.path().join("hc.bilevel"), src).unwrap();
+    for (t, out) in [("1", "t1"), ("2", "t2")] {
+        let o = run(
+            hc.path(),
+            &[
+                "run",
+                "hc.bilevel",
+                "--algorithm",
+                "saba",
+                "--iterations",
+                "200",
+                "--threads",
+                t,
+                "--no-plots",
+                "--out",
+                out,
+            ],
+        );
+        support::finished(&o);
+    }
+    assert!(strip(&hc.path().join("t1")) == strip(&hc.path().join("t2")));
+}
