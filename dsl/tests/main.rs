@@ -1,6 +1,7 @@
 //! The integration tests of `bilevel-dsl`, in one test binary.
 
 mod ad;
+mod codegen;
 mod adversarial;
 mod convexity;
 mod defects;

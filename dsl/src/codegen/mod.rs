@@ -91,6 +91,11 @@ pub fn codegen(
     opts: &CodegenOptions,
 ) -> Result<Generated, Vec<Diagnostic>> {
     let base = path.parent().unwrap_or(Path::new("."));
+    // Models first: without a backend the build would stop at E0404.
+    let spec = crate::pipeline::check_source(src)?;
+    if !spec.models.is_empty() {
+        return Err(spec.models.iter().map(errors::model_call).collect());
+    }
     let program = crate::pipeline::build(src, base)?;
     supported(&program)?;
     Ok(generate(&program, src, path, opts))
