@@ -20,7 +20,11 @@ fn a_model_backend_is_refused_with_e0701_naming_the_model() {
     assert_eq!(err[0].code, Code::E0701, "{err:?}");
     assert!(err[0].message.contains("model `phi`"), "{}", err[0].message);
     let span = err[0].primary.as_ref().expect("label").span;
-    assert!(src[span.start..span.end].contains("phi"), "{:?}", &src[span.start..span.end]);
+    assert!(
+        src[span.start..span.end].contains("phi"),
+        "{:?}",
+        &src[span.start..span.end]
+    );
 }
 
 #[test]
@@ -42,7 +46,11 @@ lower {
 "#;
     let path = dir.join("grouped.bilevel");
     let err = codegen(src, &path, &CodegenOptions::default()).expect_err("refused");
-    assert!(err.iter().any(|d| d.code == Code::E0702 && d.message.contains("s.group")), "{err:?}");
+    assert!(
+        err.iter()
+            .any(|d| d.code == Code::E0702 && d.message.contains("s.group")),
+        "{err:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -61,7 +69,9 @@ fn the_output_names_spec_generator_scalar_and_quotes_the_objectives() {
         assert!(g.code.contains("toy_quadratic.bilevel"));
         assert!(g.code.contains(env!("CARGO_PKG_VERSION")));
         assert!(g.code.contains("spec hash"));
-        assert!(g.code.contains("minimize mean over s in xi { 0.5 * quad(H, y) - dot(y, B @ x + s.z) }"));
+        assert!(g
+            .code
+            .contains("minimize mean over s in xi { 0.5 * quad(H, y) - dot(y, B @ x + s.z) }"));
         assert!(g.code.contains("pub mod toy {"));
         assert!(!g.code.contains("std::"), "no_std output");
         assert!(g.workspace_bytes > 0 && g.dim_x == 2 && g.dim_y == 2);

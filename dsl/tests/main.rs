@@ -1,8 +1,8 @@
 //! The integration tests of `bilevel-dsl`, in one test binary.
 
 mod ad;
-mod codegen;
 mod adversarial;
+mod codegen;
 mod convexity;
 mod defects;
 mod e2e;

@@ -13,6 +13,7 @@ const SPECS: &[(&str, &str)] = &[
     ("quad100", "examples/specs/quadratic_d100.bilevel"),
     ("hpo", "examples/specs/hpo_logreg.bilevel"),
     ("hyperclean", "examples/specs/hyperclean.bilevel"),
+    ("ridge", "examples/specs/firmware_ridge.bilevel"),
 ];
 
 fn main() {

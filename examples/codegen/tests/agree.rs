@@ -24,6 +24,7 @@ mod gen {
     include!(concat!(env!("OUT_DIR"), "/quad100_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/hpo_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/hyperclean_f64.rs"));
+    include!(concat!(env!("OUT_DIR"), "/ridge_f64.rs"));
 }
 
 fn spec_path(name: &str) -> PathBuf {
@@ -317,4 +318,21 @@ fn hpo_logreg_runs_give_the_interpreters_trace() {
 #[test]
 fn hyperclean_runs_give_the_interpreters_trace() {
     traces!("hyperclean.bilevel", gen::hyperclean_f64);
+}
+
+#[test]
+fn firmware_ridge_agrees() {
+    let (same, total) = agree!(
+        "firmware_ridge.bilevel",
+        gen::ridge_f64,
+        bilevel_codegen_check::ridge_f64,
+        bilevel_codegen_check::ridge_f32,
+        1e-4
+    );
+    assert_eq!(same, total);
+}
+
+#[test]
+fn firmware_ridge_runs_give_the_interpreters_trace() {
+    traces!("firmware_ridge.bilevel", gen::ridge_f64);
 }
