@@ -308,6 +308,35 @@ fn interrupted() -> ExitCode {
     ))
 }
 
+/// `bilevel codegen`: the runner's thin command over the dsl facade.
+fn codegen(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
+    let Command::Codegen {
+        spec,
+        out,
+        scalar,
+        name,
+        force,
+    } = cmd
+    else {
+        anyhow::bail!("not a codegen command");
+    };
+    let scalar = match scalar {
+        ScalarArg::F32 => bilevel_dsl::Scalar::F32,
+        ScalarArg::F64 => bilevel_dsl::Scalar::F64,
+    };
+    let color = std::io::stderr().is_terminal();
+    let (text, ok) =
+        bilevel_runner::codegen::run(&spec, &out, scalar, name.as_deref(), force, color)?;
+    Ok((
+        text,
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    ))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut code = ExitCode::SUCCESS;
     let text = match cli.command {
@@ -432,28 +461,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             code = ExitCode::from(r.code);
             r.text
         }
-        Command::Codegen {
-            spec,
-            out,
-            scalar,
-            name,
-            force,
-        } => {
-            let scalar = match scalar {
-                ScalarArg::F32 => bilevel_dsl::Scalar::F32,
-                ScalarArg::F64 => bilevel_dsl::Scalar::F64,
-            };
-            let (text, ok) = bilevel_runner::codegen::run(
-                &spec,
-                &out,
-                scalar,
-                name.as_deref(),
-                force,
-                std::io::stderr().is_terminal(),
-            )?;
-            if !ok {
-                code = ExitCode::FAILURE;
-            }
+        cmd @ Command::Codegen { .. } => {
+            let (text, c) = codegen(cmd)?;
+            code = c;
             text
         }
         Command::Completions { shell } => {

@@ -158,7 +158,7 @@ impl<'a> Em<'a> {
     }
 
     /// `true` at the top-level tape (the plan applies).
-    fn top(&self, lvl: usize) -> bool {
+    fn top(lvl: usize) -> bool {
         lvl == 0
     }
 
@@ -233,23 +233,23 @@ impl<'a> Em<'a> {
 
     /// The plan's `need_a` (everything inside bodies).
     pub fn need_a(&self, lvl: usize, n: NodeId) -> bool {
-        !self.top(lvl) || self.plan.need_a[n]
+        !Self::top(lvl) || self.plan.need_a[n]
     }
 
     /// The plan's `need_t`.
     pub fn need_t(&self, lvl: usize, n: NodeId) -> bool {
-        !self.top(lvl) || self.plan.need_t[n]
+        !Self::top(lvl) || self.plan.need_t[n]
     }
 
     /// The plan's `tnz`.
     pub fn gt_nz(&self, lvl: usize, n: NodeId) -> bool {
-        !self.top(lvl) || self.plan.tnz[n]
+        !Self::top(lvl) || self.plan.tnz[n]
     }
 
     /// The tangent of node `n` when the sweep computes it (`Rev::tanof`).
     pub fn tanof(&mut self, lvl: usize, n: NodeId, mode: Mode) -> Option<Ref> {
         let node = &self.tape(lvl).nodes[n];
-        let planned = !self.top(lvl) || self.plan.tan[n];
+        let planned = !Self::top(lvl) || self.plan.tan[n];
         (mode.tangent && node.dep_y && planned).then(|| self.tan(lvl, n))
     }
 
@@ -290,7 +290,7 @@ impl<'a> Em<'a> {
     pub fn forward(&mut self, lvl: usize, mode: Mode) {
         let tape = self.tape(lvl);
         for (i, node) in tape.nodes.iter().enumerate() {
-            let top = self.top(lvl);
+            let top = Self::top(lvl);
             let do_val = !top || self.plan.val[i];
             let tangent = mode.tangent && node.dep_y && (!top || self.plan.tan[i]);
             if !(do_val || tangent) {
@@ -324,7 +324,7 @@ impl<'a> Em<'a> {
         let tape = self.tape(lvl);
         for i in (0..tape.nodes.len()).rev() {
             let node = &tape.nodes[i];
-            let planned = !self.top(lvl) || self.plan.run[i];
+            let planned = !Self::top(lvl) || self.plan.run[i];
             if !self.stack[lvl].live_adj[i] || !self.active(lvl, i) || !planned {
                 continue;
             }
@@ -382,7 +382,7 @@ impl<'a> Em<'a> {
 
     /// The data source of a table row local, the batch length expression
     /// of source `d`.
-    pub fn batch_len(&self, d: usize) -> String {
+    pub fn batch_len(d: usize) -> String {
         format!("s.len{d}")
     }
 

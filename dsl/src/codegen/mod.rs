@@ -174,6 +174,8 @@ type Kind = (
     &'static [(&'static str, VarKind, bool)],
 );
 
+/// A sweep mode (the table below reads better with positional flags).
+#[allow(clippy::fn_params_excessive_bools)]
 const fn m(tangent: bool, wrt_x: bool, wrt_y: bool, second: bool, first: bool) -> Mode {
     Mode {
         tangent,
@@ -310,10 +312,10 @@ fn sweep_fn(
         "T::NAN".into()
     };
     em.line(&ret);
-    let mut params: String = outs
-        .iter()
-        .map(|(o, _, _)| format!(", {o}: &mut [T]"))
-        .collect();
+    let mut params = String::new();
+    for (o, _, _) in outs {
+        let _ = write!(params, ", {o}: &mut [T]");
+    }
     if mode.tangent {
         params.insert_str(0, ", v: &[T]");
     }
@@ -338,14 +340,11 @@ fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
     let tables = &p.loaded.tables;
     let du = data::draw_code(&p.spec.data, tables, &upper);
     let dl = data::draw_code(&p.spec.data, tables, &lower);
-    let decl: String = sampler_fields
-        .iter()
-        .map(|(n, t, _)| format!("    {n}: {t},\n"))
-        .collect();
-    let init: String = sampler_fields
-        .iter()
-        .map(|(n, _, i)| format!("            {n}: {i},\n"))
-        .collect();
+    let (mut decl, mut init) = (String::new(), String::new());
+    for (n, t, i) in sampler_fields {
+        let _ = writeln!(decl, "    {n}: {t},");
+        let _ = writeln!(init, "            {n}: {i},");
+    }
     format!(
         r"/// The generated oracle: its workspace and the samplers' state.
 pub struct Problem {{

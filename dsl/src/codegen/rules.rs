@@ -118,7 +118,6 @@ fn args(em: &mut Em<'_>, lvl: usize, i: NodeId) -> Args {
 }
 
 /// The value rules.
-#[allow(clippy::too_many_lines)]
 fn value(em: &mut Em<'_>, lvl: usize, i: NodeId) {
     let tape = em.tape(lvl);
     let node = &tape.nodes[i];
@@ -182,6 +181,18 @@ fn value(em: &mut Em<'_>, lvl: usize, i: NodeId) {
             a.v[0].at("k"),
             a.v[1].at("k")
         )),
+        _ => value_more(em, lvl, i),
+    }
+}
+
+/// The rest of [`value`]'s arms (products with scratch, losses, permutations).
+fn value_more(em: &mut Em<'_>, lvl: usize, i: NodeId) {
+    let tape = em.tape(lvl);
+    let node = &tape.nodes[i];
+    let n = node.len();
+    let a = args(em, lvl, i);
+    let o = em.val(lvl, i);
+    match &node.op {
         Op::Quad { sym } => {
             let m = a.len[1];
             let aux = em.aux(lvl, i, m);
@@ -262,7 +273,6 @@ fn class(op: &Op, a: &Args, m: usize) -> String {
 }
 
 /// The tangent rules.
-#[allow(clippy::too_many_lines)]
 fn tangent_rule(em: &mut Em<'_>, lvl: usize, i: NodeId) {
     let tape = em.tape(lvl);
     let node = &tape.nodes[i];
@@ -339,7 +349,7 @@ fn tangent_rule(em: &mut Em<'_>, lvl: usize, i: NodeId) {
         Op::Norm2 => {
             em.line(&format!(
             "{} = if {r} > 0.0 {{ (0..{l0}).map(|k| {} * {}).sum::<T>() / {r} }} else {{ 0.0 }};",
-            to.at("0"), a.v[0].at("k"), a.t[0].at("k"), r = o.at("0")))
+            to.at("0"), a.v[0].at("k"), a.t[0].at("k"), r = o.at("0")));
         }
         Op::Dot => {
             em.line(&format!("{} += 0.0;", o.at("0")));
@@ -355,6 +365,19 @@ fn tangent_rule(em: &mut Em<'_>, lvl: usize, i: NodeId) {
             a.t[0].at("k"),
             a.t[1].at("k")
         )),
+        _ => tangent_rule_more(em, lvl, i),
+    }
+}
+
+/// The rest of [`tangent_rule`]'s arms (products with scratch, losses, permutations).
+fn tangent_rule_more(em: &mut Em<'_>, lvl: usize, i: NodeId) {
+    let tape = em.tape(lvl);
+    let node = &tape.nodes[i];
+    let n = node.len();
+    let a = args(em, lvl, i);
+    let to = em.tan(lvl, i);
+    let (l0, l1) = (a.len[0], a.len.get(1).copied().unwrap_or(0));
+    match &node.op {
         Op::Quad { .. } => {
             let aux = em.aux(lvl, i, l1);
             em.line(&format!(
@@ -413,7 +436,6 @@ fn tangent_rule(em: &mut Em<'_>, lvl: usize, i: NodeId) {
 }
 
 /// The adjoint rules (ā of the arguments from c̄ = `g`).
-#[allow(clippy::too_many_lines)]
 fn adjoint(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
     let tape = em.tape(lvl);
     let node = &tape.nodes[i];
@@ -503,6 +525,21 @@ fn adjoint(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
                 });
             }
         }
+        _ => adjoint_more(em, lvl, i, act),
+    }
+}
+
+/// The rest of [`adjoint`]'s arms (products with scratch, losses, permutations).
+fn adjoint_more(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
+    let tape = em.tape(lvl);
+    let node = &tape.nodes[i];
+    let n = node.len();
+    let a = args(em, lvl, i);
+    let g = em.adj(lvl, i);
+    let d: Vec<Ref> = node.args.iter().map(|&p| em.adj(lvl, p)).collect();
+    let (l0, l1) = (a.len[0], a.len.get(1).copied().unwrap_or(0));
+    let g0 = g.at("0");
+    match &node.op {
         Op::Quad { .. } if act[1] => {
             let aux = em.aux(lvl, i, l1);
             em.each(l1, |k| {
@@ -574,7 +611,6 @@ fn adjoint(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
 }
 
 /// The adjoint-tangent rules (ǡ of the arguments from c̄ = `g`, ċ̄ = `gt`).
-#[allow(clippy::too_many_lines)]
 fn adjoint_tangent(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
     let tape = em.tape(lvl);
     let node = &tape.nodes[i];
@@ -716,6 +752,29 @@ fn adjoint_tangent(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
                 }
             }
         }
+        _ => adjoint_tangent_more(em, lvl, i, act),
+    }
+}
+
+/// The rest of [`adjoint_tangent`]'s arms (products with scratch, losses, permutations).
+fn adjoint_tangent_more(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
+    let tape = em.tape(lvl);
+    let node = &tape.nodes[i];
+    let n = node.len();
+    let mode = em.mode;
+    let a = args(em, lvl, i);
+    let g = em.adj(lvl, i);
+    let gt = em.adt(lvl, i);
+    let d: Vec<Ref> = node.args.iter().map(|&p| em.adt(lvl, p)).collect();
+    let tof: Vec<Option<Ref>> = node.args.iter().map(|&p| em.tanof(lvl, p, mode)).collect();
+    let (l0, l1) = (a.len[0], a.len.get(1).copied().unwrap_or(0));
+    let t = |j: usize, k: &str| {
+        tof[j]
+            .as_ref()
+            .map_or("0.0".to_string(), |r| r.bc(a.len[j], k))
+    };
+    let (g0, gt0) = (g.at("0"), gt.at("0"));
+    match &node.op {
         Op::Quad { sym } if act[1] => {
             let aux = em.aux(lvl, i, l1);
             em.each(l1, |k| {

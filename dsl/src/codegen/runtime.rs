@@ -6,7 +6,7 @@
 //! the two compute the same operations in the same order.
 
 /// The helpers' source text.
-pub(super) const RUNTIME: &str = r#"
+pub(super) const RUNTIME: &str = r"
 /// C += α op(A) op(B) (`tape/kernels.rs::gemm`).
 #[allow(clippy::too_many_arguments, dead_code)]
 #[inline]
@@ -157,7 +157,7 @@ fn correct(z: &[T], l: T) -> T {
     };
     if right { 1.0 } else { 0.0 }
 }
-"#;
+";
 
 /// The derivative triple f(a), f′(a), f″(a) of each function
 /// (`Func::derivs` in `tape/elementwise.rs`), as a generated function.

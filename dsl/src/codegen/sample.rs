@@ -15,7 +15,7 @@ fn open_loop(em: &mut Em<'_>, inner: usize, d: usize) {
 
 /// `let n = batch length; let kk = 1/n or 1;`
 fn scale(em: &mut Em<'_>, inner: usize, d: usize, mean: bool) {
-    em.line(&format!("let n{inner} = {};", em.batch_len(d)));
+    em.line(&format!("let n{inner} = {};", Em::batch_len(d)));
     if mean {
         em.line(&format!("let kk: T = 1.0 / (n{inner}.max(1) as T);"));
     } else {

@@ -144,10 +144,10 @@ fn point(
 /// worst f64 rel error of the no_std module, worst f32 rel error).
 macro_rules! agree {
     ($spec:literal, $std:path, $lib64:path, $lib32:path, $tol32:expr) => {{
-        let mut c = interp($spec);
-        use $std as ms;
-        use $lib64 as m64;
         use $lib32 as m32;
+        use $lib64 as m64;
+        use $std as ms;
+        let mut c = interp($spec);
         let mut g = Box::new(ms::Problem::new());
         let mut g64 = Box::new(m64::Problem::new());
         let mut g32 = Box::new(m32::Problem::new());
