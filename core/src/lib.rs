@@ -61,6 +61,10 @@ pub use oracle::{
     CallCounter, Counted, Counts, CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue,
     Oracle, OracleKind, UpperGradX, UpperGradY, UpperValue,
 };
+/// The generator traits of the oracle interface (`Oracle::sample` takes an
+/// `rand_core::Rng`), re-exported so code generated against the core needs
+/// no other dependency.
+pub use rand_core;
 pub use random::DefaultRng;
 pub use real::Real;
 pub use run::{

@@ -59,6 +59,10 @@ pub trait Real:
     fn powf(self, p: Self) -> Self;
     /// Cosine.
     fn cos(self) -> Self;
+    /// Sine.
+    fn sin(self) -> Self;
+    /// ln(1 + self), accurate near 0.
+    fn ln_1p(self) -> Self;
     /// `true` when neither infinite nor NaN.
     fn is_finite(self) -> bool;
 
@@ -86,7 +90,10 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $name:literal, $sqrt:ident, $fabs:ident, $exp:ident, $log:ident, $tanh:ident, $pow:ident, $cos:ident) => {
+    (
+        $t:ty, $name:literal, $sqrt:ident, $fabs:ident, $exp:ident, $log:ident, $tanh:ident,
+        $pow:ident, $cos:ident, $sin:ident, $log1p:ident
+    ) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -139,6 +146,14 @@ macro_rules! impl_real {
                 libm::$cos(self)
             }
             #[inline]
+            fn sin(self) -> Self {
+                libm::$sin(self)
+            }
+            #[inline]
+            fn ln_1p(self) -> Self {
+                libm::$log1p(self)
+            }
+            #[inline]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
@@ -146,5 +161,5 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, "f32", sqrtf, fabsf, expf, logf, tanhf, powf, cosf);
-impl_real!(f64, "f64", sqrt, fabs, exp, log, tanh, pow, cos);
+impl_real!(f32, "f32", sqrtf, fabsf, expf, logf, tanhf, powf, cosf, sinf, log1pf);
+impl_real!(f64, "f64", sqrt, fabs, exp, log, tanh, pow, cos, sin, log1p);

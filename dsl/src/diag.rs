@@ -110,6 +110,8 @@ codes! {
     E0603 = "E0603", Error, "too many declarations";
     E0604 = "E0604", Error, "file too large";
     E0605 = "E0605", Error, "sample reductions would evaluate their bodies too often per oracle call";
+    E0701 = "E0701", Error, "code generation: a `model` call cannot be generated";
+    E0702 = "E0702", Error, "code generation: a data field without a fixed numeric form (text, group)";
 }
 
 /// A labelled span.

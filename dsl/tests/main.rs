@@ -3,6 +3,7 @@
 mod ad;
 mod adversarial;
 mod assumptions;
+mod codegen;
 mod convexity;
 mod defects;
 mod e2e;

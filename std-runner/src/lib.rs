@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod axis;
 pub mod best;
 pub mod checkpoint;
+pub mod codegen;
 pub mod compare;
 pub mod evaluation;
 pub mod exit;

@@ -192,6 +192,26 @@ enum Command {
     ///
     /// Example: `bilevel sweep examples/sweeps/toy.toml --out runs/sweep-toy --jobs 2`
     Sweep(bilevel_runner::sweep::cli::SweepArgs),
+    /// Generate a `no_std`, heap-free Rust oracle module from a spec, over
+    /// f32 or f64, depending on bilevel-core only (docs/codegen.md).
+    ///
+    /// Example: `bilevel codegen examples/specs/firmware_ridge.bilevel --out gen --scalar f32`
+    Codegen {
+        /// The .bilevel file.
+        spec: PathBuf,
+        /// The folder for the module (`NAME.rs`); refused when not empty, unless --force.
+        #[arg(long)]
+        out: PathBuf,
+        /// The scalar type.
+        #[arg(long, value_enum, default_value_t = ScalarArg::F64)]
+        scalar: ScalarArg,
+        /// The module's name (default: the problem's name as an identifier).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace the generated module in a non-empty folder.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a shell completion script.
     ///
     /// Example: `bilevel completions bash > ~/.local/share/bash-completion/completions/bilevel`
@@ -200,6 +220,15 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// The scalar type of `codegen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScalarArg {
+    /// Single precision (microcontrollers).
+    F32,
+    /// Double precision.
+    F64,
 }
 
 /// Output formats of `check`, `run`, `compare` and `algorithms`.
@@ -276,6 +305,35 @@ fn run_config(
 fn interrupted() -> ExitCode {
     ExitCode::from(signals::exit_code(
         signals::received().unwrap_or(signals::SIGINT),
+    ))
+}
+
+/// `bilevel codegen`: the runner's thin command over the dsl facade.
+fn codegen(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
+    let Command::Codegen {
+        spec,
+        out,
+        scalar,
+        name,
+        force,
+    } = cmd
+    else {
+        anyhow::bail!("not a codegen command");
+    };
+    let scalar = match scalar {
+        ScalarArg::F32 => bilevel_dsl::Scalar::F32,
+        ScalarArg::F64 => bilevel_dsl::Scalar::F64,
+    };
+    let color = std::io::stderr().is_terminal();
+    let (text, ok) =
+        bilevel_runner::codegen::run(&spec, &out, scalar, name.as_deref(), force, color)?;
+    Ok((
+        text,
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
     ))
 }
 
@@ -402,6 +460,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = bilevel_runner::sweep::cli::run(&args)?;
             code = ExitCode::from(r.code);
             r.text
+        }
+        cmd @ Command::Codegen { .. } => {
+            let (text, c) = codegen(cmd)?;
+            code = c;
+            text
         }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
