@@ -11,50 +11,58 @@ pub(super) const RUNTIME: &str = r"
 #[allow(clippy::too_many_arguments, dead_code)]
 #[inline]
 fn gemm(alpha: T, a: &[T], (ar, ac): (usize, usize), ta: bool, b: &[T], (br, bc): (usize, usize), tb: bool, c: &mut [T]) {
+    use bilevel_core::kernels::{axpy, dot};
     let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
     let n = if tb { br } else { bc };
-    let aat = |i: usize, p: usize| if ta { a[p * ac + i] } else { a[i * ac + p] };
-    match (ta, tb, n) {
-        (false, _, 1) => {
-            for (i, ci) in c.iter_mut().enumerate().take(m) {
-                let row = &a[i * ac..i * ac + k];
-                let mut s: T = 0.0;
-                for (x, y) in row.iter().zip(b) {
-                    s += x * y;
-                }
-                *ci += alpha * s;
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let c = &mut c[..m * n];
+    match (ta, n, k) {
+        (false, 1, _) => {
+            let bv = &b[..k];
+            for (ci, row) in c.iter_mut().zip(a.chunks_exact(k)) {
+                *ci += alpha * dot(row, bv);
             }
         }
-        (true, _, 1) => {
-            for (p, &bp) in b.iter().enumerate().take(k) {
+        (true, 1, _) => {
+            for (&bp, row) in b[..k].iter().zip(a.chunks_exact(m)) {
                 let s = alpha * bp;
-                if s == 0.0 {
-                    continue;
+                if s != 0.0 {
+                    axpy(s, row, c);
                 }
-                let row = &a[p * ac..p * ac + m];
-                for (ci, x) in c.iter_mut().zip(row) {
-                    *ci += s * x;
+            }
+        }
+        (_, _, 1) => {
+            let bv = &b[..n];
+            for (&ai, crow) in a[..m].iter().zip(c.chunks_exact_mut(n)) {
+                let s = alpha * ai;
+                if s != 0.0 {
+                    axpy(s, bv, crow);
                 }
             }
         }
         _ => {
+            // Every output is the core's fixed-order dot of a row of op(A)
+            // with a column of op(B), read in place: term p goes to lane
+            // p mod 16 in increasing p, then the halving tree (the
+            // interpreter packs and calls `dot`; same additions, same bits).
             for i in 0..m {
-                for p in 0..k {
-                    let s = alpha * aat(i, p);
-                    if s == 0.0 {
-                        continue;
+                for j in 0..n {
+                    let mut acc = [0.0 as T; 16];
+                    for p in 0..k {
+                        let x = if ta { a[p * ac + i] } else { a[i * ac + p] };
+                        let y = if tb { b[j * bc + p] } else { b[p * bc + j] };
+                        acc[p % 16] += x * y;
                     }
-                    let crow = &mut c[i * n..(i + 1) * n];
-                    if tb {
-                        for (j, cj) in crow.iter_mut().enumerate() {
-                            *cj += s * b[j * bc + p];
+                    let mut w = 8;
+                    while w > 0 {
+                        for l in 0..w {
+                            acc[l] += acc[l + w];
                         }
-                    } else {
-                        let brow = &b[p * bc..(p + 1) * bc];
-                        for (cj, x) in crow.iter_mut().zip(brow) {
-                            *cj += s * x;
-                        }
+                        w /= 2;
                     }
+                    c[i * n + j] += alpha * acc[0];
                 }
             }
         }
