@@ -507,6 +507,57 @@ impl<T: Scalar> ModelBackend<T> for RnnModel<T> {
             Some(out),
         );
     }
+    /// One pass: the forward sweep (usually cached), the tangent forward
+    /// sweep (cached by the tape's `jvp` before it), one reverse sweep (with
+    /// the weight gradients only when `grad` is given) and the tangent
+    /// reverse sweep with u̇ as the cotangent's tangent.
+    fn reverse_second(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        cotangent: &[T],
+        cotangent_dot: Option<&[T]>,
+        tangent: &[T],
+        grad: Option<&mut [T]>,
+        out: &mut [T],
+    ) {
+        self.check_shapes(theta, batch);
+        let o = batch.len() * self.cfg.outputs();
+        assert_eq!(cotangent.len(), o, "cotangent shape");
+        if let Some(du) = cotangent_dot {
+            assert_eq!(du.len(), o, "cotangent tangent shape");
+        }
+        let total = self.layout.total;
+        assert_eq!(tangent.len(), total, "tangent length");
+        assert_eq!(out.len(), total, "output length");
+        let cot = Cotangent::Given {
+            u: cotangent,
+            du: cotangent_dot,
+        };
+        let mut g = grad.as_ref().map(|g| {
+            assert_eq!(g.len(), total, "gradient length");
+            self.scratch.zeros(total)
+        });
+        let mut h = self.scratch.zeros(total);
+        self.run(
+            theta,
+            batch,
+            Some(tangent),
+            Some(&cot),
+            None,
+            None,
+            g.as_deref_mut(),
+            Some(&mut h),
+        );
+        for (dst, src) in [(grad, g), (Some(out), Some(h))] {
+            if let (Some(dst), Some(src)) = (dst, src) {
+                for (d, &s) in dst.iter_mut().zip(&src) {
+                    *d += s;
+                }
+                self.scratch.put(src);
+            }
+        }
+    }
     fn forward_sweeps(&self) -> Option<u64> {
         Some(self.fwd_cache.computed())
     }

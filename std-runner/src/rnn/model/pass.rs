@@ -216,7 +216,36 @@ impl<T: Scalar> Packs<T> {
     }
 }
 
-/// One chunk's forward sweep, kept between calls ([`FwdCache`]).
+/// A tangent forward sweep: (dx0, per-layer tangents, head tangents
+/// `dacts`).
+pub(super) type Tangent<T> = (Vec<T>, Vec<LayerTan<T>>, Vec<Vec<T>>);
+
+/// A tangent forward sweep with its direction v.
+pub(super) type KeptTangent<T> = (Vec<T>, Tangent<T>);
+
+/// `true` when `a` and `b` hold the same bits.
+fn same_bits<T: Scalar>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits())
+}
+
+/// Returns a tangent sweep's buffers to the pool.
+fn recycle_tangent<T: Scalar>(sc: &Scratch<T>, (v, (dx0, tans, dacts)): KeptTangent<T>) {
+    sc.put(v);
+    sc.put(dx0);
+    sc.put_all(
+        tans.into_iter()
+            .flat_map(|t| [t.dh, t.dhprev, t.dgates, t.dc, t.dk]),
+    );
+    sc.put_all(dacts);
+}
+
+/// One chunk's forward sweep, kept between calls ([`FwdCache`]), with its
+/// last tangent forward sweep (the tape asks for Jv in its forward phase and
+/// for the second-order reverse product along the same v in its reverse
+/// phase).
 pub(super) struct Forward<T> {
     pub(super) pk: Packing,
     pub(super) x0: Vec<T>,
@@ -224,6 +253,7 @@ pub(super) struct Forward<T> {
     pub(super) pooled: Vec<T>,
     pub(super) pool_row: Vec<usize>,
     pub(super) acts: Vec<Vec<T>>,
+    pub(super) tan: Option<KeptTangent<T>>,
 }
 
 impl<T: Scalar> Forward<T> {
@@ -236,6 +266,9 @@ impl<T: Scalar> Forward<T> {
                 .flat_map(|f| [f.h, f.hprev, f.gates, f.c, f.k]),
         );
         sc.put_all(self.acts);
+        if let Some(t) = self.tan {
+            recycle_tangent(sc, t);
+        }
     }
 }
 
@@ -256,6 +289,8 @@ pub(super) struct Pass<'a, T> {
     /// Head activations: `acts[0]` is the pooled encoding, `acts[k]` the
     /// output of dense layer k; the last one is the logits.
     pub(super) acts: Vec<Vec<T>>,
+    /// The last tangent forward sweep on this forward sweep, with its v.
+    pub(super) tan: Option<KeptTangent<T>>,
 }
 
 impl<'a, T: Scalar> Pass<'a, T> {
@@ -279,6 +314,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
                 pooled: f.pooled,
                 pool_row: f.pool_row,
                 acts: f.acts,
+                tan: f.tan,
             };
         }
         let pk = Packing::new(batch, examples);
@@ -294,6 +330,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             pooled: Vec::new(),
             pool_row: Vec::new(),
             acts: Vec::new(),
+            tan: None,
         }
     }
 
@@ -306,6 +343,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             pooled: self.pooled,
             pool_row: self.pool_row,
             acts: self.acts,
+            tan: self.tan,
         }
     }
 
@@ -337,10 +375,10 @@ impl<'a, T: Scalar> Pass<'a, T> {
         let nseq = self.pk.order.len();
         let c = self.cfg().outputs();
         let z = self.acts.last().cloned().unwrap_or_default();
-        let tan = tangent.map(|v| self.tangent_forward(v));
+        let tan = tangent.map(|v| self.tangent_for(v));
         let dz = tan
             .as_ref()
-            .and_then(|t| t.2.last().cloned())
+            .and_then(|t| t.1 .2.last().cloned())
             .unwrap_or_default();
         let mut out = ChunkOut {
             examples: self.pk.order.clone(),
@@ -350,9 +388,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
             hvp: Vec::new(),
         };
         let Some(cot) = cot else {
-            if let Some((dx0, tans, dacts)) = tan {
-                self.recycle_tangent(dx0, tans, dacts);
-            }
+            self.keep_tangent(tan);
             return (out, self.into_forward());
         };
         // Cotangent rows in the chunk's order.
@@ -396,7 +432,7 @@ impl<'a, T: Scalar> Pass<'a, T> {
         out.grad = grad;
         if want_hvp {
             let v = tangent.expect("the hvp needs a tangent");
-            let tan = tan.as_ref().expect("tangent sweep ran");
+            let tan = &tan.as_ref().expect("tangent sweep ran").1;
             let mut hvp = self.zeros(total);
             self.tangent_reverse(v, tan, &rev, &u, has_du.then_some(&du[..]), &mut hvp);
             out.hvp = hvp;
@@ -410,21 +446,34 @@ impl<'a, T: Scalar> Pass<'a, T> {
             }
         }
         sc.put_all(head_gs);
-        if let Some((dx0, tans, dacts)) = tan {
-            self.recycle_tangent(dx0, tans, dacts);
-        }
+        self.keep_tangent(tan);
         (out, self.into_forward())
     }
 
-    /// Returns the tangent sweep's buffers to the pool.
-    pub(super) fn recycle_tangent(&self, dx0: Vec<T>, tans: Vec<LayerTan<T>>, dacts: Vec<Vec<T>>) {
-        let sc = self.sc();
-        sc.put(dx0);
-        sc.put_all(
-            tans.into_iter()
-                .flat_map(|t| [t.dh, t.dhprev, t.dgates, t.dc, t.dk]),
-        );
-        sc.put_all(dacts);
+    /// The tangent forward sweep along `v`: the kept one when it was along
+    /// the same v (bit for bit; the sweep is deterministic, so the bits are
+    /// those of a fresh one), else a fresh one.
+    fn tangent_for(&mut self, v: &[T]) -> KeptTangent<T> {
+        match self.tan.take() {
+            Some(kept) if same_bits(&kept.0, v) => kept,
+            stale => {
+                if let Some(t) = stale {
+                    recycle_tangent(self.sc(), t);
+                }
+                let mut key = self.sc().empty(v.len());
+                key.extend_from_slice(v);
+                (key, self.tangent_forward(v))
+            }
+        }
+    }
+
+    /// Keeps this call's tangent sweep (when it ran) for the next call.
+    fn keep_tangent(&mut self, tan: Option<KeptTangent<T>>) {
+        if let Some(t) = tan {
+            if let Some(old) = self.tan.replace(t) {
+                recycle_tangent(self.sc(), old);
+            }
+        }
     }
 
     pub(super) fn param(&self, r: &Range<usize>) -> &'a [T] {
