@@ -76,12 +76,57 @@ pub trait ModelBackend<T: Real>: Send + Sync {
         tangent: &[T],
         out: &mut [T],
     );
+    /// The reverse rules of a model call in one product: adds Jᵀu to `grad`
+    /// (when given) and `Jᵀu̇ + Σᵢ uᵢ ∇²hᵢ(θ) v` to `out`, where u is
+    /// `cotangent`, u̇ is `cotangent_dot` (zero when `None`) and v is
+    /// `tangent`. `cotangent` and `cotangent_dot` have the logits' shape;
+    /// `tangent`, `grad` and `out` have length `num_params`. This is what
+    /// the tape's reverse phase asks of a model in a second-order sweep (the
+    /// adjoint and the adjoint tangent of θ).
+    ///
+    /// The default composes the separate products in the order the tape
+    /// has always called them, `grad += vjp(u)`, `out += vjp(u̇)`,
+    /// `out += curvature(u, v)`, each from its own sweep, so a backend
+    /// without it computes the bits it always did. A backend that overrides
+    /// it computes all in one forward, tangent forward, reverse and tangent
+    /// reverse sweep; its sums are then ordered differently from the
+    /// default's, within rounding.
+    #[allow(clippy::too_many_arguments)]
+    fn reverse_second(
+        &self,
+        theta: &[T],
+        batch: &TokenBatch<'_>,
+        cotangent: &[T],
+        cotangent_dot: Option<&[T]>,
+        tangent: &[T],
+        grad: Option<&mut [T]>,
+        out: &mut [T],
+    ) {
+        let mut tmp = vec![T::ZERO; theta.len()];
+        if let Some(grad) = grad {
+            self.vjp(theta, batch, cotangent, &mut tmp);
+            add_to(grad, &tmp);
+        }
+        if let Some(udot) = cotangent_dot {
+            self.vjp(theta, batch, udot, &mut tmp);
+            add_to(out, &tmp);
+        }
+        self.curvature(theta, batch, cotangent, tangent, &mut tmp);
+        add_to(out, &tmp);
+    }
     /// Forward sweeps the backend has computed so far, when it counts them
     /// (a backend that reuses its forward sweep between products on the same
     /// θ and batch reports how often it did not). For tests and measurements;
     /// default `None` (not counted).
     fn forward_sweeps(&self) -> Option<u64> {
         None
+    }
+}
+
+/// `dst += src`, element by element.
+fn add_to<T: Real>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
     }
 }
 

@@ -2,7 +2,9 @@
 //! one row of outputs per sequence. The rules call the backend
 //! ([`crate::backend::ModelBackend`], the model interface the runner
 //! implements): `forward` for the value, `jvp` for the tangent, `vjp` for
-//! the adjoint and `vjp` + `curvature` for the adjoint tangent.
+//! the adjoint and, in a second-order sweep, `reverse_second` for the
+//! adjoint and the adjoint tangent together (`Jᵀh̄` and
+//! `Jᵀȟ̄ + Σᵢ h̄ᵢ ∇²hᵢ θ̇` in one product).
 
 use super::kernels::acc_into;
 use super::sweep::{Fwd, Rev};
@@ -71,7 +73,9 @@ pub(super) fn forward(f: &mut Fwd<'_, '_>) {
 }
 
 /// θ̄ += Jᵀ h̄ (adjoint) and θ̌ += Jᵀ ȟ̄ + Σᵢ h̄ᵢ ∇²hᵢ θ̇ (adjoint tangent),
-/// on the whole minibatch, as far as the plan needs them.
+/// on the whole minibatch, as far as the plan needs them: one
+/// [`crate::backend::ModelBackend::reverse_second`] call when θ has a
+/// tangent, else the separate products.
 pub(super) fn reverse(r: &mut Rev<'_, '_>) {
     let Op::Model { model, data } = r.node.op else {
         return;
@@ -89,6 +93,17 @@ pub(super) fn reverse(r: &mut Rev<'_, '_>) {
         offsets: &offsets,
     };
     let theta = r.a(0);
+    // A second-order sweep with θ's tangent: both rules in one backend
+    // product (the adjoint only when the plan needs it).
+    let fused = r.second() && r.need_t(n);
+    if let Some(t) = r.tanof(0).filter(|_| fused) {
+        if r.adj[n].len() == theta.len() && r.adt[n].len() == theta.len() {
+            let udot = r.gt_nz().then_some(r.gt);
+            let grad = r.need_a(n).then_some(&mut r.adj[n][..]);
+            backend.reverse_second(theta, &batch, r.g, udot, t, grad, &mut r.adt[n]);
+            return;
+        }
+    }
     let mut tmp = vec![0.0; theta.len()];
     if r.need_a(n) {
         backend.vjp(theta, &batch, r.g, &mut tmp);

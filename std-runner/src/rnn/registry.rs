@@ -87,6 +87,37 @@ impl ModelBackend<f64> for F32Model {
         );
         widen(&o, out);
     }
+    fn reverse_second(
+        &self,
+        theta: &[f64],
+        batch: &TokenBatch<'_>,
+        cotangent: &[f64],
+        cotangent_dot: Option<&[f64]>,
+        tangent: &[f64],
+        grad: Option<&mut [f64]>,
+        out: &mut [f64],
+    ) {
+        let mut g = grad.as_ref().map(|g| vec![0.0f32; g.len()]);
+        let mut o = vec![0.0f32; out.len()];
+        let du = cotangent_dot.map(narrow);
+        self.0.reverse_second(
+            &narrow(theta),
+            batch,
+            &narrow(cotangent),
+            du.as_deref(),
+            &narrow(tangent),
+            g.as_deref_mut(),
+            &mut o,
+        );
+        // Widened, then added in f64 (as the tape adds the separate products).
+        for (dst, src) in [(grad, g), (Some(out), Some(o))] {
+            if let (Some(dst), Some(src)) = (dst, src) {
+                for (d, &s) in dst.iter_mut().zip(&src) {
+                    *d += f64::from(s);
+                }
+            }
+        }
+    }
     fn forward_sweeps(&self) -> Option<u64> {
         Some(self.0.forward_sweeps())
     }
