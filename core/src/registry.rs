@@ -318,6 +318,7 @@ pub const SOLVERS: &[&SolverInfo] = &[
     &crate::solver::fsla::INFO,
     &crate::solver::accbo::INFO,
     &crate::solver::adambo::INFO,
+    &crate::solver::slipadam::INFO,
     &crate::solver::saba::INFO,
     &crate::solver::maml::INFO,
     &crate::solver::anil::INFO,

@@ -40,6 +40,7 @@ use super::{
     SlipConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
     Ufom, UfomConfig,
 };
+use super::{SlipAdam, SlipAdamConfig};
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
@@ -292,6 +293,7 @@ any_solver! {
     Fsla(Fsla, FslaConfig, fsla),
     AccBo(AccBo, AccBoConfig, accbo),
     AdamBo(AdamBo, AdamBoConfig, adambo),
+    SlipAdam(SlipAdam, SlipAdamConfig, slipadam),
     Fomaml(Fomaml, FomamlConfig, fomaml),
     Ufom(Ufom, UfomConfig, ufom),
 }

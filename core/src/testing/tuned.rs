@@ -88,7 +88,18 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
             ("beta", Real(0.995)),
         ],
     ),
-    ("adambo", &[]),
+    (
+        "adambo",
+        &[
+            ("outer_lr", Real(0.01)),
+            ("weight_decay", Real(0.0)),
+            ("inner_lr", Real(0.5)),
+            ("neumann_lr", Real(1.0)),
+            ("hessian_q", Int(30)),
+            ("exact_series", ParamValue::Bool(true)),
+        ],
+    ),
+    ("slip-adam", &[]),
 ];
 
 /// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,
@@ -216,6 +227,17 @@ pub const TOY: &[(&str, &[(&str, ParamValue<'static>)])] = &[
     ),
     (
         "adambo",
+        &[
+            ("outer_lr", Real(0.004)),
+            ("weight_decay", Real(0.0)),
+            ("inner_lr", Real(0.2)),
+            ("neumann_lr", Real(0.4)),
+            ("hessian_q", Int(20)),
+            ("exact_series", ParamValue::Bool(true)),
+        ],
+    ),
+    (
+        "slip-adam",
         &[("lr", Real(0.004)), ("gamma", Real(0.2)), ("nu", Real(0.2))],
     ),
 ];

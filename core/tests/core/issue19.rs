@@ -1,0 +1,109 @@
+//! Issue 19's solvers (AdamBO as its official code does it, MRBO, VRBO,
+//! SUSTAIN, BOME, SRBA): estimators at the exact solution against closed
+//! forms, and the pieces of each update that the shared convergence and
+//! determinism tests of `baselines.rs` do not pin down.
+
+use bilevel_core::kernels::dist;
+use bilevel_core::solver::{AdamBo, AdamBoConfig, Solver};
+use bilevel_core::testing::q3;
+use bilevel_core::{DefaultRng, UpperGradY};
+use rand_core::SeedableRng;
+
+type M2 = [[f64; 2]; 2];
+
+/// Q3's lower Hessian A = ∇²ᵧᵧG.
+const A: M2 = [[2.0, 0.5], [0.5, 1.0]];
+
+fn mat_vec(m: M2, v: [f64; 2]) -> [f64; 2] {
+    [
+        m[0][0] * v[0] + m[0][1] * v[1],
+        m[1][0] * v[0] + m[1][1] * v[1],
+    ]
+}
+
+fn solve(m: M2, v: [f64; 2]) -> [f64; 2] {
+    let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+    [
+        (m[1][1] * v[0] - m[0][1] * v[1]) / det,
+        (-m[1][0] * v[0] + m[0][0] * v[1]) / det,
+    ]
+}
+
+fn q3_exact_point() -> ([f64; 2], [f64; 2], [f64; 2]) {
+    let cf = q3::<f64>(0.0).closed_form().unwrap();
+    let x0 = [0.3, -0.7];
+    let y = cf.y_star(&x0);
+    let g = cf.grad_phi(&x0);
+    (x0, [y[0], y[1]], [g[0], g[1]])
+}
+
+/// AdamBO's `exact_series = false` is the official code's sum
+/// η(p_Q + Σ_{j=1}^{Q} p_j), p_j = (I − ηA)^j b: checked against explicit
+/// matrix powers and against its closed form A⁻¹(I − M^{Q+1})b − ηb + ηM^Q b.
+/// With `exact_series = true` and many terms the direction is ∇Φ at y*.
+#[test]
+fn adambo_series_match_the_official_code_and_the_closed_form() {
+    let (x0, ys, g) = q3_exact_point();
+    let (eta, q) = (0.3, 7u64);
+    let mut b = [0.0; 2];
+    let mut o = q3::<f64>(0.0);
+    o.grad_y_f(&x0, &ys, &0, &mut b);
+    let m: M2 = [
+        [1.0 - eta * A[0][0], -eta * A[0][1]],
+        [-eta * A[1][0], 1.0 - eta * A[1][1]],
+    ];
+    let mut p = b;
+    let mut sum = [0.0; 2];
+    for _ in 0..q {
+        p = mat_vec(m, p);
+        sum = [sum[0] + p[0], sum[1] + p[1]];
+    }
+    let official = [eta * (p[0] + sum[0]), eta * (p[1] + sum[1])];
+    let mut pq1 = mat_vec(m, p);
+    pq1 = [b[0] - pq1[0], b[1] - pq1[1]];
+    let inv = solve(A, pq1);
+    let closed = [
+        inv[0] - eta * b[0] + eta * p[0],
+        inv[1] - eta * b[1] + eta * p[1],
+    ];
+    assert!(dist(&official, &closed) < 1e-14, "{official:?} {closed:?}");
+    let cfg = AdamBoConfig {
+        inner_steps: 0,
+        warm_steps: 0,
+        neumann_lr: eta,
+        hessian_q: q,
+        ..AdamBoConfig::default()
+    };
+    let mut s = AdamBo::new(cfg, x0, ys).unwrap();
+    let mut r = DefaultRng::seed_from_u64(0);
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    assert!(dist(s.v(), &official) < 1e-14, "{:?}", s.v());
+    // The exact series with 200 terms at η = 0.5: v = z*, direction = ∇Φ.
+    let cfg = AdamBoConfig {
+        inner_steps: 0,
+        warm_steps: 0,
+        neumann_lr: 0.5,
+        hessian_q: 200,
+        exact_series: true,
+        ..AdamBoConfig::default()
+    };
+    let mut s = AdamBo::new(cfg, x0, ys).unwrap();
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    assert!(
+        dist(s.direction(), &g) < 1e-10,
+        "{:?} vs {g:?}",
+        s.direction()
+    );
+    // The official sum at the same settings is biased by η·J b (the dropped
+    // j = 0 term): the direction is not ∇Φ.
+    let cfg = AdamBoConfig {
+        exact_series: false,
+        ..cfg
+    };
+    let mut s = AdamBo::new(cfg, x0, ys).unwrap();
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    assert!(dist(s.direction(), &g) > 1e-3);
+}
