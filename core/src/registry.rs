@@ -319,6 +319,8 @@ pub const SOLVERS: &[&SolverInfo] = &[
     &crate::solver::accbo::INFO,
     &crate::solver::adambo::INFO,
     &crate::solver::slipadam::INFO,
+    &crate::solver::mrbo::INFO,
+    &crate::solver::sustain::INFO,
     &crate::solver::saba::INFO,
     &crate::solver::maml::INFO,
     &crate::solver::anil::INFO,

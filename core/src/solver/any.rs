@@ -40,7 +40,7 @@ use super::{
     SlipConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
     Ufom, UfomConfig,
 };
-use super::{SlipAdam, SlipAdamConfig};
+use super::{Mrbo, MrboConfig, SlipAdam, SlipAdamConfig, Sustain, SustainConfig};
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
@@ -294,6 +294,8 @@ any_solver! {
     AccBo(AccBo, AccBoConfig, accbo),
     AdamBo(AdamBo, AdamBoConfig, adambo),
     SlipAdam(SlipAdam, SlipAdamConfig, slipadam),
+    Mrbo(Mrbo, MrboConfig, mrbo),
+    Sustain(Sustain, SustainConfig, sustain),
     Fomaml(Fomaml, FomamlConfig, fomaml),
     Ufom(Ufom, UfomConfig, ufom),
 }

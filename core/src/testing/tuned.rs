@@ -100,6 +100,22 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
         ],
     ),
     ("slip-adam", &[]),
+    (
+        "mrbo",
+        &[
+            ("step_size", Real(1.0)),
+            ("hia_lr", Real(1.0)),
+            ("n_shia_steps", Int(30)),
+        ],
+    ),
+    (
+        "sustain",
+        &[
+            ("step_size", Real(1.0)),
+            ("hia_lr", Real(1.0)),
+            ("n_hia_steps", Int(50)),
+        ],
+    ),
 ];
 
 /// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,
@@ -239,6 +255,22 @@ pub const TOY: &[(&str, &[(&str, ParamValue<'static>)])] = &[
     (
         "slip-adam",
         &[("lr", Real(0.004)), ("gamma", Real(0.2)), ("nu", Real(0.2))],
+    ),
+    (
+        "mrbo",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(0.4)),
+            ("n_shia_steps", Int(20)),
+        ],
+    ),
+    (
+        "sustain",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(0.4)),
+            ("n_hia_steps", Int(20)),
+        ],
     ),
 ];
 

@@ -455,6 +455,9 @@ fn every_solver_converges_on_the_toy() {
         ("slip-adam", 3000, 0.03),
         // Constant-step Adam: noise floor, like slip-adam; 22 calls per iteration.
         ("adambo", 3000, 0.05),
+        ("mrbo", 3000, 0.05),
+        // Randomised Neumann (HIA): variance-limited like TTSA/BSA.
+        ("sustain", 3000, 0.15),
     ];
     // The meta-learning solvers are built by `AnySolver` too, but need task
     // samples (support and query of one task); they have their own tests.
@@ -830,6 +833,8 @@ fn d100_single_loop_methods_converge() {
         ("fsla", &[], 120_000, 0.1),
         ("slip-adam", &[], 40_000, 0.1),
         ("adambo", &[], 150_000, 0.1),
+        ("mrbo", &[], 60_000, 0.1),
+        ("sustain", &[], 100_000, 0.1),
         (
             "accbo",
             &[("outer_lr", ParamValue::Real(0.01))],

@@ -4,7 +4,9 @@
 //! determinism tests of `baselines.rs` do not pin down.
 
 use bilevel_core::kernels::dist;
-use bilevel_core::solver::{AdamBo, AdamBoConfig, Solver};
+use bilevel_core::solver::{
+    AdamBo, AdamBoConfig, Mrbo, MrboConfig, Solver, SolverState, Sustain, SustainConfig,
+};
 use bilevel_core::testing::q3;
 use bilevel_core::{DefaultRng, UpperGradY};
 use rand_core::SeedableRng;
@@ -106,4 +108,77 @@ fn adambo_series_match_the_official_code_and_the_closed_form() {
     s.init(&mut o, &mut r).unwrap();
     s.step(&mut o, &mut r).unwrap();
     assert!(dist(s.direction(), &g) > 1e-3);
+}
+
+/// MRBO at (x, y*(x)) with σ = 0: the first direction is the SHIA
+/// hypergradient, ∇Φ(x) up to the (1 − η_h μ)^{Q+1} truncation. SUSTAIN's
+/// randomised estimate averages to ∇Φ over many draws (unbiased for the
+/// Q-term series).
+#[test]
+fn storm_estimators_at_the_exact_solution() {
+    let (x0, ys, g) = q3_exact_point();
+    let mut o = q3::<f64>(0.0);
+    let mut r = DefaultRng::seed_from_u64(0);
+    let cfg = MrboConfig {
+        hia_lr: 0.5,
+        n_shia_steps: 200,
+        ..MrboConfig::default()
+    };
+    let mut s = Mrbo::new(cfg, x0, ys).unwrap();
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    assert!(
+        dist(s.direction(), &g) < 1e-10,
+        "{:?} vs {g:?}",
+        s.direction()
+    );
+    let cfg = SustainConfig {
+        hia_lr: 0.5,
+        n_hia_steps: 20,
+        ..SustainConfig::default()
+    };
+    let n = 40_000;
+    let mut mean = [0.0; 2];
+    for _ in 0..n {
+        let mut s = Sustain::new(cfg, x0, ys).unwrap();
+        s.init(&mut o, &mut r).unwrap();
+        s.step(&mut o, &mut r).unwrap();
+        mean[0] += s.direction()[0] / f64::from(n);
+        mean[1] += s.direction()[1] / f64::from(n);
+    }
+    assert!(dist(&mean, &g) < 0.1, "mean {mean:?}, ∇Φ {g:?}");
+}
+
+/// Without noise the STORM recursion is exact: the previous point's terms,
+/// evaluated with the same samples, cancel the old direction, so
+/// u_t = g^x_t at every step (MRBO; SUSTAIN with Q = 1, where its random
+/// truncation k_t is always 0: with Q > 1, k_t changes between iterations
+/// and u_t ≠ g^x_t even without noise). A wrong old point, sample or sign
+/// breaks this.
+#[test]
+fn storm_momentum_is_the_current_estimate_without_noise() {
+    let mut o = q3::<f64>(0.0);
+    let mut r = DefaultRng::seed_from_u64(3);
+    let mut m = Mrbo::new(MrboConfig::default(), [0.3, -0.7], [0.1, 0.2]).unwrap();
+    let q1 = SustainConfig {
+        n_hia_steps: 1,
+        ..SustainConfig::default()
+    };
+    let mut s = Sustain::new(q1, [0.3, -0.7], [0.1, 0.2]).unwrap();
+    m.init(&mut o, &mut r).unwrap();
+    s.init(&mut o, &mut r).unwrap();
+    for t in 0..50 {
+        m.step(&mut o, &mut r).unwrap();
+        s.step(&mut o, &mut r).unwrap();
+        assert!(dist(m.momentum(), m.direction()) < 1e-12, "mrbo t = {t}");
+        assert!(dist(s.momentum(), s.direction()) < 1e-12, "sustain t = {t}");
+    }
+    assert!(m.iter() == 50 && m.x() != [0.3, -0.7]);
+    // With noise they differ (the recursion is doing something).
+    let mut o = q3::<f64>(0.3);
+    let mut m = Mrbo::new(MrboConfig::default(), [0.3, -0.7], [0.1, 0.2]).unwrap();
+    m.init(&mut o, &mut r).unwrap();
+    m.step(&mut o, &mut r).unwrap();
+    m.step(&mut o, &mut r).unwrap();
+    assert!(dist(m.momentum(), m.direction()) > 1e-6);
 }
