@@ -321,6 +321,7 @@ pub const SOLVERS: &[&SolverInfo] = &[
     &crate::solver::slipadam::INFO,
     &crate::solver::mrbo::INFO,
     &crate::solver::sustain::INFO,
+    &crate::solver::vrbo::INFO,
     &crate::solver::saba::INFO,
     &crate::solver::maml::INFO,
     &crate::solver::anil::INFO,

@@ -40,7 +40,7 @@ use super::{
     SlipConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
     Ufom, UfomConfig,
 };
-use super::{Mrbo, MrboConfig, SlipAdam, SlipAdamConfig, Sustain, SustainConfig};
+use super::{Mrbo, MrboConfig, SlipAdam, SlipAdamConfig, Sustain, SustainConfig, Vrbo, VrboConfig};
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
@@ -296,6 +296,7 @@ any_solver! {
     SlipAdam(SlipAdam, SlipAdamConfig, slipadam),
     Mrbo(Mrbo, MrboConfig, mrbo),
     Sustain(Sustain, SustainConfig, sustain),
+    Vrbo(Vrbo, VrboConfig, vrbo),
     Fomaml(Fomaml, FomamlConfig, fomaml),
     Ufom(Ufom, UfomConfig, ufom),
 }

@@ -38,6 +38,7 @@ mod storm;
 pub mod sustain;
 pub mod ttsa;
 pub mod ufom;
+pub mod vrbo;
 mod zbased;
 
 pub use accbo::{AccBo, AccBoConfig};
@@ -65,6 +66,7 @@ pub use stocbio::{StocBio, StocBioConfig};
 pub use sustain::{Sustain, SustainConfig};
 pub use ttsa::{Ttsa, TtsaConfig};
 pub use ufom::{Ufom, UfomConfig};
+pub use vrbo::{Vrbo, VrboConfig};
 pub use zbased::{hypergradient, HypergradZ, ZInit};
 
 /// Storage for one vector: `[T; N]`, `Vec<T>`, or anything sliceable and

@@ -116,6 +116,15 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
             ("n_hia_steps", Int(50)),
         ],
     ),
+    (
+        "vrbo",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(1.0)),
+            ("n_shia_steps", Int(30)),
+            ("period_frac", Real(0.5)),
+        ],
+    ),
 ];
 
 /// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,
@@ -270,6 +279,16 @@ pub const TOY: &[(&str, &[(&str, ParamValue<'static>)])] = &[
             ("step_size", Real(0.5)),
             ("hia_lr", Real(0.4)),
             ("n_hia_steps", Int(20)),
+        ],
+    ),
+    (
+        "vrbo",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(0.4)),
+            ("n_shia_steps", Int(20)),
+            ("n_inner_steps", Int(3)),
+            ("period_frac", Real(0.5)),
         ],
     ),
 ];

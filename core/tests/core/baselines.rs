@@ -458,6 +458,7 @@ fn every_solver_converges_on_the_toy() {
         ("mrbo", 3000, 0.05),
         // Randomised Neumann (HIA): variance-limited like TTSA/BSA.
         ("sustain", 3000, 0.15),
+        ("vrbo", 2000, 0.05),
     ];
     // The meta-learning solvers are built by `AnySolver` too, but need task
     // samples (support and query of one task); they have their own tests.
@@ -835,6 +836,7 @@ fn d100_single_loop_methods_converge() {
         ("adambo", &[], 150_000, 0.1),
         ("mrbo", &[], 60_000, 0.1),
         ("sustain", &[], 100_000, 0.1),
+        ("vrbo", &[], 200_000, 0.1),
         (
             "accbo",
             &[("outer_lr", ParamValue::Real(0.01))],

@@ -5,7 +5,8 @@
 
 use bilevel_core::kernels::dist;
 use bilevel_core::solver::{
-    AdamBo, AdamBoConfig, Mrbo, MrboConfig, Solver, SolverState, Sustain, SustainConfig,
+    AdamBo, AdamBoConfig, Mrbo, MrboConfig, Solver, SolverState, Sustain, SustainConfig, Vrbo,
+    VrboConfig,
 };
 use bilevel_core::testing::q3;
 use bilevel_core::{DefaultRng, UpperGradY};
@@ -181,4 +182,46 @@ fn storm_momentum_is_the_current_estimate_without_noise() {
     m.step(&mut o, &mut r).unwrap();
     m.step(&mut o, &mut r).unwrap();
     assert!(dist(m.momentum(), m.direction()) > 1e-6);
+}
+
+/// VRBO at (x, y*(x)) with σ = 0 and a negligible x step: the refresh's
+/// large-batch SHIA direction is ∇Φ(x), and the recursive inner steps keep it
+/// (the old-point terms cancel the new ones exactly without noise). The
+/// refresh happens every P outer iterations.
+#[test]
+fn vrbo_direction_and_refresh_period() {
+    let (x0, ys, g) = q3_exact_point();
+    let mut o = q3::<f64>(0.0);
+    let mut r = DefaultRng::seed_from_u64(0);
+    let cfg = VrboConfig {
+        hia_lr: 0.5,
+        n_shia_steps: 200,
+        outer_ratio: 1e12,
+        big_batch: 2,
+        n_inner_steps: 3,
+        ..VrboConfig::default()
+    };
+    let mut s = Vrbo::new(cfg, x0, ys).unwrap();
+    s.init(&mut o, &mut r).unwrap();
+    s.step(&mut o, &mut r).unwrap();
+    assert!(
+        dist(s.direction(), &g) < 1e-9,
+        "{:?} vs {g:?}",
+        s.direction()
+    );
+    assert!(s.lower_direction().iter().all(|d| d.abs() < 1e-12));
+    let cfg = VrboConfig {
+        period_frac: 1.0,
+        big_batch: 2,
+        n_inner_steps: 1,
+        ..VrboConfig::default()
+    };
+    let mut s = Vrbo::new(cfg, [0.0; 2], [0.0; 2]).unwrap();
+    assert_eq!(s.period(), 4);
+    let mut o = q3::<f64>(0.1);
+    s.init(&mut o, &mut r).unwrap();
+    for k in 1..=9u64 {
+        s.step(&mut o, &mut r).unwrap();
+        assert_eq!(s.refreshes(), k.div_ceil(4), "after {k} steps");
+    }
 }
