@@ -322,6 +322,7 @@ pub const SOLVERS: &[&SolverInfo] = &[
     &crate::solver::mrbo::INFO,
     &crate::solver::sustain::INFO,
     &crate::solver::vrbo::INFO,
+    &crate::solver::bome::INFO,
     &crate::solver::saba::INFO,
     &crate::solver::maml::INFO,
     &crate::solver::anil::INFO,

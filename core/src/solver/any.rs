@@ -40,7 +40,10 @@ use super::{
     SlipConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
     Ufom, UfomConfig,
 };
-use super::{Mrbo, MrboConfig, SlipAdam, SlipAdamConfig, Sustain, SustainConfig, Vrbo, VrboConfig};
+use super::{
+    Bome, BomeConfig, Mrbo, MrboConfig, SlipAdam, SlipAdamConfig, Sustain, SustainConfig, Vrbo,
+    VrboConfig,
+};
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
@@ -297,6 +300,7 @@ any_solver! {
     Mrbo(Mrbo, MrboConfig, mrbo),
     Sustain(Sustain, SustainConfig, sustain),
     Vrbo(Vrbo, VrboConfig, vrbo),
+    Bome(Bome, BomeConfig, bome),
     Fomaml(Fomaml, FomamlConfig, fomaml),
     Ufom(Ufom, UfomConfig, ufom),
 }

@@ -125,6 +125,10 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
             ("period_frac", Real(0.5)),
         ],
     ),
+    (
+        "bome",
+        &[("step_size", Real(0.2)), ("n_inner_steps", Int(50))],
+    ),
 ];
 
 /// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,

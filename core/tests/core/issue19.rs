@@ -225,3 +225,55 @@ fn vrbo_direction_and_refresh_period() {
         assert_eq!(s.refreshes(), k.div_ceil(4), "after {k} steps");
     }
 }
+
+/// BOME's multiplier rule on random points of Q3 (σ = 0, 200 draws):
+/// λ ≥ 0; when λ > 0 the direction d = ∇F + λ∇q has ⟨d, ∇q⟩ = η‖∇q‖²
+/// exactly, and when λ = 0, ⟨∇F, ∇q⟩ ≥ η‖∇q‖²; the step is (x, y) − (ρ/r, ρ) d.
+#[test]
+fn bome_multiplier_rule_on_random_points() {
+    use bilevel_core::random;
+    use bilevel_core::solver::{Bome, BomeConfig};
+    let mut o = q3::<f64>(0.0);
+    let mut r = DefaultRng::seed_from_u64(7);
+    let cfg = BomeConfig {
+        step_size: 0.1,
+        outer_ratio: 2.0,
+        eta: 0.7,
+        n_inner_steps: 3,
+    };
+    let mut positive = 0;
+    for _ in 0..200 {
+        let mut u = || 4.0 * random::uniform(&mut r) - 2.0;
+        let (x0, y0) = ([u(), u()], [u(), u()]);
+        let mut s = Bome::new(cfg, x0, y0).unwrap();
+        s.init(&mut o, &mut r).unwrap();
+        s.step(&mut o, &mut r).unwrap();
+        let ((fx, fy), (qx, qy), l) = (s.grad_f(), s.grad_q(), s.lambda());
+        let d: Vec<f64> = fx
+            .iter()
+            .chain(fy)
+            .zip(qx.iter().chain(qy))
+            .map(|(f, q)| f + l * q)
+            .collect();
+        let q: Vec<f64> = qx.iter().chain(qy).copied().collect();
+        let dq: f64 = d.iter().zip(&q).map(|(a, b)| a * b).sum();
+        let qq: f64 = q.iter().map(|a| a * a).sum();
+        assert!(l >= 0.0);
+        if l > 0.0 {
+            positive += 1;
+            assert!(
+                (dq - 0.7 * qq).abs() <= 1e-12 * (1.0 + qq),
+                "{dq} vs {}",
+                0.7 * qq
+            );
+        } else {
+            assert!(dq >= 0.7 * qq - 1e-12);
+        }
+        for i in 0..2 {
+            assert!((s.x()[i] - (x0[i] - 0.05 * d[i])).abs() < 1e-14);
+            assert!((s.y()[i] - (y0[i] - 0.1 * d[2 + i])).abs() < 1e-14);
+        }
+    }
+    // Both branches were exercised.
+    assert!(positive > 10 && positive < 190, "{positive}");
+}
