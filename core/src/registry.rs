@@ -324,6 +324,7 @@ pub const SOLVERS: &[&SolverInfo] = &[
     &crate::solver::vrbo::INFO,
     &crate::solver::bome::INFO,
     &crate::solver::saba::INFO,
+    &crate::solver::srba::INFO,
     &crate::solver::maml::INFO,
     &crate::solver::anil::INFO,
     &crate::solver::fomaml::INFO,

@@ -277,3 +277,83 @@ fn bome_multiplier_rule_on_random_points() {
     // Both branches were exercised.
     assert!(positive > 10 && positive < 190, "{positive}");
 }
+
+/// SRBA on finite sums: at (x, y*(x), z*(x)) of the population problem the
+/// first (full-batch) x direction is ∇Φ(x); with constant steps the
+/// recursive estimates converge to the exact x* (5 seeds, as SABA's test);
+/// the period is ⌊period_frac (n + m)⌋.
+#[test]
+fn srba_finite_sum_exact_direction_and_convergence() {
+    use bilevel_core::solver::{Srba, SrbaConfig};
+    use bilevel_core::testing::FiniteQuadratic;
+    let n = 16;
+    let cf = q3::<f64>(0.0).closed_form().unwrap();
+    let x0 = [0.3, -0.7];
+    let (ys, zs) = (cf.y_star(&x0), cf.z_star(&x0));
+    let g = cf.grad_phi(&x0);
+    let mut o = FiniteQuadratic::new(q3::<f64>(0.0), n, 0.1, 0);
+    let mut s = Srba::new(SrbaConfig::default(), x0, [ys[0], ys[1]])
+        .unwrap()
+        .with_z0(&zs)
+        .unwrap();
+    let mut r = DefaultRng::seed_from_u64(0);
+    s.init(&mut o, &mut r).unwrap();
+    assert_eq!(s.period(), 16);
+    s.step(&mut o, &mut r).unwrap();
+    assert!(
+        dist(s.direction(), &g) < 1e-12,
+        "{:?} vs {g:?}",
+        s.direction()
+    );
+    let x_star = [-111.0 / 179.0, -203.0 / 179.0];
+    for seed in 0..5 {
+        let mut o = FiniteQuadratic::new(q3::<f64>(0.0), n, 0.1, seed);
+        let cfg = SrbaConfig {
+            step_size: 0.05,
+            ..SrbaConfig::default()
+        };
+        let mut s = Srba::new(cfg, [0.0; 2], [0.0; 2]).unwrap();
+        let mut r = DefaultRng::seed_from_u64(seed);
+        s.init(&mut o, &mut r).unwrap();
+        for _ in 0..20_000 {
+            s.step(&mut o, &mut r).unwrap();
+        }
+        let err = dist(s.x(), &x_star);
+        assert!(err < 1e-8, "seed {seed}: {err:e}");
+    }
+}
+
+/// SRBA on the finite-sum d = 100 quadratic (n = 1024 per level, same x* as
+/// `Quadratic::random(100, 10, ·, seed)`): relative error 0.1 within 3·10^5
+/// oracle calls for 5 seeds.
+#[test]
+fn srba_d100_finite_sum_converges() {
+    use bilevel_core::solver::{Srba, SrbaConfig};
+    use bilevel_core::testing::{FiniteQuadratic, Quadratic};
+    use bilevel_core::{run, Budget, Counted, Target, Termination};
+    let n = 1024;
+    for seed in 0..5 {
+        let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.0, seed).unwrap();
+        let cf = q.closed_form().unwrap();
+        let mut o = Counted::new(FiniteQuadratic::new(q, n, 0.1, seed));
+        let cfg = SrbaConfig {
+            step_size: SRBA_D100_STEP,
+            ..SrbaConfig::default()
+        };
+        let mut s = Srba::new(cfg, vec![0.0; 100], vec![0.0; 100]).unwrap();
+        let mut r = DefaultRng::seed_from_u64(seed);
+        let mut target = Target(|x: &[f64], _: &[f64]| cf.rel_error(x) <= 0.1);
+        let b = Budget::iters(u64::MAX).with_oracle_calls(300_000);
+        let rep = run(&mut s, &mut o, &mut r, &b, &mut target).unwrap();
+        assert_eq!(
+            rep.termination,
+            Termination::TargetReached,
+            "seed {seed}: {} after {} calls",
+            cf.rel_error(s.x()),
+            rep.counts.oracle_calls()
+        );
+    }
+}
+
+/// SRBA's step on the d = 100 finite sum (also the BENCHMARKS.md setting).
+const SRBA_D100_STEP: f64 = 0.5;
