@@ -214,9 +214,9 @@ where
                 expected: "at least one sample on each level",
             });
         }
-        let p = (self.cfg.period_frac * (n + m) as f64).floor();
-        // Saturating conversion: a huge period never restarts again.
-        self.period = if p >= 1.0 { p as u64 } else { 1 };
+        // `as` truncates (= floor for a positive value) and saturates: a huge
+        // period never restarts again.
+        self.period = ((self.cfg.period_frac * (n + m) as f64) as u64).max(1);
         copy(self.y_init.as_ref(), self.y.as_mut());
         copy(self.z_init.as_ref(), self.z.as_mut());
         self.iter = 0;

@@ -151,13 +151,9 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Vrbo<T, BX, BY> {
 
     /// The refresh period P in outer iterations.
     pub fn period(&self) -> u64 {
-        let p = (self.cfg.period_frac * 2.0 * self.cfg.big_batch as f64).floor();
-        if p >= 1.0 {
-            // Saturating float-to-int conversion: a huge period never refreshes again.
-            p as u64
-        } else {
-            1
-        }
+        // `as` truncates (= floor for a positive value) and saturates: a huge
+        // period never refreshes again.
+        ((self.cfg.period_frac * 2.0 * self.cfg.big_batch as f64) as u64).max(1)
     }
 
     /// Large-batch refreshes taken so far.

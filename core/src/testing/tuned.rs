@@ -129,6 +129,7 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
         "bome",
         &[("step_size", Real(0.2)), ("n_inner_steps", Int(50))],
     ),
+    ("srba", &[("step_size", Real(0.5))]),
 ];
 
 /// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,

@@ -325,7 +325,7 @@ fn srba_finite_sum_exact_direction_and_convergence() {
 
 /// SRBA on the finite-sum d = 100 quadratic (n = 1024 per level, same x* as
 /// `Quadratic::random(100, 10, ·, seed)`): relative error 0.1 within 3·10^5
-/// oracle calls for 5 seeds.
+/// oracle calls for 5 seeds, at `testing::tuned::D100`'s step ρ = 0.5.
 #[test]
 fn srba_d100_finite_sum_converges() {
     use bilevel_core::solver::{Srba, SrbaConfig};
@@ -337,7 +337,7 @@ fn srba_d100_finite_sum_converges() {
         let cf = q.closed_form().unwrap();
         let mut o = Counted::new(FiniteQuadratic::new(q, n, 0.1, seed));
         let cfg = SrbaConfig {
-            step_size: SRBA_D100_STEP,
+            step_size: 0.5,
             ..SrbaConfig::default()
         };
         let mut s = Srba::new(cfg, vec![0.0; 100], vec![0.0; 100]).unwrap();
@@ -354,6 +354,3 @@ fn srba_d100_finite_sum_converges() {
         );
     }
 }
-
-/// SRBA's step on the d = 100 finite sum (also the BENCHMARKS.md setting).
-const SRBA_D100_STEP: f64 = 0.5;
