@@ -279,7 +279,11 @@ where
         let xi = oracle.sample(Level::Upper, rng);
         crate::oracle::grads_f(oracle, x, y, &xi, self.g.as_mut(), self.b.as_mut());
         let eta = T::from_f64(c.neumann_lr);
-        if !c.exact_series {
+        if c.exact_series {
+            let bufs = (self.p.as_mut(), self.hv.as_mut(), self.v.as_mut());
+            let b = self.b.as_ref();
+            neumann_sum(oracle, rng, x, y, b, eta, c.hessian_q, Some(&hs), bufs);
+        } else {
             let bufs = (
                 self.b.as_ref(),
                 self.p.as_mut(),
@@ -287,10 +291,6 @@ where
                 self.v.as_mut(),
             );
             Self::official_series(oracle, x, y, &hs, eta, c.hessian_q, bufs);
-        } else {
-            let bufs = (self.p.as_mut(), self.hv.as_mut(), self.v.as_mut());
-            let b = self.b.as_ref();
-            neumann_sum(oracle, rng, x, y, b, eta, c.hessian_q, Some(&hs), bufs);
         }
         let zeta = oracle.sample(Level::Lower, rng);
         oracle.jvp_xy(x, y, self.v.as_ref(), &zeta, self.cross.as_mut());

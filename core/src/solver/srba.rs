@@ -71,6 +71,15 @@ solver_config! {
     period_frac: f64 = 0.5, real(POS, FINITE, "> 0"), "restart period P = max(1, ⌊period_frac·(n + m)⌋)";
 }
 
+/// Scratch of `add_directions`: ∇ᵧG, HVP, cross (dx), ∇ₓF (dx), ∇ᵧF.
+type Scratch<'a, T> = (
+    &'a mut [T],
+    &'a mut [T],
+    &'a mut [T],
+    &'a mut [T],
+    &'a mut [T],
+);
+
 /// The SRBA solver over buffers `BX` (dimension dx) and `BY` (dimension dy).
 #[derive(Debug, Clone)]
 pub struct Srba<T, BX, BY> {
@@ -163,7 +172,7 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Srba<T, BX, BY> {
         (x, y, z): (&[T], &[T], &[T]),
         (si, sj): (Option<&O::Sample>, Option<&O::Sample>),
         sign: T,
-        scratch: (&mut [T], &mut [T], &mut [T], &mut [T], &mut [T]),
+        scratch: Scratch<'_, T>,
         (dy, dz, dx): (&mut [T], &mut [T], &mut [T]),
     ) {
         let (gy, hz, cross, gx, gyf) = scratch;
@@ -238,7 +247,7 @@ where
             self.gyf.as_mut(),
         );
         let dirs = (self.dy.as_mut(), self.dz.as_mut(), self.dx.as_mut());
-        if self.iter % self.period == 0 {
+        if self.iter.is_multiple_of(self.period) {
             fill(dirs.0, T::ZERO);
             fill(dirs.1, T::ZERO);
             fill(dirs.2, T::ZERO);

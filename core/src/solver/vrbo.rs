@@ -298,7 +298,7 @@ where
         if !self.initialized {
             return Err(Error::NotInitialized);
         }
-        if self.iter % self.period() == 0 {
+        if self.iter.is_multiple_of(self.period()) {
             self.refresh(oracle, rng);
         }
         let alpha = T::from_f64(self.cfg.step_size / self.cfg.outer_ratio);
