@@ -2,7 +2,7 @@
 //! κ = 10, σ = 0.1 quadratic for every solver of the registry, with the
 //! hyperparameters of `testing::tuned::D100`; 5 seeds (seed s draws instance
 //! s and runs with RNG seed s), x_0 = y_0 = 0, at most 2·10^7 oracle calls
-//! per run. SABA runs on the finite-sum version of the same instance
+//! per run. SABA and SRBA run on the finite-sum version of the same instance
 //! (`FiniteQuadratic`, n = 1024, same x*). The meta-learning solvers optimise
 //! a different objective and are listed as not applicable.
 //!
@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use bilevel_core::registry::{self, Configure, ParamKind, ParamValue};
-use bilevel_core::solver::{AnySolver, Saba, SabaConfig, Solver};
+use bilevel_core::solver::{AnySolver, Saba, SabaConfig, Solver, Srba, SrbaConfig};
 use bilevel_core::testing::{tuned, ClosedForm, FiniteQuadratic, Quadratic};
 use bilevel_core::{run, Budget, Counted, DefaultRng, Oracle, Target, Termination};
 use rand_core::SeedableRng;
@@ -45,6 +45,9 @@ fn one(name: &str, over: &[(&str, ParamValue<'_>)], seed: u64) -> Outcome {
     if name == "saba" {
         return one_saba(over, seed);
     }
+    if name == "srba" {
+        return one_srba(over, seed);
+    }
     let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.1, seed).expect("instance");
     let cf = q.closed_form().expect("closed form");
     let s = AnySolver::<f64, Vec<f64>, Vec<f64>>::build(name, over, vec![0.0; 100], vec![0.0; 100])
@@ -65,6 +68,20 @@ fn one_saba(over: &[(&str, ParamValue<'_>)], seed: u64) -> Outcome {
     }
     let mem = Saba::<f64, Vec<f64>, Vec<f64>, Vec<f64>>::memory_needed(n, n, 100, 100);
     let s = Saba::new(cfg, vec![0.0; 100], vec![0.0; 100], vec![0.0; mem], n, n).expect("saba");
+    measure(s, o, &cf, seed)
+}
+
+/// SRBA on the same finite-sum version as SABA.
+fn one_srba(over: &[(&str, ParamValue<'_>)], seed: u64) -> Outcome {
+    let n = 1024;
+    let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.0, seed).expect("instance");
+    let cf = q.closed_form().expect("closed form");
+    let o = Counted::new(FiniteQuadratic::new(q, n, 0.1, seed));
+    let mut cfg = SrbaConfig::default();
+    for &(k, v) in over {
+        cfg.set(k, v).expect("override");
+    }
+    let s = Srba::new(cfg, vec![0.0; 100], vec![0.0; 100]).expect("srba");
     measure(s, o, &cf, seed)
 }
 
@@ -141,7 +158,7 @@ fn main() {
         let buildable =
             AnySolver::<f64, Vec<f64>, Vec<f64>>::build(info.name, &[], vec![0.0], vec![0.0])
                 .is_ok();
-        if !buildable && info.name != "saba" {
+        if !buildable && info.name != "saba" && info.name != "srba" {
             println!(
                 "| {} | — | not applicable: meta-learning objective (see the §7.5 toy tests) | — | — | — |",
                 info.title

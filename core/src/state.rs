@@ -305,6 +305,39 @@ mod tests {
     }
 
     #[test]
+    fn srba_restored_mid_run_continues_with_the_same_bits() {
+        use crate::solver::{Srba, SrbaConfig};
+        use crate::Solver;
+        let n = 4;
+        let problem = || testing::FiniteQuadratic::new(testing::q3::<f64>(0.0), n, 0.3, 7);
+        let mk = || Srba::new(SrbaConfig::default(), [0.3, -0.2], [0.1, 0.4]).unwrap();
+        let (mut s, mut o) = (mk(), problem());
+        let mut rng = DefaultRng::seed_from_u64(3);
+        s.init(&mut o, &mut rng).unwrap();
+        // Period 4: the save falls between two restarts.
+        for _ in 0..11 {
+            s.step(&mut o, &mut rng).unwrap();
+        }
+        let saved = (save(&mut s), save(&mut rng));
+        for _ in 0..19 {
+            s.step(&mut o, &mut rng).unwrap();
+        }
+        let want = save(&mut s);
+        let (mut s2, mut o2) = (mk(), problem());
+        let mut rng2 = DefaultRng::seed_from_u64(1);
+        s2.init(&mut o2, &mut rng2).unwrap();
+        for _ in 0..5 {
+            s2.step(&mut o2, &mut rng2).unwrap();
+        }
+        load(&mut s2, saved.0);
+        load(&mut rng2, saved.1);
+        for _ in 0..19 {
+            s2.step(&mut o2, &mut rng2).unwrap();
+        }
+        assert_eq!(save(&mut s2), want);
+    }
+
+    #[test]
     fn the_generator_round_trips_through_its_words() {
         let mut a = DefaultRng::seed_from_u64(17);
         for _ in 0..5 {

@@ -6,6 +6,7 @@ mod core {
     pub mod convergence;
     pub mod determinism;
     pub mod golden;
+    pub mod issue19;
     pub mod joint;
     pub mod kernels;
     pub mod unbounded;

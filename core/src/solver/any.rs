@@ -42,6 +42,10 @@ use super::{
     SlipConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
     Ufom, UfomConfig,
 };
+use super::{
+    Bome, BomeConfig, Mrbo, MrboConfig, SlipAdam, SlipAdamConfig, Sustain, SustainConfig, Vrbo,
+    VrboConfig,
+};
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
@@ -52,6 +56,21 @@ use crate::{Error, Real};
 /// other; they need an oracle whose upper-level samples are tasks, which is
 /// the caller's business.)
 pub const NOT_IN_ANY: &[(&str, &str)] = &[];
+
+/// Registry entries that [`AnySolver`] cannot build, with the reason: they
+/// need a different oracle shape or caller-supplied memory. (The
+/// meta-learning solvers are built like any other; they need an oracle whose
+/// upper-level samples are tasks, which is the caller's business.)
+pub const NOT_IN_ANY: &[(&str, &str)] = &[
+    (
+        "saba",
+        "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
+    ),
+    (
+        "srba",
+        "needs a finite-sum oracle (FiniteSum): full-batch restarts and indexed samples",
+    ),
+];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();
@@ -292,6 +311,11 @@ any_solver! {
     Fsla(Fsla, FslaConfig, fsla),
     AccBo(AccBo, AccBoConfig, accbo),
     AdamBo(AdamBo, AdamBoConfig, adambo),
+    SlipAdam(SlipAdam, SlipAdamConfig, slipadam),
+    Mrbo(Mrbo, MrboConfig, mrbo),
+    Sustain(Sustain, SustainConfig, sustain),
+    Vrbo(Vrbo, VrboConfig, vrbo),
+    Bome(Bome, BomeConfig, bome),
     Fomaml(Fomaml, FomamlConfig, fomaml),
     Ufom(Ufom, UfomConfig, ufom),
 }

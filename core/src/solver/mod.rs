@@ -20,6 +20,8 @@ pub mod anil;
 pub mod any;
 #[cfg(feature = "alloc")]
 pub mod anyfinite;
+
+pub mod bome;
 pub mod borep;
 pub mod bsa;
 pub(crate) mod common;
@@ -30,12 +32,18 @@ pub mod itd;
 pub mod maml;
 pub mod masoba;
 mod metacommon;
+pub mod mrbo;
 pub mod saba;
 pub mod slip;
+pub mod slipadam;
 pub mod soba;
+pub mod srba;
 pub mod stocbio;
+mod storm;
+pub mod sustain;
 pub mod ttsa;
 pub mod ufom;
+pub mod vrbo;
 mod zbased;
 
 pub use accbo::{AccBo, AccBoConfig};
@@ -48,6 +56,8 @@ pub use anil::{Anil, AnilConfig};
 pub use any::{AnySolver, NOT_IN_ANY};
 #[cfg(feature = "alloc")]
 pub use anyfinite::{AnyFiniteSum, FINITE_SUM};
+
+pub use bome::{Bome, BomeConfig};
 pub use borep::{BoRep, BoRepConfig, LowerOutput, WarmStart};
 pub use bsa::{Bsa, BsaConfig};
 pub use f2sa::{F2sa, F2saConfig};
@@ -56,12 +66,17 @@ pub use fsla::{Fsla, FslaConfig};
 pub use itd::{Itd, ItdConfig};
 pub use maml::{Maml, MamlConfig};
 pub use masoba::{MaSoba, MaSobaConfig};
+pub use mrbo::{Mrbo, MrboConfig};
 pub use saba::{FiniteSum, Saba, SabaConfig};
 pub use slip::{Slip, SlipConfig, SlipWarmStart};
+pub use slipadam::{SlipAdam, SlipAdamConfig};
 pub use soba::{Soba, SobaConfig};
+pub use srba::{Srba, SrbaConfig};
 pub use stocbio::{StocBio, StocBioConfig};
+pub use sustain::{Sustain, SustainConfig};
 pub use ttsa::{Ttsa, TtsaConfig};
 pub use ufom::{Ufom, UfomConfig};
+pub use vrbo::{Vrbo, VrboConfig};
 pub use zbased::{hypergradient, HypergradZ, ZInit};
 
 /// Storage for one vector: `[T; N]`, `Vec<T>`, or anything sliceable and

@@ -88,7 +88,48 @@ pub const D100: &[(&str, &[(&str, ParamValue<'static>)])] = &[
             ("beta", Real(0.995)),
         ],
     ),
-    ("adambo", &[]),
+    (
+        "adambo",
+        &[
+            ("outer_lr", Real(0.01)),
+            ("weight_decay", Real(0.0)),
+            ("inner_lr", Real(0.5)),
+            ("neumann_lr", Real(1.0)),
+            ("hessian_q", Int(30)),
+            ("exact_series", ParamValue::Bool(true)),
+        ],
+    ),
+    ("slip-adam", &[]),
+    (
+        "mrbo",
+        &[
+            ("step_size", Real(1.0)),
+            ("hia_lr", Real(1.0)),
+            ("n_shia_steps", Int(30)),
+        ],
+    ),
+    (
+        "sustain",
+        &[
+            ("step_size", Real(1.0)),
+            ("hia_lr", Real(1.0)),
+            ("n_hia_steps", Int(50)),
+        ],
+    ),
+    (
+        "vrbo",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(1.0)),
+            ("n_shia_steps", Int(30)),
+            ("period_frac", Real(0.5)),
+        ],
+    ),
+    (
+        "bome",
+        &[("step_size", Real(0.2)), ("n_inner_steps", Int(50))],
+    ),
+    ("srba", &[("step_size", Real(0.5))]),
 ];
 
 /// `(solver name, overrides)` for the 2-D toy ([`toy`](super::toy), μ ≈ 0.79,
@@ -216,7 +257,44 @@ pub const TOY: &[(&str, &[(&str, ParamValue<'static>)])] = &[
     ),
     (
         "adambo",
+        &[
+            ("outer_lr", Real(0.004)),
+            ("weight_decay", Real(0.0)),
+            ("inner_lr", Real(0.2)),
+            ("neumann_lr", Real(0.4)),
+            ("hessian_q", Int(20)),
+            ("exact_series", ParamValue::Bool(true)),
+        ],
+    ),
+    (
+        "slip-adam",
         &[("lr", Real(0.004)), ("gamma", Real(0.2)), ("nu", Real(0.2))],
+    ),
+    (
+        "mrbo",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(0.4)),
+            ("n_shia_steps", Int(20)),
+        ],
+    ),
+    (
+        "sustain",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(0.4)),
+            ("n_hia_steps", Int(20)),
+        ],
+    ),
+    (
+        "vrbo",
+        &[
+            ("step_size", Real(0.5)),
+            ("hia_lr", Real(0.4)),
+            ("n_shia_steps", Int(20)),
+            ("n_inner_steps", Int(3)),
+            ("period_frac", Real(0.5)),
+        ],
     ),
 ];
 

@@ -16,7 +16,13 @@ use bilevel_core::solver::{
     Alset, AlsetConfig, Amigo, AmigoConfig, AnySolver, Bsa, BsaConfig, Fsla, FslaConfig, Itd,
     ItdConfig, MaSoba, MaSobaConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig,
     Ttsa, TtsaConfig, FINITE_SUM, NOT_IN_ANY,
+
+    AccBo, AccBoConfig, AidCg, AidCgConfig, AidNeumann, AidNeumannConfig, Alset, AlsetConfig,
+    Amigo, AmigoConfig, AnySolver, Bsa, BsaConfig, Fsla, FslaConfig, Itd, ItdConfig, MaSoba,
+    MaSobaConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
+    NOT_IN_ANY,
 };
+use bilevel_core::solver::{SlipAdam, SlipAdamConfig};
 use bilevel_core::testing::{q3, toy, tuned, Quadratic, Q_LEN_2X2};
 use bilevel_core::{run, Budget, Counted, DefaultRng};
 use rand_core::SeedableRng;
@@ -287,12 +293,12 @@ fn directions_at_the_exact_solution_are_the_hypergradient() {
         "fsla",
     );
     check(
-        &mut dir!(AdamBo::new(AdamBoConfig::default(), x0, ys)
+        &mut dir!(SlipAdam::new(SlipAdamConfig::default(), x0, ys)
             .unwrap()
             .with_z0(&zs)
             .unwrap()),
         1e-14,
-        "adambo",
+        "slip-adam",
     );
     let sb = StocBioConfig {
         hessian_lr: 0.5,
@@ -451,7 +457,16 @@ fn every_solver_converges_on_the_toy() {
         // Normalised recursive momentum on the randomised Neumann estimate:
         // variance-limited within the budget, like TTSA/BSA/ALSET.
         ("accbo", 6000, 0.25),
-        ("adambo", 3000, 0.03),
+        ("slip-adam", 3000, 0.03),
+        // Constant-step Adam: noise floor, like slip-adam; 22 calls per iteration.
+        ("adambo", 3000, 0.05),
+        ("mrbo", 3000, 0.05),
+        // Randomised Neumann (HIA): variance-limited like TTSA/BSA.
+        ("sustain", 3000, 0.15),
+        ("vrbo", 2000, 0.05),
+        // Not consistent at a fixed step: λ grows only until the step meets the
+        // stability limit ρ(1 + λL) ≈ 2, so y stays O(1/λ) from y* (issue19.rs).
+        ("bome", 3000, 0.3),
     ];
     // The meta-learning solvers are built by `AnySolver` too, but need task
     // samples (support and query of one task); they have their own tests.
@@ -828,7 +843,11 @@ fn d100_single_loop_methods_converge() {
         ("soba", &[], 90_000, 0.1),
         ("ma-soba", &[], 10_000, 0.1),
         ("fsla", &[], 120_000, 0.1),
-        ("adambo", &[], 40_000, 0.1),
+        ("slip-adam", &[], 40_000, 0.1),
+        ("adambo", &[], 150_000, 0.1),
+        ("mrbo", &[], 60_000, 0.1),
+        ("sustain", &[], 100_000, 0.1),
+        ("vrbo", &[], 200_000, 0.1),
         (
             "accbo",
             &[("outer_lr", ParamValue::Real(0.01))],
@@ -864,6 +883,9 @@ fn d100_first_order_and_variance_reduced_methods() {
     use bilevel_core::testing::FiniteQuadratic;
     use bilevel_core::{Target, Termination};
     d100_reaches(&[("f2sa", &[], 50_000, 0.35)]);
+    // BOME plateaus at 0.47–0.54 relative error on these seeds (step-size
+    // limited multiplier, see the toy case): it is checked to get there.
+    d100_reaches(&[("bome", &[], 500_000, 0.6)]);
     let n = 1024;
     for seed in 0..5 {
         let q = Quadratic::<f64, Vec<f64>>::random(100, 10.0, 0.0, seed).unwrap();

@@ -121,6 +121,8 @@ fn expected(name: &str, shared: bool) -> (bool, bool, bool) {
         "stocbio" | "aid-cg" | "aid-neumann" | "amigo" | "accbo" | "bsa" | "ttsa" | "alset" => {
             (true, false, false)
         }
+        // Issue 19: ∇ₓf and ∇ᵧf at one point with one sample.
+        "adambo" | "mrbo" | "sustain" | "vrbo" | "bome" => (true, false, false),
         "bo-rep" | "slip" => (shared, false, false),
         _ => (false, false, false),
     }
