@@ -650,6 +650,9 @@ pub struct RunDef {
     pub threads: Option<u64>,
     /// Metrics to log.
     pub metrics: Vec<String>,
+    /// Tolerance of the stationarity metrics' solves (`grad_phi_sq`,
+    /// `inner_distance`; default `stationarity::DEFAULT_TOL`).
+    pub stationarity_tol: Option<f64>,
 }
 
 /// What an expectation compares.

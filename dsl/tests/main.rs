@@ -9,3 +9,4 @@ mod joint;
 mod models;
 mod robust;
 mod snapshots;
+mod stationarity;
