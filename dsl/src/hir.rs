@@ -664,6 +664,11 @@ pub enum ExpectTarget {
     F,
     /// The certified modulus μ.
     Mu,
+    /// ‖∇Φ(x)‖² on the whole data (`grad_phi_sq`; met only when its solves
+    /// converged).
+    GradPhiSq,
+    /// ‖y − y*(x)‖² on the whole data (`inner_distance`; likewise).
+    InnerDistance,
 }
 
 /// A checked expectation.

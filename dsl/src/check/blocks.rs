@@ -252,6 +252,12 @@ impl Checker<'_> {
         let target = match text.as_str() {
             "F" => ExpectTarget::F,
             "mu" => ExpectTarget::Mu,
+            crate::stationarity::GRAD_PHI_SQ if !self.names.contains_key(&text) => {
+                ExpectTarget::GradPhiSq
+            }
+            crate::stationarity::INNER_DISTANCE if !self.names.contains_key(&text) => {
+                ExpectTarget::InnerDistance
+            }
             _ => {
                 if let Some((Def::Var(l, i), _)) = self.names.get(&text) {
                     ExpectTarget::Var(*l, *i)
