@@ -123,7 +123,7 @@ impl Solve<'_> {
             }
             self.hvp(y, &d, &mut hd);
             let dhd = dot(&d, &hd);
-            if !(dhd > 0.0) {
+            if dhd.is_nan() || dhd <= 0.0 {
                 break;
             }
             let alpha = rr / dhd;
@@ -151,14 +151,14 @@ impl Solve<'_> {
         let mut g = self.grad(&y, &mut gy);
         let mut gnorm = norm(&gy);
         for _ in 0..MAX_NEWTON {
-            if !(gnorm > tol) {
+            if gnorm.is_nan() || gnorm <= tol {
                 break;
             }
             let minus: Vec<f64> = gy.iter().map(|v| -v).collect();
             let forcing = gnorm.min(0.5) * gnorm;
             let (mut p, _) = self.cg(&y, &minus, forcing.max(0.1 * tol), cap);
             let mut slope = dot(&gy, &p);
-            if !(slope < 0.0) {
+            if slope.is_nan() || slope >= 0.0 {
                 // No descent direction from CG: steepest descent.
                 p = minus;
                 slope = -gnorm * gnorm;

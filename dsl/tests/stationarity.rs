@@ -46,6 +46,7 @@ fn lit_mat(m: &[Vec<f64>]) -> String {
 }
 
 /// Solves M z = b by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // textbook index form
 fn solve(m: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
     let n = b.len();
     let mut a: Vec<Vec<f64>> = m
@@ -108,7 +109,7 @@ fn norm(a: &[f64]) -> f64 {
 fn compile(src: &str, base: &Path) -> Compiled {
     match Compiled::from_source(src, base) {
         Ok(c) => c,
-        Err(d) => panic!("{}\n{d:#?}", src),
+        Err(d) => panic!("{src}\n{d:#?}"),
     }
 }
 
@@ -258,21 +259,20 @@ fn logistic_spec(dir: &Path, r: &mut Rng, rows: usize, d: usize) -> String {
         }
         std::fs::write(dir.join(file), &t).unwrap();
     }
-    format!(
-        "bilevel \"logreg\" version 1\n\
-         data train = csv(\"train.csv\") {{ header = true, label = \"y\", label_encoding = pm1, \
-         features = all_except([\"y\"]), batch = 8, sampler = shuffle, seed = 1 }}\n\
-         data val = csv(\"val.csv\") {{ header = true, label = \"y\", label_encoding = pm1, \
-         features = all_except([\"y\"]), batch = 8, sampler = shuffle, seed = 2 }}\n\
-         dims {{ d = train.features }}\n\
-         upper {{ var lam: vector[d] init zeros\n\
-         minimize mean over s in val {{ logistic_loss(dot(w, s.x), s.y) }} }}\n\
-         lower {{ var w: vector[d] init zeros\n\
-         minimize mean over s in train {{ logistic_loss(dot(w, s.x), s.y) }} \
-         + 0.5 * dot(exp(lam), w * w) }}\n\
-         algorithm slip {{ eta = 0.01, gamma = 0.5, nu = 0.5 }}\n\
-         run {{ iterations = 1, seed = 1, metrics = [grad_phi_sq] }}\n"
-    )
+    "bilevel \"logreg\" version 1\n\
+         data train = csv(\"train.csv\") { header = true, label = \"y\", label_encoding = pm1, \
+         features = all_except([\"y\"]), batch = 8, sampler = shuffle, seed = 1 }\n\
+         data val = csv(\"val.csv\") { header = true, label = \"y\", label_encoding = pm1, \
+         features = all_except([\"y\"]), batch = 8, sampler = shuffle, seed = 2 }\n\
+         dims { d = train.features }\n\
+         upper { var lam: vector[d] init zeros\n\
+         minimize mean over s in val { logistic_loss(dot(w, s.x), s.y) } }\n\
+         lower { var w: vector[d] init zeros\n\
+         minimize mean over s in train { logistic_loss(dot(w, s.x), s.y) } \
+         + 0.5 * dot(exp(lam), w * w) }\n\
+         algorithm slip { eta = 0.01, gamma = 0.5, nu = 0.5 }\n\
+         run { iterations = 1, seed = 1, metrics = [grad_phi_sq] }\n"
+        .to_string()
 }
 
 #[test]
@@ -398,6 +398,7 @@ fn expect_blocks_compare_grad_phi_sq_and_fail_when_the_solves_do_not_converge() 
 }
 
 /// Smallest eigenvalue of a symmetric matrix (cyclic Jacobi).
+#[allow(clippy::needless_range_loop)] // textbook index form
 fn min_eigenvalue(mut a: Vec<Vec<f64>>) -> f64 {
     let n = a.len();
     for _ in 0..100 {
@@ -462,8 +463,8 @@ fn benchopt_quadratic_value_function_is_strongly_convex() {
         x[j] = 1.0;
         let g = evaluate(&mut c, &x, &y, 1e-11);
         assert!(g.converged);
-        for i in 0..n {
-            h[i][j] = g.grad_phi[i] - g0.grad_phi[i];
+        for (i, row) in h.iter_mut().enumerate() {
+            row[j] = g.grad_phi[i] - g0.grad_phi[i];
         }
     }
     let asym = (0..n)
