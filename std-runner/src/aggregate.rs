@@ -544,7 +544,7 @@ mod tests {
             "{csv}"
         );
         let stems = plot_runs(&dir.path().join("plots"), &runs).unwrap();
-        assert_eq!(stems.len(), 3); // iterations, calls, epochs
+        assert_eq!(stems.len(), 4); // iterations, calls, epochs, wall time
         write_table(dir.path(), &rows).unwrap();
         assert!(dir.path().join("table.md").exists());
     }
