@@ -685,7 +685,9 @@ impl Compiled {
         let spec = self.program.spec.clone();
         let (xo, yo, _, _) = lower::layout(&spec);
         let mut out = Vec::new();
+        let mut stationarity = None;
         for e in &spec.expects {
+            let mut converged = true;
             let actual: Vec<f64> = match e.target {
                 ExpectTarget::Var(LevelKind::Upper, i) => {
                     let n = spec.upper[i].shape.len().unwrap_or(0);
@@ -697,8 +699,24 @@ impl Compiled {
                 }
                 ExpectTarget::F => vec![self.f_population(x, y)],
                 ExpectTarget::Mu => vec![self.program.mu.unwrap_or(0.0)],
+                ExpectTarget::GradPhiSq | ExpectTarget::InnerDistance => {
+                    let s: &crate::stationarity::Stationarity =
+                        stationarity.get_or_insert_with(|| {
+                            let up = self.population(Level::Upper);
+                            let lo = self.population(Level::Lower);
+                            let tol = self.stationarity_tol();
+                            self.stationarity(x, y, (&up, &lo), tol, true)
+                        });
+                    converged = s.converged;
+                    vec![if e.target == ExpectTarget::GradPhiSq {
+                        s.grad_phi_sq
+                    } else {
+                        s.inner_distance
+                    }]
+                }
             };
-            let ok = actual.len() == e.values.len()
+            let ok = converged
+                && actual.len() == e.values.len()
                 && actual.iter().zip(&e.values).all(|(a, w)| match e.cmp {
                     Cmp::Approx => (a - w).abs() <= e.tol,
                     Cmp::Ge => *a >= *w - e.tol,

@@ -650,6 +650,9 @@ pub struct RunDef {
     pub threads: Option<u64>,
     /// Metrics to log.
     pub metrics: Vec<String>,
+    /// Tolerance of the stationarity metrics' solves (`grad_phi_sq`,
+    /// `inner_distance`; default `stationarity::DEFAULT_TOL`).
+    pub stationarity_tol: Option<f64>,
 }
 
 /// What an expectation compares.
@@ -661,6 +664,11 @@ pub enum ExpectTarget {
     F,
     /// The certified modulus μ.
     Mu,
+    /// ‖∇Φ(x)‖² on the whole data (`grad_phi_sq`; met only when its solves
+    /// converged).
+    GradPhiSq,
+    /// ‖y − y*(x)‖² on the whole data (`inner_distance`; likewise).
+    InnerDistance,
 }
 
 /// A checked expectation.

@@ -50,6 +50,7 @@ mod parser;
 #[cfg(test)]
 mod parser_tests;
 mod pipeline;
+pub mod stationarity;
 mod summary;
 mod tape;
 mod text;

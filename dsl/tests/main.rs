@@ -12,3 +12,4 @@ mod joint;
 mod models;
 mod robust;
 mod snapshots;
+mod stationarity;

@@ -125,11 +125,48 @@ pub fn by_solver(runs: &[RunTrace]) -> Vec<(String, Vec<&RunTrace>)> {
 /// An x axis of the plots: file tag, label, and how to read it from a record.
 pub(crate) type Axis = (&'static str, &'static str, fn(&TraceRecord) -> f64);
 
-const AXES: [Axis; 3] = [
+const AXES: [Axis; 4] = [
     ("iters", "iterations", |t| t.iter as f64),
     ("calls", "oracle calls", |t| t.oracle_calls as f64),
     ("epochs", "epochs", |t| t.epoch),
+    ("wall", WALL_LABEL, |t| t.wall_s),
 ];
+
+/// The wall-time axis: the runs' `wall_s` less the time their stationarity
+/// metrics took ([`solver_wall_time`]).
+const WALL_LABEL: &str = "wall time (s, stationarity metrics excluded)";
+
+/// The trace fields of the stationarity metrics that are bookkeeping, not
+/// curves worth a plot (they stay in the tables).
+const UNPLOTTED: [&str; 4] = [
+    "stationarity_converged",
+    "stationarity_calls",
+    "stationarity_tol",
+    "stationarity_seconds",
+];
+
+/// The runs with each record's `wall_s` less the `stationarity_seconds` of
+/// it and every earlier record: the trace's time includes the evaluations
+/// (each record's own too), and the stationarity solves can take longer than
+/// the solver, which would make a wall-time axis measure the metric.
+fn solver_wall_time(runs: &[RunTrace]) -> Vec<RunTrace> {
+    runs.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let mut spent = 0.0;
+            for t in &mut r.records {
+                spent += t
+                    .metrics
+                    .get("stationarity_seconds")
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .unwrap_or(0.0);
+                t.wall_s = (t.wall_s - spent).max(0.0);
+            }
+            r
+        })
+        .collect()
+}
 
 /// The values of `metric` and of `axis` over a group's runs, aligned by
 /// iteration (the evaluation cadence is the same for every seed): for each
@@ -180,8 +217,11 @@ pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
         .collect();
     metrics.sort();
     metrics.dedup();
+    metrics.retain(|m| !UNPLOTTED.contains(&m.as_str()));
     let has_epochs = runs.iter().any(|r| r.records.iter().any(|t| t.epoch > 0.0));
     let groups = crate::groups::by_group(runs);
+    let adjusted = solver_wall_time(runs);
+    let wall_groups = crate::groups::by_group(&adjusted);
     let mut written = Vec::new();
     for m in metrics {
         // A log axis only for positive values spanning more than a decade:
@@ -198,7 +238,8 @@ pub fn plot_runs(dir: &Path, runs: &[RunTrace]) -> Result<Vec<PathBuf>> {
             if tag == "epochs" && !has_epochs {
                 continue;
             }
-            let series: Vec<Series> = groups
+            let g = if tag == "wall" { &wall_groups } else { &groups };
+            let series: Vec<Series> = g
                 .iter()
                 .map(|(name, g)| Series {
                     label: group_label(name, g),
@@ -503,7 +544,7 @@ mod tests {
             "{csv}"
         );
         let stems = plot_runs(&dir.path().join("plots"), &runs).unwrap();
-        assert_eq!(stems.len(), 3); // iterations, calls, epochs
+        assert_eq!(stems.len(), 4); // iterations, calls, epochs, wall time
         write_table(dir.path(), &rows).unwrap();
         assert!(dir.path().join("table.md").exists());
     }

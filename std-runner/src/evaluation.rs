@@ -41,6 +41,8 @@ pub struct SpecEval {
     results: Receiver<Vec<f64>>,
     /// Evaluations sent whose result has not been received (one given up).
     in_flight: usize,
+    /// The unconverged-stationarity warning was printed.
+    warned: bool,
 }
 
 /// One evaluation at (x, y) on the whole-data batches.
@@ -52,8 +54,75 @@ fn values(
 ) -> Vec<f64> {
     let mut v = vec![c.f_value(x, y, upper), c.g_value(x, y, lower)];
     v.extend(c.metrics(x, y));
+    v.extend(stationarity_values(c, (upper, lower), x, y));
     v
 }
+
+/// The trace fields of the built-in stationarity metrics, in the order of
+/// [`stationarity_names`] (none when the spec asks for neither).
+fn stationarity_values(
+    c: &mut Compiled,
+    batches: (&bilevel_dsl::Batch, &bilevel_dsl::Batch),
+    x: &[f64],
+    y: &[f64],
+) -> Vec<f64> {
+    let (phi, dist) = c.stationarity_requested();
+    if !phi && !dist {
+        return Vec::new();
+    }
+    let start = std::time::Instant::now();
+    let s = c.stationarity(x, y, batches, c.stationarity_tol(), phi);
+    let mut v = Vec::new();
+    if phi {
+        v.push(s.grad_phi_sq);
+    }
+    if dist {
+        v.push(s.inner_distance);
+    }
+    v.push(s.lower_grad);
+    if phi {
+        v.push(s.adjoint_residual);
+    }
+    v.extend([
+        f64::from(u8::from(s.converged)),
+        s.calls as f64,
+        s.tol,
+        start.elapsed().as_secs_f64(),
+    ]);
+    v
+}
+
+/// The trace fields of the built-in stationarity metrics the spec asks for:
+/// the metrics, the residuals the solves reached, whether both reached the
+/// tolerance (1 or 0), the whole-data sweeps and seconds they took, and the
+/// tolerance (docs/language.md "Stationarity metrics").
+pub fn stationarity_names(c: &Compiled) -> Vec<String> {
+    let (phi, dist) = c.stationarity_requested();
+    if !phi && !dist {
+        return Vec::new();
+    }
+    let mut v = Vec::new();
+    if phi {
+        v.push(bilevel_dsl::stationarity::GRAD_PHI_SQ);
+    }
+    if dist {
+        v.push(bilevel_dsl::stationarity::INNER_DISTANCE);
+    }
+    v.push("stationarity_lower_grad");
+    if phi {
+        v.push("stationarity_adjoint_residual");
+    }
+    v.extend([
+        CONVERGED,
+        "stationarity_calls",
+        "stationarity_tol",
+        "stationarity_seconds",
+    ]);
+    v.into_iter().map(String::from).collect()
+}
+
+/// The trace field that says whether the stationarity solves converged.
+pub const CONVERGED: &str = "stationarity_converged";
 
 /// The test-only delay and the evaluations it spares, validated (a value
 /// that is not `MS` or `MS@K` is an error, not ignored).
@@ -113,6 +182,7 @@ impl SpecEval {
             requests: req_tx,
             results: res_rx,
             in_flight: 0,
+            warned: false,
         })
     }
 
@@ -131,7 +201,39 @@ impl SpecEval {
 
     fn received(&mut self, v: Vec<f64>) -> Vec<f64> {
         self.in_flight = 0;
+        self.warn_unconverged(&v);
         v
+    }
+
+    /// Says on stderr, once per run, that a stationarity evaluation did not
+    /// converge (the trace's `stationarity_converged` is 0 at every such
+    /// line, with the residuals reached).
+    fn warn_unconverged(&mut self, v: &[f64]) {
+        if self.warned {
+            return;
+        }
+        let names = self.metric_names();
+        let Some(k) = names.iter().position(|n| n == CONVERGED) else {
+            return;
+        };
+        if v.get(k).is_some_and(|&c| c == 0.0) {
+            self.warned = true;
+            let field = |n: &str| {
+                names
+                    .iter()
+                    .position(|m| m == n)
+                    .and_then(|i| v.get(i))
+                    .map_or_else(|| "-".into(), |x| format!("{x:.3e}"))
+            };
+            eprintln!(
+                "warning: the stationarity metrics did not converge to tol {} (reached \
+                 ||grad_y g|| = {}, adjoint residual {}); such trace lines have \
+                 {CONVERGED} = 0 and their grad_phi_sq / inner_distance are not trustworthy",
+                field("stationarity_tol"),
+                field("stationarity_lower_grad"),
+                field("stationarity_adjoint_residual"),
+            );
+        }
     }
 }
 
@@ -145,10 +247,11 @@ impl Evaluate for SpecEval {
     fn metric_names(&self) -> Vec<String> {
         let mut v = vec!["upper_loss".to_string(), "lower_loss".to_string()];
         v.extend(self.c.metric_names());
+        v.extend(stationarity_names(&self.c));
         v
     }
     fn evaluate(&mut self, x: &[f64], y: &[f64]) -> Vec<f64> {
-        let n = self.c.metric_names().len() + 2;
+        let n = self.metric_names().len();
         if !self.send(x, y) {
             return lost(n);
         }
@@ -163,7 +266,7 @@ impl Evaluate for SpecEval {
         if stop.load(Ordering::SeqCst) {
             return Some(self.evaluate(x, y));
         }
-        let n = self.c.metric_names().len() + 2;
+        let n = self.metric_names().len();
         if !self.send(x, y) {
             return Some(lost(n));
         }

@@ -97,6 +97,7 @@ impl Checker<'_> {
             "log",
             "threads",
             "metrics",
+            "stationarity_tol",
         ];
         let mut r = RunDef::default();
         for (k, v) in &o.entries {
@@ -129,6 +130,12 @@ impl Checker<'_> {
                         _ => r.threads = Some(n),
                     }
                 }
+                "stationarity_tol" => match v.kind {
+                    ValueKind::Num { value, .. } if value > 0.0 && value <= 1e-2 => {
+                        r.stationarity_tol = Some(value);
+                    }
+                    _ => bad(self, "a number in (0, 1e-2]"),
+                },
                 "log" => match &v.kind {
                     ValueKind::Str(s) => r.log = Some(s.clone()),
                     _ => bad(self, "a string"),
@@ -205,6 +212,15 @@ impl Checker<'_> {
 
     /// A metric must name a scalar `let`.
     pub(super) fn metric_ok(&mut self, name: &str, span: Span) -> bool {
+        let builtin = crate::stationarity::BUILTIN_METRICS.contains(&name);
+        if builtin && self.names.contains_key(name) {
+            let d = errors::metric_name_taken(name, span);
+            self.err(d);
+            return false;
+        }
+        if builtin {
+            return true;
+        }
         if let Some(&(Def::Let(i), _)) = self.names.get(name) {
             let shape = match self.lets.get(i) {
                 Some(Some(a)) => a.shape().clone(),
@@ -222,6 +238,7 @@ impl Checker<'_> {
             .iter()
             .filter(|(_, (d, _))| matches!(d, Def::Let(_)))
             .map(|(n, _)| n.as_str())
+            .chain(crate::stationarity::BUILTIN_METRICS.iter().copied())
             .collect();
         lets.sort_unstable();
         let similar = did_you_mean(name, lets.iter().copied());
@@ -235,6 +252,12 @@ impl Checker<'_> {
         let target = match text.as_str() {
             "F" => ExpectTarget::F,
             "mu" => ExpectTarget::Mu,
+            crate::stationarity::GRAD_PHI_SQ if !self.names.contains_key(&text) => {
+                ExpectTarget::GradPhiSq
+            }
+            crate::stationarity::INNER_DISTANCE if !self.names.contains_key(&text) => {
+                ExpectTarget::InnerDistance
+            }
             _ => {
                 if let Some((Def::Var(l, i), _)) = self.names.get(&text) {
                     ExpectTarget::Var(*l, *i)

@@ -168,11 +168,28 @@ pub(in crate::check) fn unknown_metric(name: &str, at: Span, similar: Option<&st
         at,
         "not a `let`",
     )
-    .with_note("metrics are scalar `let`s, evaluated on the whole data at every trace line");
+    .with_note(
+        "metrics are scalar `let`s or the built-in `grad_phi_sq` and `inner_distance`, \
+         evaluated on the whole data at every trace line",
+    );
     match similar {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d,
     }
+}
+
+/// E0405: a built-in metric name (`grad_phi_sq`, `inner_distance`) that a
+/// declaration of the spec also uses, so `metrics` would be ambiguous.
+pub(in crate::check) fn metric_name_taken(name: &str, at: Span) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0405,
+        format!("metric `{name}` is ambiguous: it is built in and also declared in this spec"),
+        at,
+        "built-in metric name",
+    )
+    .with_help(format!(
+        "rename the declaration `{name}`; `{name}` in `metrics` is the built-in stationarity metric"
+    ))
 }
 
 /// E0407: an expectation on something that is not a variable, `F` or `mu`.
