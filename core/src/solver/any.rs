@@ -55,22 +55,10 @@ use crate::{Error, Real};
 /// can build, with the reason. (The meta-learning solvers are built like any
 /// other; they need an oracle whose upper-level samples are tasks, which is
 /// the caller's business.)
-pub const NOT_IN_ANY: &[(&str, &str)] = &[];
-
-/// Registry entries that [`AnySolver`] cannot build, with the reason: they
-/// need a different oracle shape or caller-supplied memory. (The
-/// meta-learning solvers are built like any other; they need an oracle whose
-/// upper-level samples are tasks, which is the caller's business.)
-pub const NOT_IN_ANY: &[(&str, &str)] = &[
-    (
-        "saba",
-        "needs a finite-sum oracle (FiniteSum) and caller-supplied SAGA memory",
-    ),
-    (
-        "srba",
-        "needs a finite-sum oracle (FiniteSum): full-batch restarts and indexed samples",
-    ),
-];
+pub const NOT_IN_ANY: &[(&str, &str)] = &[(
+    "srba",
+    "needs a finite-sum oracle (FiniteSum) with full-batch restarts; not yet wired into AnyFiniteSum",
+)];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();

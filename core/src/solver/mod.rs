@@ -20,7 +20,6 @@ pub mod anil;
 pub mod any;
 #[cfg(feature = "alloc")]
 pub mod anyfinite;
-
 pub mod bome;
 pub mod borep;
 pub mod bsa;
@@ -56,7 +55,6 @@ pub use anil::{Anil, AnilConfig};
 pub use any::{AnySolver, NOT_IN_ANY};
 #[cfg(feature = "alloc")]
 pub use anyfinite::{AnyFiniteSum, FINITE_SUM};
-
 pub use bome::{Bome, BomeConfig};
 pub use borep::{BoRep, BoRepConfig, LowerOutput, WarmStart};
 pub use bsa::{Bsa, BsaConfig};

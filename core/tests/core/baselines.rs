@@ -12,15 +12,10 @@ use approx::assert_relative_eq;
 use bilevel_core::kernels::dist;
 use bilevel_core::registry::{ParamValue, SOLVERS};
 use bilevel_core::solver::{
-    AccBo, AccBoConfig, AdamBo, AdamBoConfig, AidCg, AidCgConfig, AidNeumann, AidNeumannConfig,
-    Alset, AlsetConfig, Amigo, AmigoConfig, AnySolver, Bsa, BsaConfig, Fsla, FslaConfig, Itd,
-    ItdConfig, MaSoba, MaSobaConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig,
-    Ttsa, TtsaConfig, FINITE_SUM, NOT_IN_ANY,
-
     AccBo, AccBoConfig, AidCg, AidCgConfig, AidNeumann, AidNeumannConfig, Alset, AlsetConfig,
     Amigo, AmigoConfig, AnySolver, Bsa, BsaConfig, Fsla, FslaConfig, Itd, ItdConfig, MaSoba,
     MaSobaConfig, Soba, SobaConfig, Solver, SolverState, StocBio, StocBioConfig, Ttsa, TtsaConfig,
-    NOT_IN_ANY,
+    FINITE_SUM, NOT_IN_ANY,
 };
 use bilevel_core::solver::{SlipAdam, SlipAdamConfig};
 use bilevel_core::testing::{q3, toy, tuned, Quadratic, Q_LEN_2X2};
