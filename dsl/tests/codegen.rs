@@ -18,6 +18,10 @@ fn a_model_backend_is_refused_with_e0701_naming_the_model() {
     let src = std::fs::read_to_string(&path).expect("spec");
     let err = codegen(&src, &path, &CodegenOptions::default()).expect_err("refused");
     assert_eq!(err[0].code, Code::E0701, "{err:?}");
+    insta::assert_snapshot!(
+        "diagnostics_e0701_model_call",
+        bilevel_dsl::render(&err, "hpo.bilevel", &src)
+    );
     assert!(err[0].message.contains("model `phi`"), "{}", err[0].message);
     let span = err[0].primary.as_ref().expect("label").span;
     assert!(
@@ -50,6 +54,10 @@ lower {
         err.iter()
             .any(|d| d.code == Code::E0702 && d.message.contains("s.group")),
         "{err:?}"
+    );
+    insta::assert_snapshot!(
+        "diagnostics_e0702_group_field",
+        bilevel_dsl::render(&err, "grouped.bilevel", src)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -312,15 +312,27 @@ fn logistic_hypergradient_matches_finite_differences_of_phi() {
 
 #[test]
 fn an_unreachable_tolerance_is_reported_as_not_converged() {
-    let mut r = Rng(3);
-    let q = Quad::random(&mut r);
-    let mut c = compile(&q.spec(), Path::new(env!("CARGO_MANIFEST_DIR")));
-    let x = r.vec(q.n);
-    let y = r.vec(q.m);
-    let s = evaluate(&mut c, &x, &y, 1e-300);
-    assert!(!s.converged, "{s:?}");
-    assert!(s.lower_grad > 1e-300 && s.lower_grad.is_finite());
-    assert!(s.grad_phi_sq.is_finite() && s.calls > 0);
+    // With tol = 1e-300 a solve is converged only when its residuals are
+    // exactly zero (which rounding sometimes gives on these small quadratics);
+    // the flag must say which, and most cases cannot reach it.
+    let mut unconverged = 0;
+    for seed in 1..=20 {
+        let mut r = Rng(seed);
+        let q = Quad::random(&mut r);
+        let mut c = compile(&q.spec(), Path::new(env!("CARGO_MANIFEST_DIR")));
+        let x = r.vec(q.n);
+        let y = r.vec(q.m);
+        let s = evaluate(&mut c, &x, &y, 1e-300);
+        assert!(s.grad_phi_sq.is_finite() && s.calls > 0, "{s:?}");
+        if s.converged {
+            assert!(s.lower_grad <= 1e-300 && s.adjoint_residual <= 1e-300, "{s:?}");
+        } else {
+            assert!(s.lower_grad.is_finite() && s.adjoint_residual.is_finite(), "{s:?}");
+            assert!(s.lower_grad > 1e-300 || s.adjoint_residual > 1e-300, "{s:?}");
+            unconverged += 1;
+        }
+    }
+    assert!(unconverged >= 10, "only {unconverged} of 20 unconverged");
 }
 
 fn check_codes(run: &str, extra: &str) -> Vec<&'static str> {
