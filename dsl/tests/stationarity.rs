@@ -325,10 +325,19 @@ fn an_unreachable_tolerance_is_reported_as_not_converged() {
         let s = evaluate(&mut c, &x, &y, 1e-300);
         assert!(s.grad_phi_sq.is_finite() && s.calls > 0, "{s:?}");
         if s.converged {
-            assert!(s.lower_grad <= 1e-300 && s.adjoint_residual <= 1e-300, "{s:?}");
+            assert!(
+                s.lower_grad <= 1e-300 && s.adjoint_residual <= 1e-300,
+                "{s:?}"
+            );
         } else {
-            assert!(s.lower_grad.is_finite() && s.adjoint_residual.is_finite(), "{s:?}");
-            assert!(s.lower_grad > 1e-300 || s.adjoint_residual > 1e-300, "{s:?}");
+            assert!(
+                s.lower_grad.is_finite() && s.adjoint_residual.is_finite(),
+                "{s:?}"
+            );
+            assert!(
+                s.lower_grad > 1e-300 || s.adjoint_residual > 1e-300,
+                "{s:?}"
+            );
             unconverged += 1;
         }
     }

@@ -118,11 +118,9 @@ fn expected(name: &str, shared: bool) -> (bool, bool, bool) {
     match name {
         "soba" => (true, false, true),
         "ma-soba" | "itd" | "anil" => (true, true, false),
-        "stocbio" | "aid-cg" | "aid-neumann" | "amigo" | "accbo" | "bsa" | "ttsa" | "alset" => {
-            (true, false, false)
-        }
-        // Issue 19: ∇ₓf and ∇ᵧf at one point with one sample.
-        "adambo" | "mrbo" | "sustain" | "vrbo" | "bome" => (true, false, false),
+        // ∇ₓf and ∇ᵧf at one point with one sample (issue 19's solvers too).
+        "stocbio" | "aid-cg" | "aid-neumann" | "amigo" | "accbo" | "bsa" | "ttsa" | "alset"
+        | "adambo" | "mrbo" | "sustain" | "vrbo" | "bome" => (true, false, false),
         "bo-rep" | "slip" => (shared, false, false),
         _ => (false, false, false),
     }
