@@ -177,6 +177,7 @@ fn sighup_stops_the_run_like_ctrl_c() {
 fn sigkill_leaves_whole_trace_lines_and_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = start_long_run(dir.path());
+    let pid = child.id();
     let run = run_folder(dir.path());
     let part = run.join("trace.jsonl.part");
     wait_for_lines(&mut child, dir.path(), &part, 2);
@@ -187,10 +188,14 @@ fn sigkill_leaves_whole_trace_lines_and_the_config() {
     config(&run);
     assert!(!run.join("trace.jsonl").exists());
     assert!(!run.join("summary.json").exists());
-    // No temporary file of an atomic write is left behind.
+    // No temporary file of an atomic write is left behind, except one the
+    // killed run itself was writing when the signal came (a kill -9 inside a
+    // checkpoint write cannot be cleaned up; the file is never read, and the
+    // previous checkpoint, if any, is whole).
+    let own = format!(".tmp-{pid}");
     for e in std::fs::read_dir(&run).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(!name.contains(".tmp-"), "{name}");
+        assert!(!name.contains(".tmp-") || name.ends_with(&own), "{name}");
     }
     // Each line is written whole: the file ends with a newline and every line
     // is a trace record on its own.
