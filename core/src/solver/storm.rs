@@ -252,3 +252,91 @@ impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for Stor
         crate::state::visit!(self, v; reals x, x_old, dx, gx, gx_old, cross, y, y_init, y_old, dy, gy, b, b_old, p, p_old, hv, v, v_old; f64 ; u64 iter; bool initialized);
     }
 }
+
+/// The plumbing of a solver that is a [`Storm`] core plus a configuration:
+/// `new`, the accessors, and the `SolverState`, `Solver` and `VisitState`
+/// impls, written once for MRBO and SUSTAIN. `$params` maps the
+/// configuration `c` to the step's [`StormParams`].
+macro_rules! storm_solver {
+    ($name:ident, $cfg:ident, |$c:ident| $params:expr) => {
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> $name<T, BX, BY> {
+            /// Validates `cfg` and builds the solver from x_0 and y_0.
+            pub fn new(cfg: $cfg, x0: BX, y0: BY) -> Result<Self, Error> {
+                cfg.validate()?;
+                Ok($name {
+                    cfg,
+                    st: Storm::new(x0, y0),
+                })
+            }
+
+            /// The configuration.
+            pub const fn config(&self) -> &$cfg {
+                &self.cfg
+            }
+
+            /// The last hypergradient estimate at (x_t, y_t), before the momentum.
+            pub fn direction(&self) -> &[T] {
+                self.st.gx.as_ref()
+            }
+
+            /// The recursive-momentum x direction u_t.
+            pub fn momentum(&self) -> &[T] {
+                self.st.dx.as_ref()
+            }
+
+            /// The last Hessian-inverse approximation v_t.
+            pub fn v(&self) -> &[T] {
+                self.st.v.as_ref()
+            }
+        }
+
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> SolverState<T> for $name<T, BX, BY> {
+            fn x(&self) -> &[T] {
+                self.st.x.as_ref()
+            }
+            fn y(&self) -> &[T] {
+                self.st.y.as_ref()
+            }
+            fn iter(&self) -> u64 {
+                self.st.iter
+            }
+        }
+
+        impl<T, BX, BY, O> Solver<T, O> for $name<T, BX, BY>
+        where
+            T: Real,
+            BX: Buffer<T>,
+            BY: Buffer<T>,
+            O: UpperGradX<T> + UpperGradY<T> + LowerGradY<T> + LowerHvp<T> + CrossJvp<T>,
+        {
+            fn name(&self) -> &'static str {
+                INFO.name
+            }
+
+            fn init<R: Rng + ?Sized>(&mut self, oracle: &mut O, _rng: &mut R) -> Result<(), Error> {
+                check_len("x", self.st.x.as_ref().len(), oracle.dim_x())?;
+                check_len("y", self.st.y.as_ref().len(), oracle.dim_y())?;
+                self.st.reset();
+                Ok(())
+            }
+
+            fn step<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error> {
+                if !self.st.initialized {
+                    return Err(Error::NotInitialized);
+                }
+                let $c = self.cfg;
+                self.st.step(oracle, rng, $params);
+                Ok(())
+            }
+        }
+
+        impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T>
+            for $name<T, BX, BY>
+        {
+            fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
+                self.st.visit_state(v);
+            }
+        }
+    };
+}
+pub(crate) use storm_solver;

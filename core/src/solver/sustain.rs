@@ -41,7 +41,7 @@
 use rand_core::Rng;
 
 use super::common::{solver_config, FINITE, POS};
-use super::storm::{Hia, Storm, StormParams};
+use super::storm::{storm_solver, Hia, Storm, StormParams};
 use super::{check_len, Buffer, Solver, SolverState};
 use crate::oracle::{CrossJvp, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::Configure;
@@ -71,90 +71,14 @@ pub struct Sustain<T, BX, BY> {
     st: Storm<T, BX, BY>,
 }
 
-impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> Sustain<T, BX, BY> {
-    /// Validates `cfg` and builds the solver from x_0 and y_0.
-    pub fn new(cfg: SustainConfig, x0: BX, y0: BY) -> Result<Self, Error> {
-        cfg.validate()?;
-        Ok(Sustain {
-            cfg,
-            st: Storm::new(x0, y0),
-        })
-    }
-
-    /// The configuration.
-    pub const fn config(&self) -> &SustainConfig {
-        &self.cfg
-    }
-
-    /// The last hypergradient estimate at (x_t, y_t), before the momentum.
-    pub fn direction(&self) -> &[T] {
-        self.st.gx.as_ref()
-    }
-
-    /// The recursive-momentum x direction u_t.
-    pub fn momentum(&self) -> &[T] {
-        self.st.dx.as_ref()
-    }
-
-    /// The last Hessian-inverse approximation v_t.
-    pub fn v(&self) -> &[T] {
-        self.st.v.as_ref()
-    }
-}
-
-impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> SolverState<T> for Sustain<T, BX, BY> {
-    fn x(&self) -> &[T] {
-        self.st.x.as_ref()
-    }
-    fn y(&self) -> &[T] {
-        self.st.y.as_ref()
-    }
-    fn iter(&self) -> u64 {
-        self.st.iter
-    }
-}
-
-impl<T, BX, BY, O> Solver<T, O> for Sustain<T, BX, BY>
-where
-    T: Real,
-    BX: Buffer<T>,
-    BY: Buffer<T>,
-    O: UpperGradX<T> + UpperGradY<T> + LowerGradY<T> + LowerHvp<T> + CrossJvp<T>,
-{
-    fn name(&self) -> &'static str {
-        INFO.name
-    }
-
-    fn init<R: Rng + ?Sized>(&mut self, oracle: &mut O, _rng: &mut R) -> Result<(), Error> {
-        check_len("x", self.st.x.as_ref().len(), oracle.dim_x())?;
-        check_len("y", self.st.y.as_ref().len(), oracle.dim_y())?;
-        self.st.reset();
-        Ok(())
-    }
-
-    fn step<R: Rng + ?Sized>(&mut self, oracle: &mut O, rng: &mut R) -> Result<(), Error> {
-        if !self.st.initialized {
-            return Err(Error::NotInitialized);
-        }
-        let c = self.cfg;
-        let p = StormParams {
-            step_size: c.step_size,
-            outer_ratio: c.outer_ratio,
-            eta: c.eta,
-            hia_lr: c.hia_lr,
-            hia_steps: c.n_hia_steps,
-            hia: Hia::Random,
-        };
-        self.st.step(oracle, rng, p);
-        Ok(())
-    }
-}
-
-impl<T: Real, BX: Buffer<T>, BY: Buffer<T>> crate::state::VisitState<T> for Sustain<T, BX, BY> {
-    fn visit_state(&mut self, v: &mut dyn crate::state::StateVisitor<T>) {
-        self.st.visit_state(v);
-    }
-}
+storm_solver!(Sustain, SustainConfig, |c| StormParams {
+    step_size: c.step_size,
+    outer_ratio: c.outer_ratio,
+    eta: c.eta,
+    hia_lr: c.hia_lr,
+    hia_steps: c.n_hia_steps,
+    hia: Hia::Random,
+});
 
 #[cfg(test)]
 mod tests {
