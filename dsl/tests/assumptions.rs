@@ -14,9 +14,11 @@
 //! `TOL · max(1, ‖H‖_F)` of HVP rounding). For every spec it accepts with
 //! "assumed", nothing is claimed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bilevel_core::oracle::{Level, LowerHvp, Oracle};
+use crate::support;
+
+use bilevel_core::oracle::{Level, Oracle};
 use bilevel_core::DefaultRng;
 use bilevel_dsl::{Code, Compiled};
 use proptest::prelude::*;
@@ -30,13 +32,10 @@ const TOL: f64 = 1e-9;
 const CASES: u32 = 3000;
 
 fn data_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("assumptions-prop");
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let csv = dir.join("d.csv");
-    if !csv.exists() {
-        std::fs::write(&csv, "f1,f2,y\n0.5,-1.0,1\n1.5,0.25,0\n-0.75,2.0,2\n").expect("write csv");
-    }
-    dir
+    support::table_dir(
+        "assumptions-prop",
+        "f1,f2,y\n0.5,-1.0,1\n1.5,0.25,0\n-0.75,2.0,2\n",
+    )
 }
 
 fn head(p: &str) -> String {
@@ -150,28 +149,6 @@ fn spec(g: &str, p: &str, assume_y: Option<&str>) -> String {
     s
 }
 
-/// The dense Hessian of g in all lower coordinates at (x, y) on `batch`.
-fn hessian(
-    c: &mut Compiled,
-    x: &[f64],
-    y: &[f64],
-    batch: &bilevel_dsl::Batch,
-) -> nalgebra::DMatrix<f64> {
-    let n = y.len();
-    let mut h = nalgebra::DMatrix::<f64>::zeros(n, n);
-    let mut e = vec![0.0; n];
-    let mut col = vec![0.0; n];
-    for j in 0..n {
-        e.fill(0.0);
-        e[j] = 1.0;
-        c.hvp_yy(x, y, &e, batch, &mut col);
-        for i in 0..n {
-            h[(i, j)] = col[i];
-        }
-    }
-    (&h + h.transpose()) * 0.5
-}
-
 /// `Ok(true)` when the checker refuted the assumption (and the refutation
 /// was verified), `Ok(false)` when it did not.
 fn check_case(g: &str, p: &str, mu: &str, seed: u64) -> Result<bool, TestCaseError> {
@@ -216,7 +193,7 @@ fn check_case(g: &str, p: &str, mu: &str, seed: u64) -> Result<bool, TestCaseErr
         let x: Vec<f64> = (0..2).map(|_| next()).collect();
         let y: Vec<f64> = (0..9).map(|_| next()).collect();
         let batch = c.sample(Level::Lower, &mut rng);
-        let h = hessian(&mut c, &x, &y, &batch);
+        let h = support::dense_hessian(&mut c, &x, &y, &batch);
         // The y block: coordinates 0..3.
         let hy = h.view((0, 0), (3, 3)).into_owned();
         let tol = TOL * hy.norm().max(1.0);

@@ -14,9 +14,11 @@
 //! unsound family and false alarm of issue 14.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use bilevel_core::oracle::{Level, LowerHvp, Oracle};
+use crate::support;
+
+use bilevel_core::oracle::{Level, Oracle};
 use bilevel_core::DefaultRng;
 use bilevel_dsl::Compiled;
 use bilevel_dsl::Verdict;
@@ -34,13 +36,10 @@ const CASES: u32 = 4000;
 
 /// A folder with a 3-row table, for gathers `y[s.index]` over batches of 2.
 fn data_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convexity-prop");
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let csv = dir.join("d.csv");
-    if !csv.exists() {
-        std::fs::write(&csv, "f1,f2,y\n0.5,-1.0,1\n1.5,0.25,0\n-0.75,2.0,1\n").expect("write csv");
-    }
-    dir
+    support::table_dir(
+        "convexity-prop",
+        "f1,f2,y\n0.5,-1.0,1\n1.5,0.25,0\n-0.75,2.0,1\n",
+    )
 }
 
 fn head(p: &str, q: &str, m: &str) -> String {
@@ -267,19 +266,7 @@ fn objective() -> impl Strategy<Value = (String, String, String, String)> {
 /// The smallest eigenvalue of the symmetrised dense Hessian of g in y at
 /// (x, y) on `batch`, and ‖H‖_F.
 fn lambda_min(c: &mut Compiled, x: &[f64], y: &[f64], batch: &bilevel_dsl::Batch) -> (f64, f64) {
-    let n = y.len();
-    let mut h = nalgebra::DMatrix::<f64>::zeros(n, n);
-    let mut e = vec![0.0; n];
-    let mut col = vec![0.0; n];
-    for j in 0..n {
-        e.fill(0.0);
-        e[j] = 1.0;
-        c.hvp_yy(x, y, &e, batch, &mut col);
-        for i in 0..n {
-            h[(i, j)] = col[i];
-        }
-    }
-    let s = (&h + h.transpose()) * 0.5;
+    let s = support::dense_hessian(c, x, y, batch);
     let norm = s.norm();
     (s.symmetric_eigen().eigenvalues.min(), norm)
 }

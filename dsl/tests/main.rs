@@ -13,3 +13,4 @@ mod models;
 mod robust;
 mod snapshots;
 mod stationarity;
+mod support;
