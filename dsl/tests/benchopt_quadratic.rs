@@ -13,6 +13,10 @@ use bilevel_core::oracle::{Level, LowerGradY, Oracle, UpperGradX, UpperGradY};
 use bilevel_dsl::Compiled;
 
 type Mat = Vec<Vec<f64>>;
+/// A full-data gradient at (x, y) into the last argument.
+type Grad<'a> = &'a dyn Fn(&mut Compiled, &[f64], &[f64], &mut [f64]);
+/// The point (x, y) whose column j is read off.
+type At<'a> = &'a dyn Fn(usize) -> (Vec<f64>, Vec<f64>);
 
 fn spec_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/benchopt_quadratic.bilevel")
@@ -30,12 +34,13 @@ struct Blocks {
 }
 
 /// Column j of the block is grad(e_j) − grad(0); `at` gives the point.
+#[allow(clippy::needless_range_loop)] // textbook index form
 fn block(
     c: &mut Compiled,
     rows: usize,
     cols: usize,
-    grad: &dyn Fn(&mut Compiled, &[f64], &[f64], &mut [f64]),
-    at: &dyn Fn(usize) -> (Vec<f64>, Vec<f64>),
+    grad: Grad<'_>,
+    at: At<'_>,
     zero: (&[f64], &[f64]),
 ) -> Mat {
     let mut g0 = vec![0.0; rows];
