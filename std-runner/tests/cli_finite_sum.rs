@@ -112,7 +112,8 @@ fn srba_converges_on_the_finite_sum_toy_to_the_closed_form_solution() {
 /// The data source's `sampler` is not ignored by the finite-sum solvers: in
 /// order (`sequential`) the run uses no randomness, so seeds 1 and 2 give
 /// the same trace; reshuffled passes and uniform draws depend on the seed
-/// and differ from each other; every order converges (SABA at step 0.02:
+/// and differ from each other; every order converges in the spec's 10,000
+/// iterations (SABA at step 0.02:
 /// at 0.1 it diverges on ordered passes, which is reported).
 #[test]
 fn the_sources_sampler_orders_the_finite_sum_sample_indices() {
@@ -137,8 +138,6 @@ fn the_sources_sampler_orders_the_finite_sum_sample_indices() {
                 "step_size=0.02",
                 "--seed",
                 seed,
-                "--iterations",
-                "3000",
                 "--no-plots",
                 "--out",
                 &out,
@@ -147,7 +146,8 @@ fn the_sources_sampler_orders_the_finite_sum_sample_indices() {
         ok(&o);
         let dir = d.path().join(&out);
         let err = x_error(&dir);
-        assert!(err < 1e-2, "{out}: |x - x*| = {err:e}");
+        // Measured at most 1.2e-5 (SRBA; SABA 4.7e-6 uniform, 3.3e-7 ordered).
+        assert!(err < 1e-4, "{out}: |x - x*| = {err:e}");
         strip(&dir).0
     };
     for a in ["saba", "srba"] {

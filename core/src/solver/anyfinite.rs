@@ -261,6 +261,19 @@ mod tests {
             Some(5 * (2 * 3 + 2) + 4 * (3 + 2))
         );
         assert!(A::build("saba", &[], vec![0.0; 2], vec![0.0; 3], 0, 4).is_err());
+        // SRBA's buffers are dx and dy long: no memory, but zero counts are
+        // refused at build time as SABA's are.
+        assert_eq!(A::memory_needed("srba", 5, 4, 2, 3), Some(0));
+        assert!(A::build("srba", &[], vec![0.0; 2], vec![0.0; 3], 4, 0).is_err());
+        assert!(A::build(
+            "srba",
+            &[("period_frac", ParamValue::Real(-1.0))],
+            vec![0.0],
+            vec![0.0],
+            1,
+            1
+        )
+        .is_err());
         assert_eq!(
             A::build(
                 "saba",
@@ -273,5 +286,40 @@ mod tests {
             .err(),
             Some(Error::UnknownParam)
         );
+    }
+
+    /// Each solver through `AnyFiniteSum` gives the bits of the solver built
+    /// directly, on a random finite quadratic, for several seeds.
+    #[test]
+    fn built_by_name_gives_the_bits_of_the_solver_itself() {
+        use crate::{testing, DefaultRng};
+        use rand_core::SeedableRng;
+        for seed in 0..6_u64 {
+            let n = 4 + 2 * seed as usize;
+            let problem = || testing::FiniteQuadratic::new(testing::q3::<f64>(0.0), n, 0.3, seed);
+            let (x0, y0) = (vec![0.3, -0.2], vec![0.1, 0.4]);
+            let mut a = A::build("srba", &[], x0.clone(), y0.clone(), n, n).unwrap();
+            let mut b: Srba<f64, Vec<f64>, Vec<f64>> =
+                Srba::new(SrbaConfig::default(), x0.clone(), y0.clone()).unwrap();
+            let len = Saba::<f64, Vec<f64>, Vec<f64>, Vec<f64>>::memory_needed(n, n, 2, 2);
+            let mut c = A::build("saba", &[], x0.clone(), y0.clone(), n, n).unwrap();
+            let mut d = Saba::new(SabaConfig::default(), x0, y0, vec![0.0; len], n, n).unwrap();
+            let (mut oa, mut ob, mut oc, mut od) = (problem(), problem(), problem(), problem());
+            let mut r = [0_u64; 4].map(|_| DefaultRng::seed_from_u64(seed));
+            a.init(&mut oa, &mut r[0]).unwrap();
+            b.init(&mut ob, &mut r[1]).unwrap();
+            c.init(&mut oc, &mut r[2]).unwrap();
+            d.init(&mut od, &mut r[3]).unwrap();
+            for _ in 0..25 {
+                a.step(&mut oa, &mut r[0]).unwrap();
+                b.step(&mut ob, &mut r[1]).unwrap();
+                c.step(&mut oc, &mut r[2]).unwrap();
+                d.step(&mut od, &mut r[3]).unwrap();
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a.x()), bits(b.x()), "srba, seed {seed}");
+            assert_eq!(bits(c.x()), bits(d.x()), "saba, seed {seed}");
+            assert!(a.x().iter().chain(c.x()).all(|v| v.is_finite()));
+        }
     }
 }
