@@ -805,6 +805,22 @@ impl FiniteSum<f64> for Compiled {
             },
         }
     }
+    /// The level's table's `sampler` orders the sample indices (the window
+    /// starts): `replace` uniform (the core's default rule), `sequential`
+    /// 0, 1, …, `shuffle` a fresh permutation of 0..n per pass, drawn with
+    /// `rng`; the order and position are the source's sampler state (in the
+    /// checkpoint). A level without data has its one sample, drawn as the
+    /// core's default does.
+    fn next_index<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> usize {
+        let l = self.finite.as_ref().map(|f| f.level(level));
+        match l.and_then(|l| l.source.map(|d| (d, l.rows))) {
+            Some((d, rows)) => {
+                let sampler = self.program.spec.data[d].sampler;
+                data::next_row(sampler, &mut self.samplers[d], rows, rng)
+            }
+            None => below(rng, self.count(level) as u64) as usize,
+        }
+    }
 }
 
 impl UpperGradX<f64> for Compiled {

@@ -705,6 +705,42 @@ impl SamplerState {
     }
 }
 
+/// The next row of a table of `n` rows under `sampler`: uniform with
+/// replacement, in order (0, 1, …, n−1, 0, …), or the next entry of a
+/// permutation drawn afresh (Fisher–Yates with `rng`) at the start of every
+/// pass. A minibatch is `batch` such rows in a row; the finite-sum view's
+/// sample indices are drawn one at a time (`Compiled`'s
+/// `FiniteSum::next_index`). The position and order are in `state`, which the
+/// run's checkpoint holds.
+pub fn next_row<R: Rng + ?Sized>(
+    sampler: Sampler,
+    state: &mut SamplerState,
+    n: usize,
+    rng: &mut R,
+) -> usize {
+    match sampler {
+        Sampler::Replace => below(rng, n as u64) as usize,
+        Sampler::Sequential => {
+            let r = if state.pos >= n { 0 } else { state.pos };
+            state.pos = (r + 1) % n;
+            r
+        }
+        Sampler::Shuffle => {
+            if state.pos >= n {
+                // Fisher–Yates with the run's generator.
+                for k in (1..n).rev() {
+                    let j = below(rng, k as u64 + 1) as usize;
+                    state.perm.swap(k, j);
+                }
+                state.pos = 0;
+            }
+            let r = state.perm[state.pos];
+            state.pos += 1;
+            r
+        }
+    }
+}
+
 /// Draws the minibatch of source `i` with `rng`.
 pub fn draw<R: Rng + ?Sized>(
     d: &DataDef,
@@ -718,31 +754,7 @@ pub fn draw<R: Rng + ?Sized>(
         Some(t) => {
             let n = t.rows;
             let b = (d.batch as usize).min(n);
-            let rows = match d.sampler {
-                Sampler::Replace => (0..b).map(|_| below(rng, n as u64) as usize).collect(),
-                Sampler::Sequential => {
-                    let start = if state.pos >= n { 0 } else { state.pos };
-                    let v = (0..b).map(|k| (start + k) % n).collect();
-                    state.pos = (start + b) % n;
-                    v
-                }
-                Sampler::Shuffle => {
-                    let mut v = Vec::with_capacity(b);
-                    while v.len() < b {
-                        if state.pos >= n {
-                            // Fisher–Yates with the run's generator.
-                            for k in (1..n).rev() {
-                                let j = below(rng, k as u64 + 1) as usize;
-                                state.perm.swap(k, j);
-                            }
-                            state.pos = 0;
-                        }
-                        v.push(state.perm[state.pos]);
-                        state.pos += 1;
-                    }
-                    v
-                }
-            };
+            let rows = (0..b).map(|_| next_row(d.sampler, state, n, rng)).collect();
             SourceBatch::Rows(rows)
         }
     }

@@ -4,6 +4,9 @@
 //! oracle output on sample i equals the output on the whole table (the
 //! population batch, computed independently of the view), for f, g and all
 //! their derivatives; without `use_finite_sum` the view has no samples.
+//! The sample indices SABA and SRBA draw (`next_index`) follow the source's
+//! `sampler`: passes over fresh permutations, 0, 1, 2, … without the
+//! generator, or uniform draws equal to the core's default rule.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -13,9 +16,12 @@ use bilevel_core::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, UpperGradX, UpperGradY,
     UpperValue,
 };
+use bilevel_core::random::below;
 use bilevel_core::solver::FiniteSum;
+use bilevel_core::DefaultRng;
 use bilevel_dsl::Compiled;
 use proptest::prelude::*;
+use rand_core::{Rng, SeedableRng};
 
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
@@ -32,9 +38,13 @@ fn table_dir(rows: &[[f64; 3]]) -> PathBuf {
 }
 
 fn spec(batch: usize) -> String {
+    spec_with(batch, "shuffle")
+}
+
+fn spec_with(batch: usize, sampler: &str) -> String {
     format!(
         "bilevel \"fs\" version 1\n\
-         data d = csv(\"d.csv\") {{ header = true, label = \"y\", label_encoding = pm1, features = [\"a\", \"b\"], batch = {batch}, sampler = shuffle, seed = 3 }}\n\
+         data d = csv(\"d.csv\") {{ header = true, label = \"y\", label_encoding = pm1, features = [\"a\", \"b\"], batch = {batch}, sampler = {sampler}, seed = 3 }}\n\
          dims {{ n = d.rows }}\n\
          upper {{ var x: vector[n] init zeros\n\
            minimize 2.0 * mean over s in d {{ 0.5 * (dot(y, s.x) - s.y)^2 }} + 0.25 * norm2sq(x) }}\n\
@@ -109,4 +119,68 @@ proptest! {
         close(&sum, &want, "mean over samples vs whole table")?;
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn sample_indices_follow_the_sources_sampler(
+        n in 1usize..40,
+        batch in 1usize..9,
+        which in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        let sampler = ["shuffle", "sequential", "replace"][which];
+        let rows: Vec<[f64; 3]> = (0..n).map(|i| [i as f64 * 0.1, 1.0, 1.0]).collect();
+        let dir = table_dir(&rows);
+        let mut c = Compiled::from_source(&spec_with(batch, sampler), &dir).unwrap();
+        c.use_finite_sum().unwrap();
+        let mut rng = DefaultRng::seed_from_u64(seed);
+        let mut twin = rng.clone();
+        let got: Vec<usize> = (0..3 * n).map(|_| c.next_index(Level::Lower, &mut rng)).collect();
+        prop_assert!(got.iter().all(|&i| i < n), "{got:?}");
+        match sampler {
+            "shuffle" => {
+                // Each pass of n draws is a permutation of 0..n.
+                for pass in got.chunks(n) {
+                    let mut p = pass.to_vec();
+                    p.sort_unstable();
+                    prop_assert_eq!(p, (0..n).collect::<Vec<_>>());
+                }
+            }
+            "sequential" => {
+                prop_assert_eq!(&got, &(0..3 * n).map(|k| k % n).collect::<Vec<_>>());
+                // The generator is not used.
+                prop_assert_eq!(rng.next_u64(), twin.next_u64());
+            }
+            _ => {
+                // The core's default rule, bit for bit.
+                let want: Vec<usize> = (0..3 * n).map(|_| below(&mut twin, n as u64) as usize).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Shuffled passes are not all the same order (a fresh permutation each
+/// pass): over 20 passes of 12 indices at least two orders differ, and the
+/// first pass is not the identity for some seed among 5.
+#[test]
+fn shuffled_passes_are_fresh_permutations() {
+    let rows: Vec<[f64; 3]> = (0..12).map(|i| [f64::from(i), 1.0, 1.0]).collect();
+    let dir = table_dir(&rows);
+    let mut c = Compiled::from_source(&spec_with(3, "shuffle"), &dir).unwrap();
+    c.use_finite_sum().unwrap();
+    let mut rng = DefaultRng::seed_from_u64(7);
+    let passes: Vec<Vec<usize>> = (0..20)
+        .map(|_| {
+            (0..12)
+                .map(|_| c.next_index(Level::Lower, &mut rng))
+                .collect()
+        })
+        .collect();
+    assert!(passes.iter().any(|p| *p != passes[0]), "{passes:?}");
+    assert!(passes.iter().any(|p| *p != (0..12).collect::<Vec<_>>()));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -469,6 +469,9 @@ impl<T: Real, O: bilevel_core::solver::FiniteSum<T>> bilevel_core::solver::Finit
     fn sample_at(&mut self, level: Level, i: usize) -> Self::Sample {
         self.inner.sample_at(level, i)
     }
+    fn next_index<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> usize {
+        self.inner.next_index(level, rng)
+    }
 }
 
 #[cfg(test)]

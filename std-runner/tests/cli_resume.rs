@@ -165,6 +165,30 @@ fn every_solver_resumed_on_the_toy_gives_the_uninterrupted_run() {
     }
 }
 
+/// The finite-sum solvers with their sample indices in shuffled passes of
+/// 48 and in order (the data source's `sampler`): stopped inside a pass, at
+/// its end and just after, and resumed, as the uninterrupted run.
+#[test]
+fn finite_sum_solvers_resumed_on_ordered_indices_give_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sampler in ["shuffle", "sequential"] {
+        let to = format!("sampler = {sampler}");
+        let spec = spec_copy(
+            tmp.path(),
+            "toy_finite_sum.bilevel",
+            &[
+                ("eval_every = 500", "eval_every = 25"),
+                ("sampler = replace", &to),
+            ],
+        );
+        for a in FINITE_SUM {
+            // SABA's step 0.1 diverges on reshuffled passes here.
+            let set = ["step_size=0.02".to_string()];
+            check_resumes(&spec, a, &set, 200, &[1, 47, 48, 49, 130]);
+        }
+    }
+}
+
 #[test]
 fn every_solver_resumed_on_shuffled_data_gives_the_uninterrupted_run() {
     // 180 rows in minibatches of 32: a new shuffle every 6 draws, so the
@@ -371,15 +395,37 @@ mod signals {
     /// Ctrl-C): the uninterrupted run's trace and summary.
     #[test]
     fn saba_after_kill_9_and_ctrl_c_resumes_to_the_uninterrupted_run() {
+        finite_after_kill_9_and_ctrl_c("saba", &[]);
+    }
+
+    /// SRBA (its recursive directions, previous iterate and restart period
+    /// in the checkpoint) with its sample indices in shuffled passes (the
+    /// order and position in the checkpoint), as SABA.
+    #[test]
+    fn srba_on_shuffled_indices_after_kill_9_and_ctrl_c_resumes_to_the_uninterrupted_run() {
+        finite_after_kill_9_and_ctrl_c("srba", &[("sampler = replace", "sampler = shuffle")]);
+    }
+
+    fn finite_after_kill_9_and_ctrl_c(algorithm: &str, edit: &[(&str, &str)]) {
         let tmp = tempfile::tempdir().unwrap();
-        let spec = spec_copy(tmp.path(), "toy_finite_sum.bilevel", &[]);
+        let spec = spec_copy(tmp.path(), "toy_finite_sum.bilevel", edit);
         let spec = spec.file_name().unwrap().to_str().unwrap().to_string();
         let run_args = |out: &str| {
             let mut a: Vec<String> = ["run", &spec, "--iterations", "60000", "--no-plots"]
                 .iter()
                 .map(|s| (*s).to_string())
                 .collect();
-            a.extend(["--checkpoint-every", "1000", "--out", out].map(String::from));
+            a.extend(
+                [
+                    "--algorithm",
+                    algorithm,
+                    "--checkpoint-every",
+                    "1000",
+                    "--out",
+                    out,
+                ]
+                .map(String::from),
+            );
             a
         };
         let full = run_args("full");
@@ -394,12 +440,13 @@ mod signals {
         let run = tmp.path().join("run");
         let args = run_args("run");
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut child = support::spawn_logged(tmp.path(), &args, "stderr-saba.txt", &[]);
+        let log = format!("stderr-{algorithm}.txt");
+        let mut child = support::spawn_logged(tmp.path(), &args, &log, &[]);
         wait_for(&mut child, &run, 4);
         assert_eq!(signal(&mut child, "-KILL"), None);
         assert!(!run.join("summary.json").exists());
         let c = bilevel_runner::checkpoint::read(&run).unwrap();
-        assert_eq!(c.header.solver, "saba");
+        assert_eq!(c.header.solver, algorithm);
         assert!(
             c.header.position.iter.is_multiple_of(1000),
             "{:?}",
@@ -414,7 +461,8 @@ mod signals {
             "--checkpoint-every",
             "1000",
         ];
-        let mut child = support::spawn_logged(tmp.path(), &resume, "stderr-saba2.txt", &[]);
+        let log = format!("stderr-{algorithm}2.txt");
+        let mut child = support::spawn_logged(tmp.path(), &resume, &log, &[]);
         wait_for(&mut child, &run, c.header.position.trace_lines as usize + 2);
         assert_eq!(signal(&mut child, "-INT"), Some(130));
         let o = support::run(tmp.path(), &resume);
@@ -423,7 +471,10 @@ mod signals {
             "{}",
             support::text(&o)
         );
-        assert!(strip(&run) == want, "saba resumed after kill -9 and Ctrl-C");
+        assert!(
+            strip(&run) == want,
+            "{algorithm} resumed after kill -9 and Ctrl-C"
+        );
     }
 }
 

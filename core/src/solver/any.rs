@@ -51,14 +51,11 @@ use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
 
 /// Registry entries that neither [`AnySolver`] nor, for the finite-sum
-/// solvers (SABA), [`AnyFiniteSum`](super::AnyFiniteSum) (feature `alloc`)
-/// can build, with the reason. (The meta-learning solvers are built like any
-/// other; they need an oracle whose upper-level samples are tasks, which is
-/// the caller's business.)
-pub const NOT_IN_ANY: &[(&str, &str)] = &[(
-    "srba",
-    "needs a finite-sum oracle (FiniteSum) with full-batch restarts; not yet wired into AnyFiniteSum",
-)];
+/// solvers (SABA, SRBA), [`AnyFiniteSum`](super::AnyFiniteSum) (feature
+/// `alloc`) can build, with the reason: none today. (The meta-learning
+/// solvers are built like any other; they need an oracle whose upper-level
+/// samples are tasks, which is the caller's business.)
+pub const NOT_IN_ANY: &[(&str, &str)] = &[];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();

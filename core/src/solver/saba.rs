@@ -11,8 +11,10 @@
 //! ```text
 //! direction = u − M[i] + A;   A ← A + (u − M[i])/n;   M[i] ← u
 //! ```
-//! and then, with i ~ U{0..n−1} and j ~ U{0..m−1} drawn fresh each iteration
-//! (all components at (x_t, y_t, z_t)):
+//! and then, with i and j drawn fresh each iteration by
+//! [`FiniteSum::next_index`] (by default i ~ U{0..n−1}, j ~ U{0..m−1}; an
+//! oracle may order them, as the runner's data `sampler` does), all
+//! components at (x_t, y_t, z_t):
 //!
 //! ```text
 //! y_{t+1} = y_t − ρ D_{∇ᵧG}
@@ -60,6 +62,15 @@ pub trait FiniteSum<T: Real>: Oracle<T> {
     /// The sample of index `i < count(level)`. Like [`Oracle::sample`] it
     /// draws a sample (by index, not at random): counters count it.
     fn sample_at(&mut self, level: Level, i: usize) -> Self::Sample;
+    /// The index (`< count(level)`) of the next sample of the level a
+    /// stochastic finite-sum solver (SABA, SRBA) takes. By default uniform
+    /// with `rng` ([`random::below`]); an oracle whose data have their own
+    /// order (shuffled passes, in order) overrides it and keeps that order
+    /// in its own state. Choosing an index is not a sample (`sample_at`
+    /// counts).
+    fn next_index<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> usize {
+        random::below(rng, self.count(level) as u64) as usize
+    }
 }
 
 /// Counting passes `FiniteSum` through; a sample taken by index counts as a
@@ -76,6 +87,9 @@ impl<T: Real, O: FiniteSum<T>> FiniteSum<T> for crate::Counted<O> {
             Level::Lower => c.samples_lower += 1,
         }
         self.inner_mut().sample_at(level, i)
+    }
+    fn next_index<R: Rng + ?Sized>(&mut self, level: Level, rng: &mut R) -> usize {
+        self.inner_mut().next_index(level, rng)
     }
 }
 
@@ -331,8 +345,8 @@ where
             return Err(Error::NotInitialized);
         }
         let t = self.tables;
-        let i = random::below(rng, t.n as u64) as usize;
-        let j = random::below(rng, t.m as u64) as usize;
+        let i = oracle.next_index(Level::Lower, rng);
+        let j = oracle.next_index(Level::Upper, rng);
         self.evaluate(oracle, i, j);
         let mem = self.memory.as_mut();
         for c in 0..2 {

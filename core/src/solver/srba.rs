@@ -13,7 +13,7 @@
 //! for t = 0, 1, …:
 //!     if t mod P = 0:                               (full batch at (x_t, y_t, z_t))
 //!         D_y = ∇ᵧg;  D_z = ∇²ᵧᵧg z − ∇ᵧf;  D_x = ∇ₓf − ∇²ₓᵧg z
-//!     else:                                         (i ~ U{0..n−1}, j ~ U{0..m−1})
+//!     else:                 (i, j: FiniteSum::next_index; default U{0..n−1}, U{0..m−1})
 //!         D_y += ∇ᵧG_i(x_t, y_t) − ∇ᵧG_i(x_{t−1}, y_{t−1})
 //!         D_z += [∇²ᵧᵧG_i z − ∇ᵧF_j](t) − [∇²ᵧᵧG_i z − ∇ᵧF_j](t−1)
 //!         D_x += [∇ₓF_j − ∇²ₓᵧG_i z](t) − [∇ₓF_j − ∇²ₓᵧG_i z](t−1)
@@ -34,8 +34,8 @@
 //! # Requirements on the oracle
 //!
 //! [`UpperGradX`], [`UpperGradY`], [`LowerGradY`], [`LowerHvp`], [`CrossJvp`]
-//! and [`FiniteSum`], as SABA: not available through `AnySolver`
-//! ([`super::NOT_IN_ANY`]).
+//! and [`FiniteSum`], as SABA: built by name through
+//! [`AnyFiniteSum`](super::AnyFiniteSum) (feature `alloc`), not `AnySolver`.
 //!
 //! # Defaults
 //!
@@ -54,7 +54,7 @@ use super::{check_len, zeros_like, Buffer, FiniteSum, Solver, SolverState};
 use crate::kernels::{axpy, copy, fill};
 use crate::oracle::{CrossJvp, Level, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::Configure;
-use crate::{random, Error, Real};
+use crate::{Error, Real};
 
 solver_config! {
     /// Hyperparameters of [`Srba`]; validated by [`Srba::new`] against [`INFO`].
@@ -267,8 +267,8 @@ where
                 Self::add_directions(oracle, cur, (None, Some(&s)), w, sc, d);
             }
         } else {
-            let i = random::below(rng, n as u64) as usize;
-            let j = random::below(rng, m as u64) as usize;
+            let i = oracle.next_index(Level::Lower, rng);
+            let j = oracle.next_index(Level::Upper, rng);
             let (si, sj) = (
                 oracle.sample_at(Level::Lower, i),
                 oracle.sample_at(Level::Upper, j),
