@@ -14,6 +14,9 @@ const SPECS: &[(&str, &str)] = &[
     ("hpo", "examples/specs/hpo_logreg.bilevel"),
     ("hyperclean", "examples/specs/hyperclean.bilevel"),
     ("ridge", "examples/specs/firmware_ridge.bilevel"),
+    // Not an example: matrix variables, for the general (and transposed)
+    // matrix × matrix product, which no example spec uses.
+    ("matmat", "examples/codegen/specs/matmat.bilevel"),
 ];
 
 fn main() {

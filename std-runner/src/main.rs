@@ -464,7 +464,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cmd @ Command::Codegen { .. } => {
             let (text, c) = codegen(cmd)?;
             code = c;
-            text
+            if c == ExitCode::SUCCESS {
+                text
+            } else {
+                // The diagnostics are errors: stderr, as `run` prints them.
+                eprint!("{text}");
+                String::new()
+            }
         }
         Command::Completions { shell } => {
             let mut buf = Vec::new();

@@ -12,3 +12,5 @@ include!(concat!(env!("OUT_DIR"), "/hyperclean_f64.rs"));
 include!(concat!(env!("OUT_DIR"), "/hyperclean_f32.rs"));
 include!(concat!(env!("OUT_DIR"), "/ridge_f64.rs"));
 include!(concat!(env!("OUT_DIR"), "/ridge_f32.rs"));
+include!(concat!(env!("OUT_DIR"), "/matmat_f64.rs"));
+include!(concat!(env!("OUT_DIR"), "/matmat_f32.rs"));

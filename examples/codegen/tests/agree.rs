@@ -25,6 +25,7 @@ mod gen {
     include!(concat!(env!("OUT_DIR"), "/hpo_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/hyperclean_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/ridge_f64.rs"));
+    include!(concat!(env!("OUT_DIR"), "/matmat_f64.rs"));
 }
 
 fn spec_path(name: &str) -> PathBuf {
@@ -335,4 +336,24 @@ fn firmware_ridge_agrees() {
 #[test]
 fn firmware_ridge_runs_give_the_interpreters_trace() {
     traces!("firmware_ridge.bilevel", gen::ridge_f64);
+}
+
+/// `examples/codegen/specs/matmat.bilevel`: matrix variables, so the general
+/// matrix × matrix product with every transpose combination the rules
+/// produce (both factors variables, and a parameter with a variable).
+#[test]
+fn matmat_agrees() {
+    let (same, total) = agree!(
+        "../codegen/specs/matmat.bilevel",
+        gen::matmat_f64,
+        bilevel_codegen_check::matmat_f64,
+        bilevel_codegen_check::matmat_f32,
+        1e-4
+    );
+    assert_eq!(same, total);
+}
+
+#[test]
+fn matmat_runs_give_the_interpreters_trace() {
+    traces!("../codegen/specs/matmat.bilevel", gen::matmat_f64);
 }
