@@ -281,7 +281,12 @@ mod signals {
         loop {
             let lines = std::fs::read_to_string(run.join("trace.jsonl.part"))
                 .map_or(0, |t| t.matches('\n').count());
-            if lines >= n && run.join("checkpoint.bin").exists() {
+            // The lock file names this child once it has installed its
+            // signal handlers and taken the folder (a resumed run's folder
+            // still holds the killed run's lines until then).
+            let owner = std::fs::read_to_string(run.join(".bilevel.lock"))
+                .is_ok_and(|s| s.trim() == format!("pid {}", child.id()));
+            if owner && lines >= n && run.join("checkpoint.bin").exists() {
                 return;
             }
             assert!(child.try_wait().unwrap().is_none(), "bilevel ended early");
