@@ -274,7 +274,10 @@ def main():
     todo = [s for s in solvers if s not in known]
     for s, ce in zip(todo, pool.map(lambda s: probe(work, s), todo)):
         known[s] = ce
-    probes.write_text(json.dumps(known, indent=1))
+    if todo:  # atomically: another invocation may be reading it
+        tmp = probes.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(probes)
     cpi, errors = {}, {}
     for s in solvers:
         cpi[s], errors[s] = c, e = known[s]
