@@ -656,3 +656,37 @@ fn a_file_size_limit_exits_5_with_whole_lines_and_the_run_resumes() {
     finished(&o);
     assert_eq!(strip(&lim), strip(&full));
 }
+
+/// A NaN objective that appears mid-run, with a finite iterate (the term's
+/// gradient is 0 × a finite value once ‖x‖² > 1; its value is NaN): exit 4,
+/// `non_finite` at the iteration of the first NaN trace line, the lines
+/// before it finite.
+#[test]
+fn a_nan_that_appears_mid_run_exits_4_at_its_iteration() {
+    let d = toy_dir();
+    let toy = std::fs::read_to_string(d.path().join("toy.bilevel")).unwrap();
+    let nan = toy.replace(
+        "+ 0.5 * rho * norm2sq(x)\n",
+        "+ 0.5 * rho * norm2sq(x) + 0.0 * log(1.0 - norm2sq(x))\n",
+    );
+    assert_ne!(nan, toy);
+    std::fs::write(d.path().join("nan.bilevel"), nan).unwrap();
+    let o = run(
+        d.path(),
+        &["run", "nan.bilevel", "--no-plots", "--out", "n"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let s = summary(&d.path().join("n"));
+    let trace = whole_lines(&d.path().join("n/trace.jsonl"));
+    let first_nan = trace
+        .iter()
+        .position(|r| r.metrics.values().any(|v| !v.is_finite()))
+        .expect("a NaN line");
+    assert!(first_nan > 0, "NaN from the start: {trace:?}");
+    let at = trace[first_nan].iter;
+    assert_eq!((s.termination.as_str(), s.iters), ("non_finite", at));
+    assert_eq!(first_nan + 1, trace.len(), "the run stops at the breakdown");
+    assert!(s.x.iter().all(|v| v.is_finite()), "{:?}", s.x);
+    let b = s.breakdown.unwrap();
+    assert!(b.contains(&format!("= NaN at iteration {at}")), "{b}");
+}
