@@ -491,7 +491,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let started = signals::file_size_limit_is_an_error().and_then(|()| run(cli));
+    match started {
         Ok(code) => code,
         Err(e) => {
             let msg = if let Some(spec) = e.downcast_ref::<bilevel_runner::spec::SpecErrors>() {

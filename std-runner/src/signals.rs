@@ -76,6 +76,22 @@ fn on_signal(sig: i32, flag: &AtomicBool) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
 }
 
+/// Makes a file-size limit (`ulimit -f`, `RLIMIT_FSIZE`, as batch
+/// schedulers set) an I/O error like a full disk: by default the kernel ends
+/// a process that writes past the limit with SIGXFSZ, leaving a torn trace
+/// line and no summary. With a handler installed (one that does nothing),
+/// the write fails with `EFBIG` instead, the trace is cut back to its
+/// complete lines and the run ends with exit code 5.
+pub fn file_size_limit_is_an_error() -> Result<()> {
+    #[cfg(unix)]
+    signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot install the SIGXFSZ handler: {e}"))?;
+    Ok(())
+}
+
 /// The first stop signal received, if any.
 pub fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {

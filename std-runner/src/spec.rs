@@ -321,9 +321,6 @@ fn resolve_loaded(
             anyhow!("{name} has no `algorithm` block: choose one with --algorithm")
         })?,
     };
-    if let Some(reason) = not_runnable(info.name) {
-        bail!("{}: {reason}", info.name);
-    }
     // The spec's block for this solver, if it has one.
     let mut settings: Vec<(String, Setting)> = spec
         .algorithms
@@ -917,16 +914,4 @@ fn collect(
         violated,
         breakdowns,
     })
-}
-
-/// Why `bilevel` cannot run registry solver `name` (it is in the core's
-/// registry but neither [`bilevel_core::solver::AnySolver`] nor
-/// [`bilevel_core::solver::AnyFiniteSum`] builds it), if so.
-pub fn not_runnable(name: &str) -> Option<String> {
-    bilevel_core::solver::NOT_IN_ANY
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, why)| {
-            format!("not available in `bilevel` (it {why}); use it from bilevel-core directly")
-        })
 }

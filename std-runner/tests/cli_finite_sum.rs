@@ -4,7 +4,9 @@
 //! level, by `run`, `compare` and `sweep`; SABA in a comparison and a sweep;
 //! the same bits on 1 and 2 threads. SRBA converges there too, and the data
 //! source's `sampler` orders the sample indices both draw (`sequential`
-//! uses no randomness; `shuffle` and `replace` differ).
+//! uses no randomness; `shuffle` and `replace` differ). SABA and SRBA in a
+//! comparison are named and equal their own runs; a sweep of both stopped by
+//! SIGTERM resumes to the uninterrupted sweep.
 #![allow(missing_docs)]
 
 use std::path::Path;
@@ -380,4 +382,155 @@ fn saba_gives_the_same_bits_on_one_and_two_threads() {
         support::finished(&o);
     }
     assert!(strip(&hc.path().join("t1")) == strip(&hc.path().join("t2")));
+}
+
+/// The comparison's run folders `SOLVER-sSEED` of `solver`.
+fn compare_runs(cmp: &Path, solver: &str) -> Vec<(u64, std::path::PathBuf)> {
+    let mut v: Vec<_> = std::fs::read_dir(cmp)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name()?.to_str()?.to_string();
+            let seed = name.strip_prefix(&format!("{solver}-s"))?.parse().ok()?;
+            Some((seed, p))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// SABA and SRBA through `compare`: the table and `--format json` name
+/// both, each with its two seeds' runs, and each run folder is that
+/// solver's own run (SRBA's equals `bilevel run --algorithm srba`, bits
+/// apart from wall time).
+#[test]
+fn saba_and_srba_in_a_comparison_are_named_and_equal_their_own_runs() {
+    let d = finite_dir();
+    let o = run(
+        d.path(),
+        &[
+            "compare",
+            "toy.bilevel",
+            "--algorithms",
+            "saba,srba",
+            "--seeds",
+            "2",
+            "--iterations",
+            "1500",
+            "--no-plots",
+            "--format",
+            "json",
+            "--out",
+            "cmp",
+        ],
+    );
+    support::finished(&o);
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let rows = v["rows"].as_array().unwrap();
+    let named: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| (r["solver"].as_str().unwrap(), r["runs"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(named, [("saba", 2), ("srba", 2)], "{v}");
+    let table = std::fs::read_to_string(d.path().join("cmp/table.md")).unwrap();
+    assert!(
+        table.contains("| saba") && table.contains("| srba"),
+        "{table}"
+    );
+    let cmp = d.path().join("cmp");
+    for solver in ["saba", "srba"] {
+        let runs = compare_runs(&cmp, solver);
+        assert_eq!(runs.len(), 2, "{solver}: {runs:?}");
+        for (seed, r) in &runs {
+            let s = support::summary(r);
+            assert_eq!((s.solver.as_str(), s.seed, s.iters), (solver, *seed, 1500));
+        }
+    }
+    let (seed, srba) = &compare_runs(&cmp, "srba")[1];
+    let seed = seed.to_string();
+    let o = run(
+        d.path(),
+        &[
+            "run",
+            "toy.bilevel",
+            "--algorithm",
+            "srba",
+            "--seed",
+            &seed,
+            "--iterations",
+            "1500",
+            "--no-plots",
+            "--out",
+            "hand",
+        ],
+    );
+    support::finished(&o);
+    assert!(strip(srba) == strip(&d.path().join("hand")));
+}
+
+/// A sweep of SABA and SRBA stopped by SIGTERM in a task, then run again
+/// with the same command, ends with the summaries and traces of the sweep
+/// that was never stopped.
+#[cfg(unix)]
+#[test]
+fn a_sweep_of_saba_and_srba_stopped_by_sigterm_resumes_to_the_uninterrupted_one() {
+    let d = finite_dir();
+    std::fs::write(
+        d.path().join("s.toml"),
+        "specs = [\"toy.bilevel\"]\nseeds = [3]\n[budget]\niterations = 30000\n\
+         [solvers.saba]\nstep_size = [0.1]\n[solvers.srba]\nstep_size = [0.1]\n",
+    )
+    .unwrap();
+    let o = run(
+        d.path(),
+        &["sweep", "s.toml", "--out", "whole", "--jobs", "1"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let mut child = support::spawn_logged(
+        d.path(),
+        &["sweep", "s.toml", "--out", "cut", "--jobs", "1"],
+        "err.txt",
+        &[],
+    );
+    // Stopped once the first task has a checkpoint (it is under way).
+    let runs = d.path().join("cut/runs");
+    support::wait_for("a task's checkpoint", || {
+        std::fs::read_dir(&runs)
+            .is_ok_and(|mut r| r.any(|e| e.is_ok_and(|e| e.path().join("checkpoint.bin").exists())))
+    });
+    support::kill(&child, "-TERM");
+    let st = support::wait_exit(&mut child);
+    assert_eq!(
+        st.code(),
+        Some(143),
+        "{}",
+        support::read(&d.path().join("err.txt"))
+    );
+    let o = run(
+        d.path(),
+        &["sweep", "s.toml", "--out", "cut", "--jobs", "1"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let folders = |root: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(d.path().join(root).join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let names = folders("whole");
+    assert_eq!(names, folders("cut"));
+    assert_eq!(names.len(), 2, "{names:?}");
+    for solver in ["saba", "srba"] {
+        assert!(names.iter().any(|n| n.contains(solver)), "{names:?}");
+    }
+    for n in &names {
+        let (a, b) = (
+            d.path().join("whole/runs").join(n),
+            d.path().join("cut/runs").join(n),
+        );
+        assert!(strip(&a) == strip(&b), "{n}");
+    }
 }

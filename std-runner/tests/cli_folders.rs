@@ -3,7 +3,7 @@
 //! refused without `--force`, `--force` clearing only run files, default
 //! names per resolved configuration, `bilevel plot` after an aborted rerun,
 //! write failures (injected, and a real 64 KiB tmpfs when mounting is
-//! allowed), unreachable budgets, a warm start stopped by SIGTERM,
+//! allowed; a file-size limit), unreachable budgets, a warm start stopped by SIGTERM,
 //! breakdowns' exit code and report, and `compare`'s expect column.
 #![cfg(unix)]
 #![allow(missing_docs)]
@@ -611,4 +611,82 @@ fn the_progress_bar_counts_epochs_or_iterations() {
     )
     .unwrap();
     assert!(bar.contains("/3000 iters"), "{bar}");
+}
+
+/// A file-size limit (`ulimit -f`, as batch schedulers set) is a write
+/// failure like a full disk, not a death by SIGXFSZ with a torn trace line:
+/// exit 5, the `.part` trace cut back to whole lines, no summary; and once
+/// the limit is lifted, `--resume` gives the uninterrupted run.
+#[test]
+fn a_file_size_limit_exits_5_with_whole_lines_and_the_run_resumes() {
+    let d = toy_dir();
+    let args = |out: &'static str| {
+        [
+            "run",
+            "toy.bilevel",
+            "--iterations",
+            "40000",
+            "--no-plots",
+            "--out",
+            out,
+        ]
+    };
+    finished(&run(d.path(), &args("full")));
+    let full = d.path().join("full");
+    assert!(std::fs::metadata(full.join("trace.jsonl")).unwrap().len() > 8 * 1024);
+    // 8 blocks: 4 KiB (512-byte blocks, POSIX sh) or 8 KiB (bash): more
+    // than config.json and a checkpoint, less than the whole trace.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 8 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_bilevel"))
+        .args(args("lim"))
+        .current_dir(d.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(text(&o).contains("File too large"), "{}", text(&o));
+    let lim = d.path().join("lim");
+    assert!(!lim.join("trace.jsonl").exists());
+    assert!(!lim.join("summary.json").exists());
+    let kept = whole_lines(&lim.join("trace.jsonl.part"));
+    assert!(kept.len() > 3, "{} lines", kept.len());
+    let o = run(d.path(), &["run", "--resume", "lim", "--no-plots"]);
+    finished(&o);
+    assert_eq!(strip(&lim), strip(&full));
+}
+
+/// A NaN objective that appears mid-run, with a finite iterate (the term's
+/// gradient is 0 × a finite value once ‖x‖² > 1; its value is NaN): exit 4,
+/// `non_finite` at the iteration of the first NaN trace line, the lines
+/// before it finite.
+#[test]
+fn a_nan_that_appears_mid_run_exits_4_at_its_iteration() {
+    let d = toy_dir();
+    let toy = std::fs::read_to_string(d.path().join("toy.bilevel")).unwrap();
+    let nan = toy.replace(
+        "+ 0.5 * rho * norm2sq(x)\n",
+        "+ 0.5 * rho * norm2sq(x) + 0.0 * log(1.0 - norm2sq(x))\n",
+    );
+    assert_ne!(nan, toy);
+    std::fs::write(d.path().join("nan.bilevel"), nan).unwrap();
+    let o = run(
+        d.path(),
+        &["run", "nan.bilevel", "--no-plots", "--out", "n"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let s = summary(&d.path().join("n"));
+    let trace = whole_lines(&d.path().join("n/trace.jsonl"));
+    let first_nan = trace
+        .iter()
+        .position(|r| r.metrics.values().any(|v| !v.is_finite()))
+        .expect("a NaN line");
+    assert!(first_nan > 0, "NaN from the start: {trace:?}");
+    let at = trace[first_nan].iter;
+    assert_eq!((s.termination.as_str(), s.iters), ("non_finite", at));
+    assert_eq!(first_nan + 1, trace.len(), "the run stops at the breakdown");
+    assert!(s.x.iter().all(|v| v.is_finite()), "{:?}", s.x);
+    let b = s.breakdown.unwrap();
+    assert!(b.contains(&format!("= NaN at iteration {at}")), "{b}");
 }

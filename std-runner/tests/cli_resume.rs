@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bilevel_core::registry::SOLVERS;
-use bilevel_core::solver::{FINITE_SUM, NOT_IN_ANY};
+use bilevel_core::solver::FINITE_SUM;
 use bilevel_runner::session::{ProgressMode, RunSummary};
 use bilevel_runner::spec::{run_spec_with, CheckpointSettings, RunConfig};
 
@@ -135,7 +135,7 @@ fn non_meta_solvers() -> Vec<&'static str> {
     SOLVERS
         .iter()
         .map(|s| s.name)
-        .filter(|n| !NOT_IN_ANY.iter().any(|(m, _)| m == n) && !META.contains(n))
+        .filter(|n| !META.contains(n))
         .collect()
 }
 

@@ -74,6 +74,51 @@ fn a_stop_during_the_first_evaluation_keeps_a_resumable_run() {
 }
 
 #[test]
+fn a_stop_during_the_last_evaluation_keeps_a_resumable_run() {
+    // Iteration 2000: the budget's end, its evaluation given up.
+    stop_during_evaluation(4);
+}
+
+/// Two `bilevel run --resume` of one folder at once: the second is refused
+/// while the first holds the folder, which then ends with the uninterrupted
+/// run.
+#[test]
+fn of_two_resumes_of_one_folder_at_once_one_is_refused() {
+    let d = toy_dir();
+    let base = ["run", "toy.bilevel", "--iterations", "2000", "--no-plots"];
+    finished(&run(d.path(), &[&base[..], &["--out", "full"]].concat()));
+    let args = [&base[..], &["--out", "run"]].concat();
+    let delay = format!("{FOREVER}@1");
+    let mut child = spawn_logged(d.path(), &args, "err0.txt", &[(DELAY, &delay)]);
+    let err = || read(&d.path().join("err0.txt"));
+    wait_for("the slow evaluation", || {
+        err().contains("evaluating at iter 500")
+    });
+    kill(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child).code(), Some(143), "{}", err());
+    // The first resume is slow (1 s per evaluation): it holds the folder.
+    let resume = ["run", "--resume", "run", "--no-plots"];
+    let mut first = spawn_logged(d.path(), &resume, "err1.txt", &[(DELAY, "1000")]);
+    let owner = format!("pid {}", first.id());
+    let lock = d.path().join("run/.bilevel.lock");
+    wait_for("the first resume's lock", || read(&lock).contains(&owner));
+    let o = run(d.path(), &resume);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("in use by another bilevel run ({owner})")),
+        "{}",
+        text(&o)
+    );
+    let status = wait_exit(&mut first);
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "{}",
+        read(&d.path().join("err1.txt"))
+    );
+    assert!(strip(&d.path().join("run")) == strip(&d.path().join("full")));
+}
+
+#[test]
 fn a_resume_stopped_again_during_the_pending_evaluation_stays_resumable() {
     let d = toy_dir();
     let base = ["run", "toy.bilevel", "--iterations", "1500", "--no-plots"];

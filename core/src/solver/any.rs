@@ -21,10 +21,10 @@
 //! # Ok::<(), bilevel_core::Error>(())
 //! ```
 //!
-//! Entries of [`registry::SOLVERS`] that are not
+//! The entries of [`registry::SOLVERS`] that are not
 //! here are the finite-sum solvers, built by
-//! [`AnyFiniteSum`](super::AnyFiniteSum), and those listed in [`NOT_IN_ANY`],
-//! with the reason. ITD keeps its D
+//! [`AnyFiniteSum`](super::AnyFiniteSum) (a test checks that the two cover
+//! the registry). ITD keeps its D
 //! iterates in caller memory; through `AnySolver` that memory is a `Vec`
 //! allocated once in `build`, so ITD is available only with feature `alloc`
 //! (without it, `build("itd", …)` returns [`Error::InsufficientMemory`]);
@@ -49,13 +49,6 @@ use super::{
 use crate::oracle::{CrossJvp, LowerGradX, LowerGradY, LowerHvp, UpperGradX, UpperGradY};
 use crate::registry::{self, Configure, ParamValue, SolverInfo};
 use crate::{Error, Real};
-
-/// Registry entries that neither [`AnySolver`] nor, for the finite-sum
-/// solvers (SABA, SRBA), [`AnyFiniteSum`](super::AnyFiniteSum) (feature
-/// `alloc`) can build, with the reason: none today. (The meta-learning
-/// solvers are built like any other; they need an oracle whose upper-level
-/// samples are tasks, which is the caller's business.)
-pub const NOT_IN_ANY: &[(&str, &str)] = &[];
 
 fn configured<C: Configure + Default>(overrides: &[(&str, ParamValue<'_>)]) -> Result<C, Error> {
     let mut c = C::default();
@@ -311,14 +304,14 @@ mod tests {
     use crate::registry::SOLVERS;
 
     #[test]
-    fn every_registry_entry_builds_with_defaults_or_is_listed() {
+    fn every_registry_entry_builds_with_defaults_or_is_a_finite_sum_solver() {
         for info in SOLVERS {
             let r = AnySolver::<f64, [f64; 2], [f64; 2]>::build(info.name, &[], [0.0; 2], [0.0; 2]);
             #[cfg(feature = "alloc")]
             let finite = super::super::anyfinite::FINITE_SUM.contains(&info.name);
             #[cfg(not(feature = "alloc"))]
             let finite = false;
-            if finite || NOT_IN_ANY.iter().any(|(n, _)| *n == info.name) {
+            if finite {
                 assert_eq!(r.err(), Some(Error::UnknownSolver), "{}", info.name);
             } else {
                 let s = r.unwrap_or_else(|e| panic!("{}: {e}", info.name));

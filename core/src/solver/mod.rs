@@ -52,7 +52,7 @@ pub use aidneumann::{AidNeumann, AidNeumannConfig};
 pub use alset::{Alset, AlsetConfig};
 pub use amigo::{Amigo, AmigoConfig};
 pub use anil::{Anil, AnilConfig};
-pub use any::{AnySolver, NOT_IN_ANY};
+pub use any::AnySolver;
 #[cfg(feature = "alloc")]
 pub use anyfinite::{AnyFiniteSum, FINITE_SUM};
 pub use bome::{Bome, BomeConfig};

@@ -338,13 +338,6 @@ fn solver_axes<'r>(raw: &'r Raw, d: &mut Diags<'_>) -> Vec<(&'static SolverInfo,
             );
             continue;
         };
-        if let Some(reason) = crate::spec::not_runnable(info.name) {
-            d.error(
-                Some(name.span()),
-                &format!("solver `{}`: {reason}", info.name),
-            );
-            continue;
-        }
         if out.iter().any(|(i, _)| i.name == info.name) {
             d.error(
                 Some(name.span()),
