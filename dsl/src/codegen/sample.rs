@@ -10,6 +10,15 @@ fn open_loop(em: &mut Em<'_>, inner: usize, d: usize) {
     em.open(&format!("for i{inner} in 0..n{inner} {{"));
     if em.synthetic(d).is_none() {
         em.line(&format!("let r{inner} = s.rows{d}[i{inner}] as usize;"));
+        if let Some(&Some(t)) = em.tables.get(d).filter(|t| t.is_some_and(|t| t.compact)) {
+            em.line(&format!("let xr{inner} = d{d}_x(r{inner});"));
+            if t.labels {
+                em.line(&format!("let lr{inner} = d{d}_l(r{inner});"));
+            }
+            if t.weights {
+                em.line(&format!("let wr{inner} = d{d}_w(r{inner});"));
+            }
+        }
     }
 }
 
