@@ -318,6 +318,11 @@ pub(super) fn tables(
                 ""
             }
         );
+        let _ = writeln!(
+            out,
+            "/// Rows of table `{}`.\npub const D{d}_ROWS: usize = {};",
+            data[d].name, t.rows
+        );
         if let Some(codes) = codes {
             bytes += compact_table(out, d, t, &codes, f32);
             continue;

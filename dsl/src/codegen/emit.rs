@@ -92,6 +92,9 @@ pub(super) struct Em<'a> {
     pub mode: Mode,
     /// The plan of the top-level tape.
     pub plan: &'a Plan,
+    /// Per top-level node: the interpreter's plan computes its tangent (for
+    /// reductions: their bodies' outer tangents are needed).
+    pub reduce_tan: Vec<bool>,
     stack: Vec<Level<'a>>,
 }
 
@@ -116,6 +119,7 @@ impl<'a> Em<'a> {
             tables,
             mode,
             plan,
+            reduce_tan: Vec::new(),
             stack: vec![Level {
                 tape,
                 pre: pre.to_string(),
@@ -163,7 +167,7 @@ impl<'a> Em<'a> {
     }
 
     /// `true` at the top-level tape (the plan applies).
-    fn top(lvl: usize) -> bool {
+    pub fn top(lvl: usize) -> bool {
         lvl == 0
     }
 

@@ -284,8 +284,13 @@ fn sweep_fn(
     } else {
         (&p.g, "g", &p.spec.g)
     };
-    let plan = tape.plan(mode, value);
+    // Reductions are recomputed in the reverse sweep (`sample::reverse`):
+    // their forward loop runs only when their value or tangent is read.
+    let plan = tape.plan_recompute(mode, value);
     let mut em = emit::Em::new(tape, pre, mode, &plan, bufs, &p.spec.data, flags);
+    // Which reductions the interpreter's plan gives a tangent: the reverse
+    // sweep copies their bodies' outer tangents (the forward one may not run).
+    em.reduce_tan = tape.plan(mode, value).tan;
     em.forward(0, mode);
     if mode.wrt_x || mode.wrt_y {
         em.reverse();
@@ -340,6 +345,13 @@ fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
     let tables = &p.loaded.tables;
     let du = data::draw_code(&p.spec.data, tables, &upper);
     let dl = data::draw_code(&p.spec.data, tables, &lower);
+    // ∇ₓf ≡ 0 when no node of f depends on x: the joint call is the y sweep
+    // (the same code: f_grads would duplicate it in the image).
+    let grads_f = if p.f.nodes.iter().any(|n| n.dep_x) {
+        "f_grads(&mut self.ws, x, y, s, gx, gy);"
+    } else {
+        "f_grad_y(&mut self.ws, x, y, s, gy);\n        gx.fill(Z);"
+    };
     let (mut decl, mut init) = (String::new(), String::new());
     for (n, t, i) in sampler_fields {
         let _ = writeln!(decl, "    {n}: {t},");
@@ -390,7 +402,7 @@ impl bo::UpperGradX<T> for Problem {{
         f_grad_x(&mut self.ws, x, y, s, out);
     }}
     fn try_grads_f(&mut self, x: &[T], y: &[T], s: &Sample, gx: &mut [T], gy: &mut [T]) -> bool {{
-        f_grads(&mut self.ws, x, y, s, gx, gy);
+        {grads_f}
         true
     }}
 }}
