@@ -101,7 +101,7 @@ pub(super) fn column_code(col: &[f64], f32: bool) -> Code {
         return Code::Float;
     }
     'scale: for scale in 0..=6u32 {
-        let pow = 10f64.powi(scale as i32);
+        let pow = f64::from(10u32.pow(scale));
         let mut q = Vec::with_capacity(col.len());
         for &v in col {
             let r = (v * pow).round();
@@ -225,11 +225,12 @@ fn column_static(
             (format!("{name}[r]"), v.len() * if f32 { 4 } else { 8 })
         }
         Code::Int { ty, offset, scale } => {
-            let lo = (offset as f64) / 10f64.powi(scale as i32);
+            let lo = f64::from(offset) / f64::from(10u32.pow(scale));
             let codes: Vec<String> = v
                 .iter()
                 .map(|&x| {
-                    ((x * 10f64.powi(scale as i32)).round() as i64 - i64::from(offset)).to_string()
+                    ((x * f64::from(10u32.pow(scale))).round() as i64 - i64::from(offset))
+                        .to_string()
                 })
                 .collect();
             let mut body = String::new();
@@ -248,7 +249,7 @@ fn column_static(
             let e = if scale == 0 {
                 q
             } else {
-                format!("{q} / {:?}", 10f64.powi(scale as i32))
+                format!("{q} / {:?}", f64::from(10u32.pow(scale)))
             };
             (e, v.len() * if ty == "u8" { 1 } else { 2 })
         }
@@ -261,9 +262,9 @@ fn compact_table(out: &mut String, d: usize, t: &Table, codes: &[Code], f32: boo
     let w = t.features;
     let mut bytes = 0;
     let mut xs = Vec::with_capacity(w);
-    for j in 0..w {
+    for (j, &code) in codes.iter().enumerate().take(w) {
         let col: Vec<f64> = (0..t.rows).map(|r| t.x[r * w + j]).collect();
-        let (e, b) = column_static(out, &format!("D{d}_X{j}"), &col, codes[j], f32);
+        let (e, b) = column_static(out, &format!("D{d}_X{j}"), &col, code, f32);
         xs.push(e);
         bytes += b;
     }
@@ -497,10 +498,10 @@ mod tests {
         for case in 0..400u64 {
             let scale = (case % 5) as u32;
             let span = [200, 60_000][(case / 5 % 2) as usize];
-            let lo = (lcg(&mut s) % 5_000) as i64 - 2_500;
+            let lo = (lcg(&mut s) % 5_000).cast_signed() - 2_500;
             let pow = f64::from(10u32.pow(scale));
             let col: Vec<f64> = (0..50)
-                .map(|_| (lo + (lcg(&mut s) % span) as i64) as f64 / pow)
+                .map(|_| (lo + (lcg(&mut s) % span).cast_signed()) as f64 / pow)
                 .collect();
             for f32 in [false, true] {
                 match column_code(&col, f32) {

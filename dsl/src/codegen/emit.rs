@@ -33,12 +33,11 @@ impl Ref {
     /// Element `k` (an expression).
     pub fn at(&self, k: &str) -> String {
         match self {
-            Ref::Buf(n) => format!("{n}[{k}]"),
+            Ref::Buf(n) | Ref::Row(n) => format!("{n}[{k}]"),
             Ref::Var(n, 0) => format!("{n}[{k}]"),
             Ref::Var(n, o) => format!("{n}[{o} + {k}]"),
             Ref::Tab(n, r, w) => format!("{n}[{r} * {w} + {k}]"),
             Ref::Col(n, r) => format!("{n}[{r}]"),
-            Ref::Row(n) => format!("{n}[{k}]"),
             Ref::Lit(s) => s.clone(),
             Ref::Zero => "Z".into(),
         }
@@ -47,11 +46,10 @@ impl Ref {
     /// The whole buffer of `len` elements as a slice expression.
     pub fn slice(&self, len: usize) -> String {
         match self {
-            Ref::Buf(n) => format!("&{n}[..]"),
+            Ref::Buf(n) | Ref::Row(n) => format!("&{n}[..]"),
             Ref::Var(n, o) => format!("&{n}[{o}..{}]", o + len),
             Ref::Tab(n, r, w) => format!("&{n}[{r} * {w}..{r} * {w} + {w}]"),
             Ref::Col(n, r) => format!("core::slice::from_ref(&{n}[{r}])"),
-            Ref::Row(n) => format!("&{n}[..]"),
             Ref::Lit(s) => format!("&[{s}][..]"),
             Ref::Zero => format!("&[Z; {len}][..]"),
         }
