@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::data::TableInfo;
 use crate::hir::{DataDef, SourceKind};
 use crate::tape::{Field, Mode, NodeId, Op, Plan, Tape, VarKind};
 
@@ -20,6 +21,8 @@ pub(super) enum Ref {
     Tab(String, String, usize),
     /// Element `row` of a per-row column.
     Col(String, String),
+    /// A local array: a compact table's decoded row.
+    Row(String),
     /// One scalar expression.
     Lit(String),
     /// Structurally zero (tangents of nodes that do not depend on y).
@@ -30,7 +33,7 @@ impl Ref {
     /// Element `k` (an expression).
     pub fn at(&self, k: &str) -> String {
         match self {
-            Ref::Buf(n) => format!("{n}[{k}]"),
+            Ref::Buf(n) | Ref::Row(n) => format!("{n}[{k}]"),
             Ref::Var(n, 0) => format!("{n}[{k}]"),
             Ref::Var(n, o) => format!("{n}[{o} + {k}]"),
             Ref::Tab(n, r, w) => format!("{n}[{r} * {w} + {k}]"),
@@ -43,7 +46,7 @@ impl Ref {
     /// The whole buffer of `len` elements as a slice expression.
     pub fn slice(&self, len: usize) -> String {
         match self {
-            Ref::Buf(n) => format!("&{n}[..]"),
+            Ref::Buf(n) | Ref::Row(n) => format!("&{n}[..]"),
             Ref::Var(n, o) => format!("&{n}[{o}..{}]", o + len),
             Ref::Tab(n, r, w) => format!("&{n}[{r} * {w}..{r} * {w} + {w}]"),
             Ref::Col(n, r) => format!("core::slice::from_ref(&{n}[{r}])"),
@@ -81,12 +84,15 @@ pub(super) struct Em<'a> {
     pub bufs: &'a mut BTreeMap<String, usize>,
     /// The data sources.
     pub data: &'a [DataDef],
-    /// Which data sources are tables (with labels, weights).
-    pub tables: &'a [Option<(bool, bool)>],
+    /// Which data sources are tables (with labels, weights, compact).
+    pub tables: &'a [Option<TableInfo>],
     /// The sweep's mode.
     pub mode: Mode,
     /// The plan of the top-level tape.
     pub plan: &'a Plan,
+    /// Per top-level node: the interpreter's plan computes its tangent (for
+    /// reductions: their bodies' outer tangents are needed).
+    pub reduce_tan: Vec<bool>,
     stack: Vec<Level<'a>>,
 }
 
@@ -100,7 +106,7 @@ impl<'a> Em<'a> {
         plan: &'a Plan,
         bufs: &'a mut BTreeMap<String, usize>,
         data: &'a [DataDef],
-        tables: &'a [Option<(bool, bool)>],
+        tables: &'a [Option<TableInfo>],
     ) -> Self {
         let n = tape.nodes.len();
         Em {
@@ -111,6 +117,7 @@ impl<'a> Em<'a> {
             tables,
             mode,
             plan,
+            reduce_tan: Vec::new(),
             stack: vec![Level {
                 tape,
                 pre: pre.to_string(),
@@ -158,7 +165,7 @@ impl<'a> Em<'a> {
     }
 
     /// `true` at the top-level tape (the plan applies).
-    fn top(lvl: usize) -> bool {
+    pub fn top(lvl: usize) -> bool {
         lvl == 0
     }
 
@@ -183,7 +190,17 @@ impl<'a> Em<'a> {
             Op::Outer(p) => self.val(lvl - 1, p),
             Op::Field(level, d, f) if self.tables.get(d).is_some_and(Option::is_some) => {
                 let row = format!("r{level}");
-                let (_, weights) = self.tables[d].unwrap_or((false, false));
+                let info = self.tables[d];
+                let weights = info.is_some_and(|i| i.weights);
+                if info.is_some_and(|i| i.compact) {
+                    // The row decoded by the sample loop (`sample::open_loop`).
+                    match f {
+                        Field::X => return Ref::Row(format!("xr{level}")),
+                        Field::Label => return Ref::Lit(format!("lr{level}")),
+                        Field::Weight if weights => return Ref::Lit(format!("wr{level}")),
+                        _ => {}
+                    }
+                }
                 match f {
                     Field::X => Ref::Tab(format!("D{d}_X"), row, node.len()),
                     Field::Label => Ref::Col(format!("D{d}_L"), row),

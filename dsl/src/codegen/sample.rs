@@ -2,7 +2,7 @@
 //! minibatch of the reduction's data source running the body's code.
 
 use super::emit::Em;
-use crate::tape::{Mode, NodeId, Op};
+use crate::tape::{Mode, NodeId, Op, Tape};
 
 /// Opens the per-sample loop of the body at level `inner` over source `d`
 /// (`n{inner}` samples), binding the row local of a table.
@@ -10,6 +10,15 @@ fn open_loop(em: &mut Em<'_>, inner: usize, d: usize) {
     em.open(&format!("for i{inner} in 0..n{inner} {{"));
     if em.synthetic(d).is_none() {
         em.line(&format!("let r{inner} = s.rows{d}[i{inner}] as usize;"));
+        if let Some(&Some(t)) = em.tables.get(d).filter(|t| t.is_some_and(|t| t.compact)) {
+            em.line(&format!("let xr{inner} = d{d}_x(r{inner});"));
+            if t.labels {
+                em.line(&format!("let lr{inner} = d{d}_l(r{inner});"));
+            }
+            if t.weights {
+                em.line(&format!("let wr{inner} = d{d}_w(r{inner});"));
+            }
+        }
     }
 }
 
@@ -20,6 +29,18 @@ fn scale(em: &mut Em<'_>, inner: usize, d: usize, mean: bool) {
         em.line(&format!("let kk: T = 1.0 / (n{inner}.max(1) as T);"));
     } else {
         em.line("let kk: T = 1.0;");
+    }
+}
+
+/// copy_outer: the body's Outer tangents (values are read in place).
+fn copy_outer(em: &mut Em<'_>, lvl: usize, inner: usize, body: &Tape, tangent: bool) {
+    for (j, bn) in body.nodes.iter().enumerate() {
+        if let Op::Outer(p) = bn.op {
+            if tangent && bn.dep_y {
+                let (dst, src) = (em.tan(inner, j), em.tan(lvl, p));
+                em.each(bn.len(), |k| format!("{} = {};", dst.at(k), src.at(k)));
+            }
+        }
     }
 }
 
@@ -34,15 +55,7 @@ pub(super) fn forward(em: &mut Em<'_>, lvl: usize, i: NodeId, mode: Mode, tangen
     em.open("{");
     let inner = em.push_body(lvl, i);
     scale(em, inner, *data, *mean);
-    // copy_outer: the body's Outer tangents (values are read in place).
-    for (j, bn) in body.nodes.iter().enumerate() {
-        if let Op::Outer(p) = bn.op {
-            if tangent && bn.dep_y {
-                let (dst, src) = (em.tan(inner, j), em.tan(lvl, p));
-                em.each(bn.len(), |k| format!("{} = {};", dst.at(k), src.at(k)));
-            }
-        }
-    }
+    copy_outer(em, lvl, inner, body, tangent);
     let (o, to) = (em.val(lvl, i), em.tan(lvl, i));
     em.fill0(&o, n);
     em.fill0(&to, n);
@@ -71,8 +84,14 @@ pub(super) fn reverse(em: &mut Em<'_>, lvl: usize, i: NodeId) {
     let second = em.mode.second;
     let mode = em.mode;
     em.open("{");
+    // The forward loop may not have run (`Tape::plan_recompute`): the body's
+    // outer tangents are copied here too.
+    let tangent = mode.tangent
+        && node.dep_y
+        && (!Em::top(lvl) || em.reduce_tan.get(i).copied().unwrap_or(true));
     let inner = em.push_body(lvl, i);
     scale(em, inner, *data, *mean);
+    copy_outer(em, lvl, inner, body, tangent);
     for (j, bn) in body.nodes.iter().enumerate() {
         if matches!(bn.op, Op::Outer(_)) {
             let (a, d) = (em.adj(inner, j), em.adt(inner, j));

@@ -45,6 +45,10 @@ struct Planner<'a> {
     tape: &'a Tape,
     mode: Mode,
     rd: Vec<Vec<NodeId>>,
+    /// A reduction's reverse rule recomputes its body per sample and reads
+    /// neither its own value nor its own tangent (generated code); the
+    /// interpreter's plan (`false`) computes both in the forward sweep.
+    recompute: bool,
 }
 
 impl Planner<'_> {
@@ -149,7 +153,7 @@ impl Planner<'_> {
                                 tan[o] = true;
                             }
                         }
-                        if matches!(node.op, Op::Reduce { .. }) {
+                        if matches!(node.op, Op::Reduce { .. }) && !self.recompute {
                             tan[p] = true;
                         }
                     }
@@ -210,7 +214,8 @@ impl Planner<'_> {
             Op::Add | Op::Sub | Op::Neg | Op::Sum | Op::Mean | Op::Transpose
         );
         if (run[p] || tan[p]) && !linear {
-            if own && !matches!(node.op, Op::Quad { .. }) {
+            let recomputed = self.recompute && matches!(node.op, Op::Reduce { .. });
+            if own && !matches!(node.op, Op::Quad { .. }) && !recomputed {
                 val[p] = true;
             }
             match node.op {
@@ -264,10 +269,22 @@ impl Planner<'_> {
 impl Tape {
     /// The plan of a sweep in `mode`; `value` asks for the output's value.
     pub fn plan(&self, mode: Mode, value: bool) -> Plan {
+        self.plan_with(mode, value, false)
+    }
+
+    /// The plan of a generated sweep, whose reductions' reverse rules
+    /// recompute their bodies: a reduction's value and tangent are computed
+    /// in the forward sweep only when the output or another rule reads them.
+    pub fn plan_recompute(&self, mode: Mode, value: bool) -> Plan {
+        self.plan_with(mode, value, true)
+    }
+
+    fn plan_with(&self, mode: Mode, value: bool, recompute: bool) -> Plan {
         let planner = Planner {
             tape: self,
             mode,
             rd: self.nodes.iter().map(reads).collect(),
+            recompute,
         };
         let (anz, tnz) = planner.nonzeros();
         let (need_a, need_t) = planner.demand();
