@@ -374,8 +374,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 code = ExitCode::from(exit::of_run(&o.summary.termination, o.expectations_hold()));
             }
             match format {
-                Format::Text => o.report(&cfg.spec),
-                Format::Json => serde_json::to_string_pretty(&o.json(&cfg.spec))? + "\n",
+                Format::Text => o.report(&o.spec),
+                Format::Json => serde_json::to_string_pretty(&o.json(&o.spec))? + "\n",
             }
         }
         Command::Compare {

@@ -190,6 +190,9 @@ pub struct RunConfig {
 /// What `bilevel run` produced.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
+    /// The spec file the run used (for `--resume DIR` without one, the
+    /// spec named in DIR's `config.json`).
+    pub spec: PathBuf,
     /// The run folder.
     pub out: PathBuf,
     /// The summary written to `summary.json`.
@@ -590,6 +593,7 @@ fn execute(
     )
     .map_err(|e| anyhow::Error::new(crate::exit::IoFailure(e)))?;
     Ok(RunOutcome {
+        spec: r.spec.clone(),
         out: out.to_path_buf(),
         summary,
         expectations,

@@ -356,10 +356,11 @@ mod signals {
             .unwrap();
         wait_for(&mut child, &run, s.iters as usize / 500 + 3);
         assert_eq!(signal(&mut child, "-INT"), Some(130));
-        ok(&support::run(
-            tmp.path(),
-            &["run", "--resume", "run", "--no-plots"],
-        ));
+        let o = support::run(tmp.path(), &["run", "--resume", "run", "--no-plots"]);
+        ok(&o);
+        // The report names the spec the folder's config.json recorded.
+        let said = String::from_utf8_lossy(&o.stdout);
+        assert!(said.contains(" on toy.bilevel: "), "{said}");
         assert!(strip(&run) == want, "resumed twice after Ctrl-C");
     }
 
