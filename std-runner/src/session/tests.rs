@@ -47,20 +47,26 @@ fn slip() -> Slip<f64, [f64; 2], [f64; 2]> {
     Slip::new(cfg, [0.0; 2], [0.0; 2]).unwrap()
 }
 
-#[test]
-fn a_run_writes_trace_summary_and_plots() {
-    let dir = tempfile::tempdir().unwrap();
+/// SLIP on the toy for `iters` iterations with `seed`, observed into `out`
+/// (stopped at once when `stop`).
+fn toy_run(out: &Path, seed: u64, iters: u64, stop: bool) -> RunSummary {
     let mut o = Counted::new(toy::<f64>(0.035));
-    let mut rng = DefaultRng::seed_from_u64(1);
-    let s = observe_run(
+    let mut rng = DefaultRng::seed_from_u64(seed);
+    observe_run(
         &mut slip(),
         &mut o,
         ToyEval,
         &mut rng,
-        1,
-        &opts(dir.path(), 1000, false),
+        seed,
+        &opts(out, iters, stop),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_run_writes_trace_summary_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = toy_run(dir.path(), 1, 1000, false);
     assert_eq!(s.termination, "max_iters");
     assert_eq!(s.iters, 1000);
     let trace = read_trace(&dir.path().join("trace.jsonl")).unwrap();
@@ -109,17 +115,7 @@ fn same_seed_gives_the_same_trace_apart_from_wall_time() {
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for d in [&a, &b] {
-        let mut o = Counted::new(toy::<f64>(0.035));
-        let mut rng = DefaultRng::seed_from_u64(9);
-        observe_run(
-            &mut slip(),
-            &mut o,
-            ToyEval,
-            &mut rng,
-            9,
-            &opts(d.path(), 500, false),
-        )
-        .unwrap();
+        toy_run(d.path(), 9, 500, false);
     }
     assert_eq!(strip(a.path()), strip(b.path()));
 }
