@@ -261,8 +261,11 @@ def main():
     a = ap.parse_args()
     work = pathlib.Path(a.work).resolve()
     (work / "runs").mkdir(parents=True, exist_ok=True)
-    if not (work / "data").exists():
-        (work / "data").symlink_to(SPEC.parent / "data")
+    data = work / "data"
+    if data.is_symlink() and data.resolve() != (SPEC.parent / "data").resolve():
+        data.unlink()  # a cache made from another checkout (possibly removed)
+    if not data.exists():
+        data.symlink_to(SPEC.parent / "data")
     cache = Cache(work / "results.jsonl")
     solvers = a.solvers.split(",")
     gseeds = [int(s) for s in a.grid_seeds.split(",")]
