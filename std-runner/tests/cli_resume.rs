@@ -396,6 +396,41 @@ mod signals {
         assert!(!run.join("trace.jsonl.part").exists());
         assert!(strip(&run) == want, "resumed after kill -9");
     }
+    /// A crash inside the third checkpoint write (half the temporary file
+    /// written, then abort) leaves the second checkpoint whole; `--resume`
+    /// continues from it to the uninterrupted trace and summary.
+    #[test]
+    fn abort_inside_a_checkpoint_write_resumes_from_the_previous_checkpoint() {
+        let (tmp, want) = setup();
+        let run = tmp.path().join("run");
+        let o = Command::new(env!("CARGO_BIN_EXE_bilevel"))
+            .current_dir(tmp.path())
+            .env("BILEVEL_FAULT", "abort-in-checkpoint:3")
+            .args(["run", "toy.bilevel", "--iterations", TOTAL, "--no-plots"])
+            .args(["--checkpoint-every", "1000", "--out", "run"])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "the injected abort did not happen");
+        assert!(!run.join("summary.json").exists());
+        let c = bilevel_runner::checkpoint::read(&run).unwrap();
+        assert_eq!(c.header.position.iter, 2000, "{:?}", c.header);
+        ok(&support::run(
+            tmp.path(),
+            &[
+                "run",
+                "--resume",
+                "run",
+                "--no-plots",
+                "--checkpoint-every",
+                "1000",
+            ],
+        ));
+        assert!(
+            strip(&run) == want,
+            "resumed after a crash inside a checkpoint write"
+        );
+    }
+
     /// SABA (its SAGA tables in the checkpoint) killed with `kill -9`
     /// mid-run on the toy as a finite sum, then resumed twice (once after a
     /// Ctrl-C): the uninterrupted run's trace and summary.
