@@ -357,7 +357,7 @@ pub fn encode(header: &Header, saver: &Saver) -> Result<Vec<u8>> {
 
 /// Writes `bytes` as `dir/checkpoint.bin` atomically and syncs the folder.
 pub fn write(dir: &Path, bytes: &[u8]) -> Result<()> {
-    abort_if_injected(dir, bytes);
+    abort_if_injected(dir, bytes)?;
     write_atomic(&dir.join(FILE), bytes)?;
     // The rename itself is durable once the folder is synced.
     if let Ok(d) = File::open(dir) {
@@ -370,19 +370,20 @@ pub fn write(dir: &Path, bytes: &[u8]) -> Result<()> {
 /// in the environment, the N-th checkpoint write of this process writes half
 /// of its bytes to the temporary file and then aborts the process (as a
 /// crash or power loss inside the write would). Any other value of the
-/// variable is ignored here; never set it outside tests.
-fn abort_if_injected(dir: &Path, bytes: &[u8]) {
+/// variable is refused (an error at the first checkpoint), so a mistyped
+/// fault never passes silently; never set it outside tests.
+fn abort_if_injected(dir: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let Ok(v) = std::env::var("BILEVEL_FAULT") else {
-        return;
+        return Ok(());
     };
     let Some(n) = v
         .strip_prefix("abort-in-checkpoint:")
         .and_then(|n| n.trim().parse::<u64>().ok())
     else {
-        return;
+        bail!("BILEVEL_FAULT={v:?}: unknown test-only fault (expected abort-in-checkpoint:N)");
     };
     if COUNT.fetch_add(1, Ordering::SeqCst) + 1 == n {
         let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
@@ -392,6 +393,7 @@ fn abort_if_injected(dir: &Path, bytes: &[u8]) {
         }
         std::process::abort();
     }
+    Ok(())
 }
 
 /// A bounds-checked reader over the file's bytes.
