@@ -120,6 +120,15 @@ fn sigterm_mid_comparison_then_resume_equals_the_uninterrupted_comparison() {
     wait_for("the second run under way past a checkpoint", || {
         lines_in(&second.join("trace.jsonl.part")) >= 3 && second.join("checkpoint.bin").is_file()
     });
+    // The comparison folder is locked: a resume while it runs is refused,
+    // and touches nothing.
+    let busy = output(d, &["compare", "--resume", "cmp"], &[]);
+    assert_eq!(busy.status.code(), Some(1), "{}", text(&busy));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("is in use by another bilevel run (pid "),
+        "{}",
+        text(&busy)
+    );
     kill(&child, "-TERM");
     assert_eq!(
         wait_exit(&mut child).code(),
@@ -497,4 +506,50 @@ fn a_signal_after_the_final_checkpoint_of_a_run() {
         "{}",
         text(&o)
     );
+}
+
+/// The absurd targets are refused for a comparison and its resume as for a
+/// run: the file-system root and the current folder (nothing written there).
+#[test]
+fn a_comparison_into_the_root_or_the_current_folder_is_refused() {
+    let dir = toy_dir();
+    let d = dir.path();
+    for (args, needle) in [
+        (
+            &[
+                "compare",
+                "toy.bilevel",
+                "--algorithms",
+                "slip",
+                "--out",
+                "/",
+            ][..],
+            "the file-system root cannot be a run folder",
+        ),
+        (
+            &[
+                "compare",
+                "toy.bilevel",
+                "--algorithms",
+                "slip",
+                "--out",
+                ".",
+            ][..],
+            "it holds the current folder",
+        ),
+        (&["compare", "--resume", "/"][..], "the file-system root"),
+        (
+            &["run", "toy.bilevel", "--out", "/"][..],
+            "the file-system root",
+        ),
+    ] {
+        let o = output(d, args, &[]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    assert!(!Path::new("/compare.json").exists() && !d.join("compare.json").exists());
 }
