@@ -333,6 +333,45 @@ fn note_late_signal(stop: &std::sync::atomic::AtomicBool, what: &str) {
     }
 }
 
+/// `bilevel compare`, also `--resume DIR`: the report and the exit code.
+fn compare(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
+    let Command::Compare {
+        file,
+        opts,
+        algorithms,
+        seeds,
+        seed,
+        out,
+        resume,
+    } = cmd
+    else {
+        anyhow::bail!("not a compare command");
+    };
+    let format = opts.format;
+    let base = run_config(file.unwrap_or_default(), opts, None, seed, out);
+    let cfg = CompareConfig {
+        threads: base.threads,
+        base,
+        algorithms,
+        seeds,
+        resume,
+    };
+    let stop = bilevel_runner::compare::interrupt_flag()?;
+    let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
+    // As for `run`: a signal after every run had ended interrupted nothing.
+    let code = if o.interrupted > 0 {
+        interrupted()
+    } else {
+        note_late_signal(&stop, "every run of the comparison");
+        ExitCode::from(o.exit_code())
+    };
+    let text = match format {
+        Format::Text => o.report(),
+        Format::Json => serde_json::to_string_pretty(&o.json())? + "\n",
+    };
+    Ok((text, code))
+}
+
 /// `bilevel codegen`: the runner's thin command over the dsl facade.
 fn codegen(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
     let Command::Codegen {
@@ -406,36 +445,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Format::Json => serde_json::to_string_pretty(&o.json(&o.spec))? + "\n",
             }
         }
-        Command::Compare {
-            file,
-            opts,
-            algorithms,
-            seeds,
-            seed,
-            out,
-            resume,
-        } => {
-            let format = opts.format;
-            let base = run_config(file.unwrap_or_default(), opts, None, seed, out);
-            let cfg = CompareConfig {
-                threads: base.threads,
-                base,
-                algorithms,
-                seeds,
-                resume,
-            };
-            let stop = bilevel_runner::compare::interrupt_flag()?;
-            let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
-            if o.interrupted > 0 {
-                code = interrupted();
-            } else {
-                code = ExitCode::from(o.exit_code());
-                note_late_signal(&stop, "every run of the comparison");
-            }
-            match format {
-                Format::Text => o.report(),
-                Format::Json => serde_json::to_string_pretty(&o.json())? + "\n",
-            }
+        cmd @ Command::Compare { .. } => {
+            let (text, c) = compare(cmd)?;
+            code = c;
+            text
         }
         Command::Algorithms { names, format } => {
             let solvers = bilevel_runner::report::select_solvers(&names)?;

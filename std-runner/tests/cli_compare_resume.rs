@@ -52,20 +52,22 @@ fn output(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run bilevel")
 }
 
+/// `v` without its wall-time fields (`wall_s`, the table's wall columns).
+fn scrub(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| !k.starts_with("wall"));
+            m.values_mut().for_each(scrub);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
 /// The JSON output's rows with the wall-time fields removed.
 fn rows(o: &Output) -> serde_json::Value {
     let mut v: serde_json::Value =
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
-    fn scrub(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.retain(|k, _| !k.starts_with("wall"));
-                m.values_mut().for_each(scrub);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(scrub),
-            _ => {}
-        }
-    }
     scrub(&mut v);
     // The folder differs between the two comparisons.
     if let Some(m) = v.as_object_mut() {

@@ -11,7 +11,6 @@ pub mod slurm;
 pub mod status;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Result};
 
