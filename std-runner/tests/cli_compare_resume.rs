@@ -205,8 +205,8 @@ fn kill_9_mid_comparison_then_resume_equals_the_uninterrupted_comparison() {
 
 /// The deterministic SIGTERM: sent right after the first run's final
 /// checkpoint, one thread. The first run ends `max_iters` with every file;
-/// the others are interrupted (exit 143); `--resume` gives the
-/// uninterrupted comparison.
+/// the others are interrupted (exit 143); a `--resume` stopped the same way
+/// again, then a `--resume` to the end, give the uninterrupted comparison.
 #[test]
 fn sigterm_after_the_first_runs_end_then_resume_equals_the_uninterrupted_comparison() {
     let dir = toy_dir();
@@ -225,7 +225,32 @@ fn sigterm_after_the_first_runs_end_then_resume_equals_the_uninterrupted_compari
             "{job}"
         );
     }
-    let o = output(d, &["compare", "--resume", "cmp", "--format", "json"], &[]);
+    // Resumed and stopped again the same way: the first run kept, the
+    // second now the first to end, the others interrupted once more.
+    let kept = bytes(&first);
+    // One thread, as before (a resume's pool size is its own command
+    // line's; results do not depend on it, the order runs end in does).
+    let resume = [
+        "compare",
+        "--resume",
+        "cmp",
+        "--format",
+        "json",
+        "--threads",
+        "1",
+    ];
+    let o = output(d, &resume, &fault);
+    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    assert_eq!(bytes(&first), kept);
+    assert_eq!(
+        summary(&d.join("cmp").join(JOBS[1])).termination,
+        "max_iters"
+    );
+    assert_eq!(
+        summary(&d.join("cmp").join(JOBS[2])).termination,
+        "interrupted"
+    );
+    let o = output(d, &resume, &[]);
     assert_eq!(o.status.code(), code, "{}", text(&o));
     assert_eq!(rows(&o), want);
     same_jobs(d, "cmp");
