@@ -537,7 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let started = signals::file_size_limit_is_an_error()
-        .and_then(|()| bilevel_runner::checkpoint::check_fault())
+        .and_then(|()| bilevel_runner::fault::check_fault())
         .and_then(|()| run(cli));
     match started {
         Ok(code) => code,
