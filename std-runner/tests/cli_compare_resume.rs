@@ -373,21 +373,56 @@ fn resume_refuses_settings_that_differ_from_the_comparisons_own() {
         "{}",
         text(&o)
     );
-    // The spec edited since: the kept runs are not of this configuration.
+    // The spec edited since: refused before any run starts (no run of the
+    // edited spec beside the kept ones).
     let toy = read(&d.join("toy.bilevel"));
     std::fs::write(d.join("toy.bilevel"), format!("{toy}\n# edited\n")).unwrap();
     let o = output(d, &["compare", "--resume", "cmp"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("another configuration") && e.contains("spec_sha256"),
+        e.contains("toy.bilevel has changed since the comparison started"),
         "{e}"
     );
+    let after: Vec<_> = JOBS.iter().map(|j| bytes(&d.join("cmp").join(j))).collect();
+    assert!(before == after, "a run was touched");
+    // A kept run that is not the job's (its config.json edited by hand) is
+    // refused, naming what differs.
+    std::fs::write(d.join("toy.bilevel"), &toy).unwrap();
+    let cfg = d.join("cmp").join(JOBS[0]).join("config.json");
+    let text_cfg = read(&cfg);
+    assert!(text_cfg.contains("\"seed\": 42"));
+    std::fs::write(&cfg, text_cfg.replace("\"seed\": 42", "\"seed\": 41")).unwrap();
+    let o = output(d, &["compare", "--resume", "cmp"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        e.contains("bo-rep seed 42") && e.contains("another configuration") && e.contains("seed"),
+        "{}",
+        text(&o)
+    );
+    // A torn or foreign record is an error naming the file, never a panic.
+    for bad in ["{", "{\"spec\": 3}", ""] {
+        std::fs::write(d.join("cmp/compare.json"), bad).unwrap();
+        let o = output(d, &["compare", "--resume", "cmp"], &[]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{bad:?}: {}", text(&o));
+        assert!(
+            e.contains("compare.json: not a comparison record"),
+            "{bad:?}: {e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+    }
 }
 
 /// A finished comparison resumed: its own exit code, nothing rerun (the
 /// runs' files byte for byte), and the table, overlays and JSON output
-/// rebuilt — also when they were deleted.
+/// rebuilt — also when they were deleted; a run folder deleted by hand is
+/// run again.
 #[test]
 fn resume_of_a_finished_comparison_keeps_every_run_and_rebuilds_the_outputs() {
     let dir = toy_dir();
@@ -433,6 +468,20 @@ fn resume_of_a_finished_comparison_keeps_every_run_and_rebuilds_the_outputs() {
     }
     let after: Vec<_> = JOBS.iter().map(|j| bytes(&d.join("cmp").join(j))).collect();
     assert!(before == after, "a finished run was rewritten");
+    // A run folder removed by hand is run again: the same run, the same
+    // rows; the other runs stay as they were.
+    let last = d.join("cmp").join(JOBS[3]);
+    let want = strip(&last);
+    std::fs::remove_dir_all(&last).unwrap();
+    let o = output(d, &["compare", "--resume", "cmp", "--format", "json"], &[]);
+    assert_eq!(o.status.code(), first.status.code(), "{}", text(&o));
+    assert!(strip(&last) == want, "the run done again differs");
+    assert_eq!(rows(&o), rows(&first));
+    let again: Vec<_> = JOBS[..3]
+        .iter()
+        .map(|j| bytes(&d.join("cmp").join(j)))
+        .collect();
+    assert!(before[..3] == again[..], "a finished run was rewritten");
 }
 
 /// A comparison whose every run ended before the signal: its own exit code

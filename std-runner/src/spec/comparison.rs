@@ -146,6 +146,9 @@ pub struct CompareRecord {
     pub iterations: Option<u64>,
     /// `--epochs`, if given.
     pub epochs: Option<u64>,
+    /// SHA-256 of the spec of each entry of `algorithms`, in its order: a
+    /// spec edited since the comparison started is refused on resume.
+    pub spec_sha256: Vec<String>,
     /// The `bilevel` version that started the comparison.
     pub bilevel_version: String,
 }
@@ -170,6 +173,7 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
             set: cfg.base.set.clone(),
             iterations: cfg.base.iterations,
             epochs: cfg.base.epochs,
+            spec_sha256: resolved.iter().map(|r| r.src_hash.clone()).collect(),
             bilevel_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         write_atomic(&out.join(RECORD), &serde_json::to_vec_pretty(&record)?)
@@ -182,6 +186,25 @@ pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<Compa
     let record = read_record(dir)?;
     let c = recorded_config(cfg, &record, dir)?;
     let resolved = resolve_all(&c)?;
+    // Before any run starts: a spec edited since would mix runs of two
+    // problems in one table.
+    let hashes: Vec<String> = resolved.iter().map(|r| r.src_hash.clone()).collect();
+    if hashes != record.spec_sha256 {
+        let i = (0..hashes.len())
+            .find(|&i| record.spec_sha256.get(i) != Some(&hashes[i]))
+            .unwrap_or(0);
+        bail!(
+            "--resume {}: {} has changed since the comparison started (its SHA-256 was {}, \
+             is {}); restore it, or rerun the comparison with --force",
+            dir.display(),
+            resolved[i].spec.display(),
+            record
+                .spec_sha256
+                .get(i)
+                .map_or("not recorded", String::as_str),
+            hashes[i]
+        );
+    }
     // The plots of the stopped comparison are drawn again at the end.
     runfolder::clear_plots(&dir.join("plots"))?;
     run_comparison(&c, &resolved, dir.clone(), true, stop)
