@@ -357,41 +357,11 @@ pub fn encode(header: &Header, saver: &Saver) -> Result<Vec<u8>> {
 
 /// Writes `bytes` as `dir/checkpoint.bin` atomically and syncs the folder.
 pub fn write(dir: &Path, bytes: &[u8]) -> Result<()> {
-    abort_if_injected(dir, bytes)?;
+    crate::fault::abort_if_injected(dir, bytes)?;
     write_atomic(&dir.join(FILE), bytes)?;
     // The rename itself is durable once the folder is synced.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// Test-only fault injection: with `BILEVEL_FAULT=abort-in-checkpoint:N`
-/// in the environment, the N-th checkpoint write of this process writes half
-/// of its bytes to the temporary file and then aborts the process (as a
-/// crash or power loss inside the write would). Any other value of the
-/// variable is refused (an error at the first checkpoint), so a mistyped
-/// fault never passes silently; never set it outside tests.
-fn abort_if_injected(dir: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let Ok(v) = std::env::var("BILEVEL_FAULT") else {
-        return Ok(());
-    };
-    let Some(n) = v
-        .strip_prefix("abort-in-checkpoint:")
-        .and_then(|n| n.trim().parse::<u64>().ok())
-    else {
-        bail!("BILEVEL_FAULT={v:?}: unknown test-only fault (expected abort-in-checkpoint:N)");
-    };
-    if COUNT.fetch_add(1, Ordering::SeqCst) + 1 == n {
-        let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
-        if let Ok(mut f) = File::create(&tmp) {
-            let _ = f.write_all(&bytes[..bytes.len() / 2]);
-            let _ = f.sync_all();
-        }
-        std::process::abort();
     }
     Ok(())
 }
@@ -571,7 +541,11 @@ impl Checkpoint {
 }
 
 /// The first key path at which two JSON values differ, with both values.
-fn first_difference(saved: &serde_json::Value, now: &serde_json::Value, path: &str) -> String {
+pub(crate) fn first_difference(
+    saved: &serde_json::Value,
+    now: &serde_json::Value,
+    path: &str,
+) -> String {
     use serde_json::Value as J;
     if let (J::Object(a), J::Object(b)) = (saved, now) {
         let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
@@ -813,7 +787,11 @@ where
         config: identity.clone(),
         position: pos.clone(),
     };
-    write(dir, &encode(&header, &s)?)
+    write(dir, &encode(&header, &s)?)?;
+    if pos.stop.is_some() {
+        crate::fault::signal_if_injected()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

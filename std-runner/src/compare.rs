@@ -10,8 +10,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-use crate::session::RunSummary;
-
 /// One run of a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -42,9 +40,10 @@ pub fn jobs(solvers: &[String], base_seed: u64, seeds: u64, out: &std::path::Pat
 
 /// Runs `f` on every job on a pool of `threads` threads (0: one per core).
 /// Results are in job order; a failed job does not stop the others.
-pub fn run_jobs<F>(jobs: &[Job], threads: usize, f: F) -> Result<Vec<Result<RunSummary>>>
+pub fn run_jobs<T, F>(jobs: &[Job], threads: usize, f: F) -> Result<Vec<Result<T>>>
 where
-    F: Fn(&Job) -> Result<RunSummary> + Sync,
+    T: Send,
+    F: Fn(&Job) -> Result<T> + Sync,
 {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -71,7 +70,7 @@ mod tests {
     use rand_core::SeedableRng;
 
     use super::*;
-    use crate::session::{observe_run, Evaluate, ProgressMode, SessionOptions};
+    use crate::session::{observe_run, Evaluate, ProgressMode, RunSummary, SessionOptions};
 
     struct Dist;
     impl Evaluate for Dist {

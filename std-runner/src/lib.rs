@@ -12,6 +12,7 @@ pub mod codegen;
 pub mod compare;
 pub mod evaluation;
 pub mod exit;
+pub mod fault;
 pub mod groups;
 pub mod iofault;
 pub mod output;

@@ -20,15 +20,17 @@ Examples:
   bilevel check examples/specs/toy_quadratic.bilevel
   bilevel run examples/specs/toy_quadratic.bilevel --out runs/toy
   bilevel run examples/specs/toy_quadratic.bilevel --algorithm slip --set eta=0.02 --set eta_decay=0.5 --seed 3 --out runs/toy-slip
-  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3
+  bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3 --out runs/toy-compare
   bilevel run --resume runs/toy-slip
+  bilevel compare --resume runs/toy-compare
   bilevel plot runs/toy runs/toy-slip --out runs/plots
 
 Exit status: 0 success; 1 error (bad input, a spec that does not check, a
 refused run folder, a failed job); 2 bad usage; 3 a violated `expect`; 4 a
 breakdown (non_finite, diverged); 5 the run's files could not be written (disk
 full); 130, 143, 129 stopped by Ctrl-C, SIGTERM, SIGHUP (the files written are
-complete).";
+complete; continue with --resume). A signal that comes after a run has ended
+leaves its own code.";
 
 /// Stochastic bilevel optimization: run and compare BO-REP, SLIP and baselines.
 #[derive(Debug, Parser)]
@@ -93,25 +95,34 @@ enum Command {
     ///
     /// Example: `bilevel compare examples/specs/toy_quadratic.bilevel --algorithms bo-rep,slip --set slip:eta=0.02 --set slip:eta_decay=0.5 --seeds 3`
     Compare {
-        /// The .bilevel file.
-        file: PathBuf,
+        /// The .bilevel file (with `--resume`: default, the spec recorded
+        /// in the comparison folder's compare.json).
+        #[arg(required_unless_present = "resume")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         opts: RunOpts,
         /// Comma-separated solvers from the registry; `SOLVER@SPEC` runs that
         /// solver on another spec file (e.g. `maml@other.bilevel`, a formulation
         /// the solver needs) in the same comparison.
-        #[arg(long, value_delimiter = ',', required = true)]
+        #[arg(long, value_delimiter = ',', required_unless_present = "resume")]
         algorithms: Vec<String>,
-        /// Seeds per solver (at least 1).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
-        seeds: u64,
+        /// Seeds per solver (at least 1) [default: 3].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        seeds: Option<u64>,
         /// First seed; default: the spec's.
         #[arg(long)]
         seed: Option<u64>,
         /// The comparison folder (new or empty, see --force); default:
         /// runs/PROBLEM-compare-HASH, HASH from the resolved configurations.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Finish the comparison in DIR (stopped by a signal, killed, or out
+        /// of disk space) with its own spec, algorithms, seeds, --set and
+        /// budgets (from DIR/compare.json; any given must agree): finished
+        /// runs are kept, stopped ones continue from their checkpoints, the
+        /// others start; then the table and plots are rebuilt.
+        #[arg(long, value_name = "DIR", conflicts_with = "force")]
+        resume: Option<PathBuf>,
     },
     /// List the solvers: names, hyperparameters with defaults and ranges, oracles.
     ///
@@ -308,6 +319,59 @@ fn interrupted() -> ExitCode {
     ))
 }
 
+/// Says on stderr that a stop signal came after `what` had ended (after
+/// its final checkpoint): its results and files are complete, and the exit
+/// code is the one it would have had without the signal (decision 103).
+fn note_late_signal(stop: &std::sync::atomic::AtomicBool, what: &str) {
+    if stop.load(Ordering::SeqCst) {
+        let sig = signals::name(signals::received().unwrap_or(signals::SIGINT));
+        let line = format!(
+            "note: {sig} arrived after {what} had ended: the results are complete and every \
+             file was written; the exit code is the run's own\n"
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// `bilevel compare`, also `--resume DIR`: the report and the exit code.
+fn compare(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
+    let Command::Compare {
+        file,
+        opts,
+        algorithms,
+        seeds,
+        seed,
+        out,
+        resume,
+    } = cmd
+    else {
+        anyhow::bail!("not a compare command");
+    };
+    let format = opts.format;
+    let base = run_config(file.unwrap_or_default(), opts, None, seed, out);
+    let cfg = CompareConfig {
+        threads: base.threads,
+        base,
+        algorithms,
+        seeds,
+        resume,
+    };
+    let stop = bilevel_runner::compare::interrupt_flag()?;
+    let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
+    // As for `run`: a signal after every run had ended interrupted nothing.
+    let code = if o.interrupted > 0 {
+        interrupted()
+    } else {
+        note_late_signal(&stop, "every run of the comparison");
+        ExitCode::from(o.exit_code())
+    };
+    let text = match format {
+        Format::Text => o.report(),
+        Format::Json => serde_json::to_string_pretty(&o.json())? + "\n",
+    };
+    Ok((text, code))
+}
+
 /// `bilevel codegen`: the runner's thin command over the dsl facade.
 fn codegen(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
     let Command::Codegen {
@@ -368,43 +432,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let stop = bilevel_runner::compare::interrupt_flag()?;
             let o = bilevel_runner::spec::run_spec_with(&cfg, &ck, stop.clone())?;
-            if stop.load(Ordering::SeqCst) {
+            // A signal after the final checkpoint interrupted nothing: the
+            // summary's termination decides (decision 103).
+            if o.summary.termination == "interrupted" {
                 code = interrupted();
             } else {
                 code = ExitCode::from(exit::of_run(&o.summary.termination, o.expectations_hold()));
+                note_late_signal(&stop, "the run");
             }
             match format {
                 Format::Text => o.report(&o.spec),
                 Format::Json => serde_json::to_string_pretty(&o.json(&o.spec))? + "\n",
             }
         }
-        Command::Compare {
-            file,
-            opts,
-            algorithms,
-            seeds,
-            seed,
-            out,
-        } => {
-            let format = opts.format;
-            let base = run_config(file, opts, None, seed, out);
-            let cfg = CompareConfig {
-                threads: base.threads,
-                base,
-                algorithms,
-                seeds,
-            };
-            let stop = bilevel_runner::compare::interrupt_flag()?;
-            let o = bilevel_runner::spec::compare_spec(&cfg, &stop)?;
-            if stop.load(Ordering::SeqCst) {
-                code = interrupted();
-            } else {
-                code = ExitCode::from(o.exit_code());
-            }
-            match format {
-                Format::Text => o.report(),
-                Format::Json => serde_json::to_string_pretty(&o.json())? + "\n",
-            }
+        cmd @ Command::Compare { .. } => {
+            let (text, c) = compare(cmd)?;
+            code = c;
+            text
         }
         Command::Algorithms { names, format } => {
             let solvers = bilevel_runner::report::select_solvers(&names)?;
@@ -492,7 +536,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let started = signals::file_size_limit_is_an_error().and_then(|()| run(cli));
+    let started = signals::file_size_limit_is_an_error()
+        .and_then(|()| bilevel_runner::fault::check_fault())
+        .and_then(|()| run(cli));
     match started {
         Ok(code) => code,
         Err(e) => {

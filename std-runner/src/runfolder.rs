@@ -45,8 +45,9 @@ pub const RUN_FILES: &[&str] = &[
     "checkpoint.bin.prev",
 ];
 
-/// Files a comparison writes into its folder besides its run folders.
-pub const COMPARE_FILES: &[&str] = &["table.md", "table.csv"];
+/// Files a comparison writes into its folder besides its run folders (its
+/// record `compare.json`, read by `compare --resume`, and its tables).
+pub const COMPARE_FILES: &[&str] = &["compare.json", "table.md", "table.csv"];
 
 /// How a run takes a folder that already holds files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -211,6 +212,16 @@ fn check_contents(
                         );
                     }
                 }
+                if kind == FolderKind::Compare && dir.join("compare.json").is_file() {
+                    bail!(
+                        "{} holds a comparison ({}); finish it with `bilevel compare --resume {}` \
+                         (finished runs are kept), or replace it with --force (which removes \
+                         its files), or choose another --out",
+                        dir.display(),
+                        listing(&own),
+                        dir.display(),
+                    );
+                }
                 bail!(
                     "{} already holds a {} ({}); use --force to remove its files and start \
                      again, or choose another --out",
@@ -243,9 +254,13 @@ fn check_contents(
             clear(dir, kind, &own)?;
         }
         FolderMode::Resume => {
-            if !dir.join("config.json").exists() {
+            let (record, what) = match kind {
+                FolderKind::Run => ("config.json", "run"),
+                FolderKind::Compare => ("compare.json", "comparison"),
+            };
+            if !dir.join(record).exists() {
                 bail!(
-                    "{flag} {}: the folder holds no run (no config.json)",
+                    "{flag} {}: the folder holds no {what} (no {record})",
                     dir.display()
                 );
             }
@@ -390,7 +405,10 @@ fn clear(dir: &Path, kind: FolderKind, own: &[String]) -> Result<()> {
 
 /// Removes the plots and tables of a `plots/` folder, and the folder when
 /// nothing else is left in it.
-fn clear_plots(dir: &Path) -> Result<()> {
+pub fn clear_plots(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
     for e in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();

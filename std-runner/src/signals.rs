@@ -26,10 +26,12 @@ pub const SIGTERM: i32 = 15;
 /// The first stop signal received (0: none yet).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
+/// The process-wide stop flag, once [`install`] ran.
+static FLAG: OnceLock<Result<Arc<AtomicBool>, String>> = OnceLock::new();
+
 /// Installs the handlers once and returns the process-wide stop flag (the
 /// same flag on every call).
 pub fn install() -> Result<Arc<AtomicBool>> {
-    static FLAG: OnceLock<Result<Arc<AtomicBool>, String>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
         spawn(flag.clone()).map_err(|e| format!("cannot install the signal handlers: {e}"))?;
@@ -90,6 +92,11 @@ pub fn file_size_limit_is_an_error() -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("cannot install the SIGXFSZ handler: {e}"))?;
     Ok(())
+}
+
+/// `true` once [`install`] has installed the handlers.
+pub fn installed() -> bool {
+    FLAG.get().is_some_and(Result::is_ok)
 }
 
 /// The first stop signal received, if any.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use bilevel_core::registry::{self, ParamValue, SolverInfo};
 use bilevel_core::{Budget, Counted, DefaultRng};
 use bilevel_dsl::Diagnostic;
@@ -17,17 +17,19 @@ use rand_core::SeedableRng;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{self, RunTrace};
 use crate::checkpoint::{self, Checkpoint};
-use crate::compare::{jobs, run_jobs, Job};
 use crate::evaluation::SpecEval;
 use crate::output::write_atomic;
 use crate::runfolder::{self, FolderKind, FolderMode};
 use crate::session::{observe_run_with, Position, ProgressMode, RunSummary, SessionOptions};
 use crate::watch::{Limits, Watch, Watched};
 
+mod comparison;
 mod solver;
 mod task;
+pub use comparison::{
+    compare_spec, CompareConfig, CompareOutcome, CompareRecord, RECORD as COMPARE_RECORD,
+};
 pub use solver::{needs_finite_sum, RunSolver, MAX_MEMORY_ENTRIES};
 pub use task::{absolute, run_task, SpecCache, TaskConfig, TaskPlan};
 
@@ -675,247 +677,4 @@ fn pool_size(flag: Option<usize>, c: &Compiled) -> usize {
             .map(|t| usize::try_from(t).unwrap_or(usize::MAX))
     })
     .unwrap_or(0)
-}
-
-/// Settings of `bilevel compare`.
-#[derive(Debug, Clone)]
-pub struct CompareConfig {
-    /// The spec and shared settings (its `algorithm`, `seed` and `out` are
-    /// replaced per job).
-    pub base: RunConfig,
-    /// The solvers to compare; `SOLVER@SPEC` runs that solver on another
-    /// spec file (a formulation of the same problem that the solver needs,
-    /// such as dim x = dim y for MAML) within the same comparison.
-    pub algorithms: Vec<String>,
-    /// Seeds per solver (seeds `seed..seed + seeds`).
-    pub seeds: u64,
-    /// Worker threads (0: one per core); `None`: the first spec's
-    /// `run { threads }`, else one per core.
-    pub threads: Option<usize>,
-}
-
-/// What `bilevel compare` produced.
-#[derive(Debug)]
-pub struct CompareOutcome {
-    /// The comparison folder (one run folder per job, `table.md`,
-    /// `table.csv`, `plots/`).
-    pub out: PathBuf,
-    /// The Markdown table.
-    pub table: String,
-    /// The table's rows.
-    pub rows: Vec<aggregate::TableRow>,
-    /// Jobs that failed, with their errors.
-    pub failures: Vec<(Job, String)>,
-    /// Runs whose `expect` block was violated.
-    pub violated: usize,
-    /// Runs that broke down (`non_finite`, `diverged`).
-    pub breakdowns: usize,
-}
-
-impl CompareOutcome {
-    /// What `bilevel compare` prints: the table, failed jobs, the folder.
-    pub fn report(&self) -> String {
-        let mut t = self.table.clone();
-        for (job, err) in &self.failures {
-            let _ = writeln!(t, "failed: {} seed {}: {err}", job.solver, job.seed);
-        }
-        let _ = writeln!(t, "\ntable, runs and plots in {}", self.out.display());
-        t
-    }
-
-    /// The exit code ([`crate::exit`]): a failed job, else a breakdown, else
-    /// a violated `expect`, else 0.
-    pub fn exit_code(&self) -> u8 {
-        if !self.failures.is_empty() {
-            crate::exit::ERROR
-        } else if self.breakdowns > 0 {
-            crate::exit::BREAKDOWN
-        } else if self.violated > 0 {
-            crate::exit::EXPECT_VIOLATED
-        } else {
-            0
-        }
-    }
-}
-
-/// The comparison folder: `--out`, else `runs/PROBLEM-compare-HASH` with a
-/// hash of every resolved configuration and the number of seeds.
-fn compare_folder(cfg: &CompareConfig, resolved: &[Resolved]) -> Result<PathBuf> {
-    if let Some(o) = &cfg.base.out {
-        return Ok(o.clone());
-    }
-    let mut key = Vec::new();
-    for r in resolved {
-        key.extend_from_slice(config_hash(r)?.as_bytes());
-    }
-    key.extend_from_slice(format!("seeds {}", cfg.seeds).as_bytes());
-    Ok(PathBuf::from("runs").join(format!(
-        "{}-compare-{}",
-        bilevel_dsl::path_safe_name(&resolved[0].name),
-        runfolder::short_hash(&key)
-    )))
-}
-
-/// `bilevel compare`: every algorithm × seed on the same spec, in parallel,
-/// each deterministic for its seed; a table and overlay plots.
-/// Each run gets its own folder inside the comparison folder, which is
-/// locked and must be new or empty (or cleared with `--force`).
-pub fn compare_spec(cfg: &CompareConfig, stop: &Arc<AtomicBool>) -> Result<CompareOutcome> {
-    if cfg.algorithms.is_empty() {
-        bail!("--algorithms: give at least one solver");
-    }
-    // `SOLVER@SPEC` entries name their own spec.
-    let entries: Vec<(&str, RunConfig)> = cfg
-        .algorithms
-        .iter()
-        .map(|a| match a.split_once('@') {
-            Some((solver, spec)) => (
-                solver,
-                RunConfig {
-                    spec: PathBuf::from(spec),
-                    ..cfg.base.clone()
-                },
-            ),
-            None => (a.as_str(), cfg.base.clone()),
-        })
-        .collect();
-    let solvers: Vec<String> = entries.iter().map(|(s, _)| (*s).to_string()).collect();
-    // Every solver of the comparison, for `--set SOLVER:…` (a prefix naming
-    // a solver not compared is an error, not a setting that does nothing).
-    let listed = crate::report::select_solvers(&solvers)?;
-    // Load (read, check, load the data, compile) each spec once and resolve
-    // every algorithm up front: no job starts on a typo, and jobs clone the
-    // result instead of reloading.
-    let mut loaded: Vec<Loaded> = Vec::new();
-    let mut resolved = Vec::with_capacity(entries.len());
-    for (a, c) in &entries {
-        let l = if let Some(l) = loaded.iter().find(|l| l.spec == c.spec) {
-            l.clone()
-        } else {
-            let l = load(c)?;
-            loaded.push(l.clone());
-            l
-        };
-        let r = resolve_loaded(l, c, Some(a), &listed)?;
-        // By the registry's name, so that spellings of one solver are caught.
-        if resolved
-            .iter()
-            .any(|q: &Resolved| q.info.name == r.info.name)
-        {
-            bail!(
-                "--algorithms: `{}` is listed twice (its runs would share folders and rows)",
-                r.info.name
-            );
-        }
-        resolved.push(r);
-    }
-    let first = &resolved[0];
-    let out = compare_folder(cfg, &resolved)?;
-    // Held until the table and plots are written.
-    let _lock = runfolder::claim(&out, FolderKind::Compare, cfg.base.folder, "--out")?;
-    let js = jobs(&solvers, first.seed, cfg.seeds.max(1), &out);
-    let job_cfg = RunConfig {
-        progress: ProgressMode::Quiet,
-        plots: false,
-        ..cfg.base.clone()
-    };
-    let watches: Vec<Arc<Watch>> = js
-        .iter()
-        .map(|job| {
-            let k = solvers.iter().position(|a| *a == job.solver).unwrap_or(0);
-            watch_for(
-                &resolved[k],
-                stop.clone(),
-                format!("{} s{}", job.solver, job.seed),
-            )
-        })
-        .collect();
-    let board = crate::watch::Board::start(watches.clone(), cfg.base.progress);
-    let results = run_jobs(&js, pool_size(cfg.threads, &first.compiled), |job| {
-        let k = solvers
-            .iter()
-            .position(|a| *a == job.solver)
-            .ok_or_else(|| anyhow!("job for an unlisted solver `{}`", job.solver))?;
-        let i = js.iter().position(|j| j == job).unwrap_or(0);
-        let mut r = resolved[k].clone();
-        r.seed = job.seed;
-        // The comparison folder was new or cleared: so is each run folder.
-        let _lock = runfolder::claim(&job.out, FolderKind::Run, FolderMode::New, "--out")?;
-        let o = execute(&r, &job_cfg, &job.out, watches[i].clone(), &Plan::default());
-        board.finished(&format!(
-            "{} seed {}: {}",
-            job.solver,
-            job.seed,
-            match &o {
-                Ok(o) => format!(
-                    "{} after {} iterations, {} oracle calls",
-                    o.summary.termination, o.summary.iters, o.summary.oracle_calls
-                ),
-                Err(e) => format!("failed: {e:#}"),
-            }
-        ));
-        let o = o?;
-        Ok(o.summary)
-    })?;
-    board.end();
-    collect(out, &js, results, cfg.base.plots)
-}
-
-/// Reads the finished runs of a comparison back, writes its table and
-/// plots, and counts failures, breakdowns and violated expectations.
-fn collect(
-    out: PathBuf,
-    js: &[Job],
-    results: Vec<Result<RunSummary>>,
-    plots: bool,
-) -> Result<CompareOutcome> {
-    let mut runs: Vec<RunTrace> = Vec::new();
-    let mut failures = Vec::new();
-    for (job, res) in js.iter().zip(results) {
-        match res {
-            Ok(_) => runs.push(aggregate::load_run(&job.out)?),
-            Err(e) => failures.push((job.clone(), format!("{e:#}"))),
-        }
-    }
-    if runs.is_empty() {
-        bail!(
-            "every job failed; the first: {}",
-            failures.first().map_or("", |f| f.1.as_str())
-        );
-    }
-    let violated = runs
-        .iter()
-        .filter(|r| r.expect.is_some_and(|(held, n)| held < n))
-        .count();
-    let breakdowns = runs
-        .iter()
-        .filter(|r| {
-            r.summary
-                .as_ref()
-                .is_some_and(|s| matches!(s.termination.as_str(), "non_finite" | "diverged"))
-        })
-        .count();
-    let rows = aggregate::table(&runs);
-    aggregate::write_table(&out, &rows)?;
-    if plots {
-        // Runs that broke down may leave nothing finite to plot: noted, and
-        // the table and exit code say what happened.
-        match aggregate::plot_runs(&out.join("plots"), &runs) {
-            Err(e) if breakdowns > 0 => {
-                let line = format!("note: no comparison plots: {e:#}\n");
-                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-            }
-            r => {
-                r?;
-            }
-        }
-    }
-    Ok(CompareOutcome {
-        out,
-        table: aggregate::table_markdown(&rows),
-        rows,
-        failures,
-        violated,
-        breakdowns,
-    })
 }

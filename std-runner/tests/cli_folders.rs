@@ -506,8 +506,11 @@ fn compare_shows_expect_results_and_fails_when_one_is_violated() {
     full[7] = "8000";
     let o = run(d.path(), &full);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // It names both ways on: resume the comparison, or replace it.
     assert!(
-        text(&o).contains("already holds a comparison"),
+        text(&o).contains("holds a comparison")
+            && text(&o).contains("`bilevel compare --resume cmp`")
+            && text(&o).contains("--force"),
         "{}",
         text(&o)
     );

@@ -156,6 +156,26 @@ fn stops_cleanly_on(sig: &str, code: i32, says: &str) {
     assert_eq!(expect.as_array().map(Vec::len), Some(4));
     let out = std::fs::read_to_string(dir.path().join("stdout.txt")).unwrap();
     assert!(out.contains("interrupted after"), "{out}");
+    // And a checkpoint at the stop, from which the run continues.
+    let c = bilevel_runner::checkpoint::read(&run).unwrap();
+    assert_eq!(c.header.position.stop.as_deref(), Some("interrupted"));
+    assert_eq!(c.header.position.iter, summary.iters);
+    let more = (summary.iters + 1000).to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_bilevel"))
+        .current_dir(dir.path())
+        .args(["run", "--resume"])
+        .arg(&run)
+        .args(["--iterations", &more, "--no-plots"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 3)), "{o:?}");
+    let resumed: RunSummary =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        (resumed.termination.as_str(), resumed.iters),
+        ("max_iters", summary.iters + 1000)
+    );
 }
 
 #[test]

@@ -330,3 +330,46 @@ fn a_folder_that_is_not_a_sweeps_and_stale_task_ids_are_refused() {
         text(&o)
     );
 }
+
+/// Decision 103 for a sweep: a SIGTERM after its only task's final
+/// checkpoint interrupts nothing — the task ran to its end (summary
+/// `max_iters`), the sweep exits 0 and the same command again runs
+/// nothing.
+#[test]
+fn a_signal_after_the_last_tasks_final_checkpoint_leaves_exit_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = sweep_file(
+        tmp.path(),
+        "s.toml",
+        "seeds = [5]\n[budget]\niterations = 300\n[solvers.soba]\nstep_size = [0.05]\n",
+    );
+    let dir = tmp.path().join("sw");
+    let args = [
+        "sweep",
+        file.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_bilevel"))
+        .args(args)
+        .env("BILEVEL_FAULT", "sigterm-after-final-checkpoint")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1 ran (0 resumed)"),
+        "{}",
+        text(&o)
+    );
+    let s = summaries(&dir);
+    assert_eq!(s.len(), 1);
+    assert!(s.values().all(|v| v["termination"] == "max_iters"), "{s:?}");
+    let o = bilevel(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1 done already"),
+        "{}",
+        text(&o)
+    );
+}

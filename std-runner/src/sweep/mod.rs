@@ -11,7 +11,6 @@ pub mod slurm;
 pub mod status;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Result};
 
@@ -103,16 +102,19 @@ pub fn command(file: &Path, dir: &Path, task: Option<&str>, mode: Mode) -> Resul
             let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
             let ran = count(|o| matches!(o, Outcome::Ran { .. }));
             let failed = count(|o| matches!(o, Outcome::Failed(_)));
+            // A signal that came after every task had ended interrupted
+            // nothing: the tasks' outcomes decide (decision 103).
+            let interrupted = count(|o| matches!(o, Outcome::Interrupted));
             let text = format!(
                 "{} tasks: {ran} ran ({} resumed), {} done already, {} running elsewhere, {} interrupted, {failed} failed\nrun folders in {}\n",
                 ids.len(),
                 count(|o| matches!(o, Outcome::Ran { resumed: true, .. })),
                 count(|o| matches!(o, Outcome::Done)),
                 count(|o| matches!(o, Outcome::Busy)),
-                count(|o| matches!(o, Outcome::Interrupted)),
+                interrupted,
                 PathBuf::from(dir).join("runs").display()
             );
-            let code = if stop.load(Ordering::SeqCst) {
+            let code = if interrupted > 0 {
                 crate::signals::exit_code(
                     crate::signals::received().unwrap_or(crate::signals::SIGINT),
                 )
