@@ -329,6 +329,14 @@ fn sweep_fn(
     // The sweep's buffers are locals: LLVM keeps them in registers or drops
     // their dead stores, and only the running sweep's frame is on the stack.
     let mut decl = String::new();
+    decl.push_str("    let x: &[T; DIM_X] = fixed(x);\n    let y: &[T; DIM_Y] = fixed(y);\n");
+    if mode.tangent {
+        decl.push_str("    let v: &[T; DIM_Y] = fixed(v);\n");
+    }
+    for &(o, k, _) in outs {
+        let dim = if k == VarKind::X { "DIM_X" } else { "DIM_Y" };
+        let _ = writeln!(decl, "    let {o}: &mut [T; {dim}] = fixed_mut({o});");
+    }
     for (n, len) in &mine {
         let _ = writeln!(decl, "    let mut {n}: [T; {len}] = [Z; {len}];");
     }
