@@ -1,7 +1,7 @@
-//! Generates the job's oracle from `examples/specs/firmware_ridge.bilevel`
-//! (f32, module `ridge_f32`, into `OUT_DIR`: nothing generated is checked
-//! in), puts memory.x (and an empty device.x) on the linker search path and
-//! passes the linker scripts.
+//! With feature `generated`, generates the job's oracle from
+//! `examples/specs/firmware_ridge.bilevel` (f32, module `ridge_f32`, into
+//! `OUT_DIR`: nothing generated is checked in); always puts memory.x (and an
+//! empty device.x) on the linker search path and passes the linker scripts.
 //!
 //! The host test (`examples/codegen/tests/firmware_job.rs`) compiles the
 //! same module from the same spec and options in `bilevel-codegen-check`'s
@@ -13,13 +13,14 @@
 
 use std::{env, fs, path::PathBuf};
 
-use bilevel_dsl::{codegen, CodegenOptions, Scalar};
-
 /// The job's spec, relative to this crate.
+#[cfg(feature = "generated")]
 const SPEC: &str = "../specs/firmware_ridge.bilevel";
 
-fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+/// Writes the generated oracle `ridge_f32.rs` into `out`.
+#[cfg(feature = "generated")]
+fn generate(out: &std::path::Path) {
+    use bilevel_dsl::{codegen, CodegenOptions, Scalar};
     let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let spec = dir.join(SPEC);
     let src = fs::read_to_string(&spec).expect("the job's spec is readable");
@@ -34,6 +35,12 @@ fn main() {
     for t in ["diabetes_raw_train.csv", "diabetes_raw_val.csv"] {
         println!("cargo:rerun-if-changed={}", dir.join("../specs/data").join(t).display());
     }
+}
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    #[cfg(feature = "generated")]
+    generate(&out);
     fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("OUT_DIR is writable");
     // cortex-m-rt's `device` feature INCLUDEs device.x, where a device crate
     // PROVIDEs its interrupt handlers' names; src/vectors.rs needs none.
