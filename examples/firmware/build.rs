@@ -33,7 +33,10 @@ fn generate(out: &std::path::Path) {
     fs::write(out.join("ridge_f32.rs"), g.code).expect("OUT_DIR is writable");
     println!("cargo:rerun-if-changed={}", spec.display());
     for t in ["diabetes_raw_train.csv", "diabetes_raw_val.csv"] {
-        println!("cargo:rerun-if-changed={}", dir.join("../specs/data").join(t).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            dir.join("../specs/data").join(t).display()
+        );
     }
 }
 

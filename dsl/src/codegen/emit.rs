@@ -86,9 +86,7 @@ fn subst_k(body: &str, j: usize) -> String {
     let mut out = String::with_capacity(body.len());
     for (i, c) in body.char_indices() {
         let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-        let lone = c == 'k'
-            && (i == 0 || !word(b[i - 1]))
-            && (i + 1 == b.len() || !word(b[i + 1]));
+        let lone = c == 'k' && (i == 0 || !word(b[i - 1])) && (i + 1 == b.len() || !word(b[i + 1]));
         if lone {
             out.push_str(&j.to_string());
         } else {

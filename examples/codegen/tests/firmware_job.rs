@@ -93,7 +93,10 @@ fn ridge_solution_is_stationary() {
         // (Each chunk's gradient carries the whole penalty term; the chunk
         // weights sum to 1, so the sum carries it once.)
         for (j, &gj) in g.iter().enumerate() {
-            assert!(gj.abs() < 1e-4, "lambda {lambda:?}: gradient[{j}] = {gj:e} at w*(lambda)");
+            assert!(
+                gj.abs() < 1e-4,
+                "lambda {lambda:?}: gradient[{j}] = {gj:e} at w*(lambda)"
+            );
         }
     }
 }

@@ -19,7 +19,7 @@ mod gen {
 }
 #[cfg_attr(feature = "generated", path = "../src/ridge_gen.rs")]
 #[cfg_attr(not(feature = "generated"), path = "../src/ridge/mod.rs")]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod ridge;
 #[path = "../src/text.rs"]
 #[allow(dead_code)]
