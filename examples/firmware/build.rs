@@ -27,6 +27,7 @@ fn generate(out: &std::path::Path) {
     let opts = CodegenOptions {
         scalar: Scalar::F32,
         name: Some("ridge_f32".into()),
+        libm: true,
     };
     let g = codegen(&src, &spec, &opts)
         .unwrap_or_else(|d| panic!("{SPEC}: {}", bilevel_dsl::render(&d, SPEC, &src)));

@@ -42,6 +42,7 @@ pub fn run(
     let opts = CodegenOptions {
         scalar,
         name: name.map(str::to_string),
+        libm: false,
     };
     let g = match codegen(&src, spec, &opts) {
         Ok(g) => g,

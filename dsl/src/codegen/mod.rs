@@ -58,6 +58,12 @@ pub struct CodegenOptions {
     pub scalar: Scalar,
     /// The module's name (default: the problem's name made an identifier).
     pub name: Option<String>,
+    /// Call the elementary functions (`exp`, `ln`, `sqrt`, …) through
+    /// `bilevel_core::Real` (libm) explicitly. Without it they are method
+    /// calls, which resolve to std's inherent methods whenever std is in the
+    /// including crate's graph (a host test) and to `Real` otherwise (a
+    /// `no_std` firmware): set it to get a firmware's bits on the host.
+    pub libm: bool,
 }
 
 /// A generated module.
@@ -594,6 +600,9 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
     out.push_str(&fns);
     out.push_str(&problem(p, &sampler));
     out.push_str("}\n");
+    if opts.libm {
+        out = libm_calls(&out);
+    }
     Generated {
         name,
         code: out,
@@ -616,4 +625,44 @@ fn join(v: &[f64], f32: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The elementary functions the generated code calls as methods.
+const ELEMENTARY: [&str; 9] = [
+    "sqrt", "abs", "exp", "ln", "tanh", "powf", "cos", "sin", "ln_1p",
+];
+
+/// `code` with every elementary method call `.f(` made `.f_libm(`, a
+/// method of a trait the module declares that calls `bilevel_core::Real`'s
+/// function: trait methods cannot shadow std's inherent ones, renamed
+/// methods need not (`CodegenOptions::libm`).
+fn libm_calls(code: &str) -> String {
+    let mut out = code.to_string();
+    for f in ELEMENTARY {
+        out = out.replace(&format!(".{f}("), &format!(".{f}_libm("));
+    }
+    let mut tr = String::from(
+        "\n/// The elementary functions through `bilevel_core::Real` (libm) whatever the\n/// including crate links, so the bits are those of a `no_std` target.\ntrait Libm: Real {\n",
+    );
+    for f in ELEMENTARY {
+        let (args, call) = if f == "powf" {
+            ("self, p: Self", "Real::powf(self, p)")
+        } else {
+            ("self", "")
+        };
+        let call = if call.is_empty() {
+            format!("Real::{f}(self)")
+        } else {
+            call.to_string()
+        };
+        let _ = writeln!(
+            tr,
+            "    #[inline(always)]\n    fn {f}_libm({args}) -> Self {{\n        {call}\n    }}"
+        );
+    }
+    tr.push_str("}\nimpl Libm for T {}\n");
+    // After the module's `use` lines (the first blank line after `pub type T`).
+    let at = out.find("const Z: T").unwrap_or(0);
+    out.insert_str(at, &tr);
+    out
 }
