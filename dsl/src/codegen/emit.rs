@@ -27,15 +27,12 @@ pub(super) fn unroll_sums(line: &str) -> String {
     while let Some(at) = rest.find("(0..") {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
-        match unroll_one(tail) {
-            Some((code, used)) => {
-                out.push_str(&code);
-                rest = &tail[used..];
-            }
-            None => {
-                out.push_str("(0..");
-                rest = &tail[4..];
-            }
+        if let Some((code, used)) = unroll_one(tail) {
+            out.push_str(&code);
+            rest = &tail[used..];
+        } else {
+            out.push_str("(0..");
+            rest = &tail[4..];
         }
     }
     out.push_str(rest);
