@@ -24,7 +24,7 @@ gcc -shared -fPIC -O2 -DPLUGIN_API=$api -o "$out/libinsncount.so" tools/insncoun
 
 # run SOLVER ITERS -> "insns ticks"
 run() {
-  (cd "$fw" && FW_SOLVER=$1 FW_ITERS=$2 cargo build -q --release --example count)
+  (cd "$fw" && FW_SOLVER=$1 FW_ITERS=$2 cargo build -q --release --example count ${FW_FEATURES:+--features "$FW_FEATURES"})
   local log
   log=$(timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
     -semihosting-config enable=on,target=native -icount shift=0 \

@@ -12,7 +12,7 @@
 // package (its own workspace, for thumbv7em-none-eabihf) and this test compile
 // the very same file; the firmware uses a few items this test does not.
 #[path = "../firmware/src/ridge/mod.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod ridge;
 
 use bilevel_core::{

@@ -42,6 +42,7 @@ pub fn run(
     let opts = CodegenOptions {
         scalar,
         name: name.map(str::to_string),
+        libm: false,
     };
     let g = match codegen(&src, spec, &opts) {
         Ok(g) => g,
@@ -55,7 +56,7 @@ pub fn run(
     std::fs::write(&file, &g.code).with_context(|| format!("cannot write {}", file.display()))?;
     Ok((
         format!(
-            "wrote {}: module `{}` ({}), x: {} and y: {} numbers\n  workspace {} B, sampler state {} B, static tables (parameters, data) {} B\n  use: include!(\"{}.rs\"); then {}::Problem::new() implements the bilevel-core oracle traits\n",
+            "wrote {}: module `{}` ({}), x: {} and y: {} numbers\n  workspace {} B (largest sweep's buffers, on the stack while it runs), sampler state {} B, static tables (parameters, data) {} B\n  use: include!(\"{}.rs\"); then {}::Problem::new() implements the bilevel-core oracle traits\n",
             file.display(),
             g.name,
             scalar.name(),

@@ -61,6 +61,7 @@ fn library(spec: &str, scalar: Scalar, name: Option<&str>) -> bilevel_dsl::Gener
     let opts = CodegenOptions {
         scalar,
         name: name.map(str::to_string),
+        libm: false,
     };
     // The facade reads data relative to the spec's path: give it the real one.
     let g = bilevel_dsl::codegen(&src, &specs().join(spec), &opts);

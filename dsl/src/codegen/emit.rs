@@ -10,6 +10,89 @@ use super::data::TableInfo;
 use crate::hir::{DataDef, SourceKind};
 use crate::tape::{Field, Mode, NodeId, Op, Plan, Tape, VarKind};
 
+/// Loops over at most this many elements are written out: the buffers are
+/// locals of the sweep function, and with constant indices LLVM keeps them
+/// in registers and drops the dead stores (a rolled 10-trip loop at
+/// `opt-level = "s"` goes through memory on every element). The operations
+/// and their order are the loop's, so the bits are the same.
+pub(super) const UNROLL: usize = 16;
+
+/// `(0..N).map(|k| E).sum::<T>()` (or `.sum()`) with N ≤ [`UNROLL`] becomes
+/// `(E₀ + E₁ + … )`, Eⱼ being E with the identifier `k` replaced by j: the
+/// same additions in the same order (`Iterator::sum` of floats starts from
+/// −0.0, and −0.0 + e = e for every e).
+pub(super) fn unroll_sums(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("(0..") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some((code, used)) = unroll_one(tail) {
+            out.push_str(&code);
+            rest = &tail[used..];
+        } else {
+            out.push_str("(0..");
+            rest = &tail[4..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One `(0..N).map(|k| E).sum…()` at the start of `s`: its written-out form
+/// and the length it replaces.
+fn unroll_one(s: &str) -> Option<(String, usize)> {
+    let digits = s[4..].bytes().take_while(u8::is_ascii_digit).count();
+    let n: usize = s[4..4 + digits].parse().ok()?;
+    let head = 4 + digits;
+    let body_at = head + ").map(|k| ".len();
+    if !s[head..].starts_with(").map(|k| ") || n == 0 || n > UNROLL {
+        return None;
+    }
+    // The closure body runs to the `)` closing `map(`.
+    let mut depth = 0usize;
+    let mut end = None;
+    for (i, c) in s[body_at..].char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' if depth > 0 => depth -= 1,
+            ')' => {
+                end = Some(body_at + i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let end = end?;
+    let body = &s[body_at..end];
+    if body.contains("(0..") {
+        return None;
+    }
+    let after = &s[end..];
+    let used = [").sum::<T>()", ").sum()"]
+        .iter()
+        .find(|t| after.starts_with(**t))
+        .map(|t| end + t.len())?;
+    let terms: Vec<String> = (0..n).map(|j| subst_k(body, j)).collect();
+    Some((format!("({})", terms.join(" + ")), used))
+}
+
+/// `body` with every identifier `k` (not part of a longer name) replaced by `j`.
+fn subst_k(body: &str, j: usize) -> String {
+    let b = body.as_bytes();
+    let mut out = String::with_capacity(body.len());
+    for (i, c) in body.char_indices() {
+        let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+        let lone = c == 'k' && (i == 0 || !word(b[i - 1])) && (i + 1 == b.len() || !word(b[i + 1]));
+        if lone {
+            out.push_str(&j.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Where the elements of one buffer live in the generated code.
 #[derive(Debug, Clone)]
 pub(super) enum Ref {
@@ -80,7 +163,7 @@ pub(super) struct Em<'a> {
     pub out: String,
     /// Indentation depth.
     ind: usize,
-    /// Workspace buffers used: field name → length.
+    /// The sweep's buffers (locals of the generated function): name → length.
     pub bufs: &'a mut BTreeMap<String, usize>,
     /// The data sources.
     pub data: &'a [DataDef],
@@ -127,12 +210,13 @@ impl<'a> Em<'a> {
         }
     }
 
-    /// Writes one line at the current indentation.
+    /// Writes one line at the current indentation (short sums written out,
+    /// see [`unroll_sums`]).
     pub fn line(&mut self, s: &str) {
         for _ in 0..self.ind {
             self.out.push_str("    ");
         }
-        self.out.push_str(s);
+        self.out.push_str(&unroll_sums(s));
         self.out.push('\n');
     }
 
@@ -148,10 +232,20 @@ impl<'a> Em<'a> {
         self.line("}");
     }
 
-    /// `stmt(k)` for every k in `0..n` (no loop for one element).
+    /// `stmt(k)` for every k in `0..n`: written out up to [`UNROLL`]
+    /// elements (a statement with a `let` in its own block), a loop beyond.
     pub fn each(&mut self, n: usize, stmt: impl Fn(&str) -> String) {
         if n == 1 {
             self.line(&stmt("0"));
+        } else if n <= UNROLL {
+            for k in 0..n {
+                let s = stmt(&k.to_string());
+                if s.contains("let ") {
+                    self.line(&format!("{{ {s} }}"));
+                } else {
+                    self.line(&s);
+                }
+            }
         } else if n > 1 {
             self.open(&format!("for k in 0..{n} {{"));
             self.line(&stmt("k"));
@@ -172,7 +266,7 @@ impl<'a> Em<'a> {
     fn buf(&mut self, lvl: usize, kind: char, n: NodeId, len: usize) -> Ref {
         let name = format!("{}_{kind}{n}", self.stack[lvl].pre);
         self.bufs.insert(name.clone(), len);
-        Ref::Buf(format!("ws.{name}"))
+        Ref::Buf(name)
     }
 
     /// The name of the static table of constant node `n` of level `lvl`.

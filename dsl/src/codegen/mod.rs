@@ -58,6 +58,12 @@ pub struct CodegenOptions {
     pub scalar: Scalar,
     /// The module's name (default: the problem's name made an identifier).
     pub name: Option<String>,
+    /// Call the elementary functions (`exp`, `ln`, `sqrt`, …) through
+    /// `bilevel_core::Real` (libm) explicitly. Without it they are method
+    /// calls, which resolve to std's inherent methods whenever std is in the
+    /// including crate's graph (a host test) and to `Real` otherwise (a
+    /// `no_std` firmware): set it to get a firmware's bits on the host.
+    pub libm: bool,
 }
 
 /// A generated module.
@@ -67,9 +73,9 @@ pub struct Generated {
     pub name: String,
     /// The source: one `pub mod NAME { … }` item, to `include!`.
     pub code: String,
-    /// Bytes of the `Workspace` (every tape buffer).
+    /// Bytes of the largest sweep's buffers (locals of that sweep function).
     pub workspace_bytes: usize,
-    /// Bytes of the sampler state inside `Problem` besides the workspace.
+    /// Bytes of the sampler state inside `Problem`.
     pub sampler_bytes: usize,
     /// Bytes of the `static` tables (parameters and data).
     pub static_bytes: usize,
@@ -287,7 +293,8 @@ fn sweep_fn(
     // Reductions are recomputed in the reverse sweep (`sample::reverse`):
     // their forward loop runs only when their value or tangent is read.
     let plan = tape.plan_recompute(mode, value);
-    let mut em = emit::Em::new(tape, pre, mode, &plan, bufs, &p.spec.data, flags);
+    let mut mine = BTreeMap::new();
+    let mut em = emit::Em::new(tape, pre, mode, &plan, &mut mine, &p.spec.data, flags);
     // Which reductions the interpreter's plan gives a tangent: the reverse
     // sweep copies their bodies' outer tangents (the forward one may not run).
     em.reduce_tan = tape.plan(mode, value).tan;
@@ -324,13 +331,28 @@ fn sweep_fn(
     if mode.tangent {
         params.insert_str(0, ", v: &[T]");
     }
+    let body = em.out;
+    // The sweep's buffers are locals: LLVM keeps them in registers or drops
+    // their dead stores, and only the running sweep's frame is on the stack.
+    let mut decl = String::new();
+    decl.push_str("    let x: &[T; DIM_X] = fixed(x);\n    let y: &[T; DIM_Y] = fixed(y);\n");
+    if mode.tangent {
+        decl.push_str("    let v: &[T; DIM_Y] = fixed(v);\n");
+    }
+    for &(o, k, _) in outs {
+        let dim = if k == VarKind::X { "DIM_X" } else { "DIM_Y" };
+        let _ = writeln!(decl, "    let {o}: &mut [T; {dim}] = fixed_mut({o});");
+    }
+    for (n, len) in &mine {
+        let _ = writeln!(decl, "    let mut {n}: [T; {len}] = [Z; {len}];");
+    }
+    *bufs.entry(name.to_string()).or_default() = mine.values().sum();
     format!(
-        "/// {} in mode {:?}{}.\n///\n{}#[allow(unused_variables, clippy::all)]\n#[inline(never)]\npub fn {name}(ws: &mut Workspace, x: &[T], y: &[T], s: &Sample{params}) -> T {{\n{}}}\n\n",
+        "/// {} in mode {:?}{}.\n///\n{}#[allow(unused_variables, unused_assignments, unused_mut, clippy::all)]\n#[inline(never)]\npub fn {name}(x: &[T], y: &[T], s: &Sample{params}) -> T {{\n{decl}{body}}}\n\n",
         if upper { "f" } else { "g" },
         mode,
         if value { ", with the value" } else { "" },
         source_comment(src, hir.span).replace("    // ", "/// "),
-        em.out
     )
 }
 
@@ -348,9 +370,9 @@ fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
     // ∇ₓf ≡ 0 when no node of f depends on x: the joint call is the y sweep
     // (the same code: f_grads would duplicate it in the image).
     let grads_f = if p.f.nodes.iter().any(|n| n.dep_x) {
-        "f_grads(&mut self.ws, x, y, s, gx, gy);"
+        "f_grads(x, y, s, gx, gy);"
     } else {
-        "f_grad_y(&mut self.ws, x, y, s, gy);\n        gx.fill(Z);"
+        "f_grad_y(x, y, s, gy);\n        gx.fill(Z);"
     };
     let (mut decl, mut init) = (String::new(), String::new());
     for (n, t, i) in sampler_fields {
@@ -358,17 +380,15 @@ fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
         let _ = writeln!(init, "            {n}: {i},");
     }
     format!(
-        r"/// The generated oracle: its workspace and the samplers' state.
+        r"/// The generated oracle: the samplers' state (the sweeps' buffers are
+/// locals of each sweep function, see `WORKSPACE_BYTES`).
 pub struct Problem {{
-    /// Every tape buffer.
-    pub ws: Workspace,
 {decl}}}
 
 impl Problem {{
     /// A fresh oracle (samplers before their first draw).
     pub const fn new() -> Self {{
         Problem {{
-            ws: Workspace::new(),
 {init}        }}
     }}
 }}
@@ -399,7 +419,7 @@ impl bo::Oracle<T> for Problem {{
 
 impl bo::UpperGradX<T> for Problem {{
     fn grad_x_f(&mut self, x: &[T], y: &[T], s: &Sample, out: &mut [T]) {{
-        f_grad_x(&mut self.ws, x, y, s, out);
+        f_grad_x(x, y, s, out);
     }}
     fn try_grads_f(&mut self, x: &[T], y: &[T], s: &Sample, gx: &mut [T], gy: &mut [T]) -> bool {{
         {grads_f}
@@ -408,25 +428,25 @@ impl bo::UpperGradX<T> for Problem {{
 }}
 impl bo::UpperGradY<T> for Problem {{
     fn grad_y_f(&mut self, x: &[T], y: &[T], s: &Sample, out: &mut [T]) {{
-        f_grad_y(&mut self.ws, x, y, s, out);
+        f_grad_y(x, y, s, out);
     }}
 }}
 impl bo::LowerGradY<T> for Problem {{
     fn grad_y_g(&mut self, x: &[T], y: &[T], s: &Sample, out: &mut [T]) {{
-        g_grad_y(&mut self.ws, x, y, s, out);
+        g_grad_y(x, y, s, out);
     }}
 }}
 impl bo::LowerGradX<T> for Problem {{
     fn grad_x_g(&mut self, x: &[T], y: &[T], s: &Sample, out: &mut [T]) {{
-        g_grad_x(&mut self.ws, x, y, s, out);
+        g_grad_x(x, y, s, out);
     }}
 }}
 impl bo::LowerHvp<T> for Problem {{
     fn hvp_yy(&mut self, x: &[T], y: &[T], v: &[T], s: &Sample, out: &mut [T]) {{
-        g_hvp(&mut self.ws, x, y, s, v, out);
+        g_hvp(x, y, s, v, out);
     }}
     fn try_hvp_jvp(&mut self, x: &[T], y: &[T], v: &[T], s: &Sample, (hv, jv): (&mut [T], &mut [T])) -> bool {{
-        g_hvp_jvp(&mut self.ws, x, y, s, v, hv, jv);
+        g_hvp_jvp(x, y, s, v, hv, jv);
         true
     }}
     fn try_grad_hvp_jvp(
@@ -437,23 +457,23 @@ impl bo::LowerHvp<T> for Problem {{
         s: &Sample,
         (gy, hv, jv): (&mut [T], &mut [T], &mut [T]),
     ) -> bool {{
-        g_grad_hvp_jvp(&mut self.ws, x, y, s, v, gy, hv, jv);
+        g_grad_hvp_jvp(x, y, s, v, gy, hv, jv);
         true
     }}
 }}
 impl bo::CrossJvp<T> for Problem {{
     fn jvp_xy(&mut self, x: &[T], y: &[T], v: &[T], s: &Sample, out: &mut [T]) {{
-        g_jvp(&mut self.ws, x, y, s, v, out);
+        g_jvp(x, y, s, v, out);
     }}
 }}
 impl bo::UpperValue<T> for Problem {{
     fn f_value(&mut self, x: &[T], y: &[T], s: &Sample) -> T {{
-        f_value(&mut self.ws, x, y, s)
+        f_value(x, y, s)
     }}
 }}
 impl bo::LowerValue<T> for Problem {{
     fn g_value(&mut self, x: &[T], y: &[T], s: &Sample) -> T {{
-        g_value(&mut self.ws, x, y, s)
+        g_value(x, y, s)
     }}
 }}
 "
@@ -530,11 +550,12 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
             }
         })
         .sum();
-    let ws_len: usize = bufs.values().sum();
+    // The largest sweep's buffers: the most stack any one sweep needs for them.
+    let ws_len: usize = bufs.values().copied().max().unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "// Generated by bilevel-dsl {} (`bilevel codegen`) from {}\n// spec hash (FNV-1a 64 of the source): {:016x}\n// scalar: {}; workspace: {} numbers = {} bytes; static tables: parameters {} numbers = {} bytes, data {} bytes\n// Do not edit: regenerate from the spec.",
+        "// Generated by bilevel-dsl {} (`bilevel codegen`) from {}\n// spec hash (FNV-1a 64 of the source): {:016x}\n// scalar: {}; largest sweep's buffers (locals): {} numbers = {} bytes; static tables: parameters {} numbers = {} bytes, data {} bytes\n// Do not edit: regenerate from the spec.",
         env!("CARGO_PKG_VERSION"),
         path.display(),
         fnv1a(src.as_bytes()),
@@ -547,7 +568,7 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
     );
     let _ = writeln!(
         out,
-        "\n/// The oracle of `{}` ({}), generated from its tapes.\n#[allow(clippy::all, clippy::pedantic, unused_parens, unused_mut, unused_variables, dead_code, missing_docs, unused_imports)]\npub mod {name} {{\nuse bilevel_core::oracle as bo;\nuse bilevel_core::random::{{below, normal, uniform}};\nuse bilevel_core::rand_core::{{Rng, SeedableRng}};\nuse bilevel_core::{{DefaultRng, Real}};\n\n/// The scalar type.\npub type T = {};\nconst Z: T = 0.0;\n/// Length of x.\npub const DIM_X: usize = {};\n/// Length of y.\npub const DIM_Y: usize = {};\n/// Bytes of the workspace.\npub const WORKSPACE_BYTES: usize = {};",
+        "\n/// The oracle of `{}` ({}), generated from its tapes.\n#[allow(clippy::all, clippy::pedantic, unused_parens, unused_mut, unused_variables, dead_code, missing_docs, unused_imports)]\npub mod {name} {{\nuse bilevel_core::oracle as bo;\nuse bilevel_core::random::{{below, normal, uniform}};\nuse bilevel_core::rand_core::{{Rng, SeedableRng}};\nuse bilevel_core::{{DefaultRng, Real}};\n\n/// The scalar type.\npub type T = {};\nconst Z: T = 0.0;\n/// Length of x.\npub const DIM_X: usize = {};\n/// Length of y.\npub const DIM_Y: usize = {};\n/// Bytes of the largest sweep's buffers (locals of the sweep function: on\n/// the stack while it runs, or in registers).\npub const WORKSPACE_BYTES: usize = {};",
         p.spec.name,
         path.display(),
         opts.scalar.name(),
@@ -576,18 +597,12 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
     out.push_str(&statics);
     out.push('\n');
     data::sample_type(&mut out, &p.spec.data, tables, &used);
-    out.push_str("/// Every buffer of the tapes (values, tangents, adjoints, adjoint tangents, scratch).\npub struct Workspace {\n");
-    for (n, len) in &bufs {
-        let _ = writeln!(out, "    pub {n}: [T; {len}],");
-    }
-    out.push_str("}\n\nimpl Workspace {\n    /// Zeroed buffers.\n    pub const fn new() -> Self {\n        Workspace {\n");
-    for (n, len) in &bufs {
-        let _ = writeln!(out, "            {n}: [0.0; {len}],");
-    }
-    out.push_str("        }\n    }\n}\n\n");
     out.push_str(&fns);
     out.push_str(&problem(p, &sampler));
     out.push_str("}\n");
+    if opts.libm {
+        out = libm_calls(&out);
+    }
     Generated {
         name,
         code: out,
@@ -610,4 +625,44 @@ fn join(v: &[f64], f32: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The elementary functions the generated code calls as methods.
+const ELEMENTARY: [&str; 9] = [
+    "sqrt", "abs", "exp", "ln", "tanh", "powf", "cos", "sin", "ln_1p",
+];
+
+/// `code` with every elementary method call `.f(` made `.f_libm(`, a
+/// method of a trait the module declares that calls `bilevel_core::Real`'s
+/// function: trait methods cannot shadow std's inherent ones, renamed
+/// methods need not (`CodegenOptions::libm`).
+fn libm_calls(code: &str) -> String {
+    let mut out = code.to_string();
+    for f in ELEMENTARY {
+        out = out.replace(&format!(".{f}("), &format!(".{f}_libm("));
+    }
+    let mut tr = String::from(
+        "\n/// The elementary functions through `bilevel_core::Real` (libm) whatever the\n/// including crate links, so the bits are those of a `no_std` target.\ntrait Libm: Real {\n",
+    );
+    for f in ELEMENTARY {
+        let (args, call) = if f == "powf" {
+            ("self, p: Self", "Real::powf(self, p)")
+        } else {
+            ("self", "")
+        };
+        let call = if call.is_empty() {
+            format!("Real::{f}(self)")
+        } else {
+            call.to_string()
+        };
+        let _ = writeln!(
+            tr,
+            "    #[inline(always)]\n    fn {f}_libm({args}) -> Self {{\n        {call}\n    }}"
+        );
+    }
+    tr.push_str("}\nimpl Libm for T {}\n");
+    // After the module's `use` lines (the first blank line after `pub type T`).
+    let at = out.find("const Z: T").unwrap_or(0);
+    out.insert_str(at, &tr);
+    out
 }

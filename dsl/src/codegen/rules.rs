@@ -684,23 +684,18 @@ fn adjoint_tangent(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
             });
             format!("{} * {p} * {xk}.powf({p} - 1.0) + {second}", gt.at(k))
         }),
-        Op::Unary(f) if act[0] => {
-            em.open(&format!("for k in 0..{l0} {{"));
-            em.line(&format!(
-                "let (_, f1, f2) = d_{}({});",
-                f.name(),
-                a.v[0].at("k")
-            ));
+        Op::Unary(f) if act[0] => em.each(l0, |k| {
             let second = tof[0].as_ref().map_or("0.0".to_string(), |r| {
-                format!("{} * f2 * {}", g.at("k"), r.at("k"))
+                format!("{} * f2 * {}", g.at(k), r.at(k))
             });
-            em.line(&format!(
-                "{} += {} * f1 + {second};",
-                d[0].at("k"),
-                gt.at("k")
-            ));
-            em.close();
-        }
+            format!(
+                "let (_, f1, f2) = d_{}({}); {} += {} * f1 + {second};",
+                f.name(),
+                a.v[0].at(k),
+                d[0].at(k),
+                gt.at(k)
+            )
+        }),
         Op::Sum | Op::Mean if act[0] => {
             let k = if node.op == Op::Mean {
                 format!("(1.0 / {}.0)", l0.max(1))

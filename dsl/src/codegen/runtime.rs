@@ -7,6 +7,25 @@
 
 /// The helpers' source text.
 pub(super) const RUNTIME: &str = r"
+/// The first `N` elements of an argument as an array: one length check per
+/// call instead of one per element of the written-out code (a slice shorter
+/// than `N` panics here, as its first out-of-range element would).
+#[inline(always)]
+fn fixed<const N: usize>(s: &[T]) -> &[T; N] {
+    match <&[T; N]>::try_from(&s[..N]) {
+        Ok(a) => a,
+        Err(_) => unreachable!(),
+    }
+}
+
+/// [`fixed`] for an output.
+#[inline(always)]
+fn fixed_mut<const N: usize>(s: &mut [T]) -> &mut [T; N] {
+    match <&mut [T; N]>::try_from(&mut s[..N]) {
+        Ok(a) => a,
+        Err(_) => unreachable!(),
+    }
+}
 /// C += α op(A) op(B) (`tape/kernels.rs::gemm`).
 #[allow(clippy::too_many_arguments, dead_code)]
 #[inline]

@@ -1,8 +1,7 @@
 //! The firmware's messages, as semihosting text (default) or defmt frames
 //! (feature `defmt`, read by probe-rs over RTT on a real board).
 
-use crate::ridge::data::N_VAL;
-use crate::ridge::{Outcome, BATCH, D, ITERS, N_TRAIN, SEED};
+use crate::ridge::{Outcome, BATCH, D, ITERS, N_TRAIN, N_VAL, SEED};
 
 #[cfg(not(feature = "defmt"))]
 use crate::text::Line;
@@ -113,7 +112,7 @@ pub fn result(solver: &str, o: &Outcome, phi: Option<f32>, phi0: f32, golden: bo
             None => l.s("(not positive definite)"),
         };
         l.s(" vs Phi(lambda0) = ").f(phi0).emit();
-        for (name, &v) in crate::ridge::data::FEATURES.iter().zip(&o.lambda) {
+        for (name, &v) in crate::ridge::FEATURES.iter().zip(&o.lambda) {
             Line::new()
                 .s("  lambda[")
                 .s(name)
@@ -141,7 +140,7 @@ pub fn result(solver: &str, o: &Outcome, phi: Option<f32>, phi0: f32, golden: bo
             phi,
             phi0
         );
-        for (name, &v) in crate::ridge::data::FEATURES.iter().zip(&o.lambda) {
+        for (name, &v) in crate::ridge::FEATURES.iter().zip(&o.lambda) {
             defmt::info!(
                 "  lambda[{=str}] = {=f32} (bits {=u32:#010x})",
                 name,

@@ -40,7 +40,7 @@ use bilevel_core::{
 use rand_core::{Rng, SeedableRng};
 
 use data::Row;
-pub use data::{D, N_TRAIN};
+pub use data::{D, FEATURES, N_TRAIN, N_VAL};
 
 // The written-out arithmetic below is for exactly ten features.
 const _: () = assert!(D == 10);
