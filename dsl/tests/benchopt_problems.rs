@@ -17,8 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use bilevel_core::oracle::{
-    CrossJvp, Level, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY,
-    UpperValue,
+    CrossJvp, Level, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY, UpperValue,
 };
 use bilevel_core::solver::{AnySolver, SolverState};
 use bilevel_core::{run, Budget, Counted, DefaultRng};
@@ -86,7 +85,10 @@ fn the_checker_certifies_strong_convexity_of_every_benchopt_spec() {
             Err(d) => panic!("{name}: {d:#?}"),
         };
         let j = s.json();
-        let verdict = j["analysis"]["verdict"].as_str().expect("verdict").to_string();
+        let verdict = j["analysis"]["verdict"]
+            .as_str()
+            .expect("verdict")
+            .to_string();
         assert!(verdict.starts_with("strongly convex"), "{name}: {verdict}");
         assert!(!verdict.contains("assumed"), "{name}: {verdict}");
         let mu = j["analysis"]["mu"].as_f64();
@@ -173,7 +175,10 @@ fn compiled_derivatives_match_central_differences_on_the_specs() {
                 ("grad_y f", dot(&gyf, &dy), f_y),
                 ("grad_y g", dot(&gyg, &dy), g_y),
             ] {
-                assert!(close(ad, num, 1e-6, 1e-8), "{name} case {case}: {what} {ad} vs {num}");
+                assert!(
+                    close(ad, num, 1e-6, 1e-8),
+                    "{name} case {case}: {what} {ad} vs {num}"
+                );
             }
             // ∇²ᵧᵧg·dy and ∇²ₓᵧg·dy against differences of ∇ᵧg.
             let (mut hv, mut jv) = (vec![0.0; m], vec![0.0; n]);
@@ -185,13 +190,19 @@ fn compiled_derivatives_match_central_differences_on_the_specs() {
             let w = r.vec(m, 1.0, 0.0);
             let num = fd(dot(&gp, &w), dot(&gm, &w));
             let ad = dot(&hv, &w);
-            assert!(close(ad, num, 1e-6, 1e-8), "{name} case {case}: hvp {ad} vs {num}");
+            assert!(
+                close(ad, num, 1e-6, 1e-8),
+                "{name} case {case}: hvp {ad} vs {num}"
+            );
             // dxᵀ ∇²ₓᵧg dy = d/dt ⟨∇ᵧg(x + t dx, y), dy⟩.
             c.grad_y_g(&axpy(&x, h, &dx), &y, &lo, &mut gp);
             c.grad_y_g(&axpy(&x, -h, &dx), &y, &lo, &mut gm);
             let num = fd(dot(&gp, &dy), dot(&gm, &dy));
             let ad = dot(&jv, &dx);
-            assert!(close(ad, num, 1e-6, 1e-8), "{name} case {case}: jvp {ad} vs {num}");
+            assert!(
+                close(ad, num, 1e-6, 1e-8),
+                "{name} case {case}: jvp {ad} vs {num}"
+            );
         }
     }
 }
@@ -264,10 +275,19 @@ fn bo_rep_and_soba_reduce_the_stationarity_measure_for_every_seed() {
                     .expect("settings validated by the checker");
                 let mut oracle = Counted::new(c.clone());
                 let mut rng = DefaultRng::seed_from_u64(seed);
-                run(&mut s, &mut oracle, &mut rng, &Budget::iters(iters), &mut ())
-                    .expect("run");
+                run(
+                    &mut s,
+                    &mut oracle,
+                    &mut rng,
+                    &Budget::iters(iters),
+                    &mut (),
+                )
+                .expect("run");
                 let (x, y) = (s.x().to_vec(), s.y().to_vec());
-                assert!(x.iter().chain(&y).all(|v| v.is_finite()), "{name} {solver} {seed}");
+                assert!(
+                    x.iter().chain(&y).all(|v| v.is_finite()),
+                    "{name} {solver} {seed}"
+                );
                 let st = probe.stationarity(&x, &y, (&up, &lo), 1e-10, true);
                 assert!(st.converged, "{name} {solver} seed {seed}");
                 let f1 = probe.f_value(&x, &st.y_star, &up);

@@ -186,8 +186,10 @@ fn atom(sampled: bool) -> BoxedStrategy<String> {
         Just("exp(x[0]) * y[0] * y[0]".to_string()),
         Just("sum(exp(x[1]) * y * y)".to_string()),
         // Elementwise positive vector factors (decision 111) and a mixed-sign one.
-        v.clone().prop_map(|a| format!("sum(exp(x[0] * c) * {a} ^ 2)")),
-        v.clone().prop_map(|a| format!("sum(sigmoid(c) * ({a} * {a}))")),
+        v.clone()
+            .prop_map(|a| format!("sum(exp(x[0] * c) * {a} ^ 2)")),
+        v.clone()
+            .prop_map(|a| format!("sum(sigmoid(c) * ({a} * {a}))")),
         v.clone().prop_map(|a| format!("sum(c * {a} ^ 2)")),
         Just("(ly) ^ 2".to_string()),
         Just("(lq + lq)".to_string()),

@@ -261,15 +261,13 @@ impl Walker<'_> {
                     (Some(f), Curv::Convex) if scalar && e.curv == Curv::Convex => {
                         f.scale_credit(&e.credit, &lambda).unwrap_or_default()
                     }
-                    (_, Curv::Convex) if !scalar && e.curv == Curv::Convex => {
-                        match vector_factor {
-                            Some(h) if k.sign == Sign::Pos => {
-                                let text = cap(&format!("min({})", self.text_of(h)));
-                                e.credit.scale_positive(&text, &lambda)
-                            }
-                            _ => Credit::default(),
+                    (_, Curv::Convex) if !scalar && e.curv == Curv::Convex => match vector_factor {
+                        Some(h) if k.sign == Sign::Pos => {
+                            let text = cap(&format!("min({})", self.text_of(h)));
+                            e.credit.scale_positive(&text, &lambda)
                         }
-                    }
+                        _ => Credit::default(),
+                    },
                     _ => Credit::default(),
                 };
                 let diag = match &k.factor {
