@@ -185,6 +185,12 @@ fn atom(sampled: bool) -> BoxedStrategy<String> {
         Just("sum(Y ^ 2)".to_string()),
         Just("exp(x[0]) * y[0] * y[0]".to_string()),
         Just("sum(exp(x[1]) * y * y)".to_string()),
+        // Elementwise positive vector factors (decision 111) and a mixed-sign one.
+        v.clone()
+            .prop_map(|a| format!("sum(exp(x[0] * c) * {a} ^ 2)")),
+        v.clone()
+            .prop_map(|a| format!("sum(sigmoid(c) * ({a} * {a}))")),
+        v.clone().prop_map(|a| format!("sum(c * {a} ^ 2)")),
         Just("(ly) ^ 2".to_string()),
         Just("(lq + lq)".to_string()),
         Just("mean over t in d { (y[0] - t.x[1]) ^ 2 + norm2sq(Y[1]) }".to_string()),
@@ -585,6 +591,31 @@ fn affine_terms_and_products_are_not_false_alarms() {
         &format!("{Y3} minimize sum(exp(t) * y ^ 2) - dot(y, x)"),
     );
     assert_eq!(v, Verdict::StronglyConvexDependsOnX);
+}
+
+#[test]
+fn positive_vector_factors_scale_the_credit_and_others_do_not() {
+    // benchopt's per-feature ridge ½ Σ exp(xⱼ) yⱼ² (decision 111).
+    for g in [
+        "0.5 * sum(exp(x) * y ^ 2) - dot(y, c)",
+        "sum(y ^ 2 * exp(x)) - dot(y, c)",
+        "sum(softplus(x) * (y * y)) + logsumexp(y)",
+        "mean(sigmoid(x) * (y - c) ^ 2)",
+    ] {
+        let (v, mu) = verdict_of("", &format!("{Y3} minimize {g}"));
+        assert_eq!(v, Verdict::StronglyConvexDependsOnX, "{g}");
+        assert!(mu.is_none(), "{g}");
+    }
+    // A factor of unknown sign: not convex; only nonnegative: no credit.
+    let e = error_of("", &format!("{Y3} minimize sum(x * y ^ 2)"));
+    assert!(e.contains("E0302"), "{e}");
+    let e = error_of("", &format!("{Y3} minimize sum(c * y ^ 2)"));
+    assert!(e.contains("E0302"), "{e}");
+    let (v, _) = verdict_of("", &format!("{Y3} minimize sum(x ^ 2 * y ^ 2)"));
+    assert_eq!(v, Verdict::Convex);
+    // A quotient by a positive vector is not given the rule.
+    let (v, _) = verdict_of("", &format!("{Y3} minimize sum(y ^ 2 / exp(x))"));
+    assert_eq!(v, Verdict::Convex);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod ad;
 mod adversarial;
 mod assumptions;
+mod benchopt_problems;
 mod benchopt_quadratic;
 mod codegen;
 mod convexity;

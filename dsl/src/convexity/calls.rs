@@ -3,7 +3,7 @@
 use crate::ast::BinOp;
 use crate::hir::{Builtin, Hir, HirKind};
 
-use super::cover::{Cover, Credit, Key};
+use super::cover::{cap, Cover, Credit, Key};
 use super::diag::{DKey, DiagBounds};
 use super::rules::{add_curv, neg_curv, negate, Curv, Factor, Info, Lin, Map, Sign, Walker};
 
@@ -110,7 +110,7 @@ impl Walker<'_> {
                     },
                     ..bi
                 };
-                self.scaled(&kinfo, b.shape.rank() == 0, &ai)
+                self.scaled(&kinfo, b.shape.rank() == 0, &ai, None)
             }
             BinOp::MatMul if ai.yfree() && bi.affine() || bi.yfree() && ai.affine() => Info {
                 lin: self.mapped(a, b, &bi),
@@ -172,10 +172,10 @@ impl Walker<'_> {
     fn product(&mut self, a: &Hir, b: &Hir, ai: &Info, bi: &Info) -> Info {
         let dep = ai.dep_y | bi.dep_y;
         if ai.yfree() {
-            return self.scaled(ai, a.shape.rank() == 0, bi);
+            return self.scaled(ai, a.shape.rank() == 0, bi, Some(a));
         }
         if bi.yfree() {
-            return self.scaled(bi, b.shape.rank() == 0, ai);
+            return self.scaled(bi, b.shape.rank() == 0, ai, Some(b));
         }
         // Both depend on y: an elementwise square of one selection.
         if let (Lin::Select(k1, m1), Lin::Select(k2, m2)) = (&ai.lin, &bi.lin) {
@@ -215,7 +215,20 @@ impl Walker<'_> {
     }
 
     /// `k * e` (or `e / k`), k y-free; `scalar` when k is a scalar.
-    pub(super) fn scaled(&self, k: &Info, scalar: bool, e: &Info) -> Info {
+    ///
+    /// `vector_factor` is k's expression when this is a product `k * e`
+    /// (not a quotient): an elementwise factor that is a vector or matrix
+    /// with every element > 0 for every x (`exp(lambda)`, benchopt's
+    /// per-feature ridge `exp(lambda) * w^2`) scales the credit of a
+    /// convex `e` by `min_i k_i`, a positive function of x. Sound because
+    /// every element of e is convex, so Σᵢ kᵢ∇²eᵢ ⪰ (minᵢ kᵢ) Σᵢ∇²eᵢ.
+    pub(super) fn scaled(
+        &self,
+        k: &Info,
+        scalar: bool,
+        e: &Info,
+        vector_factor: Option<&Hir>,
+    ) -> Info {
         let dep = e.dep_y;
         let sign = k.sign.mul(e.sign);
         let lambda = |p: usize| self.lambda_text(p);
@@ -248,6 +261,13 @@ impl Walker<'_> {
                     (Some(f), Curv::Convex) if scalar && e.curv == Curv::Convex => {
                         f.scale_credit(&e.credit, &lambda).unwrap_or_default()
                     }
+                    (_, Curv::Convex) if !scalar && e.curv == Curv::Convex => match vector_factor {
+                        Some(h) if k.sign == Sign::Pos => {
+                            let text = cap(&format!("min({})", self.text_of(h)));
+                            e.credit.scale_positive(&text, &lambda)
+                        }
+                        _ => Credit::default(),
+                    },
                     _ => Credit::default(),
                 };
                 let diag = match &k.factor {
