@@ -34,8 +34,9 @@ fn tiny(name: &str, out: &Path, algorithms: &[&str]) -> CompareConfig {
             threads: None,
         },
         algorithms: algorithms.iter().map(|s| (*s).to_string()).collect(),
-        seeds: 1,
+        seeds: Some(1),
         threads: Some(2),
+        resume: None,
     }
 }
 

@@ -104,8 +104,9 @@ fn compare_runs_every_algorithm_and_seed() {
     let c = CompareConfig {
         base,
         algorithms: vec!["bo-rep".into(), "slip".into(), "ma-soba".into()],
-        seeds: 2,
+        seeds: Some(2),
         threads: Some(2),
+        resume: None,
     };
     let o = compare_spec(&c, &no_stop()).unwrap();
     assert!(o.failures.is_empty(), "{:?}", o.failures);
