@@ -41,19 +41,8 @@ pub(crate) fn add_noise<T: Real>(out: &mut [T], sigma: T, seed: u64, salt: u64) 
     if sigma <= T::ZERO {
         return;
     }
-    add_draws(out, sigma, &mut noise_rng(seed, salt));
-}
-
-/// The noise stream of [`add_noise`] for a sample seed and a salt.
-pub(crate) fn noise_rng(seed: u64, salt: u64) -> DefaultRng {
-    DefaultRng::seed_from_u64(mix64(seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
-}
-
-/// `oᵢ ← oᵢ + σ·N(0, 1)` for each entry in order, the draws taken from `rng`
-/// (so the entries of one output may get their draws in several calls).
-#[inline]
-pub(crate) fn add_draws<T: Real>(out: &mut [T], sigma: T, rng: &mut DefaultRng) {
+    let mut rng = DefaultRng::seed_from_u64(mix64(seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
     for o in out {
-        *o += sigma * T::from_f64(normal(rng));
+        *o += sigma * T::from_f64(normal(&mut rng));
     }
 }

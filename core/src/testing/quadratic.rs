@@ -4,7 +4,7 @@ use core::marker::PhantomData;
 
 use rand_core::Rng;
 
-use super::{add_draws, add_noise, noise_rng};
+use super::add_noise;
 use crate::kernels::{dot, fill, matvec_add, matvec_add_t_add, matvec_t_add};
 use crate::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY,
@@ -72,10 +72,6 @@ pub struct Quadratic<T, S> {
     f_const: T,
     _t: PhantomData<T>,
 }
-
-/// Matrix entries per block of [`Quadratic::matvec_add_noisy`]: two rows at
-/// d = 1000 (16 KB of f64), twenty at d = 100.
-const NOISY_BLOCK: usize = 2048;
 
 /// Bit of an oracle kind in [`Quadratic::with_noisy_oracles`]'s mask.
 const fn bit(kind: OracleKind) -> u8 {
@@ -208,28 +204,6 @@ impl<T: Real, S: Buffer<T>> Quadratic<T, S> {
         }
     }
 
-    /// `out ← out + M·v`, then the noise of `kind` on `out`: the bits of
-    /// [`matvec_add`] followed by [`Self::noise`] (every entry gets its row
-    /// sum, then its draw, in the same order), but taken a block of rows at
-    /// a time, each block's draws right after its row sums, so that the
-    /// draws' arithmetic runs while the next rows stream in instead of after
-    /// the whole pass (`docs/decisions.md` 115). For the last product into
-    /// an output only (the noise goes on the final value).
-    fn matvec_add_noisy(&self, m: &[T], v: &[T], out: &mut [T], seed: u64, kind: OracleKind) {
-        let cols = v.len();
-        if cols == 0 || self.noisy & bit(kind) == 0 || self.sigma <= T::ZERO {
-            matvec_add(m, v, out);
-            self.noise(out, seed, kind);
-            return;
-        }
-        let mut rng = noise_rng(seed, kind as u64 + 1);
-        let rows = (NOISY_BLOCK / cols).max(1);
-        for (mb, ob) in m.chunks(rows * cols).zip(out.chunks_mut(rows)) {
-            matvec_add(mb, v, ob);
-            add_draws(ob, self.sigma, &mut rng);
-        }
-    }
-
     /// The same instance with another noise level.
     #[must_use]
     pub fn with_sigma(mut self, sigma: T) -> Self {
@@ -322,7 +296,8 @@ impl<T: Real, S: Buffer<T>> LowerGradX<T> for Quadratic<T, S> {
         let (dx, dy, l) = (self.dx, self.dy, self.l());
         out.copy_from_slice(self.block(l.b_lin, dx));
         matvec_add(self.block(l.b, dx * dx), x, out);
-        self.matvec_add_noisy(self.block(l.c, dx * dy), y, out, *s, OracleKind::GradXG);
+        matvec_add(self.block(l.c, dx * dy), y, out);
+        self.noise(out, *s, OracleKind::GradXG);
     }
 }
 
@@ -330,7 +305,8 @@ impl<T: Real, S: Buffer<T>> LowerHvp<T> for Quadratic<T, S> {
     fn hvp_yy(&mut self, _x: &[T], _y: &[T], v: &[T], s: &u64, out: &mut [T]) {
         let (dy, l) = (self.dy, self.l());
         fill(out, T::ZERO);
-        self.matvec_add_noisy(self.block(l.a, dy * dy), v, out, *s, OracleKind::HvpYY);
+        matvec_add(self.block(l.a, dy * dy), v, out);
+        self.noise(out, *s, OracleKind::HvpYY);
     }
 
     /// ∇ᵧg, A·v and C·v with one read of C (C·v for the cross product and
@@ -348,10 +324,11 @@ impl<T: Real, S: Buffer<T>> LowerHvp<T> for Quadratic<T, S> {
         gy.copy_from_slice(self.block(l.a_lin, dy));
         matvec_add(a, y, gy);
         fill(hv, T::ZERO);
-        self.matvec_add_noisy(a, v, hv, *s, OracleKind::HvpYY);
+        matvec_add(a, v, hv);
         fill(jv, T::ZERO);
         matvec_add_t_add(self.block(l.c, dx * dy), v, jv, x, gy);
         self.noise(gy, *s, OracleKind::GradYG);
+        self.noise(hv, *s, OracleKind::HvpYY);
         self.noise(jv, *s, OracleKind::JvpXY);
         true
     }
@@ -361,7 +338,8 @@ impl<T: Real, S: Buffer<T>> CrossJvp<T> for Quadratic<T, S> {
     fn jvp_xy(&mut self, _x: &[T], _y: &[T], v: &[T], s: &u64, out: &mut [T]) {
         let (dx, dy, l) = (self.dx, self.dy, self.l());
         fill(out, T::ZERO);
-        self.matvec_add_noisy(self.block(l.c, dx * dy), v, out, *s, OracleKind::JvpXY);
+        matvec_add(self.block(l.c, dx * dy), v, out);
+        self.noise(out, *s, OracleKind::JvpXY);
     }
 }
 
@@ -380,7 +358,8 @@ impl<T: Real, S: Buffer<T>> UpperGradX<T> for Quadratic<T, S> {
         let (dx, dy, l) = (self.dx, self.dy, self.l());
         out.copy_from_slice(self.block(l.h_lin, dx));
         matvec_add(self.block(l.h, dx * dx), x, out);
-        self.matvec_add_noisy(self.block(l.k, dx * dy), y, out, *s, OracleKind::GradXF);
+        matvec_add(self.block(l.k, dx * dy), y, out);
+        self.noise(out, *s, OracleKind::GradXF);
     }
 
     /// Both upper gradients with one read of K (`kernels::matvec_add_t_add`
@@ -768,83 +747,6 @@ mod tests {
 
     fn bits(v: &[f64]) -> Vec<u64> {
         v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    /// The block-wise noise of `matvec_add_noisy` gives the bits of the whole
-    /// product followed by the whole noise (an independent reference built
-    /// from the public kernels and `add_noise`), for shapes below, at and
-    /// above one block, square and not, with noise on and off.
-    #[test]
-    fn blockwise_noise_gives_the_bits_of_product_then_noise() {
-        use super::super::add_noise;
-        use crate::kernels::{fill, matvec_add};
-        use crate::OracleKind;
-        let mut rng = DefaultRng::seed_from_u64(115);
-        for (dx, dy) in [(1, 1), (2, 3), (45, 45), (46, 46), (3, 700), (700, 3), (130, 129)] {
-            let mut vec = |n: usize| -> Vec<f64> { (0..n).map(|_| normal(&mut rng)).collect() };
-            let (a, b, c, f, h, k) = (
-                vec(dy * dy),
-                vec(dx * dx),
-                vec(dx * dy),
-                vec(dy * dy),
-                vec(dx * dx),
-                vec(dx * dy),
-            );
-            let (al, bl, fl, hl) = (vec(dy), vec(dx), vec(dy), vec(dx));
-            let parts = super::QuadraticParts {
-                a: &a,
-                b: &b,
-                c: &c,
-                f: &f,
-                h: &h,
-                k: &k,
-                a_lin: &al,
-                b_lin: &bl,
-                f_lin: &fl,
-                h_lin: &hl,
-                f_const: 0.0,
-            };
-            let (x, y, v) = (vec(dx), vec(dy), vec(dy));
-            for sigma in [0.0, 0.3] {
-                let storage = vec![0.0; super::quadratic_len(dx, dy)];
-                let mut q = Quadratic::from_parts(dx, dy, &parts, sigma, storage).unwrap();
-                let s = 0x5eed_u64 + dx as u64;
-                let noisy = |o: &mut [f64], kind: OracleKind| add_noise(o, sigma, s, kind as u64 + 1);
-                let mut want = vec![0.0; dy];
-                matvec_add(&a, &v, &mut want);
-                noisy(&mut want, OracleKind::HvpYY);
-                let mut got = vec![1.0; dy];
-                q.hvp_yy(&x, &y, &v, &s, &mut got);
-                assert_eq!(bits(&want), bits(&got), "hvp_yy {dx}×{dy} σ = {sigma}");
-                let mut want = vec![0.0; dx];
-                matvec_add(&c, &v, &mut want);
-                noisy(&mut want, OracleKind::JvpXY);
-                let mut got = vec![1.0; dx];
-                q.jvp_xy(&x, &y, &v, &s, &mut got);
-                assert_eq!(bits(&want), bits(&got), "jvp_xy {dx}×{dy} σ = {sigma}");
-                let mut want = hl.clone();
-                matvec_add(&h, &x, &mut want);
-                matvec_add(&k, &y, &mut want);
-                noisy(&mut want, OracleKind::GradXF);
-                let mut got = vec![1.0; dx];
-                q.grad_x_f(&x, &y, &s, &mut got);
-                assert_eq!(bits(&want), bits(&got), "grad_x_f {dx}×{dy} σ = {sigma}");
-                let mut want = bl.clone();
-                matvec_add(&b, &x, &mut want);
-                matvec_add(&c, &y, &mut want);
-                noisy(&mut want, OracleKind::GradXG);
-                let mut got = vec![1.0; dx];
-                crate::oracle::LowerGradX::grad_x_g(&mut q, &x, &y, &s, &mut got);
-                assert_eq!(bits(&want), bits(&got), "grad_x_g {dx}×{dy} σ = {sigma}");
-                let mut want = vec![0.0; dy];
-                fill(&mut want, 0.0);
-                matvec_add(&a, &v, &mut want);
-                noisy(&mut want, OracleKind::HvpYY);
-                let (mut g, mut hv, mut j) = (vec![1.0; dy], vec![1.0; dy], vec![1.0; dx]);
-                assert!(q.try_grad_hvp_jvp(&x, &y, &v, &s, (&mut g, &mut hv, &mut j)));
-                assert_eq!(bits(&want), bits(&hv), "grad_hvp_jvp A·v {dx}×{dy} σ = {sigma}");
-            }
-        }
     }
 
     /// The joint hooks give the separate calls' bits, at sizes on both sides
