@@ -59,9 +59,9 @@ pub(super) fn gemm(alpha: f64, a: Operand<'_>, b: Operand<'_>, c: &mut [f64]) {
             }
         }
         // Transposed matrix-vector: c += α Aᵀ b, by rows of A (axpy), CHUNK
-        // rows at a time through the core's `matvec_t_add` (the same adds in
-        // the same order, four rows per sweep in its AVX2 build) when no
-        // scale in the chunk is zero, else row by row skipping those.
+        // rows at a time, each run of rows with non-zero scales through the
+        // core's `matvec_t_add` (the same adds in the same order, four rows
+        // per sweep in its AVX2 build).
         (true, 1, _) => {
             let mut scales = [0.0; CHUNK];
             for (bc, ac) in b.v[..k].chunks(CHUNK).zip(a.v[..k * m].chunks(CHUNK * m)) {
@@ -69,14 +69,20 @@ pub(super) fn gemm(alpha: f64, a: Operand<'_>, b: Operand<'_>, c: &mut [f64]) {
                 for (s, &bp) in scales.iter_mut().zip(bc) {
                     *s = alpha * bp;
                 }
-                if scales.iter().all(|&s| s != 0.0) {
-                    matvec_t_add(ac, scales, c);
-                } else {
-                    for (&s, row) in scales.iter().zip(ac.chunks_exact(m)) {
-                        if s != 0.0 {
-                            axpy(s, row, c);
-                        }
+                // Each run of consecutive non-zero scales in one call (rows
+                // with a zero scale are skipped, as documented).
+                let mut p = 0;
+                while p < scales.len() {
+                    if scales[p] == 0.0 {
+                        p += 1;
+                        continue;
                     }
+                    let q = scales[p..]
+                        .iter()
+                        .position(|&s| s == 0.0)
+                        .map_or(scales.len(), |r| p + r);
+                    matvec_t_add(&ac[p * m..q * m], &scales[p..q], c);
+                    p = q;
                 }
             }
         }
