@@ -5,16 +5,21 @@
 //! d ∈ {100, 1000}, f64 and f32, one thread:
 //!
 //! * `iter/<solver>/<T>/d<d>`: one BO-REP, SLIP and StocBio iteration;
-//!   `iter/<solver>-sigma0/…` the same without oracle noise (σ = 0), which
-//!   separates the time of the Gaussian noise generation;
+//!   `iter/<solver>-sigma0/…` the same run continued without oracle noise
+//!   (σ = 0), which separates the time of the Gaussian noise generation;
 //! * `floor/<solver>/<T>/d<d>`: the memory-bandwidth floor of that
 //!   iteration: the d × d matrices the solver's oracle calls read over 60
-//!   iterations (recorded by a logging oracle: ∇ᵧg reads A and C, ∇ᵧf F
-//!   and K, ∇ₓf H and K, both upper gradients jointly H, F and K,
-//!   ∇²ᵧᵧg·v A, ∇²ₓᵧg·v C, ∇ᵧg with both products jointly A, A and C),
-//!   each streamed once in the
-//!   same order and summed with independent lanes so that the adds never
+//!   iterations (recorded by a logging oracle on a copy: ∇ᵧg reads A and C,
+//!   ∇ᵧf F and K, ∇ₓf H and K, both upper gradients jointly H, F and K,
+//!   ∇²ᵧᵧg·v A, ∇²ₓᵧg·v C, ∇ᵧg with both products jointly A, A and C; the
+//!   count per iteration checked against the one read off the solver code),
+//!   each streamed once in the same order **from the iteration's own
+//!   oracle** (the same allocation, in the same process, right before its
+//!   iterations) and summed with independent lanes so that the adds never
 //!   wait, divided by 60;
+//! * `noise/normal/d<d>/draws`: d standard normal draws alone, and
+//!   `noise/add/<T>/d<d>/vector` the noise of one oracle output (a seeded
+//!   stream, then d draws added);
 //! * `matvec/<T>/d<d>/{chain,lanes,lanes-portable,transposed}`: one d × d
 //!   matrix–vector product with the single left-to-right chain the kernels
 //!   used before issue 16 (copied here), with `kernels::matvec` (its AVX2
@@ -31,11 +36,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bilevel_core::kernels;
 use bilevel_core::solver::{
     BoRep, BoRepConfig, Slip, SlipConfig, Solver, StocBio, StocBioConfig, WarmStart,
 };
 use bilevel_core::testing::Quadratic;
+use bilevel_core::{kernels, random};
 use bilevel_core::{
     CrossJvp, DefaultRng, Level, LowerGradY, LowerHvp, Oracle, Real, UpperGradX, UpperGradY,
 };
@@ -57,19 +62,55 @@ fn chain_matvec<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     }
 }
 
-/// Sum of every entry with 16 independent partial sums: one streaming read.
-fn stream_sum<T: Real>(m: &[T]) -> T {
-    let (chunks, tail) = m.as_chunks::<16>();
-    let mut acc = [T::ZERO; 16];
-    for c in chunks {
-        for k in 0..16 {
-            acc[k] += c[k];
+/// The scalar types of the bench, with the floor's streaming read.
+trait Stream: Real {
+    /// The sum of every entry of `m`: one streaming read, in eight
+    /// independent vector accumulators (pulp's dispatch: AVX2 registers
+    /// where the CPU has them, as the kernels' products), so that the adds
+    /// never wait on each other and the read runs at the memory's speed.
+    fn stream_sum(m: &[Self]) -> Self;
+}
+
+macro_rules! stream_impl {
+    ($t:ty, $as_simd:ident, $splat:ident, $add:ident, $reduce:ident) => {
+        impl Stream for $t {
+            fn stream_sum(m: &[$t]) -> $t {
+                struct Sum<'a>(&'a [$t]);
+                impl pulp::WithSimd for Sum<'_> {
+                    type Output = $t;
+                    #[inline(always)]
+                    fn with_simd<S: pulp::Simd>(self, simd: S) -> $t {
+                        let (head, tail) = S::$as_simd(self.0);
+                        let (blocks, rest) = pulp::as_arrays::<8, _>(head);
+                        let mut acc = [simd.$splat(0.0); 8];
+                        for b in blocks {
+                            for k in 0..8 {
+                                acc[k] = simd.$add(acc[k], b[k]);
+                            }
+                        }
+                        for (a, &v) in acc.iter_mut().zip(rest) {
+                            *a = simd.$add(*a, v);
+                        }
+                        let lanes: $t = acc.iter().map(|&a| simd.$reduce(a)).sum();
+                        lanes + tail.iter().sum::<$t>()
+                    }
+                }
+                pulp::Arch::new().dispatch(Sum(m))
+            }
         }
+    };
+}
+stream_impl!(f64, as_simd_f64s, splat_f64s, add_f64s, reduce_sum_f64s);
+stream_impl!(f32, as_simd_f32s, splat_f32s, add_f32s, reduce_sum_f32s);
+
+/// The recorded matrix reads (`log`, indices into `mats`) streamed once each
+/// in order.
+fn floor_read<T: Stream>(mats: &[&[T]], log: &[usize]) -> T {
+    let mut s = T::ZERO;
+    for &m in log {
+        s += T::stream_sum(black_box(mats[m]));
     }
-    for (a, &v) in acc.iter_mut().zip(tail) {
-        *a += v;
-    }
-    acc.iter().fold(T::ZERO, |s, &a| s + a)
+    s
 }
 
 const MATRICES: [&str; 6] = ["A", "B", "C", "F", "H", "K"];
@@ -190,69 +231,144 @@ fn reads<T: Real, S: Solver<T, Trace<T>>>(mut solver: S, q: &Quadratic<T, Vec<T>
     o.log
 }
 
-/// The floor of one iteration: the recorded reads streamed in order, timed
-/// over [`TRACE_STEPS`] iterations' worth and divided by it.
-fn bench_floor<T: Real>(c: &mut Criterion, name: &str, id: &str, mats: &[&[T]], log: &[usize]) {
+/// The matrix passes per iteration of the three solvers in their bench
+/// configurations, counted from the solver code (and checked against the
+/// trace, so the floor cannot silently drift from what the iteration reads):
+///
+/// * BO-REP: ∇²ᵧᵧg·z (A), ∇ᵧf (F, K), ∇ₓf (H, K; another sample than ∇ᵧf,
+///   so not joint), ∇²ₓᵧg·z (C) every iteration, and N ∇ᵧg (A, C) every I
+///   iterations: 6 + 2N/I = 9 (N = 3, I = 2);
+/// * SLIP: ∇ᵧg (A, C) and the same six: 8;
+/// * StocBio: T ∇ᵧg (A, C), ∇ₓf and ∇ᵧf jointly (H, F, K once), Q HVPs (A)
+///   and one ∇²ₓᵧg·v (C): 2T + Q + 4 = 34 (T = Q = 10).
+fn expected_passes(name: &str) -> f64 {
+    match name {
+        "borep" => {
+            let c = borep_cfg();
+            6.0 + 2.0 * c.inner_steps as f64 / c.period as f64
+        }
+        "slip" => 8.0,
+        "stocbio" => {
+            let c = StocBioConfig::default();
+            2.0 * c.inner_steps as f64 + c.neumann_steps as f64 + 4.0
+        }
+        _ => unreachable!("solver {name}"),
+    }
+}
+
+/// One solver on one instance: the floor, the iteration and the iteration
+/// without noise, all on the same oracle value (the same allocation of the
+/// matrices, the same process), one after the other:
+///
+/// * `floor/<name>/<id>`: the iteration's matrix reads (recorded over
+///   [`TRACE_STEPS`] iterations by [`reads`] on a copy, checked against
+///   [`expected_passes`]) streamed in order from the iteration's own
+///   oracle, divided by [`TRACE_STEPS`];
+/// * `iter/<name>/<id>`: one iteration on that oracle;
+/// * `iter/<name>-sigma0/<id>`: the same oracle with σ = 0 (no Gaussian
+///   draws; moved, not copied, so still the same matrices), continuing the
+///   same run: the difference to `iter` is the noise generation's time.
+fn bench_case<T, S>(
+    c: &mut Criterion,
+    name: &str,
+    id: &str,
+    make: impl Fn() -> S,
+    q: Quadratic<T, Vec<T>>,
+) where
+    T: Stream,
+    S: Solver<T, Trace<T>> + Solver<T, Quadratic<T, Vec<T>>>,
+{
+    let log = reads(make(), &q);
+    let passes = log.len() as f64 / f64::from(TRACE_STEPS);
+    assert!(
+        (passes - expected_passes(name)).abs() < 1e-9,
+        "{name} at {id}: the trace records {passes} matrix passes per iteration, the solver code {}",
+        expected_passes(name)
+    );
+    eprintln!("{name} at {id}: {passes} matrix passes per iteration");
+    let mut oracle = q;
+    let mut solver = make();
+    let mut rng = DefaultRng::seed_from_u64(1);
+    Solver::<T, Quadratic<T, Vec<T>>>::init(&mut solver, &mut oracle, &mut rng).unwrap();
+
     let mut g = c.benchmark_group(format!("floor/{name}"));
+    let mats: Vec<&[T]> = MATRICES
+        .iter()
+        .map(|n| oracle.coefficients(n).unwrap())
+        .collect();
     g.bench_function(BenchmarkId::from_parameter(id), |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let mut s = T::ZERO;
-                for &m in log {
-                    s += stream_sum(black_box(mats[m]));
-                }
-                black_box(s);
+                black_box(floor_read(&mats, &log));
             }
             start.elapsed() / TRACE_STEPS
         });
     });
     g.finish();
+
+    let mut step = |c: &mut Criterion, group: String, oracle: &mut Quadratic<T, Vec<T>>| {
+        let mut g = c.benchmark_group(group);
+        g.bench_function(BenchmarkId::from_parameter(id), |b| {
+            b.iter(|| {
+                solver.step(oracle, &mut rng).unwrap();
+                black_box(solver.x()[0])
+            });
+        });
+        g.finish();
+    };
+    step(c, format!("iter/{name}"), &mut oracle);
+    let mut quiet = oracle.with_sigma(T::ZERO);
+    step(c, format!("iter/{name}-sigma0"), &mut quiet);
 }
 
-fn bench_solver<T, O, S>(c: &mut Criterion, name: &str, id: &str, mut solver: S, mut oracle: O)
-where
-    T: Real,
-    O: Oracle<T>,
-    S: Solver<T, O>,
-{
-    let mut rng = DefaultRng::seed_from_u64(1);
-    solver.init(&mut oracle, &mut rng).unwrap();
-    let mut g = c.benchmark_group(format!("iter/{name}"));
-    g.bench_function(BenchmarkId::from_parameter(id), |b| {
+/// The oracle noise alone: `draws` standard normal draws
+/// (`random::normal`, Box–Muller through `libm`, as the quadratic's noise),
+/// and the noise of one oracle output of length d (`Quadratic`'s
+/// `add_noise`: a seeded stream, then σ·N(0, 1) added to each entry).
+fn bench_noise<T: Real>(c: &mut Criterion, d: usize) {
+    let mut g = c.benchmark_group("noise");
+    let mut rng = DefaultRng::seed_from_u64(3);
+    g.bench_function(BenchmarkId::new(format!("normal/d{d}"), "draws"), |b| {
         b.iter(|| {
-            solver.step(&mut oracle, &mut rng).unwrap();
-            black_box(solver.x()[0])
+            let mut s = 0.0;
+            for _ in 0..d {
+                s += random::normal(&mut rng);
+            }
+            black_box(s)
         });
     });
+    let mut out = vec![T::ZERO; d];
+    let sigma = T::from_f64(0.1);
+    let mut seed = 0_u64;
+    g.bench_function(
+        BenchmarkId::new(format!("add/{}/d{d}", T::NAME), "vector"),
+        |b| {
+            b.iter(|| {
+                seed += 1;
+                let mut r = DefaultRng::seed_from_u64(random::mix64(seed ^ 0x9e37_79b9_7f4a_7c15));
+                for o in &mut out {
+                    *o += sigma * T::from_f64(random::normal(&mut r));
+                }
+                black_box(out[0])
+            });
+        },
+    );
     g.finish();
 }
 
-fn bench_dtype<T: Real>(c: &mut Criterion) {
+fn bench_dtype<T: Stream>(c: &mut Criterion) {
     for d in [100_usize, 1000] {
-        let q = Quadratic::<T, Vec<T>>::random(d, 10.0, 0.1, 7).unwrap();
+        let instance = || Quadratic::<T, Vec<T>>::random(d, 10.0, 0.1, 7).unwrap();
         let zeros = vec![T::ZERO; d];
         let id = format!("{}/d{d}", T::NAME);
         let borep = || BoRep::new(borep_cfg(), zeros.clone(), zeros.clone()).unwrap();
         let slip = || Slip::new(SlipConfig::default(), zeros.clone(), zeros.clone()).unwrap();
         let stocbio =
             || StocBio::new(StocBioConfig::default(), zeros.clone(), zeros.clone()).unwrap();
-        let mats: Vec<&[T]> = MATRICES
-            .iter()
-            .map(|n| q.coefficients(n).unwrap())
-            .collect();
-        for (name, log) in [
-            ("borep", reads(borep(), &q)),
-            ("slip", reads(slip(), &q)),
-            ("stocbio", reads(stocbio(), &q)),
-        ] {
-            eprintln!(
-                "{name} at {id}: {:.3} matrix passes per iteration",
-                log.len() as f64 / f64::from(TRACE_STEPS)
-            );
-            bench_floor(c, name, &id, &mats, &log);
-        }
+        bench_noise::<T>(c, d);
 
+        let q = instance();
         let mut g = c.benchmark_group("matvec");
         let a = q.coefficients("A").unwrap();
         let v: Vec<T> = (0..d)
@@ -290,15 +406,10 @@ fn bench_dtype<T: Real>(c: &mut Criterion) {
         });
         g.finish();
 
-        bench_solver(c, "borep", &id, borep(), q.clone());
-        bench_solver(c, "slip", &id, slip(), q.clone());
-        bench_solver(c, "stocbio", &id, stocbio(), q.clone());
-        // The same iterations without the oracle noise (σ = 0 skips the
-        // Box–Muller draws): the difference is the noise generation's time.
-        let quiet = q.with_sigma(T::ZERO);
-        bench_solver(c, "borep-sigma0", &id, borep(), quiet.clone());
-        bench_solver(c, "slip-sigma0", &id, slip(), quiet.clone());
-        bench_solver(c, "stocbio-sigma0", &id, stocbio(), quiet);
+        // One instance per solver, each used by its floor and its iterations.
+        bench_case(c, "borep", &id, borep, q);
+        bench_case(c, "slip", &id, slip, instance());
+        bench_case(c, "stocbio", &id, stocbio, instance());
     }
 }
 
