@@ -242,17 +242,20 @@ where
     let ok = |y: f64| y.is_finite() && (!log_y || y > 0.0);
     let ty = |y: f64| if log_y { y.log10() } else { y };
     if !s.band.is_empty() {
-        let upper = s
+        // A point whose upper edge cannot be drawn is left out of both
+        // edges. A lower edge at or below zero on a log axis (mean − std
+        // ≤ 0: the spread reaches zero) runs along the bottom of the plot:
+        // dropping it from the lower edge alone closed the polygon with a
+        // diagonal across the plot.
+        let floor = chart.y_range().start;
+        let kept: Vec<(f64, f64, f64)> = s
             .band
             .iter()
-            .filter(|b| ok(b.2))
-            .map(|&(x, _, hi)| (x, ty(hi)));
-        let lower = s
-            .band
-            .iter()
-            .rev()
-            .filter(|b| ok(b.1))
-            .map(|&(x, lo, _)| (x, ty(lo)));
+            .filter(|b| b.0.is_finite() && ok(b.2) && !b.1.is_nan())
+            .map(|&(x, lo, hi)| (x, if ok(lo) { ty(lo) } else { floor }, ty(hi)))
+            .collect();
+        let upper = kept.iter().map(|&(x, _, hi)| (x, hi));
+        let lower = kept.iter().rev().map(|&(x, lo, _)| (x, lo));
         let poly: Vec<(f64, f64)> = upper.chain(lower).collect();
         chart
             .draw_series(std::iter::once(Polygon::new(
@@ -490,6 +493,67 @@ mod tests {
         }
         // Only the two plot files: no temporary file left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    /// A band whose lower edge reaches zero on a log axis: every band
+    /// point gives two vertices (none is dropped from one edge only, which
+    /// closed the polygon with a diagonal across the plot), and the lower
+    /// vertices at or below zero lie on the bottom of the plot.
+    #[test]
+    fn a_log_band_reaching_zero_runs_along_the_bottom() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 40;
+        let band: Vec<(f64, f64, f64)> = (0..n)
+            .map(|i| {
+                let x = f64::from(i);
+                if i < 3 {
+                    (x, 0.5e-2, 2e-2)
+                } else {
+                    (x, -1e-15, 3e-15)
+                }
+            })
+            .collect();
+        let series = vec![Series {
+            label: "f2sa".into(),
+            points: band
+                .iter()
+                .map(|&(x, lo, hi)| (x, f64::midpoint(lo, hi)))
+                .collect(),
+            band,
+            stopped: None,
+        }];
+        let fig = Figure {
+            title: "ridge",
+            x_label: "oracle calls",
+            y_label: "ridge",
+            log_y: true,
+            series: &series,
+        };
+        let stem = dir.path().join("ridge");
+        render(&fig, &stem).unwrap();
+        let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+        let poly = svg
+            .split("<polygon")
+            .nth(1)
+            .and_then(|p| p.split("points=\"").nth(1))
+            .and_then(|p| p.split('"').next())
+            .expect("a band polygon");
+        let v: Vec<(f64, f64)> = poly
+            .split_whitespace()
+            .map(|xy| {
+                let (x, y) = xy.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(v.len(), 2 * n as usize, "{poly}");
+        let bottom = v.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        // The lower edge runs from the last point back to the first: the
+        // band points 3.. (lo <= 0) are its first n - 3 vertices.
+        for p in &v[n as usize..2 * n as usize - 3] {
+            assert!((p.1 - bottom).abs() < 0.5, "{poly}");
+        }
+        // Their upper vertices stay well above the bottom.
+        assert!(v[3..n as usize].iter().all(|p| p.1 < bottom), "{poly}");
     }
 
     #[test]
