@@ -21,7 +21,10 @@
 //! when the CPU has it and the matrix has at least 256 entries: four `f64` or
 //! eight `f32` lanes per register instead of two or four, the same IEEE
 //! operations on the same lanes in the same order, so the same bits
-//! (`docs/decisions.md` 74). In that build the transposed products add four
+//! (`docs/decisions.md` 74). In that build the row sums of a product run
+//! four `f32` or two `f64` rows side by side in explicit AVX2 registers
+//! (each row in its own sixteen lanes, the same order, so the same bits;
+//! decision 119), and the transposed products add four
 //! rows per sweep over `out` (`oⱼ ← (((oⱼ + a₀m₀ⱼ) + a₁m₁ⱼ) + a₂m₂ⱼ) + a₃m₃ⱼ`,
 //! the additions of four row-by-row passes in their order) and
 //! [`matvec_add_t_add`] reads its matrix once for both products.
@@ -33,7 +36,7 @@ use crate::Real;
 /// The AVX2 build of the product loops (x86_64 only; see the module
 /// documentation).
 #[cfg(target_arch = "x86_64")]
-mod wide {
+pub(crate) mod wide {
     use core::sync::atomic::{AtomicBool, Ordering};
 
     /// Cleared by [`super::set_wide`]`(false)`.
@@ -48,16 +51,65 @@ mod wide {
     /// detected once and cached); returns whether it ran.
     #[allow(clippy::inline_always)] // `f` must be inlined into the AVX2 function
     #[inline(always)]
-    pub(super) fn run(entries: usize, f: impl FnOnce()) -> bool {
+    pub(super) fn run(entries: usize, f: impl FnOnce(pulp::x86::V3)) -> bool {
         if entries < MIN_ENTRIES || !ENABLED.load(Ordering::Relaxed) {
             return false;
         }
         let Some(simd) = pulp::x86::V3::try_new() else {
             return false;
         };
-        simd.vectorize(f);
+        simd.vectorize(|| f(simd));
         true
     }
+
+    /// `$name::<R>(simd, rows, v)`: the row sums `⟨rowsᵣ, v⟩` of `R` rows
+    /// side by side in explicit AVX2 registers of `$w` lanes, each row in
+    /// its own [`super::LANES`] partial sums in `reduce`'s order (register
+    /// `q` of a row holds lanes `q·$w .. q·$w + $w`; entry `i` goes to lane
+    /// `i mod 16`, in increasing `i`; a `vmulp` then a `vaddp`, no FMA),
+    /// the tail of `n mod 16` entries into the first lanes, then the
+    /// halving tree: the bits of `dot` for each row.
+    macro_rules! dot_rows {
+        ($name:ident, $t:ty, $w:literal, $splat:ident, $add:ident, $mul:ident) => {
+            #[allow(clippy::inline_always)] // inlined into the AVX2 function
+            #[inline(always)]
+            pub(crate) fn $name<const R: usize>(
+                simd: pulp::x86::V3,
+                rows: [&[$t]; R],
+                v: &[$t],
+            ) -> [$t; R] {
+                use pulp::Simd;
+                const REGS: usize = super::LANES / $w;
+                let n = v.len();
+                let (vc, vt) = v.as_chunks::<{ super::LANES }>();
+                let head = vc.len() * super::LANES;
+                let chunks: [&[[$t; super::LANES]]; R] =
+                    core::array::from_fn(|r| rows[r][..head].as_chunks().0);
+                let mut acc = [[simd.$splat(0.0); REGS]; R];
+                for (c, x) in vc.iter().enumerate() {
+                    let x: [[$t; $w]; REGS] = pulp::cast(*x);
+                    for r in 0..R {
+                        let a: [[$t; $w]; REGS] = pulp::cast(chunks[r][c]);
+                        for q in 0..REGS {
+                            let p = simd.$mul(pulp::cast(a[q]), pulp::cast(x[q]));
+                            acc[r][q] = simd.$add(acc[r][q], p);
+                        }
+                    }
+                }
+                let mut out = [0.0; R];
+                for ((o, a), row) in out.iter_mut().zip(acc).zip(rows) {
+                    let mut s: [$t; super::LANES] = pulp::cast(a);
+                    for ((s, &m), &x) in s.iter_mut().zip(&row[head..n]).zip(vt) {
+                        *s += m * x;
+                    }
+                    *o = super::combine(&mut s);
+                }
+                out
+            }
+        };
+    }
+    dot_rows!(dot_rows_f32, f32, 8, splat_f32s, add_f32s, mul_f32s);
+    dot_rows!(dot_rows_f64, f64, 4, splat_f64s, add_f64s, mul_f64s);
 
     /// Whether [`run`] would run a large product in the AVX2 build.
     pub(super) fn active() -> bool {
@@ -229,7 +281,7 @@ pub fn matvec<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if wide::run(m.len(), || rows_set(m, v, out)) {
+    if wide::run(m.len(), |simd| rows_set(simd, m, v, out)) {
         return;
     }
     for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
@@ -237,24 +289,81 @@ pub fn matvec<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
     }
 }
 
+/// Rows per group of the AVX2 row sums ([`Real::v3_dot_rows`]): four
+/// `f32` rows (eight `ymm` accumulators) or two `f64` rows (also eight),
+/// which with `v`'s chunk fit in the sixteen `ymm` registers. Walking the
+/// rows side by side gives that many independent chains of adds (a single
+/// `f32` row has only two `ymm` accumulators, whose add latency bounded the
+/// product) and loads each chunk of `v` once for the group.
+#[cfg(target_arch = "x86_64")]
+const fn group_rows<T>() -> usize {
+    if size_of::<T>() <= 4 {
+        4
+    } else {
+        2
+    }
+}
+
+/// `put(outᵣ, ⟨mᵣ, v⟩)` for every row `r`, [`Real::v3_dot_rows`] over
+/// groups of `R` rows, the last `rows mod R` one by one (for the AVX2
+/// build). Every row sum is the bits of [`dot`].
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn rows_group<T: Real, const R: usize>(
+    simd: pulp::x86::V3,
+    m: &[T],
+    v: &[T],
+    out: &mut [T],
+    put: impl Fn(&mut T, T),
+) {
+    let cols = v.len();
+    let (ob, ot) = out.as_chunks_mut::<R>();
+    let (mb, mt) = m.split_at(ob.len() * R * cols);
+    for (o, block) in ob.iter_mut().zip(mb.chunks_exact(R * cols)) {
+        let rows: [&[T]; R] = core::array::from_fn(|r| &block[r * cols..(r + 1) * cols]);
+        let s = T::v3_dot_rows(simd, rows, v);
+        for (o, s) in o.iter_mut().zip(s) {
+            put(o, s);
+        }
+    }
+    for (o, row) in ot.iter_mut().zip(mt.chunks_exact(cols)) {
+        put(o, reduce(row, v, |a, b| a * b));
+    }
+}
+
+/// [`rows_group`] with [`group_rows`] rows per group.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn rows_each<T: Real>(
+    simd: pulp::x86::V3,
+    m: &[T],
+    v: &[T],
+    out: &mut [T],
+    put: impl Fn(&mut T, T),
+) {
+    if group_rows::<T>() == 4 {
+        rows_group::<T, 4>(simd, m, v, out, put);
+    } else {
+        rows_group::<T, 2>(simd, m, v, out, put);
+    }
+}
+
 /// [`matvec`]'s rows (for the AVX2 build, where everything must inline).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::inline_always)]
 #[inline(always)]
-fn rows_set<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
-    for (o, row) in out.iter_mut().zip(m.chunks_exact(v.len())) {
-        *o = reduce(row, v, |a, b| a * b);
-    }
+fn rows_set<T: Real>(simd: pulp::x86::V3, m: &[T], v: &[T], out: &mut [T]) {
+    rows_each(simd, m, v, out, |o, s| *o = s);
 }
 
 /// [`matvec_add`]'s rows (for the AVX2 build).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::inline_always)]
 #[inline(always)]
-fn rows_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
-    for (o, row) in out.iter_mut().zip(m.chunks_exact(v.len())) {
-        *o += reduce(row, v, |a, b| a * b);
-    }
+fn rows_add<T: Real>(simd: pulp::x86::V3, m: &[T], v: &[T], out: &mut [T]) {
+    rows_each(simd, m, v, out, |o, s| *o += s);
 }
 
 /// `out ← out + Mᵀ·v` four rows per sweep over `out` (for the AVX2 build):
@@ -294,7 +403,7 @@ pub fn matvec_t<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if wide::run(m.len(), || rows_t_add(m, v, out)) {
+    if wide::run(m.len(), |_| rows_t_add(m, v, out)) {
         return;
     }
     for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
@@ -313,7 +422,7 @@ pub fn matvec_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if wide::run(m.len(), || rows_add(m, v, out)) {
+    if wide::run(m.len(), |simd| rows_add(simd, m, v, out)) {
         return;
     }
     for (o, row) in out.iter_mut().zip(m.chunks_exact(cols)) {
@@ -330,7 +439,7 @@ pub fn matvec_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if wide::run(m.len(), || rows_t_add(m, v, out)) {
+    if wide::run(m.len(), |_| rows_t_add(m, v, out)) {
         return;
     }
     for (&vi, row) in v.iter().zip(m.chunks_exact(cols)) {
@@ -356,7 +465,7 @@ pub fn matvec_add_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T], w: &[T], out_t
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if wide::run(m.len(), || both_add(m, v, out, w, out_t)) {
+    if wide::run(m.len(), |simd| both_add(simd, m, v, out, w, out_t)) {
         return;
     }
     matvec_add(m, v, out);
@@ -367,7 +476,14 @@ pub fn matvec_add_t_add<T: Real>(m: &[T], v: &[T], out: &mut [T], w: &[T], out_t
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::inline_always)]
 #[inline(always)]
-fn both_add<T: Real>(m: &[T], v: &[T], out: &mut [T], w: &[T], out_t: &mut [T]) {
+fn both_add<T: Real>(
+    simd: pulp::x86::V3,
+    m: &[T],
+    v: &[T],
+    out: &mut [T],
+    w: &[T],
+    out_t: &mut [T],
+) {
     let cols = v.len();
     let (ob, ot) = out.as_chunks_mut::<4>();
     let (mb, mt) = m.split_at(ob.len() * 4 * cols);
@@ -377,10 +493,10 @@ fn both_add<T: Real>(m: &[T], v: &[T], out: &mut [T], w: &[T], out_t: &mut [T]) 
         .zip(mb.chunks_exact(4 * cols))
         .zip(wb.chunks_exact(4))
     {
-        rows_add(block, v, o);
+        rows_add(simd, block, v, o);
         rows_t_add(block, wv, out_t);
     }
-    rows_add(mt, v, ot);
+    rows_add(simd, mt, v, ot);
     rows_t_add(mt, wt, out_t);
 }
 

@@ -87,12 +87,23 @@ pub trait Real:
             self
         }
     }
+
+    /// Internal (the AVX2 build of [`crate::kernels`]' matrix–vector
+    /// products): the row sums of `R` rows with `v` in explicit AVX2
+    /// registers, each the bits of [`crate::kernels::dot`].
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    fn v3_dot_rows<const R: usize>(
+        simd: pulp::x86::V3,
+        rows: [&[Self]; R],
+        v: &[Self],
+    ) -> [Self; R];
 }
 
 macro_rules! impl_real {
     (
         $t:ty, $name:literal, $sqrt:ident, $fabs:ident, $exp:ident, $log:ident, $tanh:ident,
-        $pow:ident, $cos:ident, $sin:ident, $log1p:ident
+        $pow:ident, $cos:ident, $sin:ident, $log1p:ident, $dot_rows:ident
     ) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
@@ -157,9 +168,45 @@ macro_rules! impl_real {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            #[cfg(target_arch = "x86_64")]
+            #[allow(clippy::inline_always)] // inlined into the AVX2 function
+            #[inline(always)]
+            fn v3_dot_rows<const R: usize>(
+                simd: pulp::x86::V3,
+                rows: [&[Self]; R],
+                v: &[Self],
+            ) -> [Self; R] {
+                crate::kernels::wide::$dot_rows(simd, rows, v)
+            }
         }
     };
 }
 
-impl_real!(f32, "f32", sqrtf, fabsf, expf, logf, tanhf, powf, cosf, sinf, log1pf);
-impl_real!(f64, "f64", sqrt, fabs, exp, log, tanh, pow, cos, sin, log1p);
+impl_real!(
+    f32,
+    "f32",
+    sqrtf,
+    fabsf,
+    expf,
+    logf,
+    tanhf,
+    powf,
+    cosf,
+    sinf,
+    log1pf,
+    dot_rows_f32
+);
+impl_real!(
+    f64,
+    "f64",
+    sqrt,
+    fabs,
+    exp,
+    log,
+    tanh,
+    pow,
+    cos,
+    sin,
+    log1p,
+    dot_rows_f64
+);
