@@ -5,8 +5,11 @@
 //! d ∈ {100, 1000}, f64 and f32, one thread:
 //!
 //! * `iter/<solver>/<T>/d<d>`: one BO-REP, SLIP and StocBio iteration;
-//!   `iter/<solver>-sigma0/…` the same run continued without oracle noise
-//!   (σ = 0), which separates the time of the Gaussian noise generation;
+//!   `iter/<solver>-polar/…` the same run continued with the noise drawn by
+//!   the polar method (`NoiseNormal::Polar`, decision 120) instead of
+//!   Box–Muller; `iter/<solver>-sigma0/…` the same run continued without
+//!   oracle noise (σ = 0), which separates the time of the Gaussian noise
+//!   generation;
 //! * `floor/<solver>/<T>/d<d>`: the memory-bandwidth floor of that
 //!   iteration: the d × d matrices the solver's oracle calls read over 60
 //!   iterations (recorded by a logging oracle on a copy: ∇ᵧg reads A and C,
@@ -17,7 +20,8 @@
 //!   oracle** (the same allocation, in the same process, right before its
 //!   iterations) and summed with independent lanes so that the adds never
 //!   wait, divided by 60;
-//! * `noise/normal/d<d>/draws`: d standard normal draws alone, and
+//! * `noise/normal/d<d>/draws`: d standard normal draws alone
+//!   (Box–Muller), `noise/polar/d<d>/draws` d draws by the polar method, and
 //!   `noise/add/<T>/d<d>/vector` the noise of one oracle output (a seeded
 //!   stream, then d draws added);
 //! * `matvec/<T>/d<d>/{chain,lanes,lanes-portable,transposed}`: one d × d
@@ -39,7 +43,7 @@ use std::time::{Duration, Instant};
 use bilevel_core::solver::{
     BoRep, BoRepConfig, Slip, SlipConfig, Solver, StocBio, StocBioConfig, WarmStart,
 };
-use bilevel_core::testing::Quadratic;
+use bilevel_core::testing::{polar_pair, NoiseNormal, Quadratic};
 use bilevel_core::{kernels, random};
 use bilevel_core::{
     CrossJvp, DefaultRng, Level, LowerGradY, LowerHvp, Oracle, Real, UpperGradX, UpperGradY,
@@ -265,6 +269,9 @@ fn expected_passes(name: &str) -> f64 {
 ///   [`expected_passes`]) streamed in order from the iteration's own
 ///   oracle, divided by [`TRACE_STEPS`];
 /// * `iter/<name>/<id>`: one iteration on that oracle;
+/// * `iter/<name>-polar/<id>`: the same oracle with the polar method's
+///   draws for its noise (`NoiseNormal::Polar`, decision 120; moved, not
+///   copied), continuing the same run;
 /// * `iter/<name>-sigma0/<id>`: the same oracle with σ = 0 (no Gaussian
 ///   draws; moved, not copied, so still the same matrices), continuing the
 ///   same run: the difference to `iter` is the noise generation's time.
@@ -318,7 +325,9 @@ fn bench_case<T, S>(
         g.finish();
     };
     step(c, format!("iter/{name}"), &mut oracle);
-    let mut quiet = oracle.with_sigma(T::ZERO);
+    let mut polar = oracle.with_noise_normal(NoiseNormal::Polar);
+    step(c, format!("iter/{name}-polar"), &mut polar);
+    let mut quiet = polar.with_sigma(T::ZERO);
     step(c, format!("iter/{name}-sigma0"), &mut quiet);
 }
 
@@ -334,6 +343,16 @@ fn bench_noise<T: Real>(c: &mut Criterion, d: usize) {
             let mut s = 0.0;
             for _ in 0..d {
                 s += random::normal(&mut rng);
+            }
+            black_box(s)
+        });
+    });
+    g.bench_function(BenchmarkId::new(format!("polar/d{d}"), "draws"), |b| {
+        b.iter(|| {
+            let mut s = 0.0;
+            for _ in 0..d / 2 {
+                let (u, v) = polar_pair(&mut rng);
+                s += u + v;
             }
             black_box(s)
         });

@@ -15,7 +15,8 @@
 //! callgrind_annotate --inclusive=yes cg.out | head -40
 //! ```
 //! Arguments: solver (`borep`, `slip`, `stocbio`), scalar (`f64`, `f32`),
-//! d, and the number of iterations after `init`.
+//! d, the number of iterations after `init`, and optionally the noise's
+//! normal generator (`boxmuller`, the default, or `polar`; decision 120).
 
 use std::hint::black_box;
 
@@ -23,7 +24,7 @@ use bilevel_core::random::uniform;
 use bilevel_core::solver::{
     BoRep, BoRepConfig, Slip, SlipConfig, Solver, StocBio, StocBioConfig, WarmStart,
 };
-use bilevel_core::testing::{quadratic_len, Quadratic, QuadraticParts};
+use bilevel_core::testing::{quadratic_len, NoiseNormal, Quadratic, QuadraticParts};
 use bilevel_core::{DefaultRng, Real};
 use rand_core::SeedableRng;
 
@@ -37,8 +38,8 @@ fn steps<T: Real, S: Solver<T, Quadratic<T, Vec<T>>>>(mut s: S, q: Quadratic<T, 
     black_box(s.x()[0]);
 }
 
-fn run<T: Real>(solver: &str, d: usize, n: u64) {
-    let q = instance::<T>(d);
+fn run<T: Real>(solver: &str, d: usize, n: u64, normal: NoiseNormal) {
+    let q = instance::<T>(d).with_noise_normal(normal);
     let z = vec![T::ZERO; d];
     match solver {
         "borep" => {
@@ -104,8 +105,14 @@ fn main() {
     let solver = a.get(1).map_or("borep", String::as_str);
     let d: usize = a.get(3).map_or(1000, |s| s.parse().expect("d"));
     let n: u64 = a.get(4).map_or(20, |s| s.parse().expect("steps"));
+    let normal = match a.get(5).map_or("boxmuller", String::as_str) {
+        "boxmuller" => NoiseNormal::BoxMuller,
+        "polar" => NoiseNormal::Polar,
+        other => panic!("unknown normal generator {other} (boxmuller, polar)"),
+    };
     match a.get(2).map_or("f64", String::as_str) {
-        "f32" => run::<f32>(solver, d, n),
-        _ => run::<f64>(solver, d, n),
+        "f32" => run::<f32>(solver, d, n, normal),
+        "f64" => run::<f64>(solver, d, n, normal),
+        other => panic!("unknown scalar {other} (f64, f32)"),
     }
 }

@@ -4,7 +4,7 @@ use core::marker::PhantomData;
 
 use rand_core::Rng;
 
-use super::add_noise;
+use super::{add_noise_with, NoiseNormal};
 use crate::kernels::{dot, fill, matvec_add, matvec_add_t_add, matvec_t_add};
 use crate::oracle::{
     CrossJvp, Level, LowerGradX, LowerGradY, LowerHvp, LowerValue, Oracle, UpperGradX, UpperGradY,
@@ -69,6 +69,7 @@ pub struct Quadratic<T, S> {
     data: S,
     sigma: T,
     noisy: u8,
+    normal: NoiseNormal,
     f_const: T,
     _t: PhantomData<T>,
 }
@@ -173,6 +174,7 @@ impl<T: Real, S: Buffer<T>> Quadratic<T, S> {
             data: storage,
             sigma: T::from_f64(sigma),
             noisy: u8::MAX,
+            normal: NoiseNormal::BoxMuller,
             f_const: T::from_f64(parts.f_const),
             _t: PhantomData,
         })
@@ -200,8 +202,23 @@ impl<T: Real, S: Buffer<T>> Quadratic<T, S> {
 
     fn noise(&self, out: &mut [T], seed: u64, kind: OracleKind) {
         if self.noisy & bit(kind) != 0 {
-            add_noise(out, self.sigma, seed, kind as u64 + 1);
+            add_noise_with(out, self.sigma, seed, kind as u64 + 1, self.normal);
         }
+    }
+
+    /// The same instance with another standard normal generator for its
+    /// oracle noise ([`NoiseNormal::BoxMuller`] by default): the same
+    /// distribution and determinism (same sample, same bits, on every
+    /// target), other bits. `docs/decisions.md` 120.
+    #[must_use]
+    pub fn with_noise_normal(mut self, normal: NoiseNormal) -> Self {
+        self.normal = normal;
+        self
+    }
+
+    /// The standard normal generator of the oracle noise.
+    pub fn noise_normal(&self) -> NoiseNormal {
+        self.normal
     }
 
     /// The same instance with another noise level.
