@@ -105,7 +105,8 @@ for r in $(seq 1 "$rounds"); do
         table "$log"
     done
     echo "== round $r, new iteration / old iteration (criterion medians)"
-    join <(medians "$out/round$r-old.txt" | grep '^iter/' | sort) \
-        <(medians "$out/round$r-new.txt" | grep '^iter/' | sort) |
+    medians "$out/round$r-old.txt" | grep '^iter/' | sort >"$out/round$r-old.medians"
+    medians "$out/round$r-new.txt" | grep '^iter/' | sort >"$out/round$r-new.medians"
+    join "$out/round$r-old.medians" "$out/round$r-new.medians" |
         awk '{ printf "%-28s old %9.3f ms  new %9.3f ms  new/old %5.3f\n", $1, $2, $3, $3 / $2 }'
 done
