@@ -22,6 +22,7 @@ use rand_core::SeedableRng;
 
 /// The one-row reduction of decision 74 (`kernels::reduce` before decision
 /// 119): entry `i` into lane `i mod 16`, then the halving tree.
+#[allow(clippy::inline_always)] // inlined into the AVX2 function, as in the kernels
 #[inline(always)]
 fn one_row<T: Real>(x: &[T], y: &[T]) -> T {
     let n = x.len().min(y.len());
