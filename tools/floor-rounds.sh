@@ -3,8 +3,9 @@
 # alternately for several rounds and prints, per round and binary, each
 # solver's iteration against its memory-bandwidth floor (decision 115: the
 # floor streams exactly the matrix passes the iteration makes, on the same
-# allocation, in the same process), the σ = 0 iteration against the floor,
-# and the new iteration against the old one. Only ratios within one run
+# allocation, in the same process), the σ = 0 iteration and (where the
+# bench has the rows, decision 120) the iteration with the polar method's
+# noise against the floor, and the new iteration against the old one. Only ratios within one run
 # mean much on a shared VM (the floor itself moves by up to 30 % between
 # minutes); the load average is printed beside every round.
 #
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 2
 fi
 old=$1
