@@ -46,13 +46,15 @@ pub mod ring_demo {
     /// Fills the rings from `sensor` until both hold a minibatch, then runs
     /// `steps` BO-REP steps, pushing one new reading before each (the
     /// oldest row of a full ring is overwritten). Readings the ring refuses
-    /// (a non-finite value) are skipped. Returns λ and the rows pushed.
+    /// (a non-finite value) are skipped. Returns λ and the rows pushed. (Not
+    /// generic, so that a `thumbv7em-none-eabihf` build of this library
+    /// compiles it, with the solver on the ring oracle, to machine code.)
     ///
     /// # Errors
     /// The solver's (none for this problem's fixed dimensions).
     pub fn adapt(
         oracle: &mut ridge::Problem,
-        mut sensor: impl FnMut() -> Reading,
+        sensor: &mut dyn FnMut() -> Reading,
         steps: u32,
     ) -> Result<([f32; ridge::DIM_X], u32), Error> {
         let mut pushed = 0u32;

@@ -449,7 +449,7 @@ fn the_demo_adapts_on_streamed_rows() {
     use lib::ridge_ring40_f32 as m;
     let tabs = tables("firmware_ridge.bilevel");
     let mut k = 0usize;
-    let sensor = || {
+    let mut sensor = || {
         k += 1;
         let val = k % 3 == 0;
         let t = &tabs[usize::from(val)];
@@ -461,7 +461,7 @@ fn the_demo_adapts_on_streamed_rows() {
         lib::ring_demo::Reading { x, y, val }
     };
     let mut p = m::Problem::new();
-    let (lambda, pushed) = lib::ring_demo::adapt(&mut p, sensor, 200).expect("runs");
+    let (lambda, pushed) = lib::ring_demo::adapt(&mut p, &mut sensor, 200).expect("runs");
     assert!(lambda.iter().all(|v| v.is_finite()));
     assert!(lambda.iter().any(|&v| v != 0.0));
     assert!(p.rings.train.is_full() && p.rings.val.is_full());
