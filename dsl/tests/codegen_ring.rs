@@ -32,10 +32,9 @@ fn example(name: &str, data: &[&str]) -> (String, Result<Generated, Vec<Diagnost
 fn inline(tag: &str, src: &str, data: &[&str]) -> Result<Generated, Vec<Diagnostic>> {
     let dir = std::env::temp_dir().join(format!("bilevel-ring-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut csv = String::from("a,b,y\n");
-    for r in 0..20 {
-        csv.push_str(&format!("{r},{},{}\n", r % 3, r % 2));
-    }
+    let csv: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..20).map(|r| format!("{r},{},{}\n", r % 3, r % 2)))
+        .collect();
     std::fs::write(dir.join("t.csv"), csv).expect("csv");
     let path = dir.join("s.bilevel");
     let out = codegen(src, &path, &opts(data));

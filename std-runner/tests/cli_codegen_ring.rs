@@ -86,10 +86,17 @@ fn a_ring_module_is_the_librarys_and_reports_its_rings() {
     assert!(f.status.success(), "the module parses");
 }
 
+/// (spec, arguments, [(code, where it points: text on the line)]).
+type Case = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
 #[test]
 fn what_cannot_be_a_ring_gets_a_located_code_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: &[(&str, &[&str], &[(&str, &str)])] = &[
+    let cases: &[Case] = &[
         (
             "firmware_ridge.bilevel",
             &["--data", "train:ring=0"],

@@ -342,8 +342,8 @@ fn ring_type(out: &mut String, r: &RingSrc<'_>, file: &str) {
     let mut docs = format!("`x`: the {w} features");
     if r.labels {
         let (what, code) = label_code(r.def.encoding);
-        fields.push_str(&format!("    l: [T; {up}_CAPACITY],\n"));
-        init.push_str(&format!("l: [Z; {up}_CAPACITY], "));
+        let _ = writeln!(fields, "    l: [T; {up}_CAPACITY],");
+        let _ = write!(init, "l: [Z; {up}_CAPACITY], ");
         args.push_str(", label: T");
         check.push_str("        if !label.is_finite() { return Err(RowError::NonFinite); }\n");
         check.push_str(&code);
@@ -351,8 +351,8 @@ fn ring_type(out: &mut String, r: &RingSrc<'_>, file: &str) {
         let _ = write!(docs, "; `label`: {what}");
     }
     if r.weights {
-        fields.push_str(&format!("    w: [T; {up}_CAPACITY],\n"));
-        init.push_str(&format!("w: [Z; {up}_CAPACITY], "));
+        let _ = writeln!(fields, "    w: [T; {up}_CAPACITY],");
+        let _ = write!(init, "w: [Z; {up}_CAPACITY], ");
         args.push_str(", weight: T");
         check.push_str("        if !weight.is_finite() { return Err(RowError::NonFinite); }\n");
         store.push_str("        self.w[slot] = weight;\n");

@@ -261,7 +261,7 @@ fn solver_runs_on_a_filled_ring_give_the_const_trace() {
                 nu: 0.1,
                 ..BoRepConfig::default()
             };
-            let mut sa = BoRep::new(cfg.clone(), x0.clone(), y0.clone()).expect("solver");
+            let mut sa = BoRep::new(cfg, x0.clone(), y0.clone()).expect("solver");
             let mut sb = BoRep::new(cfg, x0.clone(), y0.clone()).expect("solver");
             sa.init(&mut *a, &mut ra).expect("init");
             sb.init(&mut *b, &mut rb).expect("init");
@@ -278,7 +278,7 @@ fn solver_runs_on_a_filled_ring_give_the_const_trace() {
                 nu: 0.1,
                 ..SlipConfig::default()
             };
-            let mut sa = Slip::new(cfg.clone(), x0.clone(), y0.clone()).expect("solver");
+            let mut sa = Slip::new(cfg, x0.clone(), y0.clone()).expect("solver");
             let mut sb = Slip::new(cfg, x0.clone(), y0.clone()).expect("solver");
             sa.init(&mut *a, &mut ra).expect("init");
             sb.init(&mut *b, &mut rb).expect("init");
@@ -319,7 +319,7 @@ fn a_full_ring_overwrites_its_oldest_rows() {
     let x0 = m::X0.to_vec();
     let y0 = m::Y0.to_vec();
     let mut rng = DefaultRng::seed_from_u64(3);
-    let mut seen = vec![false; 40];
+    let mut seen = [false; 40];
     for k in 0..50u64 {
         let mut r = DefaultRng::seed_from_u64(k);
         let (ru, rl) = (
@@ -375,7 +375,7 @@ fn empty_and_part_filled_rings_draw_from_the_rows_present() {
     assert_eq!((su.len1, sl.len0), (0, 0));
     let x = m::X0.to_vec();
     let y: Vec<f64> = (0..m::DIM_Y).map(|k| 0.1 * k as f64).collect();
-    assert_eq!(p.f_value(&x, &y, &su), 0.0);
+    assert_eq!(p.f_value(&x, &y, &su).to_bits(), 0.0f64.to_bits());
     let reg = 0.5 * x[0].exp() * y.iter().map(|v| v * v).sum::<f64>();
     assert!((p.g_value(&x, &y, &sl) - reg).abs() <= 1e-12 * reg);
     let mut g = vec![0.0; m::DIM_Y];
@@ -451,11 +451,11 @@ fn the_demo_adapts_on_streamed_rows() {
     let mut k = 0usize;
     let mut sensor = || {
         k += 1;
-        let val = k % 3 == 0;
+        let val = k.is_multiple_of(3);
         let t = &tabs[usize::from(val)];
         let r = (k / 3) % t.rows;
         let (mut x, y, _) = row::<f32, { m::TRAIN_FEATURES }>(t, r, |v| v as f32);
-        if k % 17 == 0 {
+        if k.is_multiple_of(17) {
             x[0] = f32::NAN; // a failed reading: refused by the ring
         }
         lib::ring_demo::Reading { x, y, val }
