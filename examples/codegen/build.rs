@@ -30,6 +30,17 @@ const RINGS: &[(&str, &str, &[&str])] = &[
         "examples/specs/firmware_ridge.bilevel",
         &["ring"],
     ),
+    // The sequential sampler (test-only spec): const and ring modules.
+    (
+        "seq_const",
+        "examples/codegen/specs/seq_logreg.bilevel",
+        &["const"],
+    ),
+    (
+        "seq_ring",
+        "examples/codegen/specs/seq_logreg.bilevel",
+        &["ring"],
+    ),
     (
         "ridge_ring40",
         "examples/specs/firmware_ridge.bilevel",
@@ -65,6 +76,7 @@ fn main() {
     }
     for (name, rel, data) in RINGS {
         let path = root.join(rel);
+        println!("cargo:rerun-if-changed={}", path.display());
         let src = fs::read_to_string(&path).expect("example spec readable");
         for scalar in [Scalar::F64, Scalar::F32] {
             let opts = CodegenOptions {

@@ -23,6 +23,8 @@ mod gen {
     include!(concat!(env!("OUT_DIR"), "/ridge_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/hpo_ring_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/ridge_ring_f64.rs"));
+    include!(concat!(env!("OUT_DIR"), "/seq_const_f64.rs"));
+    include!(concat!(env!("OUT_DIR"), "/seq_ring_f64.rs"));
 }
 use bilevel_codegen_check as lib;
 
@@ -235,6 +237,21 @@ fn ridge_ring_filled_with_the_tables_gives_the_const_bits() {
         f32,
         tabs,
         rows
+    ));
+}
+
+/// The sequential sampler (`examples/codegen/specs/seq_logreg.bilevel`),
+/// which walks the slots modulo the rows, wrapping inside a minibatch.
+#[test]
+fn sequential_ring_filled_with_the_tables_gives_the_const_bits() {
+    let tabs = tables("../codegen/specs/seq_logreg.bilevel");
+    let all = usize::MAX;
+    same_as_const!(gen::seq_const_f64, gen::seq_ring_f64, f64, |p| fill_hpo!(
+        p,
+        gen::seq_ring_f64,
+        f64,
+        tabs,
+        all
     ));
 }
 
