@@ -90,7 +90,9 @@ pub struct Generated {
     pub dim_x: usize,
     /// Length of y.
     pub dim_y: usize,
-    /// Bytes of the sample rings inside `Problem` (0 without rings).
+    /// Bytes of the sample rings inside `Problem` (0 without rings): their
+    /// rows, and two `usize` counters per ring counted as 8 bytes each (4
+    /// on a 32-bit target).
     pub ring_bytes: usize,
 }
 
