@@ -147,3 +147,60 @@ fn a_malformed_data_value_is_a_usage_error() {
         assert!(!out.exists());
     }
 }
+
+/// Source names that are Rust keywords, or that differ only in case or
+/// underscores, still give a module that parses, with one ring type each.
+#[test]
+fn keyword_and_clashing_source_names_give_a_module_that_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv: String = std::iter::once("a,b,y\n".to_string())
+        .chain((0..12).map(|r| format!("{r},{},{}\n", r % 3, r % 2)))
+        .collect();
+    std::fs::write(dir.path().join("t.csv"), csv).unwrap();
+    let src = r#"bilevel "names" version 1
+data move = csv("t.csv") { header = true, label = "y", features = ["a", "b"], batch = 2, seed = 1 }
+data my_data = csv("t.csv") { header = true, label = "y", features = ["a", "b"], batch = 2, seed = 2 }
+data myData = csv("t.csv") { header = true, label = "y", features = ["a", "b"], batch = 2, seed = 3 }
+upper {
+  var x: vector[2] init zeros
+  minimize mean over s in move { 0.5 * sq_loss(dot(w, s.x), s.y) } + 0.5 * norm2sq(x)
+}
+lower {
+  var w: vector[2] init zeros
+  minimize mean over s in my_data { 0.5 * sq_loss(dot(w, s.x), s.y) }
+           + mean over s in myData { 0.5 * sq_loss(dot(w, s.x), s.y) } + 0.5 * norm2sq(w - x)
+}
+"#;
+    std::fs::write(dir.path().join("names.bilevel"), src).unwrap();
+    let out = dir.path().join("gen");
+    let o = run(
+        dir.path(),
+        &[
+            "codegen",
+            "names.bilevel",
+            "--out",
+            out.to_str().unwrap(),
+            "--data",
+            "ring",
+        ],
+    );
+    ok(&o);
+    let file = out.join("names.rs");
+    let code = std::fs::read_to_string(&file).unwrap();
+    for item in [
+        "pub r#move: MoveRing",
+        "MyData1Ring",
+        "MyData2Ring",
+        "MY_DATA_CAPACITY",
+        "MYDATA_CAPACITY",
+    ] {
+        assert!(code.contains(item), "no {item}");
+    }
+    let rustfmt = std::env::var_os("RUSTFMT").unwrap_or_else(|| "rustfmt".into());
+    let f = std::process::Command::new(rustfmt)
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .arg(&file)
+        .output()
+        .expect("rustfmt runs");
+    assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stderr));
+}

@@ -241,6 +241,11 @@ fn camel(name: &str) -> String {
 struct RingSrc<'a> {
     d: usize,
     def: &'a DataDef,
+    /// The field of `Rings`.
+    field: String,
+    /// The type's stem (`Train`) and the consts' (`TRAIN`), unique.
+    camel: String,
+    upper: String,
     cap: usize,
     width: usize,
     labels: bool,
@@ -249,29 +254,71 @@ struct RingSrc<'a> {
 
 impl RingSrc<'_> {
     fn ty(&self) -> String {
-        format!("{}Ring", camel(&self.def.name))
+        format!("{}Ring", self.camel)
     }
     fn upper(&self) -> String {
-        self.def.name.to_uppercase()
+        self.upper.clone()
+    }
+}
+
+/// Rust's keywords (strict and reserved, 2021): a source so named is a
+/// raw identifier as a field (`r#type`), or gets a `_` where that is not
+/// allowed (`self_`).
+const KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn",
+    "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
+    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
+    "static", "struct", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
+    "virtual", "where", "while", "yield",
+];
+
+/// Source `name` as a field of `Rings`.
+fn field(name: &str) -> String {
+    if matches!(name, "self" | "Self" | "super" | "crate" | "_") {
+        format!("{name}_")
+    } else if KEYWORDS.contains(&name) {
+        format!("r#{name}")
+    } else {
+        name.to_string()
     }
 }
 
 fn ring_sources<'a>(p: &'a Program, caps: &[Option<usize>]) -> Vec<RingSrc<'a>> {
-    caps.iter()
+    let mut v: Vec<RingSrc<'a>> = caps
+        .iter()
         .enumerate()
         .filter_map(|(d, c)| {
             let cap = (*c)?;
             let t = p.loaded.tables.get(d)?.as_ref()?;
+            let name = &p.spec.data[d].name;
             Some(RingSrc {
                 d,
                 def: &p.spec.data[d],
+                field: field(name),
+                camel: camel(name),
+                upper: name.to_uppercase(),
                 cap,
                 width: t.features,
                 labels: !t.labels.is_empty(),
                 weights: !t.weights.is_empty(),
             })
         })
-        .collect()
+        .collect();
+    // `my_data` and `myData` would both be `MyDataRing`, `val` and `Val`
+    // both `VAL_…`: such names get the source's number.
+    let camels: Vec<String> = v.iter().map(|r| r.camel.clone()).collect();
+    let uppers: Vec<String> = v.iter().map(|r| r.upper.clone()).collect();
+    let many = |all: &[String], x: &String| all.iter().filter(|o| *o == x).count() > 1;
+    for r in &mut v {
+        let d = r.d;
+        if many(&camels, &r.camel) {
+            r.camel = format!("{}{d}", r.camel);
+        }
+        if many(&uppers, &r.upper) {
+            r.upper = format!("{}_{d}", r.upper);
+        }
+    }
+    v
 }
 
 /// `true` when some source is a ring.
@@ -289,7 +336,7 @@ pub(super) fn sweep_parts(p: &Program, caps: &[Option<usize>]) -> (String, Strin
     }
     let mut decl = String::new();
     for r in &rings {
-        let (d, n) = (r.d, &r.def.name);
+        let (d, n) = (r.d, &r.field);
         let _ = writeln!(decl, "    let D{d}_X = &rg.{n}.x;");
         if r.labels {
             let _ = writeln!(decl, "    let D{d}_L = &rg.{n}.l;");
@@ -469,11 +516,11 @@ pub enum RowError {
             fields,
             "    /// The rows of `{}`.\n    pub {}: {},",
             r.def.name,
-            r.def.name,
+            r.field,
             r.ty()
         );
-        let _ = write!(init, "{}: {}::new(), ", r.def.name, r.ty());
-        ready.push(format!("self.{}.ready()", r.def.name));
+        let _ = write!(init, "{}: {}::new(), ", r.field, r.ty());
+        ready.push(format!("self.{}.ready()", r.field));
     }
     let _ = write!(
         out,
@@ -546,7 +593,7 @@ pub(super) fn sampler_fields(p: &Program, caps: &[Option<usize>]) -> Vec<(String
 /// (`data::draw_code`) with the table's rows replaced by the ring's current
 /// `n` rows; min(batch, n) samples.
 pub(super) fn draw_code(def: &DataDef, d: usize) -> String {
-    let (n, b) = (&def.name, def.batch);
+    let (n, b) = (&field(&def.name), def.batch);
     let mut s = format!(
         "        // `{n}`: {:?}, from the ring's current rows\n        {{\n            let n = self.rings.{n}.len;\n            let b = if n < {b} {{ n }} else {{ {b} }};\n",
         def.sampler
