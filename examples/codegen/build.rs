@@ -30,6 +30,12 @@ const RINGS: &[(&str, &str, &[&str])] = &[
         "examples/specs/firmware_ridge.bilevel",
         &["ring"],
     ),
+    // Mixed: train a const table, val (`class(3)` labels) a ring.
+    (
+        "hyperclean_valring",
+        "examples/specs/hyperclean.bilevel",
+        &["val:ring"],
+    ),
     // The sequential sampler (test-only spec): const and ring modules.
     (
         "seq_const",

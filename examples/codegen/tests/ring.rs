@@ -25,6 +25,8 @@ mod gen {
     include!(concat!(env!("OUT_DIR"), "/ridge_ring_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/seq_const_f64.rs"));
     include!(concat!(env!("OUT_DIR"), "/seq_ring_f64.rs"));
+    include!(concat!(env!("OUT_DIR"), "/hyperclean_f64.rs"));
+    include!(concat!(env!("OUT_DIR"), "/hyperclean_valring_f64.rs"));
 }
 use bilevel_codegen_check as lib;
 
@@ -253,6 +255,32 @@ fn sequential_ring_filled_with_the_tables_gives_the_const_bits() {
         tabs,
         all
     ));
+}
+
+/// A module with a const table (hyperclean's train, shuffled) and a ring
+/// (val, `replace`): the draws keep the interpreter's source order, so the
+/// filled ring gives the const module's bits; `push` checks `class(3)`
+/// labels as the loader does.
+#[test]
+fn a_mixed_const_and_ring_module_gives_the_const_bits_and_checks_class_labels() {
+    use gen::hyperclean_valring_f64 as m;
+    let tabs = tables("hyperclean.bilevel");
+    same_as_const!(gen::hyperclean_f64, gen::hyperclean_valring_f64, f64, |p| {
+        for r in 0..tabs[1].rows {
+            let (x, l, _) = row::<f64, { m::VAL_FEATURES }>(&tabs[1], r, |v| v);
+            p.rings.val.push(&x, l).expect("a table row");
+        }
+    });
+    let mut p = Box::new(m::Problem::new());
+    let x = [0.25; m::VAL_FEATURES];
+    for bad in [3.0, 1.5, -1.0, f64::NAN] {
+        assert!(p.rings.val.push(&x, bad).is_err(), "label {bad}");
+    }
+    assert!(p.rings.val.is_empty());
+    for good in [0.0, 1.0, 2.0] {
+        assert_eq!(p.rings.val.push(&x, good), Ok(false), "label {good}");
+    }
+    assert_eq!(p.rings.val.len(), 3);
 }
 
 fn bits(v: &[f64]) -> Vec<u64> {
