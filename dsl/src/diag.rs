@@ -112,6 +112,12 @@ codes! {
     E0605 = "E0605", Error, "sample reductions would evaluate their bodies too often per oracle call";
     E0701 = "E0701", Error, "code generation: a `model` call cannot be generated";
     E0702 = "E0702", Error, "code generation: a data field without a fixed numeric form (text, group)";
+    E0710 = "E0710", Error, "code generation: a `--data` choice names no table source the objectives read";
+    E0711 = "E0711", Error, "code generation: a sample ring of capacity 0";
+    E0712 = "E0712", Error, "code generation: a minibatch larger than its sample ring";
+    E0713 = "E0713", Error, "code generation: a ring source's whole-data fact (`rows`, `groups`, `vocab`)";
+    E0714 = "E0714", Error, "code generation: `s.index` of a ring source";
+    E0715 = "E0715", Error, "code generation: a load-time transform (`split`, `label_noise`) of a ring source";
 }
 
 /// A labelled span.

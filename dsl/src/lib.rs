@@ -58,7 +58,7 @@ mod text;
 pub use ast::{Cmp, Span};
 pub use backend::{ModelBackend, ModelContext, ModelRegistry, Models, TokenBatch};
 pub use check::{MAX_BODY_EVALS, MAX_SUGGESTIONS, SUPPORTED_VERSIONS};
-pub use codegen::{codegen, CodegenOptions, Generated, Scalar};
+pub use codegen::{codegen, CodegenOptions, DataChoice, Generated, Scalar, Storage};
 pub use compiled::{spd, Compiled, ExpectOutcome, Program};
 pub use convexity::matrix::{
     lambda_min_bound, lambda_min_bound_within, Bound as LambdaBound, MAX_ORDER, MAX_VERIFY_WORK,

@@ -71,6 +71,7 @@ fn the_output_names_spec_generator_scalar_and_quotes_the_objectives() {
             scalar,
             name: Some("toy".into()),
             libm: false,
+            ..CodegenOptions::default()
         };
         let g = codegen(&src, &path, &opts).expect("generated");
         assert_eq!(g.name, "toy");

@@ -6,6 +6,7 @@ mod assumptions;
 mod benchopt_problems;
 mod benchopt_quadratic;
 mod codegen;
+mod codegen_ring;
 mod convexity;
 mod defects;
 mod e2e;

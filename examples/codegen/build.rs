@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::{env, fs};
 
-use bilevel_dsl::{codegen, CodegenOptions, Scalar};
+use bilevel_dsl::{codegen, CodegenOptions, DataChoice, Scalar};
 
 /// (module name, spec path relative to the workspace root).
 const SPECS: &[(&str, &str)] = &[
@@ -17,6 +17,41 @@ const SPECS: &[(&str, &str)] = &[
     // Not an example: matrix variables, for the general (and transposed)
     // matrix × matrix product, which no example spec uses.
     ("matmat", "examples/codegen/specs/matmat.bilevel"),
+];
+
+/// Run-time data (docs/codegen.md, "the sample ring"): (module name, spec,
+/// `--data` choices). `hpo_ring` and `ridge_ring` have rings as large as
+/// the tables (filled with the tables' rows, they must give the const
+/// modules' bits); `ridge_ring40` has small rings, for wrap-around.
+const RINGS: &[(&str, &str, &[&str])] = &[
+    ("hpo_ring", "examples/specs/hpo_logreg.bilevel", &["ring"]),
+    (
+        "ridge_ring",
+        "examples/specs/firmware_ridge.bilevel",
+        &["ring"],
+    ),
+    // Mixed: train a const table, val (`class(3)` labels) a ring.
+    (
+        "hyperclean_valring",
+        "examples/specs/hyperclean.bilevel",
+        &["val:ring"],
+    ),
+    // The sequential sampler (test-only spec): const and ring modules.
+    (
+        "seq_const",
+        "examples/codegen/specs/seq_logreg.bilevel",
+        &["const"],
+    ),
+    (
+        "seq_ring",
+        "examples/codegen/specs/seq_logreg.bilevel",
+        &["ring"],
+    ),
+    (
+        "ridge_ring40",
+        "examples/specs/firmware_ridge.bilevel",
+        &["ring=40", "val:ring=33"],
+    ),
 ];
 
 fn main() {
@@ -36,6 +71,28 @@ fn main() {
                 // ones are also included in a std test, whose bits must be
                 // the interpreter's (std's methods).
                 libm: scalar == Scalar::F32,
+                data: Vec::new(),
+            };
+            let g = match codegen(&src, &path, &opts) {
+                Ok(g) => g,
+                Err(d) => panic!("{rel}: {}", bilevel_dsl::render(&d, rel, &src)),
+            };
+            fs::write(out.join(format!("{}.rs", g.name)), g.code).expect("OUT_DIR writable");
+        }
+    }
+    for (name, rel, data) in RINGS {
+        let path = root.join(rel);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let src = fs::read_to_string(&path).expect("example spec readable");
+        for scalar in [Scalar::F64, Scalar::F32] {
+            let opts = CodegenOptions {
+                scalar,
+                name: Some(format!("{name}_{}", scalar.name())),
+                libm: scalar == Scalar::F32,
+                data: data
+                    .iter()
+                    .map(|d| d.parse::<DataChoice>().expect("a --data value"))
+                    .collect(),
             };
             let g = match codegen(&src, &path, &opts) {
                 Ok(g) => g,

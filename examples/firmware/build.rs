@@ -28,6 +28,7 @@ fn generate(out: &std::path::Path) {
         scalar: Scalar::F32,
         name: Some("ridge_f32".into()),
         libm: true,
+        ..CodegenOptions::default()
     };
     let g = codegen(&src, &spec, &opts)
         .unwrap_or_else(|d| panic!("{SPEC}: {}", bilevel_dsl::render(&d, SPEC, &src)));

@@ -5,11 +5,12 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use bilevel_dsl::{codegen, CodegenOptions, Scalar};
+use bilevel_dsl::{codegen, CodegenOptions, DataChoice, Scalar};
 
 /// Generates the oracle of `spec` into `out` and returns the report, or the
 /// rendered diagnostics with `false` (exit 1). A non-empty `out` is refused
-/// unless `force`, which replaces only the module file.
+/// unless `force`, which replaces only the module file. `data`: the
+/// `--data` choices (const tables or run-time sample rings).
 ///
 /// # Errors
 /// The spec cannot be read, `out` is a file or not empty (without
@@ -20,6 +21,7 @@ pub fn run(
     scalar: Scalar,
     name: Option<&str>,
     force: bool,
+    data: &[DataChoice],
     color: bool,
 ) -> Result<(String, bool)> {
     let src =
@@ -43,6 +45,7 @@ pub fn run(
         scalar,
         name: name.map(str::to_string),
         libm: false,
+        data: data.to_vec(),
     };
     let g = match codegen(&src, spec, &opts) {
         Ok(g) => g,
@@ -56,7 +59,7 @@ pub fn run(
     std::fs::write(&file, &g.code).with_context(|| format!("cannot write {}", file.display()))?;
     Ok((
         format!(
-            "wrote {}: module `{}` ({}), x: {} and y: {} numbers\n  workspace {} B (largest sweep's buffers, on the stack while it runs), sampler state {} B, static tables (parameters, data) {} B\n  use: include!(\"{}.rs\"); then {}::Problem::new() implements the bilevel-core oracle traits\n",
+            "wrote {}: module `{}` ({}), x: {} and y: {} numbers\n  workspace {} B (largest sweep's buffers, on the stack while it runs), sampler state {} B, static tables (parameters, data) {} B{}\n  use: include!(\"{}.rs\"); then {}::Problem::new() implements the bilevel-core oracle traits\n",
             file.display(),
             g.name,
             scalar.name(),
@@ -65,6 +68,11 @@ pub fn run(
             g.workspace_bytes,
             g.sampler_bytes,
             g.static_bytes,
+            if g.ring_bytes > 0 {
+                format!(", sample rings {} B (in Problem::rings, filled at run time)", g.ring_bytes)
+            } else {
+                String::new()
+            },
             g.name,
             g.name
         ),

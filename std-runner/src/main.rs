@@ -222,6 +222,13 @@ enum Command {
         /// Replace the generated module in a non-empty folder.
         #[arg(long)]
         force: bool,
+        /// Where table rows come from: `const` (compiled in, the default),
+        /// `ring` or `ring=CAPACITY` (a sample ring the firmware fills at run
+        /// time; capacity default: the table's rows), for every table source,
+        /// or for one with `SOURCE:` before it (`train:ring=64`). Repeatable;
+        /// later choices override earlier ones.
+        #[arg(long = "data", value_name = "[SOURCE:]const|ring[=CAPACITY]", value_parser = parse_data)]
+        data: Vec<bilevel_dsl::DataChoice>,
     },
     /// Print a shell completion script.
     ///
@@ -231,6 +238,11 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// One `--data` value of `codegen`.
+fn parse_data(s: &str) -> Result<bilevel_dsl::DataChoice, String> {
+    s.parse()
 }
 
 /// The scalar type of `codegen`.
@@ -380,6 +392,7 @@ fn codegen(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
         scalar,
         name,
         force,
+        data,
     } = cmd
     else {
         anyhow::bail!("not a codegen command");
@@ -390,7 +403,7 @@ fn codegen(cmd: Command) -> anyhow::Result<(String, ExitCode)> {
     };
     let color = std::io::stderr().is_terminal();
     let (text, ok) =
-        bilevel_runner::codegen::run(&spec, &out, scalar, name.as_deref(), force, color)?;
+        bilevel_runner::codegen::run(&spec, &out, scalar, name.as_deref(), force, &data, color)?;
     Ok((
         text,
         if ok {

@@ -62,6 +62,7 @@ fn library(spec: &str, scalar: Scalar, name: Option<&str>) -> bilevel_dsl::Gener
         scalar,
         name: name.map(str::to_string),
         libm: false,
+        ..CodegenOptions::default()
     };
     // The facade reads data relative to the spec's path: give it the real one.
     let g = bilevel_dsl::codegen(&src, &specs().join(spec), &opts);

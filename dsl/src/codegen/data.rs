@@ -354,6 +354,7 @@ pub(super) fn sample_type(
     data: &[DataDef],
     tables: &[Option<Table>],
     used: &[usize],
+    rings: &[Option<usize>],
 ) {
     out.push_str(
         "/// One minibatch: per data source, its rows (tables) or draw seeds\n\
@@ -364,7 +365,14 @@ pub(super) fn sample_type(
     let mut set = String::new();
     for &d in used {
         let t = tables.get(d).and_then(Option::as_ref);
-        let cap = capacity(&data[d], t);
+        // A ring's minibatch is `batch` rows (at most its capacity, E0712);
+        // its row indices are slots, below `ring`.
+        let ring = rings.get(d).copied().flatten();
+        let cap = if ring.is_some() {
+            data[d].batch as usize
+        } else {
+            capacity(&data[d], t)
+        };
         let _ = writeln!(
             out,
             "    /// Samples of `{}` in this minibatch.\n    pub len{d}: usize,",
@@ -378,9 +386,12 @@ pub(super) fn sample_type(
                 data[d].name
             );
             let _ = write!(new, "rows{d}: [0; {cap}], ");
+            let guard = ring.map_or(String::new(), |r| {
+                format!("if items.iter().any(|&r| r >= {r}) {{ return false; }} ")
+            });
             let _ = writeln!(
                 set,
-                "            {d} => {{ let n = items.len().min({cap}); for k in 0..n {{ self.rows{d}[k] = items[k] as u32; }} self.len{d} = n; true }}"
+                "            {d} => {{ {guard}let n = items.len().min({cap}); for k in 0..n {{ self.rows{d}[k] = items[k] as u32; }} self.len{d} = n; true }}"
             );
         } else {
             let _ = writeln!(
@@ -401,7 +412,7 @@ pub(super) fn sample_type(
         "impl Sample {{\n    /// An empty minibatch.\n    pub const fn new() -> Self {{\n        Sample {{ {new}}}\n    }}\n\n    \
          /// Sets data source `source`'s minibatch: row indices of a table or seeds of a\n    \
          /// synthetic source (at most the capacity are kept); `false` for a source the\n    \
-         /// objectives do not use.\n    #[allow(unused_variables)]\n    pub fn set(&mut self, source: usize, items: &[u64]) -> bool {{\n        match source {{\n{set}            _ => false,\n        }}\n    }}\n}}\n\n\
+         /// objectives do not use, or a ring slot at or beyond the ring's capacity.\n    #[allow(unused_variables)]\n    pub fn set(&mut self, source: usize, items: &[u64]) -> bool {{\n        match source {{\n{set}            _ => false,\n        }}\n    }}\n}}\n\n\
          impl Default for Sample {{\n    fn default() -> Self {{\n        Self::new()\n    }}\n}}\n\n"
     );
 }

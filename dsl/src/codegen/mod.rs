@@ -18,6 +18,7 @@ mod data;
 mod emit;
 mod errors;
 mod linalg;
+mod ring;
 mod rules;
 mod runtime;
 mod sample;
@@ -30,6 +31,8 @@ use crate::compiled::{Compiled, Program};
 use crate::diag::Diagnostic;
 use crate::hir::Spec;
 use crate::tape::{Field, Func, Mode, Op, Tape, VarKind};
+
+pub use ring::{DataChoice, Storage};
 
 /// The scalar type of the generated code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +67,10 @@ pub struct CodegenOptions {
     /// including crate's graph (a host test) and to `Real` otherwise (a
     /// `no_std` firmware): set it to get a firmware's bits on the host.
     pub libm: bool,
+    /// Where the table sources' rows come from: empty, every table is
+    /// compiled in (`const`); [`Storage::Ring`] makes a source a run-time
+    /// sample ring the firmware fills (docs/codegen.md, "Run-time data").
+    pub data: Vec<DataChoice>,
 }
 
 /// A generated module.
@@ -83,6 +90,10 @@ pub struct Generated {
     pub dim_x: usize,
     /// Length of y.
     pub dim_y: usize,
+    /// Bytes of the sample rings inside `Problem` (0 without rings): their
+    /// rows, and two `usize` counters per ring counted as 8 bytes each (4
+    /// on a 32-bit target).
+    pub ring_bytes: usize,
 }
 
 /// Generates the oracle module of the spec `src` read from `path` (its
@@ -104,7 +115,11 @@ pub fn codegen(
     }
     let program = crate::pipeline::build(src, base)?;
     supported(&program)?;
-    Ok(generate(&program, src, path, opts))
+    let mut used = Vec::new();
+    sources(&program.f, &mut used);
+    sources(&program.g, &mut used);
+    let rings = ring::resolve(&program, src, &opts.data, &used)?;
+    Ok(generate(&program, src, path, opts, &rings))
 }
 
 /// Refuses what cannot be generated, naming the construct.
@@ -283,6 +298,7 @@ fn sweep_fn(
     kind: &Kind,
     bufs: &mut BTreeMap<String, usize>,
     flags: &[Option<data::TableInfo>],
+    (rparam, rdecl): (&str, &str),
 ) -> String {
     let (name, upper, mode, value, outs) = *kind;
     let (tape, pre, hir) = if upper {
@@ -339,6 +355,7 @@ fn sweep_fn(
     if mode.tangent {
         decl.push_str("    let v: &[T; DIM_Y] = fixed(v);\n");
     }
+    decl.push_str(rdecl);
     for &(o, k, _) in outs {
         let dim = if k == VarKind::X { "DIM_X" } else { "DIM_Y" };
         let _ = writeln!(decl, "    let {o}: &mut [T; {dim}] = fixed_mut({o});");
@@ -348,7 +365,7 @@ fn sweep_fn(
     }
     *bufs.entry(name.to_string()).or_default() = mine.values().sum();
     format!(
-        "/// {} in mode {:?}{}.\n///\n{}#[allow(unused_variables, unused_assignments, unused_mut, clippy::all)]\n#[inline(never)]\npub fn {name}(x: &[T], y: &[T], s: &Sample{params}) -> T {{\n{decl}{body}}}\n\n",
+        "/// {} in mode {:?}{}.\n///\n{}#[allow(unused_variables, unused_assignments, unused_mut, clippy::all)]\n#[inline(never)]\npub fn {name}(x: &[T], y: &[T], s: &Sample{rparam}{params}) -> T {{\n{decl}{body}}}\n\n",
         if upper { "f" } else { "g" },
         mode,
         if value { ", with the value" } else { "" },
@@ -357,7 +374,11 @@ fn sweep_fn(
 }
 
 /// The `Problem` type, its sampler and the trait impls.
-fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
+fn problem(
+    p: &Program,
+    sampler_fields: &[(String, String, String)],
+    rings: &[Option<usize>],
+) -> String {
     let mut upper = Vec::new();
     let mut lower = Vec::new();
     sources(&p.f, &mut upper);
@@ -365,8 +386,16 @@ fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
     upper.sort_unstable();
     lower.sort_unstable();
     let tables = &p.loaded.tables;
-    let du = data::draw_code(&p.spec.data, tables, &upper);
-    let dl = data::draw_code(&p.spec.data, tables, &lower);
+    // Per source in the interpreter's order: a ring's draw or a table's.
+    let draws = |srcs: &[usize]| -> String {
+        srcs.iter()
+            .map(|&d| match rings.get(d) {
+                Some(Some(_)) => ring::draw_code(&p.spec.data[d], d),
+                _ => data::draw_code(&p.spec.data, tables, &[d]),
+            })
+            .collect()
+    };
+    let (du, dl) = (draws(&upper), draws(&lower));
     // ∇ₓf ≡ 0 when no node of f depends on x: the joint call is the y sweep
     // (the same code: f_grads would duplicate it in the image).
     let grads_f = if p.f.nodes.iter().any(|n| n.dep_x) {
@@ -379,7 +408,11 @@ fn problem(p: &Program, sampler_fields: &[(String, String, String)]) -> String {
         let _ = writeln!(decl, "    {n}: {t},");
         let _ = writeln!(init, "            {n}: {i},");
     }
-    format!(
+    if ring::any(rings) {
+        decl.push_str("    /// The run-time data: fill the rings before stepping a solver.\n    pub rings: Rings,\n");
+        init.push_str("            rings: Rings::new(),\n");
+    }
+    let code = format!(
         r"/// The generated oracle: the samplers' state (the sweeps' buffers are
 /// locals of each sweep function, see `WORKSPACE_BYTES`).
 pub struct Problem {{
@@ -477,7 +510,15 @@ impl bo::LowerValue<T> for Problem {{
     }}
 }}
 "
-    )
+    );
+    if ring::any(rings) {
+        // Every sweep reads the rings (`ring::sweep_parts`): the calls pass them.
+        code.replace("(x, y, s, ", "(x, y, s, &self.rings, ")
+            .replace("(x, y, s)", "(x, y, s, &self.rings)")
+            + "impl Problem {\n    /// `true` when every ring holds at least its minibatch (`Rings::ready`).\n    pub const fn ready(&self) -> bool {\n        self.rings.ready()\n    }\n}\n"
+    } else {
+        code
+    }
 }
 
 fn sources(t: &Tape, out: &mut Vec<usize>) {
@@ -514,15 +555,28 @@ fn consts(
 }
 
 /// The whole module.
-fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Generated {
+fn generate(
+    p: &Program,
+    src: &str,
+    path: &Path,
+    opts: &CodegenOptions,
+    rings: &[Option<usize>],
+) -> Generated {
     let f32 = opts.scalar == Scalar::F32;
     let size = if f32 { 4 } else { 8 };
     let name = ident(opts.name.as_deref().unwrap_or(&p.spec.name));
-    let flags = data::table_flags(&p.loaded.tables, f32);
+    let mut flags = data::table_flags(&p.loaded.tables, f32);
+    for (f, r) in flags.iter_mut().zip(rings) {
+        // A ring's columns are `[T; _]` arrays read as the float tables are.
+        if let (Some(f), Some(_)) = (f.as_mut(), r) {
+            f.compact = false;
+        }
+    }
+    let rparts = ring::sweep_parts(p, rings);
     let mut bufs = BTreeMap::new();
     let fns: String = KINDS
         .iter()
-        .map(|k| sweep_fn(p, src, k, &mut bufs, &flags))
+        .map(|k| sweep_fn(p, src, k, &mut bufs, &flags, (&rparts.0, &rparts.1)))
         .collect();
     let mut statics = String::new();
     let mut funcs = Vec::new();
@@ -534,8 +588,15 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
     sources(&p.g, &mut used);
     used.sort_unstable();
     let tables = &p.loaded.tables;
-    let data_bytes = data::tables(&mut statics, &p.spec.data, tables, &used, f32);
-    let sampler = data::sampler_fields(&p.spec.data, tables, &used);
+    let fixed: Vec<usize> = used
+        .iter()
+        .copied()
+        .filter(|&d| rings.get(d).is_none_or(Option::is_none))
+        .collect();
+    let data_bytes = data::tables(&mut statics, &p.spec.data, tables, &fixed, f32);
+    let ring_bytes = ring::types(&mut statics, p, rings, size);
+    let mut sampler = data::sampler_fields(&p.spec.data, tables, &fixed);
+    sampler.extend(ring::sampler_fields(p, rings));
     let sampler_bytes: usize = sampler
         .iter()
         .map(|(_, t, _)| {
@@ -566,9 +627,10 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
         nstatic * size,
         data_bytes
     );
+    out.push_str(&ring::header_line(p, rings, ring_bytes));
     let _ = writeln!(
         out,
-        "\n/// The oracle of `{}` ({}), generated from its tapes.\n#[allow(clippy::all, clippy::pedantic, unused_parens, unused_mut, unused_variables, dead_code, missing_docs, unused_imports)]\npub mod {name} {{\nuse bilevel_core::oracle as bo;\nuse bilevel_core::random::{{below, normal, uniform}};\nuse bilevel_core::rand_core::{{Rng, SeedableRng}};\nuse bilevel_core::{{DefaultRng, Real}};\n\n/// The scalar type.\npub type T = {};\nconst Z: T = 0.0;\n/// Length of x.\npub const DIM_X: usize = {};\n/// Length of y.\npub const DIM_Y: usize = {};\n/// Bytes of the largest sweep's buffers (locals of the sweep function: on\n/// the stack while it runs, or in registers).\npub const WORKSPACE_BYTES: usize = {};",
+        "\n/// The oracle of `{}` ({}), generated from its tapes.\n#[allow(clippy::all, clippy::pedantic, unused_parens, unused_mut, unused_variables, dead_code, missing_docs, unused_imports, non_snake_case)]\npub mod {name} {{\nuse bilevel_core::oracle as bo;\nuse bilevel_core::random::{{below, normal, uniform}};\nuse bilevel_core::rand_core::{{Rng, SeedableRng}};\nuse bilevel_core::{{DefaultRng, Real}};\n\n/// The scalar type.\npub type T = {};\nconst Z: T = 0.0;\n/// Length of x.\npub const DIM_X: usize = {};\n/// Length of y.\npub const DIM_Y: usize = {};\n/// Bytes of the largest sweep's buffers (locals of the sweep function: on\n/// the stack while it runs, or in registers).\npub const WORKSPACE_BYTES: usize = {};",
         p.spec.name,
         path.display(),
         opts.scalar.name(),
@@ -596,9 +658,9 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
     out.push_str("\n// Parameters and constants of the tapes, then the data.\n");
     out.push_str(&statics);
     out.push('\n');
-    data::sample_type(&mut out, &p.spec.data, tables, &used);
+    data::sample_type(&mut out, &p.spec.data, tables, &used, rings);
     out.push_str(&fns);
-    out.push_str(&problem(p, &sampler));
+    out.push_str(&problem(p, &sampler, rings));
     out.push_str("}\n");
     if opts.libm {
         out = libm_calls(&out);
@@ -611,6 +673,7 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
         static_bytes: nstatic * size + data_bytes,
         dim_x: p.dim_x,
         dim_y: p.dim_y,
+        ring_bytes,
     }
 }
 
