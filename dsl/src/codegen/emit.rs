@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::data::TableInfo;
+use super::zeros::{self, Flags};
 use crate::hir::{DataDef, SourceKind};
 use crate::tape::{Field, Mode, NodeId, Op, Plan, Tape, VarKind};
 
@@ -155,6 +156,8 @@ struct Level<'a> {
     pre: String,
     live_adj: Vec<bool>,
     live_adt: Vec<bool>,
+    /// Which adjoint and adjoint-tangent slots can be non-zero (`zeros`).
+    nz: Flags,
 }
 
 /// The emitter of one sweep function.
@@ -192,6 +195,8 @@ impl<'a> Em<'a> {
         tables: &'a [Option<TableInfo>],
     ) -> Self {
         let n = tape.nodes.len();
+        let tan = |j: NodeId| mode.tangent && tape.nodes[j].dep_y && plan.tan[j];
+        let nz = zeros::flags(tape, mode, &tan, (true, false));
         Em {
             out: String::new(),
             ind: 1,
@@ -206,17 +211,22 @@ impl<'a> Em<'a> {
                 pre: pre.to_string(),
                 live_adj: vec![false; n],
                 live_adt: vec![false; n],
+                nz,
             }],
         }
     }
 
     /// Writes one line at the current indentation (short sums written out,
-    /// see [`unroll_sums`]).
+    /// see [`unroll_sums`]; structurally zero terms dropped, and the line
+    /// when nothing is left of it, see [`zeros::simplify`]).
     pub fn line(&mut self, s: &str) {
+        let Some(s) = zeros::simplify(&unroll_sums(s)) else {
+            return;
+        };
         for _ in 0..self.ind {
             self.out.push_str("    ");
         }
-        self.out.push_str(&unroll_sums(s));
+        self.out.push_str(&s);
         self.out.push('\n');
     }
 
@@ -319,16 +329,30 @@ impl<'a> Em<'a> {
         }
     }
 
-    /// The adjoint buffer of node `n`.
+    /// The adjoint buffer of node `n` ([`Ref::Zero`] when it is structurally
+    /// zero).
     pub fn adj(&mut self, lvl: usize, n: NodeId) -> Ref {
+        if !self.stack[lvl].nz.anz.get(n).copied().unwrap_or(true) {
+            return Ref::Zero;
+        }
         let len = self.tape(lvl).nodes[n].len();
         self.buf(lvl, 'a', n, len)
     }
 
-    /// The adjoint-tangent buffer of node `n`.
+    /// The adjoint-tangent buffer of node `n` ([`Ref::Zero`] when it is
+    /// structurally zero, as in every first-order sweep).
     pub fn adt(&mut self, lvl: usize, n: NodeId) -> Ref {
+        if !self.mode.second || !self.stack[lvl].nz.tnz.get(n).copied().unwrap_or(true) {
+            return Ref::Zero;
+        }
         let len = self.tape(lvl).nodes[n].len();
         self.buf(lvl, 'd', n, len)
+    }
+
+    /// `true` when node `n`'s adjoint or adjoint tangent can be non-zero.
+    pub fn nonzero(&self, lvl: usize, n: NodeId) -> bool {
+        let nz = &self.stack[lvl].nz;
+        nz.anz.get(n).copied().unwrap_or(true) || (self.mode.second && nz.tnz.get(n).copied().unwrap_or(true))
     }
 
     /// The scratch buffer of node `n` (`len` elements).
@@ -425,7 +449,9 @@ impl<'a> Em<'a> {
         self.fill0(&a, len);
         let d = self.adt(0, o);
         self.fill0(&d, len);
-        self.line(&format!("{} = 1.0;", a.at("0")));
+        if let Ref::Buf(_) = a {
+            self.line(&format!("{} = 1.0;", a.at("0")));
+        }
         self.stack[0].live_adj[o] = true;
         self.reverse_from(0);
     }
@@ -436,7 +462,13 @@ impl<'a> Em<'a> {
         for i in (0..tape.nodes.len()).rev() {
             let node = &tape.nodes[i];
             let planned = !Self::top(lvl) || self.plan.run[i];
-            if !self.stack[lvl].live_adj[i] || !self.active(lvl, i) || !planned {
+            // A node whose adjoint and adjoint tangent are structurally zero
+            // adds nothing to its arguments'.
+            if !self.stack[lvl].live_adj[i]
+                || !self.active(lvl, i)
+                || !planned
+                || !self.nonzero(lvl, i)
+            {
                 continue;
             }
             let pre = self.stack[lvl].pre.clone();
@@ -463,11 +495,18 @@ impl<'a> Em<'a> {
         };
         let n = body.nodes.len();
         let pre = format!("{}_{i}", self.stack[lvl].pre);
+        // Bodies whose reduction gets no adjoint have no flags: all zero.
+        let nz = self.stack[lvl].nz.bodies.get(&i).cloned().unwrap_or_else(|| Flags {
+            anz: vec![false; n],
+            tnz: vec![false; n],
+            bodies: BTreeMap::new(),
+        });
         self.stack.push(Level {
             tape: body,
             pre,
             live_adj: vec![false; n],
             live_adt: vec![false; n],
+            nz,
         });
         lvl + 1
     }

@@ -21,6 +21,7 @@ mod linalg;
 mod rules;
 mod runtime;
 mod sample;
+mod zeros;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
