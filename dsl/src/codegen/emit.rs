@@ -395,17 +395,6 @@ impl<'a> Em<'a> {
         }
     }
 
-    /// Zeroes an adjoint or adjoint-tangent accumulator with −0.0, the
-    /// identity of `+` (−0.0 + e = e for every e), so the first `+=` into it
-    /// is a move. The interpreter's +0.0 gives the same sums except that
-    /// +0.0 + (−0.0) is +0.0: only the sign of a zero intermediate differs,
-    /// and outputs are accumulated from +0.0 (`zeros`, docs/decisions.md 121).
-    pub fn fill_acc(&mut self, r: &Ref, len: usize) {
-        if let Ref::Buf(n) = r {
-            self.line(&format!("{n} = [NZ; {len}];"));
-        }
-    }
-
     /// The interpreter's `touch`: marks node `n`'s adjoint (and adjoint
     /// tangent) live, zeroing them first.
     pub fn touch(&mut self, lvl: usize, n: NodeId) {
@@ -413,12 +402,12 @@ impl<'a> Em<'a> {
         if !self.stack[lvl].live_adj[n] {
             self.stack[lvl].live_adj[n] = true;
             let r = self.adj(lvl, n);
-            self.fill_acc(&r, len);
+            self.fill0(&r, len);
         }
         if self.mode.second && !self.stack[lvl].live_adt[n] {
             self.stack[lvl].live_adt[n] = true;
             let r = self.adt(lvl, n);
-            self.fill_acc(&r, len);
+            self.fill0(&r, len);
         }
     }
 
@@ -457,9 +446,9 @@ impl<'a> Em<'a> {
         let o = tape.output;
         let len = tape.nodes[o].len();
         let a = self.adj(0, o);
-        self.fill_acc(&a, len);
+        self.fill0(&a, len);
         let d = self.adt(0, o);
-        self.fill_acc(&d, len);
+        self.fill0(&d, len);
         if let Ref::Buf(_) = a {
             self.line(&format!("{} = 1.0;", a.at("0")));
         }
@@ -491,7 +480,7 @@ impl<'a> Em<'a> {
             }
             if !self.stack[lvl].live_adt[i] {
                 let r = self.adt(lvl, i);
-                self.fill_acc(&r, node.len());
+                self.fill0(&r, node.len());
                 self.stack[lvl].live_adt[i] = self.mode.second;
             }
             let act: Vec<bool> = node.args.iter().map(|&a| self.active(lvl, a)).collect();

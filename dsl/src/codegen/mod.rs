@@ -569,7 +569,7 @@ fn generate(p: &Program, src: &str, path: &Path, opts: &CodegenOptions) -> Gener
     );
     let _ = writeln!(
         out,
-        "\n/// The oracle of `{}` ({}), generated from its tapes.\n#[allow(clippy::all, clippy::pedantic, unused_parens, unused_mut, unused_variables, dead_code, missing_docs, unused_imports)]\npub mod {name} {{\nuse bilevel_core::oracle as bo;\nuse bilevel_core::random::{{below, normal, uniform}};\nuse bilevel_core::rand_core::{{Rng, SeedableRng}};\nuse bilevel_core::{{DefaultRng, Real}};\n\n/// The scalar type.\npub type T = {};\nconst Z: T = 0.0;\n/// The accumulators' zero: −0.0 + e = e for every e.\nconst NZ: T = -0.0;\n/// Length of x.\npub const DIM_X: usize = {};\n/// Length of y.\npub const DIM_Y: usize = {};\n/// Bytes of the largest sweep's buffers (locals of the sweep function: on\n/// the stack while it runs, or in registers).\npub const WORKSPACE_BYTES: usize = {};",
+        "\n/// The oracle of `{}` ({}), generated from its tapes.\n#[allow(clippy::all, clippy::pedantic, unused_parens, unused_mut, unused_variables, dead_code, missing_docs, unused_imports)]\npub mod {name} {{\nuse bilevel_core::oracle as bo;\nuse bilevel_core::random::{{below, normal, uniform}};\nuse bilevel_core::rand_core::{{Rng, SeedableRng}};\nuse bilevel_core::{{DefaultRng, Real}};\n\n/// The scalar type.\npub type T = {};\nconst Z: T = 0.0;\n/// Length of x.\npub const DIM_X: usize = {};\n/// Length of y.\npub const DIM_Y: usize = {};\n/// Bytes of the largest sweep's buffers (locals of the sweep function: on\n/// the stack while it runs, or in registers).\npub const WORKSPACE_BYTES: usize = {};",
         p.spec.name,
         path.display(),
         opts.scalar.name(),

@@ -95,8 +95,8 @@ pub(super) fn reverse(em: &mut Em<'_>, lvl: usize, i: NodeId) {
     for (j, bn) in body.nodes.iter().enumerate() {
         if matches!(bn.op, Op::Outer(_)) {
             let (a, d) = (em.adj(inner, j), em.adt(inner, j));
-            em.fill_acc(&a, bn.len());
-            em.fill_acc(&d, bn.len());
+            em.fill0(&a, bn.len());
+            em.fill0(&d, bn.len());
         }
     }
     open_loop(em, inner, *data);
