@@ -352,7 +352,8 @@ impl<'a> Em<'a> {
     /// `true` when node `n`'s adjoint or adjoint tangent can be non-zero.
     pub fn nonzero(&self, lvl: usize, n: NodeId) -> bool {
         let nz = &self.stack[lvl].nz;
-        nz.anz.get(n).copied().unwrap_or(true) || (self.mode.second && nz.tnz.get(n).copied().unwrap_or(true))
+        nz.anz.get(n).copied().unwrap_or(true)
+            || (self.mode.second && nz.tnz.get(n).copied().unwrap_or(true))
     }
 
     /// The scratch buffer of node `n` (`len` elements).
@@ -496,11 +497,16 @@ impl<'a> Em<'a> {
         let n = body.nodes.len();
         let pre = format!("{}_{i}", self.stack[lvl].pre);
         // Bodies whose reduction gets no adjoint have no flags: all zero.
-        let nz = self.stack[lvl].nz.bodies.get(&i).cloned().unwrap_or_else(|| Flags {
-            anz: vec![false; n],
-            tnz: vec![false; n],
-            bodies: BTreeMap::new(),
-        });
+        let nz = self.stack[lvl]
+            .nz
+            .bodies
+            .get(&i)
+            .cloned()
+            .unwrap_or_else(|| Flags {
+                anz: vec![false; n],
+                tnz: vec![false; n],
+                bodies: BTreeMap::new(),
+            });
         self.stack.push(Level {
             tape: body,
             pre,

@@ -100,7 +100,9 @@ fn second_term(tape: &Tape, p: NodeId, k: usize, tan: &dyn Fn(NodeId) -> bool) -
     let other = if k == 0 { 1 } else { 0 };
     match node.op {
         // c̄ times the other operand's tangent (both when an operand repeats).
-        Op::Mul | Op::Dot | Op::MatMul { .. } => arg(other) || (node.args.len() > 1 && node.args[0] == node.args[1] && arg(k)),
+        Op::Mul | Op::Dot | Op::MatMul { .. } => {
+            arg(other) || (node.args.len() > 1 && node.args[0] == node.args[1] && arg(k))
+        }
         Op::Div => arg(1) || (k == 1 && arg(0)),
         Op::Quad { .. } => k == 1 && arg(1),
         Op::Pow(_) | Op::Unary(_) | Op::Norm2sq | Op::Norm2 => arg(0),
@@ -286,7 +288,11 @@ impl Parser<'_> {
                 Some(b'[' | b'(') => self.i = self.close(self.i)?,
                 Some(b'.') => {
                     self.i += 1;
-                    while self.s.get(self.i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+                    while self
+                        .s
+                        .get(self.i)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    {
                         self.i += 1;
                     }
                 }
@@ -332,7 +338,11 @@ impl Parser<'_> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let at = self.i;
-                while self.s.get(self.i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
                     self.i += 1;
                 }
                 self.postfix()?;
@@ -371,7 +381,10 @@ fn range_sum(text: &str) -> Ex {
 
 /// A whole expression, or `None` when it is not one the parser knows.
 fn parse(s: &str) -> Option<Ex> {
-    let mut p = Parser { s: s.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: s.as_bytes(),
+        i: 0,
+    };
     let e = p.expr()?;
     p.ws();
     (p.i == p.s.len()).then_some(e)
@@ -401,7 +414,9 @@ fn derivative_target(lhs: &str) -> bool {
     let mut c = last.chars();
     let kind = c.next();
     let num = c.as_str();
-    levels.iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+    levels
+        .iter()
+        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
         && matches!(kind, Some('t' | 'a' | 'd'))
         && !num.is_empty()
         && num.bytes().all(|b| b.is_ascii_digit())
@@ -483,7 +498,11 @@ pub(super) fn simplify(line: &str) -> Option<String> {
         return None;
     }
     let body = kept.join("; ") + ";";
-    Some(if braced { format!("{{ {body} }}") } else { body })
+    Some(if braced {
+        format!("{{ {body} }}")
+    } else {
+        body
+    })
 }
 
 #[cfg(test)]
@@ -493,12 +512,24 @@ mod tests {
     #[test]
     fn zero_terms_and_statements_are_dropped() {
         let s = |l: &str| simplify(l);
-        assert_eq!(s("g_t3[0] = Z * y[0] + C_G_1[0] * v[0];").as_deref(), Some("g_t3[0] = C_G_1[0] * v[0];"));
-        assert_eq!(s("g_d2[1] += g_d4[1] * x[1] + 0.0;").as_deref(), Some("g_d2[1] += g_d4[1] * x[1];"));
+        assert_eq!(
+            s("g_t3[0] = Z * y[0] + C_G_1[0] * v[0];").as_deref(),
+            Some("g_t3[0] = C_G_1[0] * v[0];")
+        );
+        assert_eq!(
+            s("g_d2[1] += g_d4[1] * x[1] + 0.0;").as_deref(),
+            Some("g_d2[1] += g_d4[1] * x[1];")
+        );
         assert_eq!(s("g_d2[1] += Z * x[1] + g_a4[0] * 0.0;"), None);
         assert_eq!(s("Z += Z * x[1];"), None);
-        assert_eq!(s("g_t2[0] = Z - v[3];").as_deref(), Some("g_t2[0] = -v[3];"));
-        assert_eq!(s("g_t2[0] = Z * y[0] - Z;").as_deref(), Some("g_t2[0] = Z;"));
+        assert_eq!(
+            s("g_t2[0] = Z - v[3];").as_deref(),
+            Some("g_t2[0] = -v[3];")
+        );
+        assert_eq!(
+            s("g_t2[0] = Z * y[0] - Z;").as_deref(),
+            Some("g_t2[0] = Z;")
+        );
         // Values are left alone, even their `+= 0.0`.
         assert_eq!(s("g_v2[0] += 0.0;").as_deref(), Some("g_v2[0] += 0.0;"));
         // Parentheses and precedence are kept.
@@ -511,7 +542,8 @@ mod tests {
             None
         );
         assert_eq!(
-            s("{ let (_, f1, f2) = d_exp(x[0]); g_d3[0] += g_d5[0] * f1 + g_a3[0] * f2 * Z; }").as_deref(),
+            s("{ let (_, f1, f2) = d_exp(x[0]); g_d3[0] += g_d5[0] * f1 + g_a3[0] * f2 * Z; }")
+                .as_deref(),
             Some("{ let (_, f1, f2) = d_exp(x[0]); g_d3[0] += g_d5[0] * f1; }")
         );
         assert_eq!(s("g_d3[0] += (0..20).map(|k| Z * x[k]).sum::<T>();"), None);
@@ -522,6 +554,9 @@ mod tests {
         assert_eq!(s("for k in 0..20 {").as_deref(), Some("for k in 0..20 {"));
         assert_eq!(s("g_d3 = [Z; 4];").as_deref(), Some("g_d3 = [Z; 4];"));
         assert_eq!(s("gy[0 + 3] += Z;"), None);
-        assert_eq!(s("g_t1[0] = 1.5e-3 * v[0];").as_deref(), Some("g_t1[0] = 1.5e-3 * v[0];"));
+        assert_eq!(
+            s("g_t1[0] = 1.5e-3 * v[0];").as_deref(),
+            Some("g_t1[0] = 1.5e-3 * v[0];")
+        );
     }
 }
