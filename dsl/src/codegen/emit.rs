@@ -166,6 +166,8 @@ pub(super) struct Em<'a> {
     pub out: String,
     /// Indentation depth.
     ind: usize,
+    /// Per open block: where its head line starts and where its body does.
+    opened: Vec<(usize, usize)>,
     /// The sweep's buffers (locals of the generated function): name → length.
     pub bufs: &'a mut BTreeMap<String, usize>,
     /// The data sources.
@@ -200,6 +202,7 @@ impl<'a> Em<'a> {
         Em {
             out: String::new(),
             ind: 1,
+            opened: Vec::new(),
             bufs,
             data,
             tables,
@@ -232,14 +235,20 @@ impl<'a> Em<'a> {
 
     /// Opens a block with `head` (e.g. `for k in 0..3 {`).
     pub fn open(&mut self, head: &str) {
+        let at = self.out.len();
         self.line(head);
+        self.opened.push((at, self.out.len()));
         self.ind += 1;
     }
 
-    /// Closes a block.
+    /// Closes a block (and removes it when nothing was written into it,
+    /// e.g. a loop whose statements were all structurally zero).
     pub fn close(&mut self) {
         self.ind -= 1;
-        self.line("}");
+        match self.opened.pop() {
+            Some((at, body)) if body == self.out.len() => self.out.truncate(at),
+            _ => self.line("}"),
+        }
     }
 
     /// `stmt(k)` for every k in `0..n`: written out up to [`UNROLL`]
