@@ -97,7 +97,7 @@ pub(super) fn flags(
 fn second_term(tape: &Tape, p: NodeId, k: usize, tan: &dyn Fn(NodeId) -> bool) -> bool {
     let node = &tape.nodes[p];
     let arg = |j: usize| node.args.get(j).is_some_and(|&a| tan(a));
-    let other = if k == 0 { 1 } else { 0 };
+    let other = usize::from(k == 0);
     match node.op {
         // c̄ times the other operand's tangent (both when an operand repeats).
         Op::Mul | Op::Dot | Op::MatMul { .. } => {
@@ -205,7 +205,7 @@ impl Ex {
             Ex::Bin(op, l, r) => {
                 let (l, r) = (l.simplified(), r.simplified());
                 match (op, &l, &r) {
-                    (b'*', Ex::Zero, _) | (b'*', _, Ex::Zero) | (b'/', Ex::Zero, _) => Ex::Zero,
+                    (b'*' | b'/', Ex::Zero, _) | (b'*', _, Ex::Zero) => Ex::Zero,
                     (b'+' | b'-', _, Ex::Zero) => l,
                     (b'+', Ex::Zero, _) => r,
                     (b'-', Ex::Zero, _) => Ex::Neg(Box::new(r)),
