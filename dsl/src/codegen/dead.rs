@@ -118,12 +118,29 @@ pub(super) fn prune(body: &str) -> String {
             break;
         }
     }
-    let mut out = String::with_capacity(body.len());
-    for (l, t) in lines.iter().zip(&targets) {
-        if t.is_none_or(|t| live.contains(t)) {
-            out.push_str(l);
-            out.push('\n');
+    let mut kept: Vec<&str> = lines
+        .iter()
+        .zip(&targets)
+        .filter(|(_, t)| t.is_none_or(|t| live.contains(t)))
+        .map(|(l, _)| *l)
+        .collect();
+    // Blocks emptied by the removal (`for … {` directly followed by `}`).
+    let mut i = 0;
+    while i + 1 < kept.len() {
+        let head = kept[i].trim_end();
+        let lead = head.trim_start();
+        let opens = head.ends_with('{') && !lead.starts_with("//") && !lead.starts_with('}');
+        if opens && kept[i + 1].trim() == "}" {
+            kept.drain(i..i + 2);
+            i = i.saturating_sub(1);
+        } else {
+            i += 1;
         }
+    }
+    let mut out = String::with_capacity(body.len());
+    for l in kept {
+        out.push_str(l);
+        out.push('\n');
     }
     out
 }
@@ -141,6 +158,9 @@ mod tests {
         assert!(!p.contains("g_v2"), "{p}");
         assert!(!p.contains("g_a3"), "{p}");
         assert!(!p.contains("gemm"), "{p}");
+        // A loop left empty goes too.
+        let body = "    for k in 0..3 {\n        g_a1[k] += v[k];\n    }\n    hv[0] += v[0];\n";
+        assert_eq!(prune(body), "    hv[0] += v[0];\n");
         // A buffer read inside a loop keeps its writes.
         let body = "    for k in 0..3 {\n        g_t1[k] = v[k];\n    }\n    hv[0] += g_t1[0];\n";
         assert_eq!(prune(body), body);
