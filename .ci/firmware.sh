@@ -89,7 +89,7 @@ took
 # `generated`, docs/decisions.md 110, 113): built, run under QEMU (exit 0
 # only on the golden bits its host test examples/codegen/tests/firmware_job.rs
 # computes from the same generated code) and linted. Its image is over the
-# flash budget (decision 112), so the budget below is the default image's;
+# flash budget (decisions 112, 121), so the budget below is the default image's;
 # its sizes are printed there.
 step "generated oracle (feature generated): build, run under QEMU, clippy"
 (cd "$fw" && cargo build --release --locked --features generated)

@@ -91,3 +91,69 @@ fn the_output_names_spec_generator_scalar_and_quotes_the_objectives() {
     let b = codegen(&src, &path, &CodegenOptions::default()).expect("generated");
     assert_eq!(a.code, b.code);
 }
+
+/// Is `w` a tangent, adjoint or adjoint-tangent buffer element or an output
+/// element (`g_1_t4[k]`, `f_a2[0]`, `gy[…]`)?
+fn derivative_lhs(w: &str) -> bool {
+    let name = w.split('[').next().unwrap_or("");
+    if !w.contains('[') {
+        return false;
+    }
+    if matches!(name, "gx" | "gy" | "hv" | "jv") {
+        return true;
+    }
+    let last = name.rsplit('_').next().unwrap_or("");
+    (name.starts_with("f_") || name.starts_with("g_"))
+        && last.len() > 1
+        && matches!(last.as_bytes()[0], b't' | b'a' | b'd')
+        && last[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+#[test]
+fn no_structurally_zero_term_survives_in_derivative_statements() {
+    // docs/decisions.md 121: a term with a structurally zero factor (`Z`,
+    // a tangent the sweep does not compute, `0.0`) is not generated.
+    let zero_terms = [
+        "Z * ", " * Z", "+ Z", "- Z", "0.0 * ", " * 0.0", "+ 0.0", "- 0.0",
+    ];
+    for spec in [
+        "toy_quadratic",
+        "quadratic_d100",
+        "hpo_logreg",
+        "hyperclean",
+        "firmware_ridge",
+    ] {
+        let path = specs().join(format!("{spec}.bilevel"));
+        let src = std::fs::read_to_string(&path).expect("spec");
+        for scalar in [Scalar::F64, Scalar::F32] {
+            let opts = CodegenOptions {
+                scalar,
+                name: None,
+                libm: false,
+            };
+            let g = codegen(&src, &path, &opts).expect("generated");
+            let mut checked = 0;
+            for line in g.code.lines() {
+                for st in line.trim().trim_start_matches("{ ").split("; ") {
+                    let Some((lhs, rhs)) = st.split_once(" = ").or_else(|| st.split_once(" += "))
+                    else {
+                        continue;
+                    };
+                    let lhs = lhs.trim_end_matches(" +").trim_end_matches(" -");
+                    if !derivative_lhs(lhs) {
+                        continue;
+                    }
+                    checked += 1;
+                    let rhs = format!(" {} ", rhs.trim_end_matches(';').trim_end_matches(" }"));
+                    for z in zero_terms {
+                        assert!(
+                            !rhs.contains(z) || rhs.trim() == "Z",
+                            "{spec} ({scalar:?}): structural zero `{z}` in `{st}`"
+                        );
+                    }
+                }
+            }
+            assert!(checked > 0, "{spec}: no derivative statement found");
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::data::TableInfo;
+use super::zeros::{self, Flags};
 use crate::hir::{DataDef, SourceKind};
 use crate::tape::{Field, Mode, NodeId, Op, Plan, Tape, VarKind};
 
@@ -155,6 +156,8 @@ struct Level<'a> {
     pre: String,
     live_adj: Vec<bool>,
     live_adt: Vec<bool>,
+    /// Which adjoint and adjoint-tangent slots can be non-zero (`zeros`).
+    nz: Flags,
 }
 
 /// The emitter of one sweep function.
@@ -163,6 +166,8 @@ pub(super) struct Em<'a> {
     pub out: String,
     /// Indentation depth.
     ind: usize,
+    /// Per open block: where its head line starts and where its body does.
+    opened: Vec<(usize, usize)>,
     /// The sweep's buffers (locals of the generated function): name → length.
     pub bufs: &'a mut BTreeMap<String, usize>,
     /// The data sources.
@@ -192,9 +197,12 @@ impl<'a> Em<'a> {
         tables: &'a [Option<TableInfo>],
     ) -> Self {
         let n = tape.nodes.len();
+        let tan = |j: NodeId| mode.tangent && tape.nodes[j].dep_y && plan.tan[j];
+        let nz = zeros::flags(tape, mode, &tan, (true, false));
         Em {
             out: String::new(),
             ind: 1,
+            opened: Vec::new(),
             bufs,
             data,
             tables,
@@ -206,30 +214,41 @@ impl<'a> Em<'a> {
                 pre: pre.to_string(),
                 live_adj: vec![false; n],
                 live_adt: vec![false; n],
+                nz,
             }],
         }
     }
 
     /// Writes one line at the current indentation (short sums written out,
-    /// see [`unroll_sums`]).
+    /// see [`unroll_sums`]; structurally zero terms dropped, and the line
+    /// when nothing is left of it, see [`zeros::simplify`]).
     pub fn line(&mut self, s: &str) {
+        let Some(s) = zeros::simplify(&unroll_sums(s)) else {
+            return;
+        };
         for _ in 0..self.ind {
             self.out.push_str("    ");
         }
-        self.out.push_str(&unroll_sums(s));
+        self.out.push_str(&s);
         self.out.push('\n');
     }
 
     /// Opens a block with `head` (e.g. `for k in 0..3 {`).
     pub fn open(&mut self, head: &str) {
+        let at = self.out.len();
         self.line(head);
+        self.opened.push((at, self.out.len()));
         self.ind += 1;
     }
 
-    /// Closes a block.
+    /// Closes a block (and removes it when nothing was written into it,
+    /// e.g. a loop whose statements were all structurally zero).
     pub fn close(&mut self) {
         self.ind -= 1;
-        self.line("}");
+        match self.opened.pop() {
+            Some((at, body)) if body == self.out.len() => self.out.truncate(at),
+            _ => self.line("}"),
+        }
     }
 
     /// `stmt(k)` for every k in `0..n`: written out up to [`UNROLL`]
@@ -319,16 +338,31 @@ impl<'a> Em<'a> {
         }
     }
 
-    /// The adjoint buffer of node `n`.
+    /// The adjoint buffer of node `n` ([`Ref::Zero`] when it is structurally
+    /// zero).
     pub fn adj(&mut self, lvl: usize, n: NodeId) -> Ref {
+        if !self.stack[lvl].nz.anz.get(n).copied().unwrap_or(true) {
+            return Ref::Zero;
+        }
         let len = self.tape(lvl).nodes[n].len();
         self.buf(lvl, 'a', n, len)
     }
 
-    /// The adjoint-tangent buffer of node `n`.
+    /// The adjoint-tangent buffer of node `n` ([`Ref::Zero`] when it is
+    /// structurally zero, as in every first-order sweep).
     pub fn adt(&mut self, lvl: usize, n: NodeId) -> Ref {
+        if !self.mode.second || !self.stack[lvl].nz.tnz.get(n).copied().unwrap_or(true) {
+            return Ref::Zero;
+        }
         let len = self.tape(lvl).nodes[n].len();
         self.buf(lvl, 'd', n, len)
+    }
+
+    /// `true` when node `n`'s adjoint or adjoint tangent can be non-zero.
+    pub fn nonzero(&self, lvl: usize, n: NodeId) -> bool {
+        let nz = &self.stack[lvl].nz;
+        nz.anz.get(n).copied().unwrap_or(true)
+            || (self.mode.second && nz.tnz.get(n).copied().unwrap_or(true))
     }
 
     /// The scratch buffer of node `n` (`len` elements).
@@ -425,7 +459,9 @@ impl<'a> Em<'a> {
         self.fill0(&a, len);
         let d = self.adt(0, o);
         self.fill0(&d, len);
-        self.line(&format!("{} = 1.0;", a.at("0")));
+        if let Ref::Buf(_) = a {
+            self.line(&format!("{} = 1.0;", a.at("0")));
+        }
         self.stack[0].live_adj[o] = true;
         self.reverse_from(0);
     }
@@ -436,7 +472,13 @@ impl<'a> Em<'a> {
         for i in (0..tape.nodes.len()).rev() {
             let node = &tape.nodes[i];
             let planned = !Self::top(lvl) || self.plan.run[i];
-            if !self.stack[lvl].live_adj[i] || !self.active(lvl, i) || !planned {
+            // A node whose adjoint and adjoint tangent are structurally zero
+            // adds nothing to its arguments'.
+            if !self.stack[lvl].live_adj[i]
+                || !self.active(lvl, i)
+                || !planned
+                || !self.nonzero(lvl, i)
+            {
                 continue;
             }
             let pre = self.stack[lvl].pre.clone();
@@ -463,11 +505,23 @@ impl<'a> Em<'a> {
         };
         let n = body.nodes.len();
         let pre = format!("{}_{i}", self.stack[lvl].pre);
+        // Bodies whose reduction gets no adjoint have no flags: all zero.
+        let nz = self.stack[lvl]
+            .nz
+            .bodies
+            .get(&i)
+            .cloned()
+            .unwrap_or_else(|| Flags {
+                anz: vec![false; n],
+                tnz: vec![false; n],
+                bodies: BTreeMap::new(),
+            });
         self.stack.push(Level {
             tape: body,
             pre,
             live_adj: vec![false; n],
             live_adt: vec![false; n],
+            nz,
         });
         lvl + 1
     }

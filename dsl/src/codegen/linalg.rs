@@ -141,24 +141,36 @@ pub(super) fn matmul_rev(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
     let (na, nb) = (node.args[0], node.args[1]);
     let (la, lb, n) = (tape.nodes[na].len(), tape.nodes[nb].len(), node.len());
     let (va, vb) = (em.val(lvl, na).slice(la), em.val(lvl, nb).slice(lb));
-    let g = em.adj(lvl, i).slice(n);
-    if act[0] && em.need_a(lvl, na) {
-        let d = mut_slice(&em.adj(lvl, na), la);
-        p.grad_a(em, &d, &g, &vb);
+    let gr = em.adj(lvl, i);
+    let g_nz = !matches!(gr, Ref::Zero);
+    let g = gr.slice(n);
+    // Structurally zero adjoints (`zeros`) get no product and give none.
+    if act[0] && em.need_a(lvl, na) && g_nz {
+        let dr = em.adj(lvl, na);
+        if !matches!(dr, Ref::Zero) {
+            p.grad_a(em, &mut_slice(&dr, la), &g, &vb);
+        }
     }
-    if act[1] && em.need_a(lvl, nb) {
-        let d = mut_slice(&em.adj(lvl, nb), lb);
-        p.grad_b(em, &d, &g, &va);
+    if act[1] && em.need_a(lvl, nb) && g_nz {
+        let dr = em.adj(lvl, nb);
+        if !matches!(dr, Ref::Zero) {
+            p.grad_b(em, &mut_slice(&dr, lb), &g, &va);
+        }
     }
     if !em.mode.second {
         return;
     }
     let mode = em.mode;
-    let gt = em.adt(lvl, i).slice(n);
-    let (tva, tvb) = (em.tanof(lvl, na, mode), em.tanof(lvl, nb, mode));
-    let gt_nz = em.gt_nz(lvl, i);
-    if act[0] && em.need_t(lvl, na) {
-        let d = mut_slice(&em.adt(lvl, na), la);
+    let gtr = em.adt(lvl, i);
+    let gt_nz = em.gt_nz(lvl, i) && !matches!(gtr, Ref::Zero);
+    let gt = gtr.slice(n);
+    let (mut tva, mut tvb) = (em.tanof(lvl, na, mode), em.tanof(lvl, nb, mode));
+    if !g_nz {
+        (tva, tvb) = (None, None);
+    }
+    let (da, db) = (em.adt(lvl, na), em.adt(lvl, nb));
+    if act[0] && em.need_t(lvl, na) && !matches!(da, Ref::Zero) {
+        let d = mut_slice(&da, la);
         if gt_nz {
             p.grad_a(em, &d, &gt, &vb);
         }
@@ -166,8 +178,8 @@ pub(super) fn matmul_rev(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
             p.grad_a(em, &d, &g, &t.slice(lb));
         }
     }
-    if act[1] && em.need_t(lvl, nb) {
-        let d = mut_slice(&em.adt(lvl, nb), lb);
+    if act[1] && em.need_t(lvl, nb) && !matches!(db, Ref::Zero) {
+        let d = mut_slice(&db, lb);
         if gt_nz {
             p.grad_b(em, &d, &gt, &va);
         }

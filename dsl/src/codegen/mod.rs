@@ -15,6 +15,7 @@
 //! interpreter; in a `no_std` crate to `bilevel_core::Real`'s `libm`).
 
 mod data;
+mod dead;
 mod emit;
 mod errors;
 mod linalg;
@@ -22,6 +23,7 @@ mod ring;
 mod rules;
 mod runtime;
 mod sample;
+mod zeros;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -347,7 +349,8 @@ fn sweep_fn(
     if mode.tangent {
         params.insert_str(0, ", v: &[T]");
     }
-    let body = em.out;
+    // Statements writing only buffers nothing kept reads (`dead`).
+    let body = dead::prune(&em.out);
     // The sweep's buffers are locals: LLVM keeps them in registers or drops
     // their dead stores, and only the running sweep's frame is on the stack.
     let mut decl = String::new();
@@ -360,6 +363,16 @@ fn sweep_fn(
         let dim = if k == VarKind::X { "DIM_X" } else { "DIM_Y" };
         let _ = writeln!(decl, "    let {o}: &mut [T; {dim}] = fixed_mut({o});");
     }
+    // Only the buffers the kept statements use are declared (and counted).
+    let used = |n: &str| {
+        body.match_indices(n).any(|(at, _)| {
+            let next = body[at + n.len()..].chars().next();
+            let prev = body[..at].chars().next_back();
+            !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !prev.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    mine.retain(|n, _| used(n));
     for (n, len) in &mine {
         let _ = writeln!(decl, "    let mut {n}: [T; {len}] = [Z; {len}];");
     }

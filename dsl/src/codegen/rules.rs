@@ -576,7 +576,9 @@ fn adjoint_more(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
             }
             em.close();
         }
-        Op::SoftmaxXent | Op::Logsumexp if act[0] => {
+        Op::SoftmaxXent | Op::Logsumexp
+            if act[0] && !matches!(d[0], Ref::Zero) && !matches!(g, Ref::Zero) =>
+        {
             let aux = em.aux(lvl, i, l0);
             let c = class(&node.op, &a, l0);
             em.line(&format!(
@@ -775,7 +777,11 @@ fn adjoint_tangent_more(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
             em.each(l1, |k| {
                 format!("{} += 2.0 * {gt0} * {};", d[1].at(k), aux.at(k))
             });
-            if let Some(tr) = tof[1].as_ref().filter(|_| em.need_t(lvl, node.args[1])) {
+            let nz = !matches!(d[1], Ref::Zero) && !matches!(g, Ref::Zero);
+            if let Some(tr) = tof[1]
+                .as_ref()
+                .filter(|_| nz && em.need_t(lvl, node.args[1]))
+            {
                 let (p, tv) = (a.v[0].slice(l1 * l1), tr.slice(l1));
                 let dst = d[1].slice(l1).replacen('&', "&mut ", 1);
                 let m = l1;
@@ -835,7 +841,11 @@ fn adjoint_tangent_more(em: &mut Em<'_>, lvl: usize, i: NodeId, act: &[bool]) {
             }
             em.close();
         }
-        Op::SoftmaxXent | Op::Logsumexp if act[0] => {
+        Op::SoftmaxXent | Op::Logsumexp
+            if act[0]
+                && !matches!(d[0], Ref::Zero)
+                && !(matches!(g, Ref::Zero) && matches!(gt, Ref::Zero)) =>
+        {
             let aux = em.aux(lvl, i, l0);
             let c = class(&node.op, &a, l0);
             let tz = tof[0]

@@ -38,17 +38,37 @@ fn gemm(alpha: T, a: &[T], (ar, ac): (usize, usize), ta: bool, b: &[T], (br, bc)
     }
     let c = &mut c[..m * n];
     match (ta, n, k) {
+        // Mat-vec: 64 rows at a time through the core's `matvec` (each row's
+        // sum is `dot`'s, in its AVX2 build where the CPU has one).
         (false, 1, _) => {
             let bv = &b[..k];
-            for (ci, row) in c.iter_mut().zip(a.chunks_exact(k)) {
-                *ci += alpha * dot(row, bv);
+            let mut sums = [0.0 as T; 64];
+            for (cc, ac) in c.chunks_mut(64).zip(a[..m * k].chunks(64 * k)) {
+                let sums = &mut sums[..cc.len()];
+                bilevel_core::kernels::matvec(ac, bv, sums);
+                for (ci, &si) in cc.iter_mut().zip(sums.iter()) {
+                    *ci += alpha * si;
+                }
             }
         }
+        // Transposed mat-vec: rows of A scaled by α bₚ, each run of non-zero
+        // scales through the core's `matvec_t_add` (zero scales skipped).
         (true, 1, _) => {
-            for (&bp, row) in b[..k].iter().zip(a.chunks_exact(m)) {
-                let s = alpha * bp;
-                if s != 0.0 {
-                    axpy(s, row, c);
+            let mut scales = [0.0 as T; 64];
+            for (bc, ac) in b[..k].chunks(64).zip(a[..k * m].chunks(64 * m)) {
+                let scales = &mut scales[..bc.len()];
+                for (s, &bp) in scales.iter_mut().zip(bc) {
+                    *s = alpha * bp;
+                }
+                let mut p = 0;
+                while p < scales.len() {
+                    if scales[p] == 0.0 {
+                        p += 1;
+                        continue;
+                    }
+                    let q = scales[p..].iter().position(|&s| s == 0.0).map_or(scales.len(), |r| p + r);
+                    bilevel_core::kernels::matvec_t_add(&ac[p * m..q * m], &scales[p..q], c);
+                    p = q;
                 }
             }
         }
