@@ -171,6 +171,7 @@ pub(super) fn to_index(v: f64, len: usize) -> usize {
 
 /// Sums `src` (broadcast source) into `dst` of length 1, or adds
 /// elementwise, scaled by `k`.
+#[inline]
 pub(super) fn acc_into(dst: &mut [f64], src: &[f64], k: f64) {
     if dst.len() == src.len() {
         for (d, s) in dst.iter_mut().zip(src) {

@@ -7,7 +7,7 @@ pub(super) mod sum {
     use super::super::Op;
 
     fn scale(op: &Op, len: usize) -> f64 {
-        if *op == Op::Mean {
+        if matches!(op, Op::Mean) {
             1.0 / len.max(1) as f64
         } else {
             1.0
