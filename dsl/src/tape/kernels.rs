@@ -73,7 +73,7 @@ pub(super) fn gemm(alpha: f64, a: Operand<'_>, b: Operand<'_>, c: &mut [f64]) {
                 // early exit, so it vectorises); otherwise each run of
                 // consecutive non-zero scales in one call (rows with a zero
                 // scale are skipped, as documented).
-                if !scales.iter().fold(false, |z, &s| z | (s == 0.0)) {
+                if scales.iter().filter(|&&s| s == 0.0).count() == 0 {
                     matvec_t_add(ac, scales, c);
                     continue;
                 }
@@ -413,7 +413,7 @@ mod tests {
         let val = |i: usize| match i % 11 {
             0 => 0.0,
             1 => -0.0,
-            2 if i % 3 == 0 => f64::INFINITY,
+            2 if i.is_multiple_of(3) => f64::INFINITY,
             _ => ((i * 7919 % 1000) as f64 - 500.0) / 97.0,
         };
         for (m, n, k) in [

@@ -369,6 +369,13 @@ impl Tape {
             zero(&mut ws.adt[i]);
             ws.live_adt[i] = mode.second;
         }
+        // Leaves have no reverse rule (`rev` does nothing for them).
+        if matches!(
+            node.op,
+            Op::Const(_) | Op::Var(..) | Op::Outer(_) | Op::Row(_) | Op::Field(..)
+        ) {
+            return;
+        }
         if shortcut && self.scalar_reverse(ws, mode, plan, i, act) {
             return;
         }
