@@ -6,13 +6,20 @@
 //! ```text
 //! cargo build --release -p bilevel-dsl --example oracle_insns
 //! valgrind --tool=callgrind --toggle-collect='*oracle_insns*iterate*' \
-//!   target/release/examples/oracle_insns D ORACLE compiled|hand ITERS
+//!   --dump-after='*oracle_insns*iterate*' \
+//!   target/release/examples/oracle_insns D ORACLES compiled|hand ITERS
 //! ```
 //!
-//! `D` is 100 or 1000 (`examples/specs/quadratic_d{D}.bilevel`), `ORACLE` one
-//! of `grad_x_f`, `grad_y_f`, `grad_y_g`, `grad_x_g`, `hvp_yy`, `jvp_xy`,
-//! `f_value`, `g_value`. The instance, points and samples are the bench's.
-//! Prints a checksum of the last output so that the calls cannot be dropped.
+//! `D` is 100 or 1000 (`examples/specs/quadratic_d{D}.bilevel`), `ORACLES` a
+//! comma-separated list of `grad_x_f`, `grad_y_f`, `grad_y_g`, `grad_x_g`,
+//! `hvp_yy`, `jvp_xy`, `f_value`, `g_value`, or `all` (the first six). The
+//! instance, points and samples are the bench's. Each oracle is called once
+//! outside the measured loop first (the compiled oracle builds its sweep plan
+//! on a mode's first call), then `ITERS` times in `iterate`; with
+//! `--dump-after` callgrind writes one profile per oracle, in the order given,
+//! so one process (one instance build, slow at d = 1000 under callgrind)
+//! counts them all. Prints a checksum per oracle so that the calls cannot be
+//! dropped.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -87,6 +94,50 @@ where
         + UpperValue<f64>
         + LowerValue<f64>,
 {
+    repeat(o, name, p, lo, up, n)
+}
+
+/// Every oracle of `names`: one call not measured, then `n` in [`iterate`].
+fn each<O>(
+    o: &mut O,
+    names: &[&str],
+    p: &Points,
+    lo: &O::Sample,
+    up: &O::Sample,
+    n: u64,
+) -> Vec<f64>
+where
+    O: UpperGradX<f64>
+        + UpperGradY<f64>
+        + LowerGradY<f64>
+        + LowerGradX<f64>
+        + LowerHvp<f64>
+        + CrossJvp<f64>
+        + UpperValue<f64>
+        + LowerValue<f64>,
+{
+    names
+        .iter()
+        .map(|name| {
+            repeat(o, name, p, lo, up, 1);
+            iterate(o, name, p, lo, up, n)
+        })
+        .collect()
+}
+
+/// `n` calls of oracle `name`.
+#[inline(never)]
+fn repeat<O>(o: &mut O, name: &str, p: &Points, lo: &O::Sample, up: &O::Sample, n: u64) -> f64
+where
+    O: UpperGradX<f64>
+        + UpperGradY<f64>
+        + LowerGradY<f64>
+        + LowerGradX<f64>
+        + LowerHvp<f64>
+        + CrossJvp<f64>
+        + UpperValue<f64>
+        + LowerValue<f64>,
+{
     let mut out = vec![0.0; p.x.len()];
     let mut acc = 0.0;
     for _ in 0..n {
@@ -97,7 +148,7 @@ where
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: oracle_insns D ORACLE compiled|hand ITERS";
+    let usage = "usage: oracle_insns D ORACLES compiled|hand ITERS";
     let [d, name, side, iters] = args.as_slice() else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -106,8 +157,13 @@ fn main() {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    if !ORACLES.contains(&name.as_str()) || !matches!(side.as_str(), "compiled" | "hand") {
-        eprintln!("{usage}; ORACLE one of {ORACLES:?}");
+    let names: Vec<&str> = if name == "all" {
+        ORACLES[..6].to_vec()
+    } else {
+        name.split(',').collect()
+    };
+    if !names.iter().all(|n| ORACLES.contains(n)) || !matches!(side.as_str(), "compiled" | "hand") {
+        eprintln!("{usage}; ORACLES `all` or a list of {ORACLES:?}");
         std::process::exit(2);
     }
     let p = Points {
@@ -137,14 +193,16 @@ fn main() {
             o.sample(Level::Lower, &mut rng),
             o.sample(Level::Upper, &mut rng),
         );
-        iterate(&mut o, name, &p, &lo, &up, iters)
+        each(&mut o, &names, &p, &lo, &up, iters)
     } else {
         let Ok(mut o) = Quadratic::<f64, Vec<f64>>::random(d, 10.0, 0.0, 1) else {
             eprintln!("no instance of dimension {d}");
             std::process::exit(1);
         };
         let s = o.sample(Level::Lower, &mut rng);
-        iterate(&mut o, name, &p, &s, &s, iters)
+        each(&mut o, &names, &p, &s, &s, iters)
     };
-    println!("{d} {name} {side} {iters}: checksum {r:e}");
+    for (name, r) in names.iter().zip(r) {
+        println!("{d} {name} {side} {iters}: checksum {r:e}");
+    }
 }

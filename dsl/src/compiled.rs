@@ -536,6 +536,33 @@ impl Compiled {
         } else {
             (&self.program.g, &self.ws_g)
         };
+        // The usual case, one live variable node of `kind` covering `out`:
+        // one pass of `0 + v` (the bits of zeroing, then adding).
+        let live = |i: usize| {
+            if second {
+                ws.adjoint_tangent_live(i)
+            } else {
+                ws.adjoint_live(i)
+            }
+        };
+        let mut vars = tape
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| matches!(n.op, Op::Var(k, _) if k == kind) && live(*i));
+        if let (Some((i, n)), None) = (vars.next(), vars.next()) {
+            let src = if second {
+                ws.adjoint_tangent(i)
+            } else {
+                ws.adjoint(i)
+            };
+            if matches!(n.op, Op::Var(_, 0)) && src.len() == out.len() {
+                for (o, v) in out.iter_mut().zip(src) {
+                    *o = 0.0 + v;
+                }
+                return;
+            }
+        }
         out.fill(0.0);
         for (i, n) in tape.nodes.iter().enumerate() {
             if let Op::Var(k, off) = n.op {

@@ -57,7 +57,7 @@ pub(super) mod add {
     use super::{acc_into, bc};
 
     fn sign(op: &Op) -> f64 {
-        if *op == Op::Add {
+        if matches!(op, Op::Add) {
             1.0
         } else {
             -1.0

@@ -69,8 +69,14 @@ pub(super) fn gemm(alpha: f64, a: Operand<'_>, b: Operand<'_>, c: &mut [f64]) {
                 for (s, &bp) in scales.iter_mut().zip(bc) {
                     *s = alpha * bp;
                 }
-                // Each run of consecutive non-zero scales in one call (rows
-                // with a zero scale are skipped, as documented).
+                // A chunk without a zero scale is one call (a pass without
+                // early exit, so it vectorises); otherwise each run of
+                // consecutive non-zero scales in one call (rows with a zero
+                // scale are skipped, as documented).
+                if scales.iter().filter(|&&s| s == 0.0).count() == 0 {
+                    matvec_t_add(ac, scales, c);
+                    continue;
+                }
                 let mut p = 0;
                 while p < scales.len() {
                     if scales[p] == 0.0 {
@@ -97,6 +103,30 @@ pub(super) fn gemm(alpha: f64, a: Operand<'_>, b: Operand<'_>, c: &mut [f64]) {
             }
         }
         _ => gemm_blocked(alpha, a, b, (m, n, k), c),
+    }
+}
+
+/// C = α op(A) op(B): the bits of `c.fill(0.0)` followed by [`gemm`], with
+/// a mat-vec (`op(A) = A`, one column) written in one pass as `0 + α·sᵢ`
+/// (what `+=` gives on a zero) instead of zeroing C first.
+pub(super) fn gemm_to(alpha: f64, a: Operand<'_>, b: Operand<'_>, c: &mut [f64]) {
+    let (m, k) = if a.t { (a.shape.1, a.shape.0) } else { a.shape };
+    let n = if b.t { b.shape.0 } else { b.shape.1 };
+    if a.t || n != 1 || m == 0 || k == 0 {
+        c.fill(0.0);
+        gemm(alpha, a, b, c);
+        return;
+    }
+    let (c, tail) = c.split_at_mut(m);
+    tail.fill(0.0);
+    let bv = &b.v[..k];
+    let mut sums = [0.0; CHUNK];
+    for (cc, ac) in c.chunks_mut(CHUNK).zip(a.v[..m * k].chunks(CHUNK * k)) {
+        let sums = &mut sums[..cc.len()];
+        matvec(ac, bv, sums);
+        for (ci, &si) in cc.iter_mut().zip(sums.iter()) {
+            *ci = 0.0 + alpha * si;
+        }
     }
 }
 
@@ -171,6 +201,7 @@ pub(super) fn to_index(v: f64, len: usize) -> usize {
 
 /// Sums `src` (broadcast source) into `dst` of length 1, or adds
 /// elementwise, scaled by `k`.
+#[inline]
 pub(super) fn acc_into(dst: &mut [f64], src: &[f64], k: f64) {
     if dst.len() == src.len() {
         for (d, s) in dst.iter_mut().zip(src) {
@@ -215,7 +246,7 @@ pub(super) fn softplus(u: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{gemm, Operand};
+    use super::{gemm, gemm_to, Operand};
     use proptest::prelude::*;
 
     /// The 16-lane order written out independently of the core: entry `p`
@@ -370,6 +401,66 @@ mod tests {
                     bits(&want),
                     "{m} × {k}, transposed {ta}, zeros {zeros}"
                 );
+            }
+        }
+    }
+
+    /// `gemm_to` has the bits of zeroing C and then `gemm`, for every
+    /// product kind, with zero rows (signed zeros in C), infinities and a
+    /// stale C.
+    #[test]
+    fn gemm_to_is_zeroing_then_gemm() {
+        let val = |i: usize| match i % 11 {
+            0 => 0.0,
+            1 => -0.0,
+            2 if i.is_multiple_of(3) => f64::INFINITY,
+            _ => ((i * 7919 % 1000) as f64 - 500.0) / 97.0,
+        };
+        for (m, n, k) in [
+            (150, 1, 100),
+            (70, 1, 3),
+            (5, 4, 1),
+            (6, 5, 7),
+            (0, 1, 4),
+            (4, 1, 0),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                // Stored row 1 is zero: its sum is +0, times α < 0 a −0.
+                let a: Vec<f64> = (0..m * k)
+                    .map(|i| if i / k == 1 { 0.0 } else { val(i) })
+                    .collect();
+                let b: Vec<f64> = (0..k * n).map(|p| val(p + 5)).collect();
+                let sa = if ta { (k, m) } else { (m, k) };
+                let sb = if tb { (n, k) } else { (k, n) };
+                for alpha in [1.0, -0.5] {
+                    let stale: Vec<f64> = (0..m * n).map(|i| val(i + 3) + 1.0).collect();
+                    let (mut want, mut got) = (stale.clone(), stale);
+                    want.fill(0.0);
+                    gemm(
+                        alpha,
+                        Operand::new(&a, sa, ta),
+                        Operand::new(&b, sb, tb),
+                        &mut want,
+                    );
+                    gemm_to(
+                        alpha,
+                        Operand::new(&a, sa, ta),
+                        Operand::new(&b, sb, tb),
+                        &mut got,
+                    );
+                    let bits = |v: &[f64]| {
+                        v.iter()
+                            .map(|x| {
+                                if x.is_nan() {
+                                    f64::NAN.to_bits()
+                                } else {
+                                    x.to_bits()
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(bits(&got), bits(&want), "{m}×{n}×{k}, {ta} {tb}, α {alpha}");
+                }
             }
         }
     }

@@ -20,7 +20,7 @@ pub(super) fn index_offset(base: &Node, node: &Node, vals: &[Vec<f64>]) -> usize
 
 /// `op(A) op(B)` with optional transposes.
 pub(super) mod matmul {
-    use super::super::kernels::{gemm, Operand};
+    use super::super::kernels::{gemm, gemm_to, Operand};
     use super::super::sweep::{Fwd, Rev};
     use super::super::{Node, Op};
 
@@ -43,8 +43,7 @@ pub(super) mod matmul {
         }
         let (ta, tb) = flags(&f.node.op);
         let (sa, sb) = (shape(f.arg(0)), shape(f.arg(1)));
-        f.out.fill(0.0);
-        gemm(
+        gemm_to(
             1.0,
             Operand::new(f.a(0), sa, ta),
             Operand::new(f.a(1), sb, tb),

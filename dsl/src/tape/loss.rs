@@ -65,7 +65,7 @@ pub(super) mod softmax {
 
     /// The class c of `softmax_xent` (none for `logsumexp`).
     fn class(node: &Node, val: &[Vec<f64>], len: usize) -> Option<usize> {
-        (node.op == Op::SoftmaxXent).then(|| to_index(val[node.args[1]][0], len))
+        matches!(node.op, Op::SoftmaxXent).then(|| to_index(val[node.args[1]][0], len))
     }
 
     /// aux = softmax(z), c = logsumexp(z) − z[c].

@@ -22,6 +22,18 @@ pub struct Plan {
     pub need_t: Vec<bool>,
     /// Its adjoint tangent can be non-zero.
     pub tnz: Vec<bool>,
+    /// The mode the plan was made for.
+    pub mode: Mode,
+    /// The nodes the forward sweep visits (`val` or `tan`), in increasing
+    /// order.
+    pub fwd: Vec<NodeId>,
+    /// The nodes the reverse sweep visits (`run`), in decreasing order.
+    pub rev: Vec<NodeId>,
+    /// Per node, per argument: the argument's adjoint is propagated in
+    /// `mode` (node `i`'s flags are `act[act_at[i]..act_at[i + 1]]`).
+    pub act: Vec<bool>,
+    /// Offsets into `act`, one per node and one past the end.
+    pub act_at: Vec<usize>,
 }
 
 /// Parent nodes an operation reads: its arguments, or for a reduction the
@@ -292,6 +304,13 @@ impl Tape {
             .map(|p| (need_a[p] && anz[p]) || (need_t[p] && (tnz[p] || anz[p])))
             .collect();
         let tan = planner.tangents(&run, &anz, &need_t);
+        let rev = (0..self.nodes.len()).rev().filter(|&p| run[p]).collect();
+        let mut act_at = vec![0];
+        let mut act = Vec::new();
+        for node in &self.nodes {
+            act.extend(node.args.iter().map(|&a| planner.w(a)));
+            act_at.push(act.len());
+        }
         let mut plan = Plan {
             val: Vec::new(),
             tan,
@@ -299,8 +318,16 @@ impl Tape {
             need_a,
             need_t,
             tnz,
+            mode,
+            fwd: Vec::new(),
+            rev,
+            act,
+            act_at,
         };
         plan.val = planner.values(&plan, &anz, value);
+        plan.fwd = (0..self.nodes.len())
+            .filter(|&p| plan.val[p] || plan.tan[p])
+            .collect();
         plan
     }
 }

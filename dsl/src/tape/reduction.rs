@@ -7,7 +7,7 @@ pub(super) mod sum {
     use super::super::Op;
 
     fn scale(op: &Op, len: usize) -> f64 {
-        if *op == Op::Mean {
+        if matches!(op, Op::Mean) {
             1.0 / len.max(1) as f64
         } else {
             1.0
@@ -196,7 +196,7 @@ pub(super) mod dot {
 /// `quad(P, y)` = yᵀPy; `aux` holds P y (or (P + Pᵀ) y / 2 when P is not
 /// known symmetric), computed by the value rule and read by the others.
 pub(super) mod quad {
-    use super::super::kernels::{gemm, Operand};
+    use super::super::kernels::{gemm, gemm_to, Operand};
     use super::super::sweep::{Fwd, Rev};
     use super::super::Op;
 
@@ -209,8 +209,7 @@ pub(super) mod quad {
         let (p, y) = (f.a(0), f.a(1));
         let n = y.len();
         let aux = &mut *f.aux;
-        aux.fill(0.0);
-        gemm(
+        gemm_to(
             1.0,
             Operand::new(p, (n, n), false),
             Operand::new(y, (n, 1), false),
