@@ -130,6 +130,7 @@ fn no_structurally_zero_term_survives_in_derivative_statements() {
                 scalar,
                 name: None,
                 libm: false,
+                ..CodegenOptions::default()
             };
             let g = codegen(&src, &path, &opts).expect("generated");
             let mut checked = 0;
