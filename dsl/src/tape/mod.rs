@@ -291,12 +291,23 @@ pub struct Workspace {
     aux: Vec<Vec<f64>>,
     live_adj: Vec<bool>,
     live_adt: Vec<bool>,
+    /// Per node: its value is fixed when the workspace is allocated (a
+    /// constant, or an `Outer` node of a fixed node, whose value is then
+    /// copied in here once instead of at every reduction).
+    fixed: Vec<bool>,
     sub: Vec<Option<Workspace>>,
 }
 
 impl Workspace {
     /// Allocates every buffer of `tape`.
     pub fn new(tape: &Tape) -> Self {
+        Self::build(tape, None)
+    }
+
+    /// [`Workspace::new`]; for a sub-tape, `outer` holds the enclosing
+    /// workspace's values and fixed flags, so that `Outer` nodes of fixed
+    /// nodes get their values here.
+    fn build(tape: &Tape, outer: Option<(&[Vec<f64>], &[bool])>) -> Self {
         let n = tape.nodes.len();
         let buf = |t: &Tape| {
             t.nodes
@@ -305,11 +316,32 @@ impl Workspace {
                 .collect::<Vec<_>>()
         };
         let mut val = buf(tape);
+        let mut fixed = vec![false; n];
         for (i, node) in tape.nodes.iter().enumerate() {
-            if let Op::Const(c) = &node.op {
-                val[i].clone_from(c);
+            match &node.op {
+                Op::Const(c) => {
+                    val[i].clone_from(c);
+                    fixed[i] = true;
+                }
+                Op::Outer(p) => {
+                    if let Some((pv, pf)) = outer {
+                        if pf.get(*p).copied().unwrap_or(false) && pv[*p].len() == val[i].len() {
+                            val[i].clone_from(&pv[*p]);
+                            fixed[i] = true;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
+        let sub = tape
+            .nodes
+            .iter()
+            .map(|x| match &x.op {
+                Op::Reduce { body, .. } => Some(Workspace::build(body, Some((&val, &fixed)))),
+                _ => None,
+            })
+            .collect();
         Workspace {
             val,
             tan: buf(tape),
@@ -327,14 +359,8 @@ impl Workspace {
                 .collect(),
             live_adj: vec![false; n],
             live_adt: vec![false; n],
-            sub: tape
-                .nodes
-                .iter()
-                .map(|x| match &x.op {
-                    Op::Reduce { body, .. } => Some(Workspace::new(body)),
-                    _ => None,
-                })
-                .collect(),
+            fixed,
+            sub,
         }
     }
 

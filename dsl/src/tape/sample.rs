@@ -11,7 +11,9 @@ use super::sweep::{Fwd, Rev};
 use super::{Mode, Op, Tape, Workspace};
 
 /// Copies the outer values (and tangents) the body reads into its
-/// workspace, once per reduction.
+/// workspace, once per reduction. Fixed values (constants: the parameter
+/// tables a body indexes) were copied when the workspace was allocated
+/// ([`Workspace::new`]) and are not copied again.
 fn copy_outer(
     body: &Tape,
     sub: &mut Workspace,
@@ -22,7 +24,9 @@ fn copy_outer(
     for (j, n) in body.nodes.iter().enumerate() {
         match n.op {
             Op::Outer(p) => {
-                sub.val[j].copy_from_slice(&vals[p]);
+                if !sub.fixed[j] {
+                    sub.val[j].copy_from_slice(&vals[p]);
+                }
                 if tangent && n.dep_y {
                     sub.tan[j].copy_from_slice(&tans[p]);
                 }
@@ -94,10 +98,15 @@ pub(super) fn reverse(r: &mut Rev<'_, '_>) {
         return;
     };
     // Outer values and tangents are still in `sub` from the forward pass.
+    // Only the adjoints this sweep accumulates and reads are zeroed: those
+    // of active `Outer` nodes (an inactive one's is never read), and their
+    // adjoint tangents only in a second-order sweep.
     for (j, bn) in body.nodes.iter().enumerate() {
-        if matches!(bn.op, Op::Outer(_)) {
+        if matches!(bn.op, Op::Outer(_)) && Tape::active(bn, r.mode) {
             sub.adj[j].fill(0.0);
-            sub.adt[j].fill(0.0);
+            if second {
+                sub.adt[j].fill(0.0);
+            }
         }
     }
     for s in 0..nsamp {
