@@ -310,11 +310,10 @@ fn lock(dir: &Path) -> Result<FolderLock> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("cannot create the lock file {}", path.display()))?;
-    match file.try_lock() {
+    match try_lock_waiting_for_own_children(&mut file) {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut owner = String::new();
-            let _ = file.read_to_string(&mut owner);
+            let owner = lock_owner(&mut file);
             let owner = owner.trim();
             bail!(
                 "{} is in use by another bilevel run{}; wait for it to end or choose another --out",
@@ -338,6 +337,43 @@ fn lock(dir: &Path) -> Result<FolderLock> {
         dir: dir.to_path_buf(),
         _file: file,
     })
+}
+
+/// How long a lock held in this process's own name is waited for (in
+/// steps of [`OWN_LOCK_STEP`]) before the folder counts as busy.
+const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const OWN_LOCK_STEP: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// `try_lock`, except that a lock whose file names this very process is
+/// waited for, up to [`OWN_LOCK_WAIT`]. Such a lock was taken by this
+/// process and released again, and is held on only by a child it is
+/// spawning at that moment: between `fork` and `exec` the child holds a
+/// copy of every descriptor, close-on-exec or not, and with it the `flock`
+/// (docs/decisions.md 124). A lock another process holds is refused at
+/// once, and one this process really holds (two claims of one folder in
+/// one process) is refused after the wait.
+fn try_lock_waiting_for_own_children(file: &mut File) -> Result<(), TryLockError> {
+    let own = format!("pid {}", std::process::id());
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock)
+                if lock_owner(file).trim() == own && start.elapsed() < OWN_LOCK_WAIT =>
+            {
+                std::thread::sleep(OWN_LOCK_STEP);
+            }
+            r => return r,
+        }
+    }
+}
+
+/// What the lock file says of its owner (empty if unreadable).
+fn lock_owner(file: &mut File) -> String {
+    let mut owner = String::new();
+    if file.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = file.read_to_string(&mut owner);
+    }
+    owner
 }
 
 /// The folder's entries other than the lock file: (a run's own, others).
@@ -469,6 +505,40 @@ mod tests {
         drop(first);
         // Released: the folder is empty again (the lock file does not count).
         drop(claim(&dir, FolderKind::Run, FolderMode::New, "--out").unwrap());
+    }
+
+    #[test]
+    fn a_lock_held_on_by_a_spawning_child_is_waited_for() {
+        // A child between fork and exec holds a copy of the lock's
+        // descriptor: modelled by a second open file description of the
+        // lock file, locked while the lock file names this process, and
+        // released 200 ms later (as the child's exec would).
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        drop(claim(&dir, FolderKind::Run, FolderMode::New, "--out").unwrap());
+        let copy = File::open(dir.join(LOCK_FILE)).unwrap();
+        copy.try_lock().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(copy);
+        });
+        let start = std::time::Instant::now();
+        let second = claim(&dir, FolderKind::Run, FolderMode::New, "--out");
+        release.join().unwrap();
+        assert!(second.is_ok(), "{:#}", second.err().unwrap());
+        assert!(start.elapsed() >= std::time::Duration::from_millis(150));
+        // A lock in another process's name is refused at once.
+        let copy = OpenOptions::new()
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .unwrap();
+        drop(second);
+        copy.try_lock().unwrap();
+        fs::write(dir.join(LOCK_FILE), "pid 1\n").unwrap();
+        let start = std::time::Instant::now();
+        let e = err(claim(&dir, FolderKind::Run, FolderMode::New, "--out"));
+        assert!(e.contains("in use by another bilevel run (pid 1)"), "{e}");
+        assert!(start.elapsed() < OWN_LOCK_WAIT / 2);
     }
 
     #[test]
