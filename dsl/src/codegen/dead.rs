@@ -10,23 +10,10 @@ use std::collections::BTreeSet;
 
 /// Is `w` a sweep buffer's name (`f_v3`, `g_1_a2`, `g_x4`)?
 fn is_buffer(w: &str) -> bool {
-    let mut parts = w.split('_');
-    if !matches!(parts.next(), Some("f" | "g")) {
-        return false;
-    }
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, levels)) = parts.split_last() else {
-        return false;
-    };
-    let mut c = last.chars();
-    let kind = c.next();
-    let num = c.as_str();
-    levels
-        .iter()
-        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-        && matches!(kind, Some('v' | 't' | 'a' | 'd' | 'x'))
-        && !num.is_empty()
-        && num.bytes().all(|b| b.is_ascii_digit())
+    matches!(
+        super::zeros::buffer_kind(w),
+        Some('v' | 't' | 'a' | 'd' | 'x')
+    )
 }
 
 /// The buffer names in `s`.

@@ -403,23 +403,24 @@ fn derivative_target(lhs: &str) -> bool {
     if matches!(name, "gx" | "gy" | "hv" | "jv") {
         return true;
     }
+    matches!(buffer_kind(name), Some('t' | 'a' | 'd'))
+}
+
+/// The kind letter of a sweep buffer's name (`f_v3` → `v`, `g_1_a2` → `a`,
+/// `g_x4` → `x`): `f` or `g`, digit-only level parts, then the kind letter
+/// and a number; `None` for any other word.
+pub(super) fn buffer_kind(name: &str) -> Option<char> {
     let mut parts = name.split('_');
     if !matches!(parts.next(), Some("f" | "g")) {
-        return false;
+        return None;
     }
     let parts: Vec<&str> = parts.collect();
-    let Some((last, levels)) = parts.split_last() else {
-        return false;
-    };
+    let (last, levels) = parts.split_last()?;
     let mut c = last.chars();
-    let kind = c.next();
+    let kind = c.next()?;
     let num = c.as_str();
-    levels
-        .iter()
-        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-        && matches!(kind, Some('t' | 'a' | 'd'))
-        && !num.is_empty()
-        && num.bytes().all(|b| b.is_ascii_digit())
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    (levels.iter().all(|l| digits(l)) && digits(num)).then_some(kind)
 }
 
 /// One statement (no trailing `;`) simplified; `None` when it adds nothing.
