@@ -58,7 +58,8 @@ fn main() {
     let root =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("../..");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for (name, rel) in SPECS {
+    let consts = SPECS.iter().map(|&(name, rel)| (name, rel, &[][..]));
+    for (name, rel, data) in consts.chain(RINGS.iter().copied()) {
         let path = root.join(rel);
         println!("cargo:rerun-if-changed={}", path.display());
         let src = fs::read_to_string(&path).expect("example spec readable");
@@ -70,24 +71,6 @@ fn main() {
                 // (a firmware's view: libm, whatever the test links); the f64
                 // ones are also included in a std test, whose bits must be
                 // the interpreter's (std's methods).
-                libm: scalar == Scalar::F32,
-                data: Vec::new(),
-            };
-            let g = match codegen(&src, &path, &opts) {
-                Ok(g) => g,
-                Err(d) => panic!("{rel}: {}", bilevel_dsl::render(&d, rel, &src)),
-            };
-            fs::write(out.join(format!("{}.rs", g.name)), g.code).expect("OUT_DIR writable");
-        }
-    }
-    for (name, rel, data) in RINGS {
-        let path = root.join(rel);
-        println!("cargo:rerun-if-changed={}", path.display());
-        let src = fs::read_to_string(&path).expect("example spec readable");
-        for scalar in [Scalar::F64, Scalar::F32] {
-            let opts = CodegenOptions {
-                scalar,
-                name: Some(format!("{name}_{}", scalar.name())),
                 libm: scalar == Scalar::F32,
                 data: data
                     .iter()
